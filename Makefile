@@ -1,0 +1,80 @@
+# kanban: `make demo` sets everything up and runs a demo sprint; `make test` runs the suite.
+PREFIX ?= /usr/local
+DESTDIR ?=
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BATS := .tools/node_modules/.bin/bats
+KANBAN_LIB := $(DESTDIR)$(PREFIX)/lib/kanban
+
+.PHONY: all setup demo test pytest bats check lint bench bench-quick soak install uninstall clean
+
+all: setup
+
+setup: $(VENV)/.done
+
+$(VENV)/.done: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "kanban needs Python 3.11+" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	touch $@
+
+$(BATS):
+	mkdir -p .tools
+	npm install --silent --no-audit --no-fund --prefix .tools bats@1 >/dev/null
+	@test -x $(BATS)
+
+demo: setup
+	./examples/demo-sprint
+
+test: setup $(BATS)
+	$(MAKE) --no-print-directory lint check
+	KANBAN_TEST_PG=$${KANBAN_TEST_PG-} $(PY) -m pytest tests; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc
+	PATH="$(CURDIR)/bin:$$PATH" $(BATS) tests
+
+pytest: setup
+	$(PY) -m pytest tests
+
+bats: setup $(BATS)
+	PATH="$(CURDIR)/bin:$$PATH" $(BATS) tests
+
+lint: setup
+	$(VENV)/bin/ruff check lib tests bench
+
+check: setup
+	$(PY) tests/check_tree.py
+
+bench: setup
+	$(PY) -m pip install -q -e '.[bench]' --config-settings editable_mode=compat
+	$(PY) bench/run.py --out bench/results
+
+bench-quick: setup
+	$(PY) bench/run.py --quick --out bench/results-quick
+
+soak: setup
+	$(PY) tests/chaos.py --minutes $${SOAK_MINUTES:-3}
+
+install:
+	$(PYTHON) -m venv $(KANBAN_LIB)/.venv
+	$(KANBAN_LIB)/.venv/bin/pip install -q apsw docopt-ng tabulate jsonschema filelock PyYAML
+	mkdir -p $(KANBAN_LIB) $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7
+	cp -R bin libexec porcelain lib schemas hooks.d $(KANBAN_LIB)/
+	find $(KANBAN_LIB)/lib -name __pycache__ -prune -exec rm -rf {} +
+	for f in $(KANBAN_LIB)/bin/* $(KANBAN_LIB)/libexec/* $(KANBAN_LIB)/porcelain/*; do \
+	  if grep -q "^'''':" "$$f"; then \
+	    sed -i -e "1s|.*|#!$(PREFIX)/lib/kanban/.venv/bin/python|" -e "/^'''':/d" "$$f"; fi; done
+	ln -sf ../lib/kanban/bin/kanban $(DESTDIR)$(PREFIX)/bin/kanban
+	cp man/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	cp man/man7/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/
+	mkdir -p $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	cp completion/kanban.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/kanban
+
+uninstall:
+	rm -rf $(KANBAN_LIB)
+	rm -f $(DESTDIR)$(PREFIX)/bin/kanban $(DESTDIR)$(PREFIX)/share/bash-completion/completions/kanban
+	rm -f $(DESTDIR)$(PREFIX)/share/man/man1/kanban.1 $(DESTDIR)$(PREFIX)/share/man/man1/kanban-*.1
+	rm -f $(DESTDIR)$(PREFIX)/share/man/man7/kanban-*.7
+
+clean:
+	rm -rf $(VENV) .tools build *.egg-info lib/*.egg-info

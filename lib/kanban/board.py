@@ -1,0 +1,1465 @@
+"""The board's operations.  The CLI verbs and the Python API are thin layers over this.
+
+Every write is one transaction (Database.write); everything it checks, it checks
+inside that transaction, so a refused command changes nothing.  Hooks run after
+the commit.  Answers are plain dicts, exactly what the CLI prints.
+"""
+import json
+import os
+
+from . import clock
+from .db import open_board
+from .errors import KanbanError, conflict, invalid, not_found, usage
+
+STATUSES = ("todo", "in_progress", "in_review", "blocked", "done", "failed", "cancelled")
+OPEN = ("todo", "in_progress", "in_review", "blocked")
+CLOSED = ("done", "failed", "cancelled")
+EVENT_KINDS = (
+    "created", "updated", "claimed", "progress", "lease_renewed", "lease_expired",
+    "released", "completed", "submitted_for_review", "approved", "rejected", "blocked",
+    "unblocked", "cancelled", "reopened", "failed", "linked", "unlinked", "commented",
+    "status_changed", "run_started", "run_completed", "heartbeat", "hook_failed",
+)
+PROGRESS_TTL_MS = 3 * 86400 * 1000
+DEFAULT_LEASE = "15m"
+SETTABLE = ("title", "body", "priority", "project", "assignee", "role", "goal",
+            "not_before", "max_attempts", "review")
+CLEARABLE = ("body", "project", "assignee", "role", "goal", "not_before", "max_attempts")
+
+# the columns a task answer is made from; `ready` is computed by SQLite itself
+TASK_SELECT = """
+SELECT t.id, t.kind, t.title, t.body, t.status, t.priority, t.project, t.role_boundary,
+       t.assignee, t.goal_id, t.review, t.claimed_by, t.lease_until, t.lease_token,
+       t.lease_ms, t.attempts, t.max_attempts, t.not_before, t.idempotency_key, t.reason,
+       t.unmet_deps, t.created_at, t.updated_at,
+       (t.status = 'todo' AND t.kind = 'task' AND t.unmet_deps = 0
+        AND (t.not_before IS NULL OR t.not_before <= :now)) AS ready
+  FROM tasks t
+"""
+
+
+def task_ref(task_id):
+    return None if task_id is None else f"TASK-{task_id}"
+
+
+def parse_id(text, what="task id"):
+    """'TASK-12', 'task-12' or '12' -> 12."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        number = text
+    else:
+        raw = str(text).strip()
+        if raw[:5].upper() == "TASK-":
+            raw = raw[5:]
+        if not raw.isascii() or not raw.isdigit():
+            raise invalid(f"bad {what} {text!r}: expected TASK-<n>")
+        number = int(raw)
+    if number <= 0 or number > 2**62:
+        raise invalid(f"bad {what} {text!r}")
+    return number
+
+
+def parse_int(text, what, minimum=None):
+    if isinstance(text, bool):
+        raise invalid(f"bad {what} {text!r}: expected an integer")
+    if isinstance(text, int):
+        value = text
+    else:
+        raw = str(text).strip()
+        body = raw[1:] if raw[:1] in "+-" else raw
+        if not body.isascii() or not body.isdigit():
+            raise invalid(f"bad {what} {text!r}: expected an integer")
+        value = int(raw)
+    if abs(value) > 2**62:
+        raise invalid(f"{what} {text!r} is out of range")
+    if minimum is not None and value < minimum:
+        raise invalid(f"{what} must be at least {minimum}, got {text!r}")
+    return value
+
+
+def parse_token(text):
+    if text is None:
+        return None
+    return parse_int(text, "lease token", minimum=1)
+
+
+def _text(value, what, required=False, limit=1_000_000):
+    if value is None:
+        if required:
+            raise invalid(f"{what} is required")
+        return None
+    if not isinstance(value, str):
+        raise invalid(f"{what} must be a string")
+    if "\x00" in value:
+        raise invalid(f"{what} must not contain NUL characters")
+    if required and not value.strip():
+        raise invalid(f"{what} must not be empty")
+    if len(value) > limit:
+        raise invalid(f"{what} is too long ({len(value)} characters, at most {limit})")
+    return value
+
+
+def _name(value, what):
+    """An agent, role, project or key: non-empty text without control characters."""
+    value = _text(value, what, limit=200)
+    if value is None:
+        return None
+    if not value.strip() or any(ord(ch) < 32 for ch in value):
+        raise invalid(f"bad {what} {value!r}")
+    return value
+
+
+def _lease_ms(lease):
+    return clock.parse_duration(lease or os.environ.get("KANBAN_LEASE") or DEFAULT_LEASE, "lease")
+
+
+class Board:
+    """A kanban board: `Board(path).claim(agent="w1")` returns what `kanban claim` prints."""
+
+    def __init__(self, path=None, create=False):
+        self.db = open_board(path, create=create)
+        self.path = self.db.path
+        self._fired = []
+        self._now = None
+        self._team_cache = False
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def close(self):
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _write(self, fn):
+        """One write transaction; after the commit, the hooks of what it did."""
+        def body():
+            self._fired = []
+            self._now = clock.now_ms()
+            self._team_cache = False
+            return fn()
+
+        try:
+            result = self.db.write(body)
+        finally:
+            self._now = None
+        fired, self._fired = self._fired, []
+        if fired:
+            self._run_hooks(fired)
+        return result
+
+    def _read(self, fn):
+        def body():
+            self._now = clock.now_ms()
+            self._team_cache = False
+            return fn()
+
+        try:
+            return self.db.read(body)
+        finally:
+            self._now = None
+
+    def _run_hooks(self, events):
+        from . import hooks
+
+        failures = []
+        for event in events:
+            failures += [(event, failure) for failure in hooks.run_post(self.path, event)]
+        if failures:
+            # the hook bookkeeping transaction: the command itself stands
+            def record():
+                for event, failure in failures:
+                    self._event(parse_id(event["task"]), "hook_failed", event["actor"], failure)
+            self._write(record)
+
+    @property
+    def now(self):
+        return self._now if self._now is not None else clock.now_ms()
+
+    def _event(self, task_id, kind, actor, data=None, ttl_ms=None):
+        at = self.now
+        expires = at + ttl_ms if ttl_ms else None
+        text = json.dumps(data or {}, separators=(",", ":"))
+        event_id = self.db.scalar(
+            "INSERT INTO events(task_id, kind, actor, at, data, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            (task_id, kind, actor, at, text, expires),
+        )
+        event = {"id": event_id, "task": task_ref(task_id), "kind": kind, "actor": actor,
+                 "at": clock.iso(at), "data": data or {}}
+        from .hooks import HOOK_FOR_EVENT
+
+        if kind in HOOK_FOR_EVENT:
+            self._fired.append(event)
+        return event
+
+    # -- loading tasks ----------------------------------------------------------
+
+    def _rows(self, where="", params=None, order="", limit=None):
+        params = dict(params or {})
+        params["now"] = self.now
+        sql = TASK_SELECT + where + order
+        if limit is not None:
+            sql += " LIMIT :limit"
+            params["limit"] = limit
+        return self.db.rows(sql, params)
+
+    def _row(self, task_id):
+        found = self._rows(" WHERE t.id = :id", {"id": task_id})
+        if not found:
+            raise not_found(f"no task {task_ref(task_id)}", task=task_ref(task_id))
+        return found[0]
+
+    def _dicts(self, rows):
+        """Rows -> task dicts, with every task's depends_on in one query."""
+        if not rows:
+            return []
+        deps = {}
+        for task_id, dep_id in self.db.execute(
+            "SELECT task_id, dep_id FROM deps WHERE task_id IN (SELECT value FROM json_each(?))"
+            " ORDER BY task_id, dep_id",
+            (json.dumps([r["id"] for r in rows]),),
+        ):
+            deps.setdefault(task_id, []).append(task_ref(dep_id))
+        return [self._dict(r, deps.get(r["id"], [])) for r in rows]
+
+    @staticmethod
+    def _dict(r, depends_on):
+        return {
+            "id": task_ref(r["id"]),
+            "kind": r["kind"],
+            "title": r["title"],
+            "body": r["body"],
+            "status": r["status"],
+            "priority": r["priority"],
+            "project": r["project"],
+            "role_boundary": r["role_boundary"],
+            "assignee": r["assignee"],
+            "goal": task_ref(r["goal_id"]),
+            "depends_on": depends_on,
+            "review": bool(r["review"]),
+            "claimed_by": r["claimed_by"],
+            "lease_until": clock.iso(r["lease_until"]),
+            "attempts": r["attempts"],
+            "max_attempts": r["max_attempts"],
+            "not_before": clock.iso(r["not_before"]),
+            "idempotency_key": r["idempotency_key"],
+            "created_at": clock.iso(r["created_at"]),
+            "updated_at": clock.iso(r["updated_at"]),
+            "ready": bool(r["ready"]),
+        }
+
+    def _task(self, task_id):
+        return self._dicts([self._row(task_id)])[0]
+
+    def _exists(self, task_id):
+        if self.db.scalar("SELECT 1 FROM tasks WHERE id = ?", (task_id,)) is None:
+            raise not_found(f"no task {task_ref(task_id)}", task=task_ref(task_id))
+
+    def _next_token(self):
+        return self.db.scalar(
+            "UPDATE meta SET value = value + 1 WHERE key = 'lease_token' RETURNING value"
+        )
+
+    def _update(self, task_id, **fields):
+        fields["updated_at"] = self.now
+        sets = ", ".join(f"{name} = :{name}" for name in fields)
+        fields["id"] = task_id
+        self.db.execute(f"UPDATE tasks SET {sets} WHERE id = :id", fields)
+
+    def _end_lease(self, task_id, status, **fields):
+        """Move a task out of in_progress/in_review: its lease ends with it."""
+        self._update(task_id, status=status, claimed_by=None, lease_until=None,
+                     lease_token=None, lease_ms=None, **fields)
+
+    # -- the team role gate (seed 004) -------------------------------------------
+
+    def _team(self):
+        if self._team_cache is False:
+            raw = self.db.scalar("SELECT value FROM meta WHERE key = 'team'")
+            self._team_cache = json.loads(raw) if raw else None
+        return self._team_cache
+
+    def _gate(self, action, actor, row=None):
+        """Only the coordinator creates, assigns, links and cancels; only the assignee
+        completes, blocks, unblocks and heartbeats.  Applies to team members only."""
+        team = self._team()
+        if not team or actor not in team.get("members", {}):
+            return
+        if action in ("create", "assign", "link", "cancel"):
+            if actor != team.get("coordinator"):
+                raise KanbanError("forbidden", f"only the coordinator may {action} (team {team.get('name')})",
+                                  agent=actor)
+        elif row is not None and row["assignee"] and actor != row["assignee"]:
+            raise KanbanError("forbidden", f"only the assignee {row['assignee']} may {action} "
+                              f"{task_ref(row['id'])}", agent=actor, task=task_ref(row["id"]))
+
+    def set_team(self, team, actor=None):
+        """Record (or with None, forget) the team manifest the role gate enforces."""
+        def apply():
+            if team is None:
+                self.db.execute("DELETE FROM meta WHERE key = 'team'")
+            else:
+                self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('team', ?)",
+                                (json.dumps(team),))
+            return team
+        return self._write(apply)
+
+    def team(self):
+        return self._read(self._team)
+
+    # -- goals --------------------------------------------------------------------
+
+    def _sync_goal(self, goal_id, actor):
+        """A goal is done when it has tasks and all are done or cancelled; a done goal
+        whose tasks are no longer all closed reopens."""
+        if goal_id is None:
+            return
+        goal = self.db.row("SELECT status FROM tasks WHERE id = ?", (goal_id,))
+        if goal is None or goal["status"] not in ("todo", "done"):
+            return
+        total, closed = self.db.conn.execute(
+            "SELECT count(*), coalesce(sum(status IN ('done','cancelled')), 0)"
+            " FROM tasks WHERE goal_id = ?", (goal_id,)).fetchone()
+        complete = total > 0 and total == closed
+        if complete and goal["status"] == "todo":
+            self._update(goal_id, status="done", finished_at=self.now)
+            self._event(goal_id, "completed", actor, {"goal": True, "tasks": total})
+        elif not complete and goal["status"] == "done":
+            self._update(goal_id, status="todo", finished_at=None)
+            self._event(goal_id, "reopened", actor, {"goal": True, "tasks": total})
+
+    def _check_goal(self, goal_id, task_id=None):
+        goal = self.db.row("SELECT kind FROM tasks WHERE id = ?", (goal_id,))
+        if goal is None:
+            raise not_found(f"no goal {task_ref(goal_id)}", task=task_ref(goal_id))
+        if goal["kind"] != "goal":
+            raise invalid(f"{task_ref(goal_id)} is not a goal (create it with --kind goal)")
+        if task_id is not None and self._reaches(task_id, goal_id):
+            raise KanbanError("cycle", f"{task_ref(task_id)} cannot belong to {task_ref(goal_id)}:"
+                              " the goal would wait on itself", task=task_ref(task_id))
+
+    def _reaches(self, start, target):
+        """Does `start` wait on `target`, through deps or (for goals) their tasks?"""
+        if start == target:
+            return True
+        return self.db.scalar(
+            """WITH RECURSIVE reach(id) AS (
+                   SELECT :start
+                   UNION SELECT d.dep_id FROM deps d JOIN reach r ON d.task_id = r.id
+                   UNION SELECT t.id FROM tasks t JOIN reach r ON t.goal_id = r.id)
+               SELECT 1 FROM reach WHERE id = :target LIMIT 1""",
+            {"start": start, "target": target},
+        ) is not None
+
+    # -- create -------------------------------------------------------------------
+
+    def _resolve(self, ref, keys):
+        """A reference in create --stdin: an id, else an idempotency key."""
+        if isinstance(ref, str) and ref in keys:
+            return keys[ref]
+        try:
+            return parse_id(ref)
+        except KanbanError:
+            found = self.db.scalar("SELECT id FROM tasks WHERE idempotency_key = ?", (str(ref),))
+            if found is None:
+                raise not_found(f"no task or key {ref!r}") from None
+            return found
+
+    def _create(self, spec, actor, keys=None):
+        keys = {} if keys is None else keys
+        title = _text(spec.get("title"), "title", required=True, limit=10_000)
+        body = _text(spec.get("body"), "body")
+        kind = spec.get("kind") or "task"
+        if kind not in ("task", "goal"):
+            raise invalid(f"bad kind {kind!r}: task or goal")
+        priority = parse_int(spec.get("priority", 0) if spec.get("priority") is not None else 0, "priority")
+        project = _name(spec.get("project"), "project")
+        role = _name(spec.get("role"), "role")
+        assignee = _name(spec.get("assignee"), "assignee")
+        key = _name(spec.get("key"), "key")
+        review = spec.get("review", False)
+        if not isinstance(review, bool):
+            raise invalid("review must be true or false")
+        max_attempts = spec.get("max_attempts")
+        if max_attempts is not None:
+            max_attempts = parse_int(max_attempts, "max_attempts", minimum=1)
+        not_before = spec.get("not_before")
+        if not_before is not None:
+            not_before = clock.parse_time(not_before, "not_before")
+        deps = spec.get("depends_on") or []
+        if isinstance(deps, str):
+            deps = [d for d in deps.split(",") if d.strip()]
+        if not isinstance(deps, list):
+            raise invalid("depends_on must be a list")
+        goal = spec.get("goal")
+
+        if key is not None:
+            existing = self.db.scalar("SELECT id FROM tasks WHERE idempotency_key = ?", (key,))
+            if existing is not None:
+                keys[key] = existing
+                return dict(self._task(existing), created=False)
+        self._gate("create", actor)
+        if assignee is not None:
+            self._gate("assign", actor)
+        goal_id = self._resolve(goal, keys) if goal is not None else None
+        dep_ids = [self._resolve(d, keys) for d in deps]
+        if goal_id is not None:
+            self._check_goal(goal_id)
+        for dep in dep_ids:
+            self._exists(dep)
+        if goal_id is not None and any(self._reaches(dep, goal_id) for dep in dep_ids):
+            raise KanbanError("cycle", f"a task of {task_ref(goal_id)} cannot wait on that goal")
+        now = self.now
+        task_id = self.db.scalar(
+            """INSERT INTO tasks(kind, title, body, priority, project, role_boundary, assignee,
+                                 goal_id, review, max_attempts, not_before, idempotency_key,
+                                 created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
+            (kind, title, body, priority, project, role, assignee, goal_id, int(review),
+             max_attempts, not_before, key, now, now),
+        )
+        for dep in dict.fromkeys(dep_ids):
+            self.db.execute("INSERT INTO deps(task_id, dep_id) VALUES (?, ?)", (task_id, dep))
+        if key is not None:
+            keys[key] = task_id
+        self._event(task_id, "created", actor, {"title": title, "kind": kind})
+        self._sync_goal(goal_id, actor)
+        return dict(self._task(task_id), created=True)
+
+    def create(self, title, *, actor=None, **fields):
+        """Create one task (fields as in `kanban create`); same --key returns the first."""
+        spec = dict(fields, title=title)
+        actor = self._actor(actor)
+        return self._write(lambda: self._create(spec, actor))
+
+    def create_many(self, specs, actor=None):
+        """Create many tasks in one transaction; references resolve by id or key."""
+        actor = self._actor(actor)
+        for number, spec in enumerate(specs, 1):
+            if not isinstance(spec, dict):
+                raise invalid(f"line {number}: expected a JSON object")
+            unknown = set(spec) - {"title", "body", "priority", "project", "role", "assignee", "goal",
+                                   "depends_on", "not_before", "max_attempts", "review", "key", "kind"}
+            if unknown:
+                raise invalid(f"line {number}: unknown field(s) {', '.join(sorted(unknown))}")
+
+        def apply():
+            keys = {}
+            out = []
+            for number, spec in enumerate(specs, 1):
+                try:
+                    out.append(self._create(spec, actor, keys))
+                except KanbanError as exc:
+                    exc.extra.setdefault("line", number)
+                    raise
+            return out
+        return self._write(apply)
+
+    # -- claim and leases ---------------------------------------------------------
+
+    def _reap(self, actor):
+        """Expire every overdue lease (inside the caller's transaction)."""
+        expired = []
+        for r in self.db.rows(
+            "SELECT id, status, claimed_by, attempts, max_attempts, lease_token, goal_id FROM tasks"
+            " WHERE lease_until IS NOT NULL AND lease_until <= ? ORDER BY lease_until, id",
+            (self.now,),
+        ):
+            task_id = r["id"]
+            if r["status"] == "in_progress":
+                attempts = r["attempts"] + 1
+                failed = r["max_attempts"] is not None and attempts >= r["max_attempts"]
+                reason = (f"lease expired {attempts} time(s), max_attempts {r['max_attempts']}"
+                          if failed else None)
+                self._end_lease(task_id, "failed" if failed else "todo", attempts=attempts,
+                                reason=reason, finished_at=self.now if failed else None)
+                self._event(task_id, "lease_expired", actor,
+                            {"holder": r["claimed_by"], "token": r["lease_token"], "attempts": attempts})
+                if failed:
+                    self._event(task_id, "failed", actor, {"reason": reason})
+                    self._sync_goal(r["goal_id"], actor)
+            else:  # a review claim: the task stays in review, unclaimed
+                self._update(task_id, claimed_by=None, lease_until=None, lease_token=None, lease_ms=None)
+                self._event(task_id, "lease_expired", actor,
+                            {"holder": r["claimed_by"], "token": r["lease_token"], "review": True})
+            expired.append(task_id)
+        return expired
+
+    def reap(self, actor=None):
+        """Expire overdue leases now: {"expired": [tasks]}."""
+        def apply():
+            ids = self._reap(actor)
+            return {"expired": self._dicts(self._rows(
+                " WHERE t.id IN (SELECT value FROM json_each(:ids))", {"ids": json.dumps(ids)},
+                " ORDER BY t.id"))}
+        return self._write(apply)
+
+    def _pick(self, agent, role, project):
+        """The best ready task this agent may take: one index seek per eligibility class."""
+        classes = [("role_boundary IS NULL", "assignee IS NULL"),
+                   ("role_boundary IS NULL", "assignee = :agent")]
+        if role is not None:
+            classes += [("role_boundary = :role", "assignee IS NULL"),
+                        ("role_boundary = :role", "assignee = :agent")]
+        extra = " AND project = :project" if project is not None else ""
+        parts = [
+            f"""SELECT * FROM (SELECT id, priority, created_at FROM tasks
+                 WHERE status = 'todo' AND kind = 'task' AND unmet_deps = 0 AND {r} AND {a}
+                   AND (not_before IS NULL OR not_before <= :now){extra}
+                 ORDER BY priority DESC, created_at, id LIMIT 1)"""
+            for r, a in classes
+        ]
+        sql = " UNION ALL ".join(parts) + " ORDER BY priority DESC, created_at, id LIMIT 1"
+        return self.db.scalar(sql, {"agent": agent, "role": role, "project": project, "now": self.now})
+
+    def _claim_row(self, task_id, agent, lease_ms, data=None):
+        token = self._next_token()
+        self._update(task_id, status="in_progress", claimed_by=agent, lease_until=self.now + lease_ms,
+                     lease_token=token, lease_ms=lease_ms, reason=None,
+                     started_at=self.db.scalar("SELECT coalesce(started_at, ?) FROM tasks WHERE id = ?",
+                                               (self.now, task_id)))
+        self.db.execute("INSERT OR IGNORE INTO holders(task_id, agent) VALUES (?, ?)", (task_id, agent))
+        self._event(task_id, "claimed", agent,
+                    dict(data or {}, token=token, lease_until=clock.iso(self.now + lease_ms)))
+        return dict(self._task(task_id), lease_token=token)
+
+    def _claim(self, agent, task, role, project, lease_ms):
+        self._reap(agent)
+        if task is None:
+            task_id = self._pick(agent, role, project)
+            if task_id is None:
+                return {}
+            return self._claim_row(task_id, agent, lease_ms)
+        row = self._row(task)
+        ref = task_ref(task)
+        if row["kind"] == "goal":
+            raise conflict(f"{ref} is a goal: claim its tasks", task=ref)
+        if row["status"] != "todo":
+            raise conflict(f"{ref} is {row['status']}, not todo", task=ref, status=row["status"])
+        if row["assignee"] is not None and row["assignee"] != agent:
+            raise KanbanError("forbidden", f"{ref} is assigned to {row['assignee']}", task=ref)
+        if row["role_boundary"] is not None and row["role_boundary"] != role:
+            raise KanbanError("forbidden", f"{ref} needs role {row['role_boundary']}", task=ref)
+        if project is not None and row["project"] != project:
+            raise conflict(f"{ref} is not in project {project}", task=ref)
+        if not row["ready"]:
+            raise conflict(f"{ref} is not ready (see 'kanban show {ref}')", task=ref)
+        return self._claim_row(task, agent, lease_ms)
+
+    def claim(self, agent, task=None, *, role=None, project=None, lease=None):
+        """Claim task `task`, or the best ready one; {} when there is nothing to do."""
+        agent = self._agent(agent)
+        task = parse_id(task) if task is not None else None
+        lease_ms = _lease_ms(lease)
+        role = _name(role, "role")
+        project = _name(project, "project")
+        return self._write(lambda: self._claim(agent, task, role, project, lease_ms))
+
+    def has_work(self, agent, role=None, project=None):
+        """A cheap read: would a claim find something (or an expired lease to reap)?"""
+        def peek():
+            if self.db.scalar("SELECT 1 FROM tasks WHERE lease_until <= ? LIMIT 1", (self.now,)):
+                return True
+            return self._pick(agent, role, project) is not None
+        return self._read(peek)
+
+    def claim_many(self, agent, count, *, role=None, project=None, lease=None):
+        """Claim up to `count` ready tasks in one transaction: a list of claims."""
+        agent = self._agent(agent)
+        count = parse_int(count, "count", minimum=1)
+        lease_ms = _lease_ms(lease)
+        role = _name(role, "role")
+        project = _name(project, "project")
+
+        def apply():
+            out = []
+            for _ in range(count):
+                claimed = self._claim(agent, None, role, project, lease_ms)
+                if not claimed:
+                    break
+                out.append(claimed)
+            return out
+        return self._write(apply)
+
+    def _pick_review(self, agent):
+        return self.db.scalar(
+            """SELECT id FROM tasks WHERE status = 'in_review' AND claimed_by IS NULL
+                 AND NOT EXISTS (SELECT 1 FROM holders h WHERE h.task_id = tasks.id AND h.agent = ?)
+               ORDER BY priority DESC, created_at, id LIMIT 1""", (agent,))
+
+    def claim_review(self, agent, task=None, *, lease=None):
+        """Claim an in_review task for reviewing, under a lease of its own."""
+        agent = self._agent(agent)
+        task = parse_id(task) if task is not None else None
+        lease_ms = _lease_ms(lease)
+
+        def apply():
+            self._reap(agent)
+            task_id = task
+            if task_id is None:
+                task_id = self._pick_review(agent)
+                if task_id is None:
+                    return {}
+            row = self._row(task_id)
+            ref = task_ref(task_id)
+            if row["status"] != "in_review":
+                raise conflict(f"{ref} is {row['status']}, not in_review", task=ref, status=row["status"])
+            if row["claimed_by"] is not None:
+                raise conflict(f"{ref} is already being reviewed by {row['claimed_by']}", task=ref)
+            self._not_a_holder(task_id, agent)
+            token = self._next_token()
+            self._update(task_id, claimed_by=agent, lease_until=self.now + lease_ms,
+                         lease_token=token, lease_ms=lease_ms)
+            self._event(task_id, "claimed", agent,
+                        {"review": True, "token": token, "lease_until": clock.iso(self.now + lease_ms)})
+            return dict(self._task(task_id), lease_token=token)
+        return self._write(apply)
+
+    def _not_a_holder(self, task_id, agent):
+        if self.db.scalar("SELECT 1 FROM holders WHERE task_id = ? AND agent = ?", (task_id, agent)):
+            raise KanbanError("forbidden", f"{agent} worked on {task_ref(task_id)} and may not review it",
+                              task=task_ref(task_id), agent=agent)
+
+    def _check_lease(self, row, token, need_status=("in_progress",)):
+        """The fencing check every holder write makes."""
+        ref = task_ref(row["id"])
+        if row["status"] not in need_status:
+            if token is not None and self._was_token(row["id"], token):
+                raise KanbanError("lease_lost", f"the lease on {ref} is gone: the task is now "
+                                  f"{row['status']}", task=ref, status=row["status"])
+            raise conflict(f"{ref} is {row['status']}, not {' or '.join(need_status)}",
+                           task=ref, status=row["status"])
+        if token is None or row["lease_token"] != token or row["claimed_by"] is None:
+            raise KanbanError("lease_lost", f"token {token} is not the current lease on {ref}", task=ref)
+        if row["lease_until"] is None or row["lease_until"] <= self.now:
+            raise KanbanError("lease_lost", f"the lease on {ref} expired at {clock.iso(row['lease_until'])}",
+                              task=ref)
+
+    def _was_token(self, task_id, token):
+        return self.db.scalar(
+            "SELECT 1 FROM events WHERE task_id = ? AND kind = 'claimed'"
+            " AND json_extract(data, '$.token') = ? LIMIT 1", (task_id, token)) is not None
+
+    def renew(self, task, token, *, lease=None, agent=None):
+        """Extend the lease to max(current, now + lease): never shorter."""
+        agent = self._agent(agent)
+        task = parse_id(task)
+        token = parse_token(token)
+        extra_ms = _lease_ms(lease) if lease is not None else None
+
+        def apply():
+            row = self._row(task)
+            self._gate("heartbeat", agent, row)
+            self._check_lease(row, token, ("in_progress", "in_review"))
+            until = max(row["lease_until"], self.now + (extra_ms or row["lease_ms"]))
+            self._update(task, lease_until=until)
+            self._event(task, "lease_renewed", agent, {"token": token, "lease_until": clock.iso(until)})
+            return dict(self._task(task), lease_token=token)
+        return self._write(apply)
+
+    def release(self, task, token, *, agent=None):
+        """Give the task back: todo again, no attempt counted."""
+        agent = self._agent(agent)
+        task = parse_id(task)
+        token = parse_token(token)
+
+        def apply():
+            row = self._row(task)
+            self._check_lease(row, token, ("in_progress", "in_review"))
+            if row["status"] == "in_review":
+                self._update(task, claimed_by=None, lease_until=None, lease_token=None, lease_ms=None)
+            else:
+                self._end_lease(task, "todo")
+            self._event(task, "released", agent, {"token": token, "review": row["status"] == "in_review"})
+            return self._task(task)
+        return self._write(apply)
+
+    # -- events -------------------------------------------------------------------
+
+    def log(self, task, message, *, token=None, agent=None, ttl=None):
+        """A progress note; with a token it also renews the lease."""
+        agent = self._agent(agent)
+        task = parse_id(task)
+        message = _text(message, "message", required=True, limit=100_000)
+        token = parse_token(token)
+        ttl_ms = clock.parse_duration(ttl, "ttl") if ttl is not None else PROGRESS_TTL_MS
+
+        def apply():
+            row = self._row(task)
+            data = {"message": message}
+            if token is not None:
+                self._check_lease(row, token, ("in_progress", "in_review"))
+                until = max(row["lease_until"], self.now + row["lease_ms"])
+                self._update(task, lease_until=until)
+                data.update(token=token, lease_until=clock.iso(until))
+            return self._event(task, "progress", agent, data, ttl_ms=ttl_ms)
+        return self._write(apply)
+
+    def events(self, *, task=None, kind=None, since=None, limit=100):
+        """Events in ascending order after cursor `since`: {"events", "cursor"}."""
+        task = parse_id(task) if task is not None else None
+        after = self._cursor(since)
+        limit = parse_int(limit, "limit", minimum=1)
+        if kind is not None and kind not in EVENT_KINDS:
+            raise invalid(f"unknown event kind {kind!r}")
+
+        def fetch():
+            if task is not None:
+                self._exists(task)
+            rows = self.db.rows(
+                """SELECT id, task_id, kind, actor, at, data FROM events
+                    WHERE id > :after AND (:task IS NULL OR task_id = :task)
+                      AND (:kind IS NULL OR kind = :kind)
+                      AND (expires_at IS NULL OR expires_at > :now)
+                    ORDER BY id LIMIT :limit""",
+                {"after": after, "task": task, "kind": kind, "now": self.now, "limit": limit})
+            events = [self._event_dict(r) for r in rows]
+            cursor = str(rows[-1]["id"]) if rows else str(after)
+            return {"events": events, "cursor": cursor}
+        return self._read(fetch)
+
+    @staticmethod
+    def _cursor(since):
+        if since is None or since == "":
+            return 0
+        text = str(since)
+        if not text.isascii() or not text.isdigit() or len(text) > 18:
+            raise invalid(f"bad cursor {since!r}: pass the cursor a previous answer gave")
+        return int(text)
+
+    @staticmethod
+    def _event_dict(r):
+        return {"id": r["id"], "task": task_ref(r["task_id"]), "kind": r["kind"], "actor": r["actor"],
+                "at": clock.iso(r["at"]), "data": json.loads(r["data"]) if r["data"] else {}}
+
+    # -- finishing ----------------------------------------------------------------
+
+    def complete(self, task, token, *, summary=None, review=False, verify=True, agent=None):
+        """done, or in_review when the task or the call asks for review."""
+        agent = self._agent(agent)
+        task = parse_id(task)
+        token = parse_token(token)
+        summary = _text(summary, "summary", limit=100_000)
+        if verify:
+            from . import hooks
+
+            if hooks.find(hooks.hooks_dir(self.path), "pre-complete"):
+                # check, run the hook without holding the write lock, check again
+                snapshot = self._read(lambda: (self._check_lease(self._row(task), token), self._task(task))[1])
+                hooks.run_pre_complete(self.path, snapshot, agent, summary)
+        return self._write(lambda: self._complete(task, token, summary, review, agent))
+
+    def _complete(self, task, token, summary, review, agent):
+        row = self._row(task)
+        self._gate("complete", agent, row)
+        self._check_lease(row, token)
+        data = {"token": token}
+        if summary is not None:
+            data["summary"] = summary
+        if review or row["review"]:
+            self._end_lease(task, "in_review", review=1)
+            self._event(task, "submitted_for_review", agent, data)
+        else:
+            self._end_lease(task, "done", finished_at=self.now)
+            self._event(task, "completed", agent, data)
+            self._sync_goal(row["goal_id"], agent)
+        self._close_runs(task, "completed", agent)
+        return self._task(task)
+
+    def complete_many(self, pairs, *, agent=None, verify=True):
+        """Complete many (task, token) pairs in one transaction: all or nothing."""
+        agent = self._agent(agent)
+        pairs = [(parse_id(t), parse_token(k)) for t, k in pairs]
+        if verify:
+            from . import hooks
+
+            if hooks.find(hooks.hooks_dir(self.path), "pre-complete"):
+                for task, token in pairs:
+                    snapshot = self._read(lambda: (self._check_lease(self._row(task), token), self._task(task))[1])
+                    hooks.run_pre_complete(self.path, snapshot, agent, None)
+        return self._write(lambda: [self._complete(t, k, None, False, agent) for t, k in pairs])
+
+    def _judge(self, task, agent, token, verb):
+        row = self._row(task)
+        ref = task_ref(task)
+        if row["status"] != "in_review":
+            raise conflict(f"{ref} is {row['status']}, not in_review", task=ref, status=row["status"])
+        self._not_a_holder(task, agent)
+        live = row["claimed_by"] is not None and row["lease_until"] is not None and row["lease_until"] > self.now
+        if live or token is not None:
+            if not live or token != row["lease_token"]:
+                raise KanbanError("lease_lost", f"{verb}: token {token} is not the current review lease on {ref}",
+                                  task=ref)
+        return row
+
+    def approve(self, task, *, agent=None, token=None, comment=None):
+        """in_review -> done, by a judge who never held the task."""
+        agent = self._agent(agent)
+        task = parse_id(task)
+        token = parse_token(token)
+        comment = _text(comment, "comment", limit=100_000)
+
+        def apply():
+            row = self._judge(task, agent, token, "approve")
+            self._end_lease(task, "done", finished_at=self.now)
+            if comment:
+                self._add_comment(task, agent, comment)
+            self._event(task, "approved", agent, {"comment": comment} if comment else {})
+            self._sync_goal(row["goal_id"], agent)
+            return self._task(task)
+        return self._write(apply)
+
+    def reject(self, task, reason, *, agent=None, token=None):
+        """in_review -> todo with the reason, by a judge who never held the task."""
+        agent = self._agent(agent)
+        task = parse_id(task)
+        token = parse_token(token)
+        reason = _text(reason, "reason", required=True, limit=100_000)
+
+        def apply():
+            self._judge(task, agent, token, "reject")
+            self._end_lease(task, "todo", reason=reason)
+            self._event(task, "rejected", agent, {"reason": reason})
+            return self._task(task)
+        return self._write(apply)
+
+    def block(self, task, reason, *, token=None, agent=None):
+        """A task in progress needs its holder's token; a todo task may be blocked without."""
+        task = parse_id(task)
+        reason = _text(reason, "reason", required=True, limit=100_000)
+        token = parse_token(token)
+
+        def apply():
+            row = self._row(task)
+            ref = task_ref(task)
+            actor = agent
+            if row["status"] == "in_progress":
+                if not agent:
+                    raise usage("block of a claimed task needs an agent (--agent or KANBAN_AGENT)")
+                self._gate("block", agent, row)
+                self._check_lease(row, token)
+                self._close_runs(task, "blocked", agent)
+            elif row["status"] == "todo":
+                self._gate("block", self._actor(agent), row)
+                actor = self._actor(agent)
+            else:
+                raise conflict(f"{ref} is {row['status']}: only todo or in_progress tasks can be blocked",
+                               task=ref, status=row["status"])
+            self._end_lease(task, "blocked", reason=reason)
+            self._event(task, "blocked", actor, {"reason": reason, "from": row["status"]})
+            return self._task(task)
+        return self._write(apply)
+
+    def unblock(self, task, *, reason=None, actor=None):
+        task = parse_id(task)
+        reason = _text(reason, "reason", limit=100_000)
+        actor = self._actor(actor)
+
+        def apply():
+            row = self._row(task)
+            if row["status"] != "blocked":
+                raise conflict(f"{task_ref(task)} is {row['status']}, not blocked", task=task_ref(task),
+                               status=row["status"])
+            self._gate("unblock", actor, row)
+            self._update(task, status="todo", reason=None)
+            self._event(task, "unblocked", actor, {"reason": reason} if reason else {})
+            return self._task(task)
+        return self._write(apply)
+
+    def cancel(self, task, *, reason=None, actor=None):
+        task = parse_id(task)
+        reason = _text(reason, "reason", limit=100_000)
+        actor = self._actor(actor)
+
+        def apply():
+            row = self._row(task)
+            if row["status"] not in OPEN:
+                raise conflict(f"{task_ref(task)} is {row['status']}: already closed", task=task_ref(task),
+                               status=row["status"])
+            self._gate("cancel", actor, row)
+            self._end_lease(task, "cancelled", reason=reason, finished_at=self.now)
+            self._close_runs(task, "cancelled", actor)
+            self._event(task, "cancelled", actor, {"reason": reason, "from": row["status"]})
+            self._sync_goal(row["goal_id"], actor)
+            return self._task(task)
+        return self._write(apply)
+
+    def reopen(self, task, *, actor=None):
+        task = parse_id(task)
+        actor = self._actor(actor)
+
+        def apply():
+            row = self._row(task)
+            if row["status"] not in CLOSED:
+                raise conflict(f"{task_ref(task)} is {row['status']}: only done, failed or cancelled "
+                               "tasks can be reopened", task=task_ref(task), status=row["status"])
+            self._update(task, status="todo", attempts=0, reason=None, finished_at=None)
+            self._event(task, "reopened", actor, {"from": row["status"]})
+            self._sync_goal(row["goal_id"], actor)
+            return self._task(task)
+        return self._write(apply)
+
+    # -- deps -----------------------------------------------------------------------
+
+    def _dep_answer(self, task):
+        deps = [task_ref(r[0]) for r in self.db.execute(
+            "SELECT dep_id FROM deps WHERE task_id = ? ORDER BY dep_id", (task,))]
+        dependents = [task_ref(r[0]) for r in self.db.execute(
+            "SELECT task_id FROM deps WHERE dep_id = ? ORDER BY task_id", (task,))]
+        return {"task": task_ref(task), "depends_on": deps, "dependents": dependents}
+
+    def dep_add(self, task, deps, *, actor=None):
+        task = parse_id(task)
+        deps = [parse_id(d, "dependency id") for d in deps]
+        actor = self._actor(actor)
+
+        def apply():
+            self._exists(task)
+            self._gate("link", actor)
+            for dep in deps:
+                self._exists(dep)
+                if self._reaches(dep, task):
+                    raise KanbanError("cycle", f"{task_ref(task)} cannot depend on {task_ref(dep)}: "
+                                      f"{task_ref(dep)} already waits on {task_ref(task)}",
+                                      task=task_ref(task), dep=task_ref(dep))
+                self.db.execute("INSERT OR IGNORE INTO deps(task_id, dep_id) VALUES (?, ?)", (task, dep))
+                if self.db.changes():
+                    self._update(task)
+                    self._event(task, "linked", actor, {"depends_on": task_ref(dep)})
+            return self._dep_answer(task)
+        return self._write(apply)
+
+    def dep_rm(self, task, deps, *, actor=None):
+        task = parse_id(task)
+        deps = [parse_id(d, "dependency id") for d in deps]
+        actor = self._actor(actor)
+
+        def apply():
+            self._exists(task)
+            self._gate("link", actor)
+            for dep in deps:
+                self.db.execute("DELETE FROM deps WHERE task_id = ? AND dep_id = ?", (task, dep))
+                if not self.db.changes():
+                    raise not_found(f"{task_ref(task)} does not depend on {task_ref(dep)}",
+                                    task=task_ref(task), dep=task_ref(dep))
+                self._update(task)
+                self._event(task, "unlinked", actor, {"depends_on": task_ref(dep)})
+            return self._dep_answer(task)
+        return self._write(apply)
+
+    def dep_list(self, task):
+        task = parse_id(task)
+
+        def fetch():
+            self._exists(task)
+            return self._dep_answer(task)
+        return self._read(fetch)
+
+    # -- reading --------------------------------------------------------------------
+
+    def show(self, task, *, events=20):
+        """The task with comments, runs, its last events, waiting_on and claimable_by."""
+        task = parse_id(task)
+
+        def fetch():
+            row = self._row(task)
+            answer = self._dicts([row])[0]
+            answer["comments"] = [
+                {"id": c["id"], "actor": c["actor"], "at": clock.iso(c["at"]), "body": c["body"]}
+                for c in self.db.rows("SELECT id, actor, at, body FROM comments WHERE task_id = ? ORDER BY id",
+                                      (task,))]
+            answer["runs"] = [self._run_dict(r) for r in self.db.rows(
+                "SELECT * FROM runs WHERE task_id = ? ORDER BY id", (task,))]
+            recent = self.db.rows(
+                """SELECT * FROM (SELECT id, task_id, kind, actor, at, data FROM events
+                    WHERE task_id = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY id DESC LIMIT ?)
+                   ORDER BY id""", (task, self.now, events))
+            answer["events"] = [self._event_dict(r) for r in recent]
+            answer["waiting_on"] = self._waiting_on([row])[task]
+            answer["claimable_by"] = {"role": row["role_boundary"], "assignee": row["assignee"]}
+            answer["reason"] = row["reason"]
+            if row["kind"] == "goal":
+                answer["progress"] = self._goal_progress([task])[task]
+            return answer
+        return self._read(fetch)
+
+    def _goal_progress(self, goal_ids):
+        progress = {g: {"total": 0, "done": 0, "cancelled": 0} for g in goal_ids}
+        for goal_id, status, count in self.db.execute(
+            "SELECT goal_id, status, count(*) FROM tasks WHERE goal_id IN (SELECT value FROM json_each(?))"
+            " GROUP BY goal_id, status", (json.dumps(goal_ids),)):
+            entry = progress[goal_id]
+            entry["total"] += count
+            if status in ("done", "cancelled"):
+                entry[status] += count
+        return progress
+
+    def _waiting_on(self, rows):
+        """Why each task is not ready, for many tasks in two queries."""
+        ids = [r["id"] for r in rows]
+        unmet = {}
+        for task_id, dep_id, status in self.db.execute(
+            """SELECT d.task_id, d.dep_id, t.status FROM deps d JOIN tasks t ON t.id = d.dep_id
+                WHERE d.task_id IN (SELECT value FROM json_each(?)) AND t.status <> 'done'
+                ORDER BY d.task_id, d.dep_id""", (json.dumps(ids),)):
+            entry = {"kind": "dep", "task": task_ref(dep_id), "status": status}
+            if status in ("cancelled", "failed"):
+                entry["note"] = f"{task_ref(dep_id)} is {status} and will not become done by itself"
+            unmet.setdefault(task_id, []).append(entry)
+        out = {}
+        for r in rows:
+            reasons = []
+            if r["kind"] == "goal":
+                reasons.append({"kind": "goal", "note": "a goal is done when all its tasks are done"})
+            elif r["status"] != "todo":
+                entry = {"kind": "status", "status": r["status"]}
+                if r["reason"]:
+                    entry["reason"] = r["reason"]
+                if r["claimed_by"]:
+                    entry["claimed_by"] = r["claimed_by"]
+                    entry["lease_until"] = clock.iso(r["lease_until"])
+                reasons.append(entry)
+            reasons += unmet.get(r["id"], [])
+            if r["not_before"] is not None and r["not_before"] > self.now:
+                reasons.append({"kind": "schedule", "until": clock.iso(r["not_before"])})
+            out[r["id"]] = reasons
+        return out
+
+    def list(self, *, status=None, project=None, assignee=None, goal=None, ready=False, limit=None,
+             claimed_by=None, kind=None, details=False):
+        """Tasks by priority (desc), created_at, id: {"tasks": [...]}."""
+        where, params = [], {}
+        if status:
+            statuses = [s.strip() for s in (status.split(",") if isinstance(status, str) else status)]
+            for s in statuses:
+                if s not in STATUSES:
+                    raise invalid(f"bad status {s!r}: one of {', '.join(STATUSES)}")
+            where.append("t.status IN (SELECT value FROM json_each(:statuses))")
+            params["statuses"] = json.dumps(statuses)
+        if project is not None:
+            where.append("t.project = :project")
+            params["project"] = _name(project, "project")
+        if assignee is not None:
+            where.append("t.assignee = :assignee")
+            params["assignee"] = _name(assignee, "assignee")
+        if claimed_by is not None:
+            where.append("t.claimed_by = :claimed_by")
+            params["claimed_by"] = claimed_by
+        if kind is not None:
+            if kind not in ("task", "goal"):
+                raise invalid(f"bad kind {kind!r}")
+            where.append("t.kind = :kind")
+            params["kind"] = kind
+        goal_id = parse_id(goal, "goal id") if goal is not None else None
+        if goal_id is not None:
+            where.append("t.goal_id = :goal")
+            params["goal"] = goal_id
+        if ready:
+            where.append("t.status = 'todo' AND t.kind = 'task' AND t.unmet_deps = 0"
+                         " AND (t.not_before IS NULL OR t.not_before <= :now)")
+        if limit is not None:
+            limit = parse_int(limit, "limit", minimum=1)
+
+        def fetch():
+            if goal_id is not None:
+                self._exists(goal_id)
+            rows = self._rows((" WHERE " + " AND ".join(where)) if where else "", params,
+                              " ORDER BY t.priority DESC, t.created_at, t.id", limit)
+            tasks = self._dicts(rows)
+            if details:
+                self._add_details(rows, tasks)
+            return {"tasks": tasks}
+        return self._read(fetch)
+
+    def _add_details(self, rows, tasks):
+        """For people (board): waiting_on, reason and goal progress, set-based."""
+        waiting = self._waiting_on(rows)
+        goals = [r["id"] for r in rows if r["kind"] == "goal"]
+        progress = self._goal_progress(goals) if goals else {}
+        for r, t in zip(rows, tasks):
+            t["waiting_on"] = waiting[r["id"]]
+            t["reason"] = r["reason"]
+            if r["id"] in progress:
+                t["progress"] = progress[r["id"]]
+
+    def search(self, query, *, limit=None):
+        """Full-text search on title and body: {"tasks": [...]} best match first."""
+        query = _text(query, "query", required=True, limit=1000)
+        terms = query.split()
+        match = " ".join('"' + term.replace('"', '""') + '"' for term in terms)
+        limit = parse_int(limit, "limit", minimum=1) if limit is not None else None
+
+        def fetch():
+            rows = self._rows(" JOIN tasks_fts f ON f.rowid = t.id WHERE tasks_fts MATCH :match",
+                              {"match": match}, " ORDER BY f.rank, t.id", limit)
+            return {"tasks": self._dicts(rows)}
+        return self._read(fetch)
+
+    # -- editing --------------------------------------------------------------------
+
+    def _add_comment(self, task, actor, message):
+        comment_id = self.db.scalar("INSERT INTO comments(task_id, actor, at, body) VALUES (?, ?, ?, ?)"
+                                    " RETURNING id", (task, actor, self.now, message))
+        self._event(task, "commented", actor, {"comment": comment_id, "message": message})
+        return {"id": comment_id, "task": task_ref(task), "actor": actor, "at": clock.iso(self.now),
+                "body": message}
+
+    def comment(self, task, message, *, actor=None):
+        task = parse_id(task)
+        message = _text(message, "message", required=True, limit=100_000)
+        actor = self._actor(actor)
+
+        def apply():
+            self._exists(task)
+            return self._add_comment(task, actor, message)
+        return self._write(apply)
+
+    def _set_values(self, fields, clear):
+        """Validate `set` arguments into column values (before the transaction)."""
+        values = {}
+        for name in clear:
+            if name not in CLEARABLE:
+                raise invalid(f"cannot clear {name!r}: one of {', '.join(CLEARABLE)}")
+            values[name] = None
+        for name, value in fields.items():
+            if value is None:
+                continue
+            if name not in SETTABLE:
+                raise invalid(f"unknown field {name!r}")
+            if name in values:
+                raise usage(f"{name} is both set and cleared")
+            if name == "title":
+                value = _text(value, "title", required=True, limit=10_000)
+            elif name == "body":
+                value = _text(value, "body")
+            elif name == "priority":
+                value = parse_int(value, "priority")
+            elif name in ("project", "assignee", "role"):
+                value = _name(value, name)
+            elif name == "goal":
+                value = parse_id(value, "goal id")
+            elif name == "not_before":
+                value = clock.parse_time(value, "not_before")
+            elif name == "max_attempts":
+                value = parse_int(value, "max_attempts", minimum=1)
+            elif name == "review":
+                value = int(bool(value))
+            values[name] = value
+        return values
+
+    def _apply_set(self, task, values, actor):
+        row = self._row(task)
+        if "assignee" in values:
+            self._gate("assign", actor)
+        if values.get("goal") is not None:
+            self._check_goal(values["goal"], task)
+        columns = {{"role": "role_boundary", "goal": "goal_id"}.get(k, k): v for k, v in values.items()}
+        changed = {k: v for k, v in values.items()
+                   if row[{"role": "role_boundary", "goal": "goal_id"}.get(k, k)] != v}
+        if columns:
+            self._update(task, **columns)
+        shown = {k: (task_ref(v) if k == "goal" else clock.iso(v) if k == "not_before" else
+                     bool(v) if k == "review" else v) for k, v in changed.items()}
+        if changed:
+            self._event(task, "updated", actor, {"fields": shown})
+        if "goal" in changed:
+            self._sync_goal(row["goal_id"], actor)
+            self._sync_goal(values["goal"], actor)
+        return self._task(task)
+
+    def set(self, task, *, clear=(), actor=None, **fields):
+        """Change fields of a task (event `updated`)."""
+        task = parse_id(task)
+        actor = self._actor(actor)
+        values = self._set_values(fields, clear)
+        if not values:
+            raise usage("nothing to set: name a field, or --clear FIELD")
+        return self._write(lambda: self._apply_set(task, values, actor))
+
+    def set_many(self, ids, *, actor=None, **fields):
+        """The same change to many tasks in one transaction: all or nothing."""
+        ids = [parse_id(i) for i in ids]
+        actor = self._actor(actor)
+        values = self._set_values(fields, ())
+        return self._write(lambda: [self._apply_set(t, values, actor) for t in ids])
+
+    # -- runs (the team board's unit of execution) -----------------------------------
+
+    @staticmethod
+    def _run_dict(r):
+        return {"id": r["id"], "task": task_ref(r["task_id"]), "agent": r["agent"],
+                "started_at": clock.iso(r["started_at"]), "heartbeat_at": clock.iso(r["heartbeat_at"]),
+                "ended_at": clock.iso(r["ended_at"]), "outcome": r["outcome"]}
+
+    def run_start(self, task, *, agent=None, token=None):
+        agent = self._agent(agent)
+        task = parse_id(task)
+        token = parse_token(token)
+
+        def apply():
+            row = self._row(task)
+            self._check_lease(row, token)
+            run_id = self.db.scalar(
+                "INSERT INTO runs(task_id, agent, lease_token, started_at, heartbeat_at)"
+                " VALUES (?, ?, ?, ?, ?) RETURNING id", (task, agent, token, self.now, self.now))
+            self._event(task, "run_started", agent, {"run": run_id})
+            return self._run_dict(self.db.row("SELECT * FROM runs WHERE id = ?", (run_id,)))
+        return self._write(apply)
+
+    def run_heartbeat(self, task, *, agent=None, token=None):
+        """A heartbeat from the member working on `task`: its open run and lease go on."""
+        agent = self._agent(agent)
+        task = parse_id(task)
+        token = parse_token(token)
+
+        def apply():
+            row = self._row(task)
+            self._gate("heartbeat", agent, row)
+            self._check_lease(row, token)
+            until = max(row["lease_until"], self.now + row["lease_ms"])
+            self._update(task, lease_until=until)
+            self.db.execute("UPDATE runs SET heartbeat_at = ? WHERE task_id = ? AND ended_at IS NULL",
+                            (self.now, task))
+            self._event(task, "heartbeat", agent, {"token": token, "lease_until": clock.iso(until)})
+            return dict(self._task(task), lease_token=token)
+        return self._write(apply)
+
+    def _close_runs(self, task, outcome, actor):
+        for (run_id,) in self.db.execute(
+                "SELECT id FROM runs WHERE task_id = ? AND ended_at IS NULL", (task,)).fetchall():
+            self.db.execute("UPDATE runs SET ended_at = ?, outcome = ? WHERE id = ?", (self.now, outcome, run_id))
+            self._event(task, "run_completed", actor, {"run": run_id, "outcome": outcome})
+
+    def stale_runs(self, stale_ms, *, actor=None):
+        """Open runs without a heartbeat for stale_ms: their tasks become blocked."""
+        stale_ms = clock.parse_duration(stale_ms, "stale") if not isinstance(stale_ms, int) else stale_ms
+        actor = self._actor(actor)
+
+        def apply():
+            out = []
+            for r in self.db.rows(
+                    "SELECT DISTINCT task_id FROM runs WHERE ended_at IS NULL AND heartbeat_at <= ?",
+                    (self.now - stale_ms,)):
+                task = r["task_id"]
+                row = self._row(task)
+                reason = f"run went stale: no heartbeat for {stale_ms // 1000}s"
+                self._close_runs(task, "stale", actor)
+                if row["status"] == "in_progress":
+                    self._end_lease(task, "blocked", reason=reason)
+                    self._event(task, "blocked", actor, {"reason": reason, "from": "in_progress"})
+                out.append(self._task(task))
+            return {"blocked": out}
+        return self._write(apply)
+
+    # -- housekeeping ------------------------------------------------------------------
+
+    def stats(self):
+        """Counts by status, throughput, and cycle-time percentiles (seconds)."""
+        def fetch():
+            counts = dict.fromkeys(STATUSES, 0)
+            kinds = {"task": 0, "goal": 0}
+            for status, kind, count in self.db.execute(
+                    "SELECT status, kind, count(*) FROM tasks GROUP BY status, kind"):
+                if kind == "task":
+                    counts[status] += count
+                kinds[kind] += count
+            ready = self.db.scalar(
+                "SELECT count(*) FROM tasks WHERE status = 'todo' AND kind = 'task' AND unmet_deps = 0"
+                " AND (not_before IS NULL OR not_before <= ?)", (self.now,))
+            expired = self.db.scalar(
+                "SELECT count(*) FROM tasks WHERE lease_until IS NOT NULL AND lease_until <= ?", (self.now,))
+            throughput = {}
+            for label, span in (("1h", 3600), ("24h", 86400), ("7d", 7 * 86400)):
+                throughput[label] = self.db.scalar(
+                    "SELECT count(*) FROM tasks WHERE finished_at > ? AND status = 'done' AND kind = 'task'",
+                    (self.now - span * 1000,))
+            recent = self.db.rows(
+                """SELECT finished_at - started_at AS cycle, finished_at - created_at AS lead FROM tasks
+                    WHERE finished_at IS NOT NULL AND status = 'done' AND kind = 'task'
+                      AND started_at IS NOT NULL ORDER BY finished_at DESC LIMIT 10000""")
+            return {
+                "tasks": kinds["task"], "goals": kinds["goal"], "counts": counts, "ready": ready,
+                "expired_leases": expired, "done_in": throughput,
+                "cycle_time_s": _percentiles([r["cycle"] / 1000 for r in recent]),
+                "lead_time_s": _percentiles([r["lead"] / 1000 for r in recent]),
+                "sample": len(recent),
+            }
+        return self._read(fetch)
+
+    def prune(self, before="30d", *, vacuum=False):
+        """Drop expired progress notes and those older than `before`; never state changes."""
+        cut_ms = clock.parse_duration(before, "--before")
+
+        def apply():
+            self.db.execute("DELETE FROM events WHERE kind = 'progress' AND (expires_at <= :now OR at < :cut)",
+                            {"now": self.now, "cut": self.now - cut_ms})
+            return self.db.changes()
+        pruned = self._write(apply)
+        freed = 0
+        if vacuum:
+            try:
+                before_pages = self.db.scalar("PRAGMA freelist_count")
+                self.db.execute("PRAGMA incremental_vacuum")
+                freed = before_pages - self.db.scalar("PRAGMA freelist_count")
+            except Exception as exc:  # noqa: BLE001 - reported with its code
+                from .db import db_error
+                raise db_error(exc, self.path) from None
+        return {"pruned": pruned, "before": clock.iso(clock.now_ms() - cut_ms), "vacuumed": bool(vacuum),
+                "pages_freed": freed}
+
+    def doctor(self):
+        """Integrity, versions, WAL state and findings."""
+        import apsw
+
+        from .db import SCHEMA_VERSION
+
+        def fetch():
+            integrity = [r[0] for r in self.db.execute("PRAGMA integrity_check")]
+            findings = []
+            mismatched = self.db.scalar(
+                """SELECT count(*) FROM tasks t WHERE unmet_deps <> (SELECT count(*) FROM deps d
+                     JOIN tasks x ON x.id = d.dep_id WHERE d.task_id = t.id AND x.status <> 'done')""")
+            if mismatched:
+                findings.append({"level": "error", "message": f"{mismatched} task(s) with a wrong unmet_deps count"})
+            orphans = self.db.scalar("SELECT count(*) FROM tasks WHERE status = 'in_progress'"
+                                     " AND (claimed_by IS NULL OR lease_until IS NULL)")
+            if orphans:
+                findings.append({"level": "error", "message": f"{orphans} task(s) in progress without a lease"})
+            expired = self.db.scalar("SELECT count(*) FROM tasks WHERE lease_until <= ?", (self.now,))
+            if expired:
+                findings.append({"level": "warning",
+                                 "message": f"{expired} expired lease(s): the next claim or 'kanban lease reap' "
+                                            "returns them to the pool"})
+            return {
+                "integrity": integrity,
+                "sqlite_version": apsw.sqlite_lib_version(),
+                "driver": f"apsw {apsw.apsw_version()}",
+                "schema_version": self.db.scalar("PRAGMA user_version"),
+                "schema_expected": SCHEMA_VERSION,
+                "journal_mode": self.db.scalar("PRAGMA journal_mode"),
+                "page_count": self.db.scalar("PRAGMA page_count"),
+                "freelist_count": self.db.scalar("PRAGMA freelist_count"),
+                "findings": findings,
+            }
+        answer = self._read(fetch)
+        wal = self.path + "-wal"
+        answer["wal"] = {"path": wal, "bytes": os.path.getsize(wal) if os.path.exists(wal) else 0}
+        answer["db"] = os.path.abspath(self.path)
+        fs = _filesystem(self.path)
+        answer["filesystem"] = fs
+        if fs in ("nfs", "nfs4", "cifs", "smb", "smbfs", "fuse.sshfs", "9p"):
+            answer["findings"].append({"level": "warning", "message": f"the board is on a network filesystem ({fs}):"
+                                       " SQLite locking is not reliable there; use one machine or Postgres"})
+        from . import hooks
+
+        folder = hooks.hooks_dir(self.path)
+        if folder and os.path.isdir(folder):
+            problem = hooks._unsafe(folder, os.stat(folder))
+            if problem:
+                answer["findings"].append({"level": "warning", "message": f"hooks refused: {problem}"})
+        answer["ok"] = answer["integrity"] == ["ok"] and not any(f["level"] == "error" for f in answer["findings"])
+        return answer
+
+    def backup(self, dest):
+        """A consistent copy while agents run (SQLite's online backup)."""
+        import apsw
+
+        from .db import db_error
+
+        dest = _text(dest, "backup file", required=True, limit=4096)
+        if os.path.abspath(dest) == os.path.abspath(self.path):
+            raise invalid("the backup cannot be the board itself")
+        if os.path.isdir(dest):
+            raise invalid(f"{dest} is a folder: name a file")
+        tmp = dest + ".tmp-backup"
+        try:
+            target = apsw.Connection(tmp)
+            try:
+                with target.backup("main", self.db.conn, "main") as job:
+                    while not job.done:
+                        job.step(1024)
+                target.execute("PRAGMA journal_mode=DELETE")
+                check = target.execute("PRAGMA integrity_check").fetchall()[0][0]
+                pages = target.execute("PRAGMA page_count").fetchall()[0][0]
+            finally:
+                target.close()
+            os.replace(tmp, dest)
+        except apsw.Error as exc:
+            _remove(tmp)
+            raise db_error(exc, dest) from None
+        except OSError as exc:
+            _remove(tmp)
+            raise KanbanError("db_error", f"cannot write the backup: {exc.strerror}", detail=str(exc)) from None
+        return {"backup": os.path.abspath(dest), "bytes": os.path.getsize(dest), "pages": pages,
+                "integrity": check, "at": clock.iso(clock.now_ms())}
+
+    # -- who is calling -------------------------------------------------------------------
+
+    @staticmethod
+    def _agent(agent):
+        if not agent:
+            raise usage("no agent: pass --agent or set KANBAN_AGENT")
+        return _name(agent, "agent")
+
+    @staticmethod
+    def _actor(actor):
+        if actor:
+            return _name(actor, "agent")
+        return login_name()
+
+
+def login_name():
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user database in some containers
+        return f"uid-{os.getuid()}"
+
+
+def _percentiles(values):
+    if not values:
+        return {"p50": None, "p90": None, "p99": None, "max": None}
+    ordered = sorted(values)
+
+    def pick(q):
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+    return {"p50": pick(0.50), "p90": pick(0.90), "p99": pick(0.99), "max": round(ordered[-1], 3)}
+
+
+def _filesystem(path):
+    """The filesystem type holding `path`, from /proc/mounts (Linux), or None."""
+    try:
+        target = os.path.realpath(path)
+        best, kind = "", None
+        with open("/proc/mounts", encoding="utf-8") as mounts:
+            for line in mounts:
+                parts = line.split()
+                if len(parts) > 2 and target.startswith(parts[1].rstrip("/") + "/") and len(parts[1]) >= len(best):
+                    best, kind = parts[1], parts[2]
+        return kind
+    except OSError:
+        return None
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def init(path=None, harness=()):
+    """Create (or open) the board: {"db", "schema_version", "created"}."""
+    from .db import find_board
+
+    path = path or find_board(create=True)
+    existed = os.path.exists(path) and os.path.getsize(path) > 0
+    board = Board(path, create=True)
+    try:
+        return {"db": os.path.abspath(path), "schema_version": board.db.version, "created": not existed}
+    finally:
+        board.close()

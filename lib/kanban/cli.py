@@ -1,0 +1,124 @@
+"""The command-line layer: usage text from the verb's file, docopt, one JSON answer.
+
+Each libexec/porcelain file carries its `# Summary:` and `# Usage:` comments (as
+rbenv's commands do) and calls main(__file__).  main parses the arguments with
+docopt, calls the verb's function in kanban.verbs (or the porcelain's own
+function), prints one JSON document, and turns every failure into exit 2 with one
+JSON line on stderr.  Nothing heavier than json and the SQLite driver is imported
+on the way to a claim.
+"""
+import json
+import os
+import sys
+
+from .errors import KanbanError
+
+EXIT_NOTHING = 1  # --exit-code and nothing to do
+EXIT_ERROR = 2
+
+
+def read_header(path):
+    """(summary, usage text, whole help text) from a command file's comments."""
+    summary, lines = "", []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle):
+            if number == 0 and line.startswith("#!"):
+                continue
+            if not line.startswith("#"):
+                break
+            text = line[2:].rstrip("\n") if line.startswith("# ") else line[1:].rstrip("\n")
+            if text.startswith("Summary:"):
+                summary = text[len("Summary:"):].strip()
+            else:
+                lines.append(text)
+    help_text = "\n".join(lines).strip("\n")
+    return summary, usage_section(help_text), help_text
+
+
+def usage_section(help_text):
+    """The `Usage:` block of a help text (up to the first blank line)."""
+    out, inside = [], False
+    for line in help_text.splitlines():
+        if line.lower().startswith("usage:"):
+            inside = True
+            out.append(line)
+            continue
+        if inside:
+            if not line.strip():
+                break
+            out.append(line)
+    return "\n".join(out)
+
+
+def fail(error):
+    """Exit 2 with one JSON line on stderr: the one way a command fails."""
+    sys.stderr.write(json.dumps(error.to_dict()) + "\n")
+    sys.stderr.flush()
+    sys.exit(EXIT_ERROR)
+
+
+def emit(document):
+    sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
+
+
+def parse(help_text, argv):
+    """docopt, with its exits turned into the `usage` error (docopt itself exits 1)."""
+    from docopt import DocoptExit, docopt
+
+    head = argv[1:argv.index("--")] if "--" in argv else argv[1:]
+    if any(a in ("-h", "--help") for a in head):
+        sys.stdout.write(help_text + "\n")
+        sys.exit(0)
+    try:
+        return docopt(help_text, argv=argv, default_help=False)
+    except DocoptExit as exc:
+        message = str(exc).strip().splitlines()
+        detail = message[0] if message and not message[0].lower().startswith("usage") else None
+        raise KanbanError("usage", f"bad arguments for 'kanban {argv[0]}'"
+                          + (f": {detail}" if detail else ""), usage=usage_section(help_text)) from None
+
+
+def main(path, argv=None, handler=None):
+    """Run the command whose file is `path` with argv (default sys.argv[1:])."""
+    verb = os.path.basename(path)[len("kanban-"):]
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        _summary, _usage, help_text = read_header(path)
+        args = parse(help_text, [verb] + list(argv))
+        if handler is None:
+            from . import verbs
+
+            handler = getattr(verbs, verb.replace("-", "_"))
+        code = handler(args)
+    except KanbanError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        _quiet_pipe()
+        sys.exit(EXIT_ERROR)
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bug: say so in JSON, never a traceback
+        if os.environ.get("KANBAN_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        fail(KanbanError("internal", f"internal error: {type(exc).__name__}: {exc}",
+                         detail="set KANBAN_DEBUG=1 for the traceback"))
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_pipe()
+    sys.exit(code or 0)
+
+
+def _quiet_pipe():
+    # stdout was closed by the reader (e.g. `| head`): do not print a second error
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def env_or(args, option, variable):
+    value = args.get(option)
+    return value if value not in (None, "") else (os.environ.get(variable) or None)

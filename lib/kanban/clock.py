@@ -1,0 +1,80 @@
+"""Time and durations.  KANBAN_NOW lives here and only here.
+
+Times are kept as integer milliseconds since the epoch (UTC) in the database, so
+comparisons are exact; they are printed as ISO-8601 UTC with a trailing Z.
+"""
+import os
+import time
+
+from .errors import invalid
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def now_ms():
+    """The board clock: KANBAN_NOW when set (for tests), else the real clock."""
+    fixed = os.environ.get("KANBAN_NOW")
+    if fixed:
+        return _parse_absolute(fixed, "KANBAN_NOW")
+    return int(time.time() * 1000)
+
+
+def parse_duration(text, what="duration"):
+    """'90s', '15m', '2h', '3d', '1w', '250ms' or plain seconds -> milliseconds (> 0)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        ms = int(text * 1000)
+    else:
+        raw = str(text).strip().lower()
+        unit = next((u for u in ("ms", "s", "m", "h", "d", "w") if raw.endswith(u)), None)
+        number = raw[: -len(unit)] if unit else raw
+        try:
+            value = float(number)
+        except ValueError:
+            raise invalid(f"bad {what} {text!r}: use 90s, 15m, 2h, 3d or seconds") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise invalid(f"bad {what} {text!r}")
+        ms = int(value * _UNITS[unit or "s"] * 1000)
+    if ms <= 0:
+        raise invalid(f"{what} must be positive, got {text!r}")
+    if ms > 100 * 365 * 86400 * 1000:
+        raise invalid(f"{what} {text!r} is too long")
+    return ms
+
+
+def parse_time(text, what="time"):
+    """ISO-8601, epoch seconds, or '+10m' (relative to the board clock) -> ms."""
+    raw = str(text).strip()
+    if raw.startswith("+"):
+        return now_ms() + parse_duration(raw[1:], what)
+    return _parse_absolute(raw, what)
+
+
+def _parse_absolute(raw, what):
+    raw = raw.strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        pass
+    else:
+        if value != value or abs(value) > 1e11:
+            raise invalid(f"bad {what} {raw!r}")
+        return int(value * 1000)
+    from datetime import datetime, timezone  # only when a time is typed in
+
+    text = raw[:-1] + "+00:00" if raw[-1:] in ("Z", "z") else raw
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise invalid(f"bad {what} {raw!r}: use ISO-8601, epoch seconds or +10m") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)
+
+
+def iso(ms):
+    """Milliseconds -> '2026-01-01T00:15:00Z' (fraction only when not whole)."""
+    if ms is None:
+        return None
+    seconds, millis = divmod(int(ms), 1000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{stamp}.{millis:03d}Z" if millis else f"{stamp}Z"

@@ -1,0 +1,422 @@
+"""The one way to open the board and the one way to run a write transaction.
+
+SQLite through apsw, which bundles a current SQLite (the stdlib module here links
+3.40.1, which has the WAL-reset corruption bug fixed in 3.44.6/3.50.7/3.51.3).
+Every write runs as BEGIN IMMEDIATE inside a blocking OS lock on `<board>.lock`:
+waiting writers sleep in the kernel and are woken when the lock is free, instead of
+polling the way SQLite's busy handler does, so a crowd of writers is served in turn
+and nobody sees "database is locked" before KANBAN_BUSY_TIMEOUT.
+"""
+import errno
+import os
+import random
+import threading
+import time
+
+import apsw
+
+from .errors import KanbanError
+
+SCHEMA_VERSION = 2
+
+# Each entry takes the schema from version i to i+1.  Never edit a shipped entry:
+# add a new one, so boards made by older releases migrate forward.
+MIGRATIONS = [
+    # 1: the core board
+    """
+    CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+    INSERT INTO meta(key, value) VALUES ('lease_token', 0);
+    CREATE TABLE tasks(
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind            TEXT NOT NULL DEFAULT 'task' CHECK (kind IN ('task', 'goal')),
+        title           TEXT NOT NULL,
+        body            TEXT,
+        status          TEXT NOT NULL DEFAULT 'todo' CHECK (status IN
+                          ('todo','in_progress','in_review','blocked','done','failed','cancelled')),
+        priority        INTEGER NOT NULL DEFAULT 0,
+        project         TEXT,
+        role_boundary   TEXT,
+        assignee        TEXT,
+        goal_id         INTEGER REFERENCES tasks(id),
+        review          INTEGER NOT NULL DEFAULT 0,
+        claimed_by      TEXT,
+        lease_until     INTEGER,
+        lease_token     INTEGER,
+        lease_ms        INTEGER,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        max_attempts    INTEGER,
+        not_before      INTEGER,
+        idempotency_key TEXT UNIQUE,
+        reason          TEXT,
+        unmet_deps      INTEGER NOT NULL DEFAULT 0,
+        started_at      INTEGER,
+        finished_at     INTEGER,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL
+    );
+    -- claim: one seek per eligibility class (role, assignee), whatever lies ahead
+    CREATE INDEX tasks_claim ON tasks(role_boundary, assignee, priority DESC, created_at, id)
+        WHERE status = 'todo' AND kind = 'task' AND unmet_deps = 0;
+    CREATE INDEX tasks_lease ON tasks(lease_until) WHERE lease_until IS NOT NULL;
+    CREATE INDEX tasks_status ON tasks(status, priority DESC, created_at, id);
+    CREATE INDEX tasks_goal ON tasks(goal_id) WHERE goal_id IS NOT NULL;
+    CREATE INDEX tasks_finished ON tasks(finished_at) WHERE finished_at IS NOT NULL;
+    CREATE TABLE deps(
+        task_id INTEGER NOT NULL REFERENCES tasks(id),
+        dep_id  INTEGER NOT NULL REFERENCES tasks(id),
+        PRIMARY KEY (task_id, dep_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX deps_dependents ON deps(dep_id, task_id);
+    -- every agent that ever held a task: the review gate, kept when events are pruned
+    CREATE TABLE holders(
+        task_id INTEGER NOT NULL,
+        agent   TEXT NOT NULL,
+        PRIMARY KEY (task_id, agent)
+    ) WITHOUT ROWID;
+    CREATE TABLE events(
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id    INTEGER,
+        kind       TEXT NOT NULL,
+        actor      TEXT,
+        at         INTEGER NOT NULL,
+        data       TEXT,
+        expires_at INTEGER
+    );
+    CREATE INDEX events_task ON events(task_id, id);
+    CREATE INDEX events_kind ON events(kind, id);
+    CREATE INDEX events_expiry ON events(expires_at) WHERE expires_at IS NOT NULL;
+    CREATE TABLE comments(
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id INTEGER NOT NULL REFERENCES tasks(id),
+        actor   TEXT,
+        at      INTEGER NOT NULL,
+        body    TEXT NOT NULL
+    );
+    CREATE INDEX comments_task ON comments(task_id, id);
+    -- unmet_deps counts the deps that are not done, kept by the database itself
+    CREATE TRIGGER deps_added AFTER INSERT ON deps BEGIN
+        UPDATE tasks SET unmet_deps = unmet_deps + 1
+         WHERE id = NEW.task_id
+           AND (SELECT status FROM tasks WHERE id = NEW.dep_id) IS NOT 'done';
+    END;
+    CREATE TRIGGER deps_removed AFTER DELETE ON deps BEGIN
+        UPDATE tasks SET unmet_deps = unmet_deps - 1
+         WHERE id = OLD.task_id
+           AND (SELECT status FROM tasks WHERE id = OLD.dep_id) IS NOT 'done';
+    END;
+    CREATE TRIGGER deps_done AFTER UPDATE OF status ON tasks
+      WHEN (OLD.status = 'done') <> (NEW.status = 'done') BEGIN
+        UPDATE tasks SET unmet_deps = unmet_deps + (CASE WHEN NEW.status = 'done' THEN -1 ELSE 1 END)
+         WHERE id IN (SELECT task_id FROM deps WHERE dep_id = NEW.id);
+    END;
+    """,
+    # 2: full-text search and runs (the team board's unit of execution)
+    """
+    CREATE VIRTUAL TABLE tasks_fts USING fts5(title, body, content='tasks', content_rowid='id');
+    INSERT INTO tasks_fts(rowid, title, body) SELECT id, title, coalesce(body, '') FROM tasks;
+    CREATE TRIGGER tasks_fts_insert AFTER INSERT ON tasks BEGIN
+        INSERT INTO tasks_fts(rowid, title, body) VALUES (NEW.id, NEW.title, coalesce(NEW.body, ''));
+    END;
+    CREATE TRIGGER tasks_fts_update AFTER UPDATE OF title, body ON tasks BEGIN
+        INSERT INTO tasks_fts(tasks_fts, rowid, title, body)
+            VALUES ('delete', OLD.id, OLD.title, coalesce(OLD.body, ''));
+        INSERT INTO tasks_fts(rowid, title, body) VALUES (NEW.id, NEW.title, coalesce(NEW.body, ''));
+    END;
+    CREATE TABLE runs(
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id      INTEGER NOT NULL REFERENCES tasks(id),
+        agent        TEXT,
+        lease_token  INTEGER,
+        started_at   INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL,
+        ended_at     INTEGER,
+        outcome      TEXT
+    );
+    CREATE INDEX runs_task ON runs(task_id, id);
+    CREATE INDEX runs_open ON runs(heartbeat_at) WHERE ended_at IS NULL;
+    """,
+]
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+BOARD_DIR = ".kanban"
+BOARD_FILE = "board.db"
+
+
+def find_board(create=False):
+    """The board's location: KANBAN_DB, else .kanban/board.db here or above.
+
+    The search stops below any folder in KANBAN_CEILING_DIRECTORIES, as git's does.
+    With create=True, the answer for `init`: KANBAN_DB or ./.kanban/board.db.
+    """
+    named = os.environ.get("KANBAN_DB")
+    if named:
+        return named
+    here = os.getcwd()
+    if create:
+        return os.path.join(here, BOARD_DIR, BOARD_FILE)
+    ceilings = {
+        os.path.realpath(c) for c in os.environ.get("KANBAN_CEILING_DIRECTORIES", "").split(":") if c
+    }
+    folder = here
+    while True:
+        if os.path.realpath(folder) in ceilings:
+            break
+        candidate = os.path.join(folder, BOARD_DIR, BOARD_FILE)
+        if os.path.exists(candidate):
+            return candidate
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    raise KanbanError(
+        "not_found",
+        "no kanban board here or in any parent folder (run 'kanban init', or set KANBAN_DB)",
+    )
+
+
+def busy_timeout_ms():
+    from .clock import parse_duration
+
+    return parse_duration(os.environ.get("KANBAN_BUSY_TIMEOUT") or "10s", "KANBAN_BUSY_TIMEOUT")
+
+
+def db_error(exc, path=None):
+    """Translate a driver exception into the closed list of codes."""
+    if isinstance(exc, KanbanError):
+        return exc
+    if isinstance(exc, (apsw.BusyError, apsw.LockedError)):
+        return KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT")
+    name = type(exc).__name__
+    reasons = {
+        "CorruptError": "the board is corrupt",
+        "NotADBError": "the file is not a kanban board (not a SQLite database)",
+        "ReadOnlyError": "the board is read-only",
+        "FullError": "the disk is full",
+        "CantOpenError": "the board cannot be opened",
+        "IOError": "the board could not be read or written (I/O error)",
+        "PermissionsError": "no permission to use the board",
+    }
+    message = reasons.get(name, "the board cannot be used")
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        message = reasons["FullError"]
+    return KanbanError("db_error", message, detail=f"{name}: {exc}", db=path)
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _raise_timeout(signum, frame):
+    raise _Timeout()
+
+
+class WriterLock:
+    """A blocking, kernel-queued exclusive lock taken around every write transaction."""
+
+    def __init__(self, path):
+        self.path = path + ".lock"
+        self.fd = None
+
+    def acquire(self, deadline):
+        import fcntl
+
+        if self.fd is None:
+            try:
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            except OSError:
+                return False  # read-only folder: SQLite will say what is wrong
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pass
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT")
+        if threading.current_thread() is threading.main_thread():
+            import signal
+
+            previous = signal.signal(signal.SIGALRM, _raise_timeout)
+            signal.setitimer(signal.ITIMER_REAL, remaining)
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX)
+                return True
+            except _Timeout:
+                raise KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT") from None
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+        # other threads cannot use SIGALRM: poll with jittered backoff
+        delay = 0.001
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT") from None
+                time.sleep(random.uniform(0, delay))
+                delay = min(delay * 2, 0.05)
+
+    def release(self):
+        if self.fd is not None:
+            import fcntl
+
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class Database:
+    """One connection to a board file, with the pragmas every connection needs."""
+
+    def __init__(self, path, create=False):
+        self.path = path
+        self.busy_ms = busy_timeout_ms()
+        if not create and not os.path.exists(path):
+            raise KanbanError("not_found", f"no kanban board at {path} (run 'kanban init')", db=path)
+        flags = apsw.SQLITE_OPEN_READWRITE
+        if create:
+            flags |= apsw.SQLITE_OPEN_CREATE
+        try:
+            self.conn = apsw.Connection(path, flags=flags)
+            self.conn.set_busy_timeout(self.busy_ms)
+            self.conn.execute(
+                "PRAGMA synchronous=FULL; PRAGMA recursive_triggers=OFF; PRAGMA foreign_keys=OFF;"
+            )
+            self.version = self.scalar("PRAGMA user_version")
+        except apsw.Error as exc:
+            raise db_error(exc, path) from None
+        self.lock = WriterLock(path)
+        if self.version > SCHEMA_VERSION:
+            raise KanbanError(
+                "db_error",
+                f"the board has schema version {self.version}, newer than this kanban "
+                f"understands ({SCHEMA_VERSION}): upgrade kanban",
+                db=path,
+            )
+
+    # -- reading ---------------------------------------------------------------
+
+    def rows(self, sql, params=()):
+        cursor = self.conn.execute(sql, params)
+        try:
+            names = [d[0] for d in cursor.get_description()]
+        except apsw.ExecutionCompleteError:
+            return []
+        return [dict(zip(names, row)) for row in cursor]
+
+    def row(self, sql, params=()):
+        found = self.rows(sql, params)
+        return found[0] if found else None
+
+    def scalar(self, sql, params=()):
+        for row in self.conn.execute(sql, params):
+            return row[0]
+        return None
+
+    def execute(self, sql, params=()):
+        return self.conn.execute(sql, params)
+
+    def changes(self):
+        return self.conn.changes()
+
+    # -- transactions ----------------------------------------------------------
+
+    def read(self, fn):
+        """Run fn() inside one read transaction: a consistent snapshot."""
+        try:
+            self.conn.execute("BEGIN")
+            try:
+                return fn()
+            finally:
+                self.conn.execute("COMMIT")
+        except apsw.Error as exc:
+            raise db_error(exc, self.path) from None
+
+    def write(self, fn):
+        """Run fn() inside one BEGIN IMMEDIATE transaction; retry while busy.
+
+        fn must only touch the database (it may run again after a busy rollback).
+        Anything it raises rolls the whole transaction back: a failed command
+        changes nothing.
+        """
+        deadline = time.monotonic() + self.busy_ms / 1000
+        delay = 0.002
+        while True:
+            locked = self.lock.acquire(deadline)
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn()
+                    self.conn.execute("COMMIT")
+                    return result
+                except BaseException:
+                    if not self.conn.get_autocommit():
+                        self.conn.execute("ROLLBACK")
+                    raise
+            except (apsw.BusyError, apsw.LockedError):
+                if time.monotonic() >= deadline:
+                    raise KanbanError(
+                        "busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT"
+                    ) from None
+            except apsw.Error as exc:
+                raise db_error(exc, self.path) from None
+            finally:
+                if locked:
+                    self.lock.release()
+            time.sleep(random.uniform(delay / 2, delay))  # jitter: no lockstep retries
+            delay = min(delay * 2, 0.1)
+
+    # -- schema ------------------------------------------------------------------
+
+    def is_board(self):
+        return self.version > 0
+
+    def migrate(self, target=SCHEMA_VERSION):
+        """Bring the schema up to `target` in one write transaction; no-op when current."""
+        if self.version >= target:
+            return False
+
+        def step():
+            current = self.scalar("PRAGMA user_version")
+            for index in range(current, target):
+                self.conn.execute(MIGRATIONS[index])
+            self.conn.execute(f"PRAGMA user_version={int(target)}")
+            return current
+
+        self.write(step)
+        self.version = target
+        return True
+
+    def close(self):
+        self.lock.close()
+        self.conn.close()
+
+
+def open_board(path=None, create=False):
+    """Open (and, with create, initialise) the board; migrate when it is behind."""
+    path = path or find_board(create=create)
+    if create:
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(folder, mode=0o777, exist_ok=True)  # the umask narrows it
+        except OSError as exc:
+            raise db_error(exc, path) from None
+    database = Database(path, create=create)
+    if not database.is_board():
+        if not create:
+            database.close()
+            raise KanbanError("not_found", f"{path} is not a kanban board (run 'kanban init')", db=path)
+        try:
+            database.conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            mode = database.scalar("PRAGMA journal_mode=WAL")
+        except apsw.Error as exc:
+            raise db_error(exc, path) from None
+        if str(mode).lower() != "wal":
+            raise KanbanError("db_error", f"cannot put the board in WAL mode (got {mode})", db=path)
+    database.migrate()
+    return database

@@ -1,0 +1,269 @@
+"""The plumbing verbs: docopt arguments in, one JSON document out.
+
+One function per libexec/kanban-<verb>, named after it.  Each opens the board,
+makes one call into Board (one transaction), and prints the answer.  The return
+value is the exit status (None for 0).
+"""
+import json
+import os
+import sys
+import time
+
+from .board import Board, init as init_board
+from .cli import EXIT_NOTHING, emit, env_or
+from .errors import KanbanError, invalid, usage
+
+
+def _board():
+    return Board()
+
+
+def _agent(args, required=True):
+    agent = env_or(args, "--agent", "KANBAN_AGENT")
+    if required and not agent:
+        raise usage("no agent: pass --agent or set KANBAN_AGENT")
+    return agent
+
+
+def _format(args):
+    fmt = args.get("--format") or "json"
+    if fmt not in ("json", "table"):
+        raise invalid(f"bad --format {fmt!r}: json or table")
+    return fmt
+
+
+def _show(args, document, kind):
+    if _format(args) == "table":
+        from . import render
+
+        sys.stdout.write(render.table(kind, document) + "\n")
+    else:
+        emit(document)
+
+
+def _nothing(args, answer):
+    """Print the answer; exit 1 under --exit-code when there was nothing to do."""
+    emit(answer)
+    if not answer and args.get("--exit-code"):
+        return EXIT_NOTHING
+    return None
+
+
+def init(args):
+    answer = init_board(harness=args["--harness"])
+    if args["--harness"]:
+        from .skill import install
+
+        answer["skills"] = install(args["--harness"], os.path.dirname(answer["db"]))
+    emit(answer)
+
+
+def create(args):
+    actor = env_or(args, "--agent", "KANBAN_AGENT")
+    with _board() as board:
+        if args["--stdin"]:
+            specs = []
+            for number, line in enumerate(sys.stdin, 1):
+                if not line.strip():
+                    continue
+                try:
+                    specs.append(json.loads(line))
+                except ValueError as exc:
+                    raise invalid(f"line {number} is not JSON: {exc}", line=number) from None
+            emit(board.create_many(specs, actor=actor))
+            return None
+        emit(board.create(
+            args["TITLE"], actor=actor, body=args["--body"], priority=args["--priority"],
+            project=args["--project"], role=args["--role"], assignee=args["--assignee"],
+            goal=args["--goal"], depends_on=args["--depends-on"], not_before=args["--not-before"],
+            max_attempts=args["--max-attempts"], review=bool(args["--review"]), key=args["--key"],
+            kind=args["--kind"]))
+    return None
+
+
+def claim(args):
+    from .clock import parse_duration
+
+    agent = _agent(args)
+    role = env_or(args, "--role", "KANBAN_ROLE")
+    lease = env_or(args, "--lease", "KANBAN_LEASE")
+    wait_s = parse_duration(args["--wait"], "--wait") / 1000 if args["--wait"] else 0
+    deadline = time.monotonic() + wait_s
+    with _board() as board:
+        while True:
+            if args["--for-review"]:
+                answer = board.claim_review(agent, args["ID"], lease=lease)
+            else:
+                answer = board.claim(agent, args["ID"], role=role, project=args["--project"], lease=lease)
+            if answer or args["ID"] or time.monotonic() >= deadline:
+                return _nothing(args, answer)
+            # real time, even under KANBAN_NOW: poll at most every 250 ms
+            while time.monotonic() < deadline:
+                time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+                if args["--for-review"] or board.has_work(agent, role, args["--project"]):
+                    break
+
+
+def lease(args):
+    with _board() as board:
+        if args["reap"]:
+            emit(board.reap(actor=env_or(args, "--agent", "KANBAN_AGENT")))
+            return
+        agent = _agent(args)
+        if args["renew"]:
+            emit(board.renew(args["ID"], args["--token"], lease=args["--lease"], agent=agent))
+        else:
+            emit(board.release(args["ID"], args["--token"], agent=agent))
+
+
+def event(args):
+    with _board() as board:
+        if args["log"]:
+            message = args["--message"] if args["--message"] is not None else args["MESSAGE"]
+            emit(board.log(args["ID"], message, token=args["--token"], agent=_agent(args), ttl=args["--ttl"]))
+            return None
+        limit = args["--limit"] or 100
+        if not args["--follow"]:
+            _show(args, board.events(task=args["--task"], kind=args["--kind"], since=args["--since"],
+                                     limit=limit), "events")
+            return None
+        cursor = args["--since"]
+        while True:  # JSON Lines until interrupted
+            page = board.events(task=args["--task"], kind=args["--kind"], since=cursor, limit=limit)
+            for item in page["events"]:
+                sys.stdout.write(json.dumps(item, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+            cursor = page["cursor"]
+            if not page["events"]:
+                time.sleep(0.25)
+
+
+def complete(args):
+    with _board() as board:
+        emit(board.complete(args["ID"], args["--token"], summary=args["--summary"], review=args["--review"],
+                            verify=not args["--no-verify"], agent=_agent(args)))
+
+
+def approve(args):
+    with _board() as board:
+        emit(board.approve(args["ID"], agent=_agent(args), token=args["--token"], comment=args["--comment"]))
+
+
+def reject(args):
+    with _board() as board:
+        emit(board.reject(args["ID"], args["--reason"], agent=_agent(args), token=args["--token"]))
+
+
+def block(args):
+    with _board() as board:
+        emit(board.block(args["ID"], args["--reason"], token=args["--token"], agent=_agent(args, False)))
+
+
+def unblock(args):
+    with _board() as board:
+        emit(board.unblock(args["ID"], reason=args["--reason"], actor=_agent(args, False)))
+
+
+def cancel(args):
+    with _board() as board:
+        emit(board.cancel(args["ID"], reason=args["--reason"], actor=_agent(args, False)))
+
+
+def reopen(args):
+    with _board() as board:
+        emit(board.reopen(args["ID"], actor=_agent(args, False)))
+
+
+def dep(args):
+    with _board() as board:
+        if args["add"]:
+            emit(board.dep_add(args["ID"], args["DEP"], actor=_agent(args, False)))
+        elif args["rm"]:
+            emit(board.dep_rm(args["ID"], args["DEP"], actor=_agent(args, False)))
+        else:
+            _show(args, board.dep_list(args["ID"]), "deps")
+
+
+def show(args):
+    with _board() as board:
+        events = int(args["--events"]) if args["--events"] and str(args["--events"]).isdigit() else None
+        if args["--events"] and events is None:
+            raise invalid(f"bad --events {args['--events']!r}: a count")
+        _show(args, board.show(args["ID"], events=20 if events is None else events), "show")
+
+
+def list(args):  # noqa: A001 - the verb's name
+    with _board() as board:
+        _show(args, board.list(status=args["--status"], project=args["--project"], assignee=args["--assignee"],
+                               goal=args["--goal"], ready=args["--ready"], limit=args["--limit"]), "tasks")
+
+
+def search(args):
+    with _board() as board:
+        _show(args, board.search(" ".join(args["QUERY"]), limit=args["--limit"]), "tasks")
+
+
+def comment(args):
+    message = args["--message"] if args["--message"] is not None else args["MESSAGE"]
+    with _board() as board:
+        emit(board.comment(args["ID"], message, actor=_agent(args, False)))
+
+
+def set(args):  # noqa: A001 - the verb's name
+    fields = {name: args[f"--{name.replace('_', '-')}"] for name in (
+        "title", "body", "priority", "project", "assignee", "role", "goal", "not_before", "max_attempts")}
+    if args["--review"]:
+        fields["review"] = True
+    elif args["--no-review"]:
+        fields["review"] = False
+    clear = [part.strip().replace("-", "_") for item in args["--clear"] for part in item.split(",") if part.strip()]
+    with _board() as board:
+        emit(board.set(args["ID"], clear=clear, actor=_agent(args, False), **fields))
+
+
+def batch(args):
+    with _board() as board:
+        if args["claim"]:
+            answer = board.claim_many(_agent(args), args["N"], role=env_or(args, "--role", "KANBAN_ROLE"),
+                                      project=args["--project"], lease=env_or(args, "--lease", "KANBAN_LEASE"))
+            return _nothing(args, answer)
+        if args["complete"]:
+            pairs = []
+            for pair in args["PAIR"]:
+                task, sep, token = pair.rpartition(":")
+                if not sep or not task:
+                    raise invalid(f"bad pair {pair!r}: expected ID:TOKEN")
+                pairs.append((task, token))
+            emit(board.complete_many(pairs, agent=_agent(args), verify=not args["--no-verify"]))
+        elif args["set-priority"]:
+            emit(board.set_many(args["ID"], actor=_agent(args, False), priority=args["N"]))
+        else:
+            emit(board.set_many(args["ID"], actor=_agent(args, False), project=args["P"]))
+    return None
+
+
+def stats(args):
+    with _board() as board:
+        _show(args, board.stats(), "stats")
+
+
+def prune(args):
+    with _board() as board:
+        emit(board.prune(args["--before"] or "30d", vacuum=args["--vacuum"]))
+
+
+def doctor(args):
+    with _board() as board:
+        answer = board.doctor()
+    _show(args, answer, "doctor")
+    if args["--exit-code"] and not answer["ok"]:
+        return EXIT_NOTHING
+    return None
+
+
+def backup(args):
+    with _board() as board:
+        emit(board.backup(args["FILE"]))
+
+
+__all__ = [name for name in dir() if not name.startswith("_")] + ["KanbanError"]
