@@ -1,0 +1,81 @@
+"""Shared fixtures: a scratch board per test, and a runner for the real CLI.
+
+Tests read the board through kanban itself (the CLI or kanban.Board), never through
+the stdlib sqlite3 module in the same process: two copies of SQLite in one process
+on the same file give stale reads.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+KANBAN = ROOT / "bin" / "kanban"
+sys.path.insert(0, str(ROOT / "lib"))
+
+
+class Result:
+    def __init__(self, proc):
+        self.rc = proc.returncode
+        self.out = proc.stdout
+        self.err = proc.stderr
+
+    @property
+    def json(self):
+        return json.loads(self.out)
+
+    @property
+    def error(self):
+        lines = [line for line in self.err.splitlines() if line.startswith("{")]
+        assert lines, f"no JSON error on stderr: {self.err!r}"
+        return json.loads(lines[-1])
+
+    def __repr__(self):
+        return f"Result(rc={self.rc}, out={self.out!r}, err={self.err!r})"
+
+
+def run(*args, env=None, input=None, cwd=None, timeout=60):
+    """Run `kanban ARGS...`; env entries of None are removed from the environment."""
+    full = dict(os.environ)
+    for key in [k for k in full if k.startswith("KANBAN_")]:
+        del full[key]
+    for key, value in (env or {}).items():
+        if value is None:
+            full.pop(key, None)
+        else:
+            full[key] = str(value)
+    proc = subprocess.run([str(KANBAN), *map(str, args)], capture_output=True, text=True, env=full,
+                          input=input, cwd=cwd, timeout=timeout)
+    return Result(proc)
+
+
+@pytest.fixture
+def board_path(tmp_path):
+    path = tmp_path / ".kanban" / "board.db"
+    res = run("init", env={"KANBAN_DB": path})
+    assert res.rc == 0, res
+    return path
+
+
+@pytest.fixture
+def kb(board_path):
+    """kb('claim', agent='w1', env={...}) -> Result, against this test's board."""
+    def runner(*args, agent=None, env=None, input=None, cwd=None, timeout=60):
+        merged = {"KANBAN_DB": board_path}
+        if agent is not None:
+            merged["KANBAN_AGENT"] = agent
+        merged.update(env or {})
+        return run(*args, env=merged, input=input, cwd=cwd, timeout=timeout)
+    runner.path = board_path
+    return runner
+
+
+@pytest.fixture
+def board(board_path):
+    from kanban import Board
+
+    with Board(str(board_path)) as b:
+        yield b
