@@ -62,20 +62,26 @@ def emit(document):
 
 
 def parse(help_text, argv):
-    """docopt, with its exits turned into the `usage` error (docopt itself exits 1)."""
-    from docopt import DocoptExit, docopt
-
+    """docopt (through the shape cache), its exits turned into the `usage` error."""
     head = argv[1:argv.index("--")] if "--" in argv else argv[1:]
     if any(a in ("-h", "--help") for a in head):
         sys.stdout.write(help_text + "\n")
         sys.exit(0)
-    try:
-        return docopt(help_text, argv=argv, default_help=False)
-    except DocoptExit as exc:
-        message = str(exc).strip().splitlines()
-        detail = message[0] if message and not message[0].lower().startswith("usage") else None
-        raise KanbanError("usage", f"bad arguments for 'kanban {argv[0]}'"
-                          + (f": {detail}" if detail else ""), usage=usage_section(help_text)) from None
+
+    def run_docopt(args):
+        from docopt import DocoptExit, docopt
+
+        try:
+            return docopt(help_text, argv=args, default_help=False)
+        except DocoptExit as exc:
+            message = str(exc).strip().splitlines()
+            detail = message[0] if message and not message[0].lower().startswith("usage") else None
+            raise KanbanError("usage", f"bad arguments for 'kanban {argv[0]}'"
+                              + (f": {detail}" if detail else ""), usage=usage_section(help_text)) from None
+
+    from .argv import parse as cached_parse
+
+    return cached_parse(help_text, argv, run_docopt)
 
 
 def main(path, argv=None, handler=None):

@@ -9,8 +9,6 @@ and nobody sees "database is locked" before KANBAN_BUSY_TIMEOUT.
 """
 import errno
 import os
-import random
-import threading
 import time
 
 import apsw
@@ -233,6 +231,8 @@ class WriterLock:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT")
+        import threading
+
         if threading.current_thread() is threading.main_thread():
             import signal
 
@@ -247,6 +247,8 @@ class WriterLock:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, previous)
         # other threads cannot use SIGALRM: poll with jittered backoff
+        import random
+
         delay = 0.001
         while True:
             try:
@@ -284,8 +286,13 @@ class Database:
         try:
             self.conn = apsw.Connection(path, flags=flags)
             self.conn.set_busy_timeout(self.busy_ms)
-            self.conn.execute(
+            # no checkpoint when this process closes the board: a CLI call would pay for
+            # a WAL checkpoint (two fsyncs) every time; SQLite checkpoints every 1000 pages
+            self.conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+            self.script(
                 "PRAGMA synchronous=FULL; PRAGMA recursive_triggers=OFF; PRAGMA foreign_keys=OFF;"
+                # keep the WAL small: a new process reads all of it when it opens the board
+                " PRAGMA journal_size_limit=1048576;"
             )
             self.version = self.scalar("PRAGMA user_version")
         except apsw.Error as exc:
@@ -320,6 +327,11 @@ class Database:
 
     def execute(self, sql, params=()):
         return self.conn.execute(sql, params)
+
+    def script(self, sql):
+        """Run every statement of `sql` (apsw stops at a statement that returns rows)."""
+        for _ in self.conn.execute(sql):
+            pass
 
     def changes(self):
         return self.conn.changes()
@@ -368,6 +380,8 @@ class Database:
             finally:
                 if locked:
                     self.lock.release()
+            import random
+
             time.sleep(random.uniform(delay / 2, delay))  # jitter: no lockstep retries
             delay = min(delay * 2, 0.1)
 
@@ -384,7 +398,7 @@ class Database:
         def step():
             current = self.scalar("PRAGMA user_version")
             for index in range(current, target):
-                self.conn.execute(MIGRATIONS[index])
+                self.script(MIGRATIONS[index])
             self.conn.execute(f"PRAGMA user_version={int(target)}")
             return current
 
