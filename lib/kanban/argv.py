@@ -47,7 +47,7 @@ def shape(argv, options, words):
             if options[name]:
                 if not eq:
                     value = next(tokens, None)
-                    if value is None:
+                    if value is None or value == "--":
                         return None
                 values.append(value)
                 out.append(f"{name}={_PLACEHOLDER.format(len(values) - 1)}")
