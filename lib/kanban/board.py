@@ -91,6 +91,10 @@ def _text(value, what, required=False, limit=1_000_000):
         raise invalid(f"{what} must be a string")
     if "\x00" in value:
         raise invalid(f"{what} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 arrive as lone surrogates
+        raise invalid(f"{what} is not valid UTF-8") from None
     if required and not value.strip():
         raise invalid(f"{what} must not be empty")
     if len(value) > limit:
@@ -289,7 +293,7 @@ class Board:
         if not team or actor not in team.get("members", {}):
             return
         if action in ("create", "assign", "link", "cancel"):
-            if actor != team.get("coordinator"):
+            if team.get("dispatch_mode", "coordinator") == "coordinator" and actor != team.get("coordinator"):
                 raise KanbanError("forbidden", f"only the coordinator may {action} (team {team.get('name')})",
                                   agent=actor)
         elif row is not None and row["assignee"] and actor != row["assignee"]:
@@ -476,6 +480,7 @@ class Board:
                           if failed else None)
                 self._end_lease(task_id, "failed" if failed else "todo", attempts=attempts,
                                 reason=reason, finished_at=self.now if failed else None)
+                self._close_runs(task_id, "expired", actor)
                 self._event(task_id, "lease_expired", actor,
                             {"holder": r["claimed_by"], "token": r["lease_token"], "attempts": attempts})
                 if failed:
@@ -490,6 +495,8 @@ class Board:
 
     def reap(self, actor=None):
         """Expire overdue leases now: {"expired": [tasks]}."""
+        actor = self._actor(actor)  # events always name an actor: the login name when unset
+
         def apply():
             ids = self._reap(actor)
             return {"expired": self._dicts(self._rows(
@@ -656,6 +663,7 @@ class Board:
             self._check_lease(row, token, ("in_progress", "in_review"))
             until = max(row["lease_until"], self.now + (extra_ms or row["lease_ms"]))
             self._update(task, lease_until=until)
+            self._beat_runs(task)
             self._event(task, "lease_renewed", agent, {"token": token, "lease_until": clock.iso(until)})
             return dict(self._task(task), lease_token=token)
         return self._write(apply)
@@ -673,6 +681,7 @@ class Board:
                 self._update(task, claimed_by=None, lease_until=None, lease_token=None, lease_ms=None)
             else:
                 self._end_lease(task, "todo")
+                self._close_runs(task, "released", agent)
             self._event(task, "released", agent, {"token": token, "review": row["status"] == "in_review"})
             return self._task(task)
         return self._write(apply)
@@ -694,6 +703,7 @@ class Board:
                 self._check_lease(row, token, ("in_progress", "in_review"))
                 until = max(row["lease_until"], self.now + row["lease_ms"])
                 self._update(task, lease_until=until)
+                self._beat_runs(task)
                 data.update(token=token, lease_until=clock.iso(until))
             return self._event(task, "progress", agent, data, ttl_ms=ttl_ms)
         return self._write(apply)
@@ -1154,6 +1164,8 @@ class Board:
         row = self._row(task)
         if "assignee" in values:
             self._gate("assign", actor)
+        if "goal" in values:
+            self._gate("link", actor)
         if values.get("goal") is not None:
             self._check_goal(values["goal"], task)
         columns = {{"role": "role_boundary", "goal": "goal_id"}.get(k, k): v for k, v in values.items()}
@@ -1221,11 +1233,13 @@ class Board:
             self._check_lease(row, token)
             until = max(row["lease_until"], self.now + row["lease_ms"])
             self._update(task, lease_until=until)
-            self.db.execute("UPDATE runs SET heartbeat_at = ? WHERE task_id = ? AND ended_at IS NULL",
-                            (self.now, task))
+            self._beat_runs(task)
             self._event(task, "heartbeat", agent, {"token": token, "lease_until": clock.iso(until)})
             return dict(self._task(task), lease_token=token)
         return self._write(apply)
+
+    def _beat_runs(self, task):
+        self.db.execute("UPDATE runs SET heartbeat_at = ? WHERE task_id = ? AND ended_at IS NULL", (self.now, task))
 
     def _close_runs(self, task, outcome, actor):
         for (run_id,) in self.db.execute(
