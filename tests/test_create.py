@@ -1,0 +1,221 @@
+"""kanban create: one task, idempotency keys, and create --stdin batches (SPEC §4, §5)."""
+import json
+
+TASK_KEYS = {
+    "id", "kind", "title", "body", "status", "priority", "project", "role_boundary", "assignee",
+    "goal", "depends_on", "review", "claimed_by", "lease_until", "attempts", "max_attempts",
+    "not_before", "idempotency_key", "created_at", "updated_at", "ready",
+}
+CODES = {"usage", "invalid", "not_found", "conflict", "lease_lost", "forbidden", "cycle", "busy",
+         "hook_rejected", "db_error", "internal"}
+
+
+def assert_error(res, code):
+    """Exit 2, nothing on stdout, one JSON line on stderr with `code`."""
+    assert res.rc == 2, res
+    assert res.out == "", res
+    lines = [line for line in res.err.splitlines() if line.strip()]
+    assert len(lines) == 1, res
+    doc = json.loads(lines[0])
+    assert doc["code"] == code, res
+    assert doc["code"] in CODES and isinstance(doc["error"], str) and doc["error"]
+    assert doc["retryable"] is (code == "busy")
+    return doc
+
+
+def snapshot(kb):
+    """Everything a failed command must leave alone: the tasks and the event log."""
+    tasks = kb("list")
+    events = kb("event", "list", "--limit", "100000")
+    assert tasks.rc == 0 and events.rc == 0
+    return tasks.out, events.out
+
+
+def test_create_prints_the_full_task(kb):
+    res = kb("create", "write the parser", agent="planner")
+    assert res.rc == 0 and res.err == ""
+    task = res.json
+    assert set(task) == TASK_KEYS | {"created"}
+    assert task["created"] is True
+    assert task["id"] == "TASK-1" and task["kind"] == "task" and task["title"] == "write the parser"
+    assert task["status"] == "todo" and task["ready"] is True and task["priority"] == 0
+    for key in ("body", "project", "role_boundary", "assignee", "goal", "claimed_by", "lease_until",
+                "max_attempts", "not_before", "idempotency_key"):
+        assert task[key] is None, key
+    assert task["depends_on"] == [] and task["review"] is False and task["attempts"] == 0
+    assert task["created_at"].endswith("Z") and task["updated_at"].endswith("Z")
+    events = kb("event", "list").json["events"]
+    assert [(e["kind"], e["task"], e["actor"]) for e in events] == [("created", "TASK-1", "planner")]
+
+
+def test_create_with_every_option(kb):
+    goal = kb("create", "ship v1", "--kind", "goal").json
+    dep = kb("create", "groundwork").json
+    task = kb("create", "the work", "--body", "details here", "--priority", "7", "--project", "web",
+              "--role", "backend", "--assignee", "w1", "--goal", goal["id"], "--depends-on", dep["id"],
+              "--not-before", "2030-01-01T00:00:00Z", "--max-attempts", "3", "--review", "--key", "k-1").json
+    assert goal["kind"] == "goal" and goal["ready"] is False
+    assert task["body"] == "details here" and task["priority"] == 7 and task["project"] == "web"
+    assert task["role_boundary"] == "backend" and task["assignee"] == "w1"
+    assert task["goal"] == goal["id"] and task["depends_on"] == [dep["id"]]
+    assert task["not_before"] == "2030-01-01T00:00:00Z" and task["max_attempts"] == 3
+    assert task["review"] is True and task["idempotency_key"] == "k-1" and task["ready"] is False
+    shown = kb("show", task["id"]).json
+    assert {k: shown[k] for k in TASK_KEYS} == {k: task[k] for k in TASK_KEYS}
+
+
+def test_ids_count_up(kb):
+    ids = [kb("create", f"t{n}").json["id"] for n in range(3)]
+    assert ids == ["TASK-1", "TASK-2", "TASK-3"]
+
+
+def test_not_before_takes_epoch_and_relative_times(kb):
+    now = 1_900_000_000
+    env = {"KANBAN_NOW": now}
+    epoch = kb("create", "a", "--not-before", str(now + 60), env=env).json
+    assert epoch["not_before"] == "2030-03-17T17:47:40Z" and epoch["ready"] is False
+    relative = kb("create", "b", "--not-before", "+10m", env=env).json
+    assert relative["not_before"] == "2030-03-17T17:56:40Z"
+    past = kb("create", "c", "--not-before", str(now - 1), env=env).json
+    assert past["ready"] is True
+
+
+def test_same_key_returns_the_first_task_unchanged(kb):
+    first = kb("create", "original", "--key", "deploy-42", "--priority", "1").json
+    before = snapshot(kb)
+    again = kb("create", "a different title", "--key", "deploy-42", "--priority", "9", "--project", "x")
+    assert again.rc == 0
+    second = again.json
+    assert second["created"] is False
+    assert {k: second[k] for k in TASK_KEYS} == {k: first[k] for k in TASK_KEYS}
+    assert second["title"] == "original" and second["priority"] == 1 and second["project"] is None
+    assert snapshot(kb) == before  # no new task, no new event
+
+
+def test_same_key_after_the_task_moved_on(kb):
+    first = kb("create", "original", "--key", "k").json
+    claimed = kb("claim", agent="w1").json
+    again = kb("create", "original", "--key", "k").json
+    assert again["created"] is False and again["id"] == first["id"]
+    assert again["status"] == "in_progress" and again["claimed_by"] == "w1"
+    assert claimed["id"] == first["id"]
+
+
+def test_dispatch_alias_creates(kb):
+    task = kb("dispatch", "via alias", "--priority", "2").json
+    assert task["created"] is True and task["title"] == "via alias" and task["priority"] == 2
+
+
+def test_create_errors_change_nothing(kb):
+    kb("create", "existing", "--kind", "goal")
+    kb("create", "plain task")
+    before = snapshot(kb)
+    cases = [
+        (["create", ""], "invalid"),
+        (["create", "   "], "invalid"),
+        (["create", "t", "--priority", "high"], "invalid"),
+        (["create", "t", "--priority", "1.5"], "invalid"),
+        (["create", "t", "--max-attempts", "0"], "invalid"),
+        (["create", "t", "--max-attempts", "many"], "invalid"),
+        (["create", "t", "--not-before", "next tuesday"], "invalid"),
+        (["create", "t", "--kind", "epic"], "invalid"),
+        (["create", "t", "--depends-on", "TASK-404"], "not_found"),
+        (["create", "t", "--depends-on", "TASK-1,TASK-404"], "not_found"),
+        (["create", "t", "--goal", "TASK-404"], "not_found"),
+        (["create", "t", "--goal", "TASK-2"], "invalid"),  # not a goal
+        (["create", "t", "--goal", "TASK-1", "--depends-on", "TASK-1"], "cycle"),
+        (["create"], "usage"),
+        (["create", "t", "--colour", "red"], "usage"),
+        (["create", "t", "--priority"], "usage"),
+    ]
+    for args, code in cases:
+        assert_error(kb(*args), code)
+    assert snapshot(kb) == before
+
+
+# -- create --stdin ------------------------------------------------------------------
+
+
+def lines(*docs):
+    return "".join(json.dumps(d) + "\n" for d in docs)
+
+
+def test_stdin_creates_a_batch_with_key_references(kb):
+    batch = lines(
+        {"title": "Launch", "kind": "goal", "key": "goal"},
+        {"title": "design", "key": "design", "goal": "goal", "priority": 5, "role": "arch"},
+        {"title": "build", "key": "build", "goal": "goal", "depends_on": ["design"], "assignee": "w2"},
+        {"title": "test", "goal": "goal", "depends_on": ["design", "build"], "review": True,
+         "max_attempts": 2, "body": "all of it", "project": "p"},
+    )
+    res = kb("create", "--stdin", input=batch, agent="planner")
+    assert res.rc == 0, res
+    tasks = res.json
+    assert isinstance(tasks, list) and len(tasks) == 4
+    goal, design, build, test = tasks
+    assert all(t["created"] is True for t in tasks)
+    assert goal["kind"] == "goal" and goal["idempotency_key"] == "goal"
+    assert design["goal"] == goal["id"] and design["priority"] == 5 and design["role_boundary"] == "arch"
+    assert build["depends_on"] == [design["id"]] and build["assignee"] == "w2" and build["ready"] is False
+    assert sorted(test["depends_on"]) == sorted([design["id"], build["id"]])
+    assert test["review"] is True and test["max_attempts"] == 2 and test["body"] == "all of it"
+    assert test["project"] == "p"
+    assert set(tasks[0]) == TASK_KEYS | {"created"}
+    listed = {t["id"]: t for t in kb("list").json["tasks"]}
+    assert set(listed) == {t["id"] for t in tasks}
+
+
+def test_stdin_resolves_ids_and_keys_of_earlier_batches(kb):
+    old = kb("create", "old task", "--key", "old").json
+    plain = kb("create", "plain").json
+    res = kb("create", "--stdin", input=lines(
+        {"title": "a", "depends_on": ["old"]},
+        {"title": "b", "depends_on": [plain["id"]]},
+        {"title": "c", "depends_on": [old["id"], "old"]},
+    ))
+    a, b, c = res.json
+    assert a["depends_on"] == [old["id"]] and b["depends_on"] == [plain["id"]]
+    assert c["depends_on"] == [old["id"]]
+
+
+def test_stdin_known_key_is_not_created_again(kb):
+    first = kb("create", "first", "--key", "k1").json
+    res = kb("create", "--stdin", input=lines({"title": "other", "key": "k1"}, {"title": "new", "key": "k2"}))
+    again, new = res.json
+    assert again["created"] is False and again["id"] == first["id"] and again["title"] == "first"
+    assert new["created"] is True
+    assert len(kb("list").json["tasks"]) == 2
+
+
+def test_stdin_skips_blank_lines(kb):
+    res = kb("create", "--stdin", input='\n{"title": "a"}\n\n{"title": "b"}\n\n')
+    assert [t["title"] for t in res.json] == ["a", "b"]
+
+
+def test_stdin_cycle_fails_the_whole_batch(kb):
+    kb("create", "before")
+    before = snapshot(kb)
+    # a task cannot wait on its own goal
+    res = kb("create", "--stdin", input=lines(
+        {"title": "fine", "key": "fine"},
+        {"title": "G", "kind": "goal", "key": "g"},
+        {"title": "bad", "goal": "g", "depends_on": ["g"]},
+    ))
+    assert_error(res, "cycle")
+    assert snapshot(kb) == before
+
+
+def test_stdin_bad_line_fails_the_whole_batch(kb):
+    before = snapshot(kb)
+    cases = [
+        (lines({"title": "ok"}, {"title": ""}), "invalid"),
+        (lines({"title": "ok"}, {"title": "x", "priority": "high"}), "invalid"),
+        (lines({"title": "ok"}, {"title": "x", "depends_on": ["nope"]}), "not_found"),
+        (lines({"title": "ok"}, {"title": "x", "colour": "red"}), "invalid"),
+        (lines({"title": "ok"}) + "this is not json\n", "invalid"),
+        (lines({"title": "ok"}, ["a", "list"]), "invalid"),
+        (lines({"title": "ok"}, {"title": "x", "review": "yes"}), "invalid"),
+    ]
+    for text, code in cases:
+        assert_error(kb("create", "--stdin", input=text), code)
+    assert snapshot(kb) == before

@@ -1,0 +1,402 @@
+"""The dispatcher and the shell contract (SPEC §1-§3): exec path, version, commands, aliases,
+help, usage errors, finding the board, the environment, and errors that change nothing."""
+import fcntl
+import getpass
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+KANBAN = ROOT / "bin" / "kanban"
+CODES = {"usage", "invalid", "not_found", "conflict", "lease_lost", "forbidden", "cycle", "busy",
+         "hook_rejected", "db_error", "internal"}
+PLUMBING = ["init", "create", "claim", "lease", "event", "dep", "complete", "approve", "reject", "block",
+            "unblock", "cancel", "reopen", "show", "list", "search", "comment", "set", "batch", "stats",
+            "prune", "doctor", "backup"]
+ALIASES = {"dispatch": "create", "claim-next": "claim", "heartbeat": "lease", "extend-lease": "lease",
+           "log-progress": "event"}
+
+
+def clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def sh(*args, cwd=None, input=None, timeout=60, **env):
+    return subprocess.run([str(KANBAN), *map(str, args)], cwd=cwd, env=clean_env(**env), input=input,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_error(res, code):
+    rc = getattr(res, "rc", None)
+    rc = res.returncode if rc is None else rc
+    out = res.out if hasattr(res, "out") else res.stdout
+    err = res.err if hasattr(res, "err") else res.stderr
+    assert rc == 2, (rc, out, err)
+    assert out == "", out
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    doc = json.loads(lines[0])
+    assert set(doc) >= {"error", "code", "retryable"}
+    assert doc["code"] == code and doc["code"] in CODES, doc
+    assert isinstance(doc["error"], str) and doc["error"] and "Traceback" not in err
+    assert doc["retryable"] is (code == "busy")
+    return doc
+
+
+# -- the dispatcher itself ---------------------------------------------------------------
+
+
+def test_exec_path_is_a_bare_path():
+    res = sh("--exec-path")
+    assert res.returncode == 0 and res.stderr == ""
+    assert res.stdout == str(ROOT / "libexec") + "\n"
+    folder = Path(res.stdout.strip())
+    assert all((folder / f"kanban-{verb}").is_file() for verb in PLUMBING)
+
+
+def test_version():
+    res = sh("--version")
+    assert res.returncode == 0 and res.stdout.startswith("kanban ") and res.stdout.strip() != "kanban"
+
+
+def test_commands_lists_every_verb_as_json():
+    res = sh("commands")
+    assert res.returncode == 0
+    doc = json.loads(res.stdout)
+    by_name = {c["name"]: c for c in doc["commands"]}
+    for verb in PLUMBING:
+        assert verb in by_name, verb
+        assert by_name[verb]["summary"], verb
+        assert by_name[verb]["kind"] == "plumbing"
+    for alias, verb in ALIASES.items():
+        assert alias in by_name[verb]["aliases"]
+
+
+def test_no_arguments_prints_usage():
+    res = sh()
+    assert res.returncode == 0 and "usage" in res.stdout.lower()
+
+
+def test_unknown_verb_is_a_usage_error():
+    for args in (["no-such-verb"], ["-x"], ["../bin/kanban"], ["claim/../init"]):
+        assert_error(sh(*args), "usage")
+
+
+def test_unknown_option_and_missing_argument_are_usage_errors(kb):
+    for args in (["claim", "--frobnicate"], ["list", "--bogus=1"], ["show"], ["dep"], ["lease"],
+                 ["event", "log"], ["complete", "TASK-1"], ["create", "a", "b"]):
+        res = kb(*args, agent="w")
+        doc = assert_error(res, "usage")
+        assert "bad arguments" in doc["error"] or "usage" in doc["error"].lower() or doc["error"]
+
+
+def test_verb_help_flag(kb):
+    res = kb("claim", "--help")
+    assert res.rc == 0 and "kanban claim" in res.out
+
+
+def test_help_verb_without_a_terminal_prints_its_usage():
+    res = sh("help", "claim")
+    assert res.returncode == 0 and "kanban claim" in res.stdout and "--wait" in res.stdout
+    res = sh("help", "heartbeat")  # an alias: the verb it stands for
+    assert res.returncode == 0 and "kanban lease renew" in res.stdout
+    assert_error(sh("help", "no-such-verb"), "usage")
+
+
+def test_help_verb_opens_the_man_page_on_a_terminal(tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    record = tmp_path / "man-args"
+    (fake / "man").write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > '{record}'\n")
+    (fake / "man").chmod(0o755)
+    primary, secondary = os.openpty()
+    try:
+        env = clean_env(PATH=f"{fake}:{os.environ['PATH']}")
+        proc = subprocess.run([str(KANBAN), "help", "claim"], stdin=secondary, stdout=secondary,
+                              stderr=secondary, env=env, timeout=30)
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    assert proc.returncode == 0
+    args = record.read_text().split()
+    assert len(args) == 1 and Path(args[0]).name in ("kanban-claim", "kanban-claim.1")
+
+
+@pytest.mark.parametrize("alias,args,check", [
+    ("dispatch", ["via dispatch"], lambda d: d["title"] == "via dispatch" and d["created"] is True),
+    ("claim-next", [], lambda d: d["claimed_by"] == "w1"),
+])
+def test_aliases_create_and_claim(kb, alias, args, check):
+    if alias == "claim-next":
+        kb("create", "x")
+    res = kb(alias, *args, agent="w1")
+    assert res.rc == 0 and check(res.json)
+
+
+def test_lease_and_progress_aliases(kb):
+    t = kb("create", "t", env={"KANBAN_NOW": "1900000000"}).json["id"]
+    tok = kb("claim", agent="w1", env={"KANBAN_NOW": "1900000000"}).json["lease_token"]
+    for alias in ("heartbeat", "extend-lease"):
+        res = kb(alias, t, "--token", tok, "--lease", "1h", agent="w1", env={"KANBAN_NOW": "1900000000"})
+        assert res.rc == 0 and res.json["lease_until"] == "2030-03-17T18:46:40Z"
+    res = kb("log-progress", t, "--message", "hi", "--token", tok, agent="w1")
+    assert res.rc == 0 and res.json["kind"] == "progress"
+    assert_error(kb("heartbeat", t, "--token", tok), "usage")  # no agent
+
+
+# -- finding the board ---------------------------------------------------------------------
+
+
+def test_init_creates_the_board_here_and_is_idempotent(tmp_path):
+    project = tmp_path / "proj"
+    project.mkdir()
+    res = sh("init", cwd=project)
+    assert res.returncode == 0
+    doc = json.loads(res.stdout)
+    assert doc["db"] == str(project / ".kanban" / "board.db") and doc["created"] is True
+    assert isinstance(doc["schema_version"], int)
+    again = json.loads(sh("init", cwd=project).stdout)
+    assert again["created"] is False and again["db"] == doc["db"]
+
+
+def test_board_found_from_a_subfolder(tmp_path):
+    project = tmp_path / "proj"
+    deep = project / "src" / "pkg"
+    deep.mkdir(parents=True)
+    sh("init", cwd=project)
+    ceiling = str(tmp_path.parent)
+    res = sh("create", "from deep inside", cwd=deep, KANBAN_CEILING_DIRECTORIES=ceiling)
+    assert res.returncode == 0, res.stderr
+    listed = json.loads(sh("list", cwd=project).stdout)["tasks"]
+    assert [t["title"] for t in listed] == ["from deep inside"]
+    # KANBAN_DB wins over the search
+    other = tmp_path / "other.db"
+    sh("init", KANBAN_DB=other)
+    assert json.loads(sh("list", cwd=deep, KANBAN_DB=other).stdout) == {"tasks": []}
+
+
+def test_ceiling_directories_stop_the_search(tmp_path):
+    project = tmp_path / "proj"
+    deep = project / "a" / "b"
+    deep.mkdir(parents=True)
+    sh("init", cwd=project)
+    for ceiling in (project / "a", project, f"/nonexistent:{project / 'a'}"):
+        assert_error(sh("list", cwd=deep, KANBAN_CEILING_DIRECTORIES=ceiling), "not_found")
+    # a ceiling elsewhere does not matter; one above the board does not either
+    res = sh("list", cwd=deep, KANBAN_CEILING_DIRECTORIES=f"{tmp_path / 'elsewhere'}:{tmp_path}")
+    assert res.returncode == 0 and json.loads(res.stdout) == {"tasks": []}
+
+
+def test_no_board_is_not_found(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    ceiling = str(tmp_path.parent)
+    for args in (["list"], ["create", "x"], ["claim", "--agent", "w"], ["show", "TASK-1"]):
+        assert_error(sh(*args, cwd=empty, KANBAN_CEILING_DIRECTORIES=ceiling), "not_found")
+    assert not (empty / ".kanban").exists()
+    assert_error(sh("list", KANBAN_DB=tmp_path / "missing.db"), "not_found")
+    assert not (tmp_path / "missing.db").exists()
+
+
+# -- the environment -----------------------------------------------------------------------
+
+
+def test_commands_that_need_an_agent(kb):
+    t = kb("create", "t").json["id"]
+    tok = kb("claim", agent="w1").json["lease_token"]
+    r = kb("create", "r", "--review").json["id"]
+    rtok = kb("claim", r, agent="w1").json["lease_token"]
+    kb("complete", r, "--token", rtok, agent="w1")
+    before = (kb("list").out, kb("event", "list").out)
+    for args in (["claim"], ["lease", "renew", t, "--token", tok], ["lease", "release", t, "--token", tok],
+                 ["event", "log", t, "--message", "m"], ["complete", t, "--token", tok],
+                 ["block", t, "--reason", "r", "--token", tok], ["approve", r],
+                 ["reject", r, "--reason", "no"], ["batch", "claim", "1"]):
+        assert_error(kb(*args), "usage")
+    assert (kb("list").out, kb("event", "list").out) == before
+
+
+def test_other_writes_record_the_login_name(kb):
+    t = kb("create", "t").json["id"]
+    kb("comment", t, "--message", "m")
+    events = kb("event", "list").json["events"]
+    assert {e["actor"] for e in events} == {getpass.getuser()}
+    kb("comment", t, "--message", "m", env={"KANBAN_AGENT": "named"})
+    assert kb("event", "list").json["events"][-1]["actor"] == "named"
+
+
+def test_agent_option_beats_the_environment(kb):
+    kb("create", "t")
+    doc = kb("claim", "--agent", "opt", agent="env").json
+    assert doc["claimed_by"] == "opt"
+
+
+def test_kanban_role_and_lease_from_the_environment(kb):
+    kb("create", "qa", "--role", "qa", env={"KANBAN_NOW": "1900000000"})
+    doc = kb("claim", agent="w", env={"KANBAN_ROLE": "qa", "KANBAN_LEASE": "1h", "KANBAN_NOW": "1900000000"}).json
+    assert doc["role_boundary"] == "qa" and doc["lease_until"] == "2030-03-17T18:46:40Z"
+
+
+def test_kanban_now_forms(kb):
+    for value in ("1900000000", "2030-03-17T17:46:40Z", "2030-03-17T17:46:40+00:00"):
+        doc = kb("create", "t", env={"KANBAN_NOW": value}).json
+        assert doc["created_at"] == "2030-03-17T17:46:40Z"
+    assert_error(kb("create", "t", env={"KANBAN_NOW": "half past"}), "invalid")
+
+
+def test_bad_durations_in_the_environment(kb):
+    kb("create", "t")
+    assert_error(kb("claim", agent="w", env={"KANBAN_LEASE": "-5m"}), "invalid")
+    assert_error(kb("claim", agent="w", env={"KANBAN_LEASE": "forever"}), "invalid")
+
+
+def test_busy_when_a_writer_holds_the_board(kb):
+    kb("create", "t")
+    before = (kb("list").out, kb("event", "list").out)
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import sys, time
+sys.path.insert(0, {str(ROOT / 'lib')!r})
+import apsw
+conn = apsw.Connection({str(kb.path)!r})
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("UPDATE meta SET value = value WHERE key = 'lease_token'")
+print("locked", flush=True)
+time.sleep(30)
+"""], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        start = time.monotonic()
+        res = kb("create", "blocked writer", env={"KANBAN_BUSY_TIMEOUT": "1s"}, timeout=30)
+        elapsed = time.monotonic() - start
+        doc = assert_error(res, "busy")
+        assert doc["retryable"] is True
+        assert 0.9 <= elapsed < 10
+        # reads go on under WAL
+        assert kb("list").rc == 0
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    assert (kb("list").out, kb("event", "list").out) == before
+    assert kb("create", "now it works").rc == 0
+
+
+def test_busy_on_the_writer_lock_file(kb):
+    with open(str(kb.path) + ".lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        res = kb("claim", agent="w", env={"KANBAN_BUSY_TIMEOUT": "1s"}, timeout=30)
+    assert_error(res, "busy")
+
+
+# -- every error: exit 2, one JSON line, nothing changed -------------------------------
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A board with one task in each interesting state, built once for the error table."""
+    path = tmp_path_factory.mktemp("errors") / ".kanban" / "board.db"
+
+    def k(*args, agent=None, **env):
+        extra = {"KANBAN_DB": path, "KANBAN_NOW": "1900000000"}
+        if agent:
+            extra["KANBAN_AGENT"] = agent
+        extra.update(env)
+        return sh(*args, **extra)
+    assert k("init").returncode == 0
+    ids = {}
+    ids["goal"] = json.loads(k("create", "G", "--kind", "goal").stdout)["id"]
+    ids["todo"] = json.loads(k("create", "todo", "--goal", ids["goal"]).stdout)["id"]
+    ids["dep"] = json.loads(k("create", "waits", "--depends-on", ids["todo"]).stdout)["id"]
+    ids["held"] = json.loads(k("create", "held", "--priority", "9").stdout)["id"]
+    ids["token"] = json.loads(k("claim", ids["held"], agent="w1").stdout)["lease_token"]
+    ids["review"] = json.loads(k("create", "rev", "--review", "--assignee", "w1").stdout)["id"]
+    rtok = json.loads(k("claim", ids["review"], agent="w1").stdout)["lease_token"]
+    assert k("complete", ids["review"], "--token", rtok, agent="w1").returncode == 0
+    ids["done"] = json.loads(k("create", "done").stdout)["id"]
+    dtok = json.loads(k("claim", ids["done"], agent="w2").stdout)["lease_token"]
+    assert k("complete", ids["done"], "--token", dtok, agent="w2").returncode == 0
+    ids["assigned"] = json.loads(k("create", "mine", "--assignee", "w9").stdout)["id"]
+    ids["role"] = json.loads(k("create", "qa", "--role", "qa").stdout)["id"]
+    return k, ids
+
+
+def error_cases(i):
+    t, tok = i["held"], str(i["token"])
+    return [
+        (["show", "TASK-999"], "not_found", None),
+        (["show", "TASK-x"], "invalid", None),
+        (["create", ""], "invalid", None),
+        (["create", "x", "--priority", "high"], "invalid", None),
+        (["create", "x", "--depends-on", "TASK-404"], "not_found", None),
+        (["create", "x", "--not-before", "tomorrowish"], "invalid", None),
+        (["create", "x", "--goal", i["goal"], "--depends-on", i["goal"]], "cycle", None),
+        (["claim", "--lease", "-5m"], "invalid", "w3"),
+        (["claim", t], "conflict", "w3"),
+        (["claim", i["dep"]], "conflict", "w3"),
+        (["claim", i["assigned"]], "forbidden", "w3"),
+        (["claim", i["role"]], "forbidden", "w3"),
+        (["claim", i["goal"]], "conflict", "w3"),
+        (["claim", "--for-review", i["todo"]], "conflict", "w3"),
+        (["claim", "--for-review", i["review"]], "forbidden", "w1"),
+        (["complete", i["todo"], "--token", "1"], "conflict", "w1"),
+        (["complete", t, "--token", str(int(tok) + 50)], "lease_lost", "w1"),
+        (["complete", t, "--token", "seven"], "invalid", "w1"),
+        (["complete", t, "--token", tok], "lease_lost", "w1", {"KANBAN_NOW": "1900099999"}),
+        (["lease", "renew", t, "--token", tok, "--lease", "0"], "invalid", "w1"),
+        (["lease", "release", t, "--token", "999"], "lease_lost", "w1"),
+        (["event", "log", t, "--message", "m", "--token", "999"], "lease_lost", "w1"),
+        (["event", "list", "--since", "not-a-cursor"], "invalid", None),
+        (["event", "list", "--kind", "nope"], "invalid", None),
+        (["approve", i["review"]], "forbidden", "w1"),
+        (["reject", i["review"], "--reason", "r"], "forbidden", "w1"),
+        (["approve", i["todo"]], "conflict", "r1"),
+        (["approve", i["done"]], "conflict", "r1"),
+        (["block", t, "--reason", "r", "--token", "999"], "lease_lost", "w1"),
+        (["block", i["done"], "--reason", "r"], "conflict", None),
+        (["unblock", i["todo"]], "conflict", None),
+        (["cancel", i["done"]], "conflict", None),
+        (["reopen", i["todo"]], "conflict", None),
+        (["dep", "add", i["todo"], i["dep"]], "cycle", None),
+        (["dep", "add", i["todo"], i["goal"]], "cycle", None),
+        (["dep", "add", i["todo"], "TASK-404"], "not_found", None),
+        (["dep", "rm", i["dep"], t], "not_found", None),
+        (["set", t, "--priority", "urgent"], "invalid", None),
+        (["set", t], "usage", None),
+        (["comment", t, "--message", ""], "invalid", None),
+        (["list", "--status", "sleeping"], "invalid", None),
+        (["list", "--limit", "-1"], "invalid", None),
+        (["search"], "usage", None),
+        (["batch", "complete", f"{t}:{tok}", f"{i['todo']}:1"], "conflict", "w1"),
+        (["batch", "set-priority", "3", t, "TASK-404"], "not_found", None),
+        (["prune", "--before", "-1d"], "invalid", None),
+        (["backup"], "usage", None),
+        (["frobnicate"], "usage", None),
+        (["claim", "--frobnicate"], "usage", "w1"),
+        (["claim"], "usage", None),
+    ]
+
+
+def test_every_error_changes_nothing(prepared):
+    k, ids = prepared
+    before = (k("list").stdout, k("event", "list", "--limit", "100000").stdout,
+              [k("show", ids[n]).stdout for n in ("todo", "held", "review", "done")])
+    failures = []
+    for case in error_cases(ids):
+        args, code, agent = case[:3]
+        env = case[3] if len(case) > 3 else {}
+        res = k(*args, agent=agent, **env)
+        try:
+            assert_error(res, code)
+        except AssertionError as exc:
+            failures.append((args, code, res.returncode, res.stdout[:200], res.stderr[:300], str(exc)[:200]))
+    assert failures == []
+    after = (k("list").stdout, k("event", "list", "--limit", "100000").stdout,
+             [k("show", ids[n]).stdout for n in ("todo", "held", "review", "done")])
+    assert after == before

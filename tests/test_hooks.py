@@ -1,0 +1,289 @@
+"""Hooks (SPEC §7): post-<verb> after the commit, pre-complete before it; never on stdout."""
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+KANBAN = Path(__file__).resolve().parent.parent / "bin" / "kanban"
+T0 = 1_900_000_000
+CODES = {"usage", "invalid", "not_found", "conflict", "lease_lost", "forbidden", "cycle", "busy",
+         "hook_rejected", "db_error", "internal"}
+
+RECORDER = f"""#!{sys.executable}
+# records what a hook receives, then makes noise on both of its outputs
+import json, os, sys
+payload = sys.stdin.read()
+record = {{"name": os.path.basename(sys.argv[0]), "stdin": json.loads(payload),
+          "env": {{k: os.environ.get(k) for k in
+                  ("KANBAN_EVENT", "KANBAN_TASK_ID", "KANBAN_AGENT", "KANBAN_DB")}}}}
+with open(os.environ["HOOK_LOG"], "a") as log:
+    log.write(json.dumps(record) + "\\n")
+print("HOOK-STDOUT-NOISE {{not json")
+print("HOOK-STDERR-NOISE", file=sys.stderr)
+"""
+
+
+def write_hook(folder, name, text):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+def assert_error(res, code):
+    assert res.rc == 2, res
+    assert res.out == "", res
+    lines = [line for line in res.err.splitlines() if line.startswith("{")]
+    assert len(lines) == 1, res
+    doc = json.loads(lines[0])
+    assert doc["code"] == code and doc["code"] in CODES, res
+    return doc
+
+
+@pytest.fixture
+def hooks(kb, tmp_path):
+    folder = kb.path.parent / "hooks.d"
+    folder.mkdir()
+    log = tmp_path / "hook-log.jsonl"
+
+    def records():
+        if not log.exists():
+            return []
+        return [json.loads(line) for line in log.read_text().splitlines()]
+    hooks_api = type("Hooks", (), {})()
+    hooks_api.folder = folder
+    hooks_api.log = log
+    hooks_api.env = {"HOOK_LOG": str(log)}
+    hooks_api.records = records
+    return hooks_api
+
+
+def one_json_document(res):
+    """stdout is exactly one JSON document (plus its newline)."""
+    assert res.out.endswith("\n") and res.out.count("\n") == 1, res
+    return json.loads(res.out)
+
+
+def test_post_claim_gets_event_and_environment(kb, hooks):
+    write_hook(hooks.folder, "post-claim", RECORDER)
+    task = kb("create", "t", env=hooks.env).json
+    res = kb("claim", agent="w1", env=hooks.env)
+    assert res.rc == 0
+    claimed = one_json_document(res)
+    assert claimed["id"] == task["id"]
+    assert "HOOK-STDOUT-NOISE" in res.err and "HOOK-STDERR-NOISE" in res.err
+    [record] = hooks.records()
+    assert record["env"] == {"KANBAN_EVENT": "claimed", "KANBAN_TASK_ID": task["id"], "KANBAN_AGENT": "w1",
+                             "KANBAN_DB": str(kb.path)}
+    event = record["stdin"]
+    assert set(event) == {"id", "task", "kind", "actor", "at", "data"}
+    assert event["kind"] == "claimed" and event["task"] == task["id"] and event["actor"] == "w1"
+    assert event["data"]["token"] == claimed["lease_token"]
+    logged = kb("event", "list", "--kind", "claimed").json["events"]
+    assert logged == [event]
+
+
+def test_every_post_hook_fires(kb, hooks):
+    for verb in ("create", "claim", "complete", "block", "unblock", "approve", "reject", "cancel",
+                 "reopen", "release", "expire"):
+        write_hook(hooks.folder, f"post-{verb}", RECORDER)
+    env = dict(hooks.env, KANBAN_NOW=str(T0))
+    later = dict(hooks.env, KANBAN_NOW=str(T0 + 3600))
+    a = kb("create", "a", env=env).json["id"]
+    tok = kb("claim", a, "--lease", "1m", agent="w1", env=env).json["lease_token"]
+    kb("lease", "reap", env=later)
+    tok = kb("claim", a, agent="w1", env=later).json["lease_token"]
+    kb("lease", "release", a, "--token", tok, agent="w1", env=later)
+    tok = kb("claim", a, agent="w1", env=later).json["lease_token"]
+    kb("block", a, "--reason", "stuck", "--token", tok, agent="w1", env=later)
+    kb("unblock", a, env=later)
+    tok = kb("claim", a, agent="w1", env=later).json["lease_token"]
+    kb("complete", a, "--token", tok, "--review", agent="w1", env=later)
+    kb("reject", a, "--reason", "again", agent="r1", env=later)
+    tok = kb("claim", a, agent="w1", env=later).json["lease_token"]
+    kb("complete", a, "--token", tok, "--review", agent="w1", env=later)
+    kb("approve", a, agent="r1", env=later)
+    kb("reopen", a, env=later)
+    kb("cancel", a, env=later)
+    tok = kb("claim", kb("create", "b", env=later).json["id"], agent="w2", env=later).json["lease_token"]
+    got = [(r["name"], r["env"]["KANBAN_EVENT"]) for r in hooks.records()]
+    assert got == [
+        ("post-create", "created"), ("post-claim", "claimed"), ("post-expire", "lease_expired"),
+        ("post-claim", "claimed"), ("post-release", "released"), ("post-claim", "claimed"),
+        ("post-block", "blocked"), ("post-unblock", "unblocked"), ("post-claim", "claimed"),
+        ("post-complete", "submitted_for_review"), ("post-reject", "rejected"), ("post-claim", "claimed"),
+        ("post-complete", "submitted_for_review"), ("post-approve", "approved"), ("post-reopen", "reopened"),
+        ("post-cancel", "cancelled"), ("post-create", "created"), ("post-claim", "claimed"),
+    ]
+    assert all(r["stdin"]["kind"] == r["env"]["KANBAN_EVENT"] for r in hooks.records())
+    assert kb("event", "list", "--kind", "hook_failed").json["events"] == []
+    del tok
+
+
+def test_post_complete_on_done(kb, hooks):
+    write_hook(hooks.folder, "post-complete", RECORDER)
+    t = kb("create", "t").json["id"]
+    tok = kb("claim", agent="w1").json["lease_token"]
+    res = kb("complete", t, "--token", tok, "--summary", "all good", agent="w1", env=hooks.env)
+    assert one_json_document(res)["status"] == "done"
+    [record] = hooks.records()
+    assert record["stdin"]["kind"] == "completed" and record["stdin"]["data"]["summary"] == "all good"
+
+
+def test_hooks_in_a_dot_d_folder_run_in_order(kb, hooks):
+    write_hook(hooks.folder / "post-create.d", "20-second", RECORDER)
+    write_hook(hooks.folder / "post-create.d", "10-first", RECORDER)
+    write_hook(hooks.folder, "post-create", RECORDER)
+    (hooks.folder / "post-create.d" / "30-not-executable").write_text("#!/bin/sh\nexit 1\n")
+    res = kb("create", "t", env=hooks.env)
+    one_json_document(res)
+    assert [r["name"] for r in hooks.records()] == ["post-create", "10-first", "20-second"]
+
+
+def test_hooks_dir_from_environment(kb, hooks, tmp_path):
+    elsewhere = tmp_path / "my hooks"  # a space: hooks never pass through a shell
+    write_hook(elsewhere, "post-create", RECORDER)
+    write_hook(hooks.folder, "post-create", "#!/bin/sh\necho default-folder-ran >&2\n")
+    res = kb("create", "t", env=dict(hooks.env, KANBAN_HOOKS_DIR=str(elsewhere)))
+    one_json_document(res)
+    assert len(hooks.records()) == 1 and "default-folder-ran" not in res.err
+
+
+def test_failing_hook_leaves_hook_failed_and_the_command_stands(kb, hooks):
+    write_hook(hooks.folder, "post-claim", "#!/bin/sh\necho 'it broke' >&2\nexit 3\n")
+    t = kb("create", "t").json["id"]
+    res = kb("claim", agent="w1")
+    assert res.rc == 0
+    claimed = one_json_document(res)
+    assert claimed["id"] == t and claimed["status"] == "in_progress"
+    assert "it broke" in res.err
+    assert kb("show", t).json["status"] == "in_progress"
+    failed = kb("event", "list", "--kind", "hook_failed").json["events"]
+    assert len(failed) == 1 and failed[0]["task"] == t
+    claimed_event = kb("event", "list", "--kind", "claimed").json["events"][0]
+    assert failed[0]["data"]["event"] == claimed_event["id"]
+    assert failed[0]["data"]["hook"].endswith("post-claim")
+    # the token still works: nothing was undone
+    done = kb("complete", t, "--token", claimed["lease_token"], agent="w1")
+    assert done.rc == 0 and done.json["status"] == "done"
+
+
+def test_hanging_hook_is_killed_after_the_timeout(kb, hooks, tmp_path):
+    marker = tmp_path / "grandchild-survived"
+    write_hook(hooks.folder, "post-create",
+               f"#!/bin/sh\n(sleep 2; touch '{marker}') &\nsleep 60\n")
+    start = time.monotonic()
+    res = kb("create", "t", env={"KANBAN_HOOK_TIMEOUT": "1s"}, timeout=30)
+    elapsed = time.monotonic() - start
+    assert res.rc == 0 and one_json_document(res)["status"] == "todo"
+    assert elapsed < 8, elapsed
+    failed = kb("event", "list", "--kind", "hook_failed").json["events"]
+    assert len(failed) == 1 and "timed out" in failed[0]["data"]["reason"]
+    time.sleep(max(0.0, start + 2.8 - time.monotonic()))
+    assert not marker.exists(), "the hook's children outlived the timeout"
+
+
+def test_pre_complete_refusal(kb, hooks):
+    write_hook(hooks.folder, "pre-complete", f"""#!{sys.executable}
+import json, os, sys
+doc = json.load(sys.stdin)
+with open(os.environ["HOOK_LOG"], "a") as log:
+    log.write(json.dumps({{"name": "pre-complete", "stdin": doc, "env": {{}}}}) + "\\n")
+print("3 tests failed: test_login", file=sys.stderr)
+sys.exit(1)
+""")
+    t = kb("create", "t").json["id"]
+    tok = kb("claim", agent="w1").json["lease_token"]
+    before = (kb("list").out, kb("event", "list").out)
+    res = kb("complete", t, "--token", tok, "--summary", "s", agent="w1", env=hooks.env)
+    doc = assert_error(res, "hook_rejected")
+    assert "3 tests failed: test_login" in doc["detail"]
+    assert (kb("list").out, kb("event", "list").out) == before
+    assert kb("show", t).json["status"] == "in_progress"
+    [record] = hooks.records()
+    assert record["stdin"]["task"]["id"] == t and record["stdin"]["actor"] == "w1"
+    # --no-verify skips it, as in git
+    res = kb("complete", t, "--token", tok, "--no-verify", agent="w1", env=hooks.env)
+    assert res.rc == 0 and one_json_document(res)["status"] == "done"
+    assert len(hooks.records()) == 1
+
+
+def test_pre_complete_that_passes(kb, hooks):
+    write_hook(hooks.folder, "pre-complete", "#!/bin/sh\ncat >/dev/null\necho checking >&2\necho out\nexit 0\n")
+    t = kb("create", "t").json["id"]
+    tok = kb("claim", agent="w1").json["lease_token"]
+    res = kb("complete", t, "--token", tok, agent="w1")
+    assert res.rc == 0 and one_json_document(res)["status"] == "done"
+
+
+def test_pre_complete_checks_the_token_first(kb, hooks):
+    write_hook(hooks.folder, "pre-complete", f"#!/bin/sh\ntouch '{hooks.log}'\nexit 0\n")
+    t = kb("create", "t").json["id"]
+    tok = kb("claim", agent="w1").json["lease_token"]
+    assert_error(kb("complete", t, "--token", tok + 5, agent="w1"), "lease_lost")
+    assert not hooks.log.exists()
+
+
+def test_pre_complete_timeout_refuses(kb, hooks):
+    write_hook(hooks.folder, "pre-complete", "#!/bin/sh\nsleep 60\n")
+    t = kb("create", "t").json["id"]
+    tok = kb("claim", agent="w1").json["lease_token"]
+    res = kb("complete", t, "--token", tok, agent="w1", env={"KANBAN_HOOK_TIMEOUT": "1s"}, timeout=30)
+    assert_error(res, "hook_rejected")
+    assert kb("show", t).json["status"] == "in_progress"
+
+
+def test_batch_complete_runs_pre_complete(kb, hooks):
+    write_hook(hooks.folder, "pre-complete", "#!/bin/sh\necho nope >&2\nexit 1\n")
+    t = kb("create", "t").json["id"]
+    tok = kb("claim", agent="w1").json["lease_token"]
+    doc = assert_error(kb("batch", "complete", f"{t}:{tok}", agent="w1"), "hook_rejected")
+    assert "nope" in doc["detail"]
+    res = kb("batch", "complete", f"{t}:{tok}", "--no-verify", agent="w1")
+    assert res.rc == 0 and res.json[0]["status"] == "done"
+
+
+def test_shell_metacharacters_are_inert(kb, hooks, tmp_path):
+    pwned = tmp_path / "pwned"
+    write_hook(hooks.folder, "post-create", RECORDER)
+    write_hook(hooks.folder, "post-claim", RECORDER)
+    title = f"$(touch {pwned}) `touch {pwned}`; touch {pwned} && echo hi"
+    task = kb("create", title, "--body", f"$(touch {pwned})", env=hooks.env)
+    assert task.rc == 0 and task.json["title"] == title
+    kb("claim", agent=f"w1; touch {pwned}", env=hooks.env)
+    assert not pwned.exists()
+    records = hooks.records()
+    assert records[0]["stdin"]["data"]["title"] == title
+    assert records[1]["env"]["KANBAN_AGENT"] == f"w1; touch {pwned}"
+
+
+def test_hook_may_call_kanban_after_the_commit(kb, hooks):
+    write_hook(hooks.folder, "post-claim",
+               f'#!/bin/sh\nexec "{KANBAN}" comment "$KANBAN_TASK_ID" --message "seen by hook"\n')
+    t = kb("create", "t").json["id"]
+    res = kb("claim", agent="w1", timeout=30)
+    assert res.rc == 0 and one_json_document(res)["id"] == t
+    assert [c["body"] for c in kb("show", t).json["comments"]] == ["seen by hook"]
+
+
+def test_loud_hook_cannot_corrupt_stdout(kb, hooks):
+    write_hook(hooks.folder, "post-create",
+               f"#!{sys.executable}\nimport sys\nsys.stdout.write('x' * 300000)\nsys.stdout.flush()\n")
+    res = kb("create", "t")
+    assert res.rc == 0 and one_json_document(res)["title"] == "t"
+    assert res.err.count("x") >= 300000
+
+
+def test_writable_hook_folder_is_refused(kb, hooks):
+    write_hook(hooks.folder, "post-create", RECORDER)
+    os.chmod(hooks.folder, 0o777)
+    try:
+        res = kb("create", "t", env=hooks.env)
+    finally:
+        os.chmod(hooks.folder, 0o755)
+    assert res.rc == 0 and one_json_document(res)["title"] == "t"
+    assert hooks.records() == [] and "warning" in res.err
