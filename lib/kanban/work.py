@@ -1,0 +1,394 @@
+"""The worker and reviewer loops behind `kanban work` and `kanban review`.
+
+A loop claims a task, runs the user's command on it (argv as given, never through a
+shell) and turns the command's exit status into the board's answer:
+
+    work:    exit 0 -> complete (summary: the last line of its stdout)
+             else   -> block (reason: the tail of its stderr)
+    review:  exit 0 -> approve (comment: the last line of its stdout)
+             else   -> reject (reason: the tail of its stderr)
+
+While the command runs, the loop renews the lease every third of its length, so a
+long task keeps its claim however long it takes and a dead loop loses it as soon as
+the lease runs out.  If a renewal says the lease is gone (the task was cancelled,
+reclaimed or moved on), the command is stopped: its work no longer counts.
+SIGINT and SIGTERM stop the command and give the task back (`lease release`, no
+attempt counted), then exit 128 + the signal number.
+
+The command's stdout and stderr pass through to the loop's own stdout and stderr;
+the loop's progress lines go to stderr.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+
+from . import clock
+from .board import DEFAULT_LEASE, Board
+from .cli import EXIT_NOTHING, env_or
+from .errors import KanbanError, usage
+
+POLL_S = 0.25  # waiting for work: at most every 250 ms, as `claim --wait`
+TICK_S = 0.1  # how often a running command is checked (exit, signals, renewal)
+KILL_GRACE_S = 5.0  # SIGTERM, then SIGKILL after this long
+TAIL_CHARS = 2000  # how much of the command's stderr a block or reject reason keeps
+TAIL_LINES = 20
+# a lease renewal failing with one of these means the task is no longer ours
+LOST = ("lease_lost", "conflict", "not_found")
+
+
+class _Pump(threading.Thread):
+    """Copy a child's stream to one of ours, keeping its tail and last line."""
+
+    def __init__(self, source, sink):
+        super().__init__(daemon=True)
+        self.source, self.sink = source, sink
+        self.tail = deque()
+        self.tail_len = 0
+        self.last_line = None
+
+    def run(self):
+        for line in iter(self.source.readline, b""):
+            try:
+                self.sink.write(line)
+                self.sink.flush()
+            except (OSError, ValueError):
+                pass  # our own stream is gone: keep draining the child
+            text = line.decode("utf-8", "replace")
+            if text.strip():
+                self.last_line = text.strip()
+            self.tail.append(text)
+            self.tail_len += len(text)
+            while self.tail_len > TAIL_CHARS * 2 and len(self.tail) > 1:
+                self.tail_len -= len(self.tail.popleft())
+        self.source.close()
+
+    def text(self):
+        lines = "".join(self.tail).strip().splitlines()[-TAIL_LINES:]
+        text = "\n".join(lines)
+        return text if len(text) <= TAIL_CHARS else "…" + text[-(TAIL_CHARS - 1):]
+
+
+def _feed(pipe, data):
+    try:
+        pipe.write(data)
+    except (BrokenPipeError, OSError):
+        pass  # the command does not read its stdin: fine
+    finally:
+        try:
+            pipe.close()
+        except OSError:
+            pass
+
+
+def _check_command(cmd):
+    """Refuse a command that cannot run before any task is claimed for it."""
+    if not cmd:
+        raise usage("no command: put it after --")
+    name = cmd[0]
+    if os.sep in name:
+        if not (os.path.isfile(name) and os.access(name, os.X_OK)):
+            raise usage(f"cannot run {name}: not an executable file", command=name)
+    elif shutil.which(name) is None:
+        raise usage(f"cannot run {name}: not found on PATH", command=name)
+
+
+class Outcome:
+    """How one run of the command ended."""
+
+    def __init__(self, status, stdout, stderr, lost=None, signum=None):
+        self.status = status  # exit status; negative: killed by that signal; None: we stopped it
+        self.stdout, self.stderr = stdout, stderr
+        self.lost = lost  # the KanbanError that said the lease is gone
+        self.signum = signum  # the signal that stopped the loop
+
+    def reason(self, name):
+        """A block/reject reason: the tail of stderr, after how the command ended."""
+        if self.status is not None and self.status < 0:
+            head = f"{name} was killed by signal {-self.status}"
+        else:
+            head = f"{name} exited {self.status}"
+        tail = self.stderr.text()
+        return f"{head}: {tail}" if tail else f"{head} (nothing on stderr)"
+
+
+class Loop:
+    """One worker (or reviewer) loop; `run()` returns the exit status."""
+
+    verb = "work"
+
+    def __init__(self, args):
+        self.agent = env_or(args, "--agent", "KANBAN_AGENT")
+        if not self.agent:
+            raise usage("no agent: pass --agent or set KANBAN_AGENT")
+        self.lease = env_or(args, "--lease", "KANBAN_LEASE") or DEFAULT_LEASE
+        self.lease_ms = clock.parse_duration(self.lease, "lease")
+        self.wait_s = clock.parse_duration(args["--wait"], "--wait") / 1000 if args["--wait"] else 0.0
+        self.once = bool(args["--once"])
+        self.exit_code = bool(args["--exit-code"])
+        self.cmd = list(args["CMD"])
+        _check_command(self.cmd)
+        self.name = os.path.basename(self.cmd[0])
+        self.signum = None
+        self.board = None
+
+    # -- what differs between workers and reviewers ------------------------------
+
+    def claim(self):
+        raise NotImplementedError
+
+    def peek(self):
+        raise NotImplementedError
+
+    def finish(self, task, token, outcome):
+        raise NotImplementedError
+
+    def extra_env(self):
+        return {}
+
+    # -- the loop -------------------------------------------------------------------
+
+    def say(self, message):
+        sys.stderr.write(f"kanban {self.verb} ({self.agent}): {message}\n")
+        sys.stderr.flush()
+
+    def _on_signal(self, signum, _frame):
+        self.signum = signum  # acted on between steps, never in the middle of a write
+
+    def run(self):
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            with Board() as board:
+                self.board = board
+                self.db = board.path if "://" in board.path else os.path.abspath(board.path)
+                return self._loop()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _loop(self):
+        handled = 0
+        while True:
+            task = self._next()
+            if self.signum is not None:
+                if task:
+                    self._release(task["id"], task["lease_token"])
+                return 128 + self.signum
+            if not task:
+                break
+            self._handle(task)
+            handled += 1
+            if self.signum is not None:
+                return 128 + self.signum
+            if self.once:
+                break
+        if not handled:
+            self.say("nothing to do" + (f" (waited {self.wait_s:g}s)" if self.wait_s else ""))
+            return EXIT_NOTHING if self.exit_code else 0
+        self.say(f"done: {handled} task(s) handled")
+        return 0
+
+    def _next(self):
+        """Claim the next task, waiting up to --wait (real time) for one to appear."""
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            task = self.claim()
+            if task or self.signum is not None or time.monotonic() >= deadline:
+                return task
+            while self.signum is None and time.monotonic() < deadline:
+                time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+                if self.peek():
+                    break
+
+    def _handle(self, task):
+        task_id, token = task["id"], task["lease_token"]
+        self.say(f"claimed {task_id}: {task['title']} (token {token}, lease {self.lease})")
+        try:
+            document = dict(self.board.show(task_id), lease_token=token)
+        except KanbanError:
+            self._release(task_id, token)
+            raise
+        outcome = self._run(task_id, token, document)
+        if outcome.signum is not None:
+            self._release(task_id, token)
+            return
+        if outcome.lost is not None:
+            self.say(f"lost the lease on {task_id} ({outcome.lost.message}): stopped {self.name}, moving on")
+            return
+        try:
+            self.finish(task, token, outcome)
+        except KanbanError as exc:
+            if exc.code != "lease_lost":
+                self._release(task_id, token)
+                raise
+            now = self.board.show(task_id, events=0)["status"]
+            self.say(f"{task_id} moved on without us (now {now}): {exc.message}")
+
+    def _release(self, task_id, token):
+        try:
+            self.board.release(task_id, token, agent=self.agent)
+            self.say(f"released {task_id}")
+        except KanbanError as exc:
+            self.say(f"could not release {task_id}: {exc.message}")
+
+    def _run(self, task_id, token, document):
+        """Run the command on one task, renewing the lease while it runs."""
+        env = dict(os.environ, KANBAN_TASK_ID=task_id, KANBAN_LEASE_TOKEN=str(token), KANBAN_DB=self.db,
+                   KANBAN_AGENT=self.agent, **self.extra_env())
+        try:
+            child = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env, start_new_session=True)
+        except OSError as exc:
+            self._release(task_id, token)
+            raise usage(f"cannot run {self.cmd[0]}: {exc.strerror}", command=self.cmd[0]) from None
+        # our own stdout may be a closed or redirected stream object: write bytes to its fd
+        out = _Pump(child.stdout, sys.stdout.buffer)
+        err = _Pump(child.stderr, sys.stderr.buffer)
+        payload = (json.dumps(document, ensure_ascii=False) + "\n").encode()
+        feeder = threading.Thread(target=_feed, args=(child.stdin, payload), daemon=True)
+        for thread in (out, err, feeder):
+            thread.start()
+        every = self.lease_ms / 3000
+        next_renewal = time.monotonic() + every
+        lost = None
+        status = None
+        while True:
+            try:
+                status = child.wait(timeout=TICK_S)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if self.signum is not None:
+                self.say(f"signal {self.signum}: stopping {self.name} on {task_id}")
+                _stop(child)
+                status = None
+                break
+            if time.monotonic() >= next_renewal:
+                try:
+                    self.board.renew(task_id, token, agent=self.agent)
+                    next_renewal = time.monotonic() + every
+                except KanbanError as exc:
+                    if exc.code in LOST:
+                        lost = exc
+                        _stop(child)
+                        status = None
+                        break
+                    # busy and the like: say so and try again soon, the lease still runs
+                    self.say(f"could not renew the lease on {task_id}: {exc.message}")
+                    next_renewal = time.monotonic() + min(every, 1.0)
+        for thread in (out, err):
+            thread.join(timeout=2.0)  # a daemon the command left behind may hold the pipes
+        return Outcome(status, out, err, lost=lost, signum=self.signum)
+
+
+def _stop(child):
+    """SIGTERM the command's process group, SIGKILL it after a grace period."""
+    for sig, grace in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, None)):
+        try:
+            os.killpg(child.pid, sig)
+        except OSError:
+            pass
+        try:
+            child.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+class Worker(Loop):
+    verb = "work"
+
+    def __init__(self, args):
+        super().__init__(args)
+        self.role = env_or(args, "--role", "KANBAN_ROLE")
+        self.project = args["--project"]
+        self.review = bool(args["--review"])
+
+    def extra_env(self):
+        return {"KANBAN_ROLE": self.role} if self.role else {}
+
+    def claim(self):
+        return self.board.claim(self.agent, role=self.role, project=self.project, lease=self.lease)
+
+    def peek(self):
+        return self.board.has_work(self.agent, self.role, self.project)
+
+    def finish(self, task, token, outcome):
+        task_id = task["id"]
+        if outcome.status == 0:
+            summary = outcome.stdout.last_line
+            try:
+                done = self.board.complete(task_id, token, summary=summary, review=self.review, agent=self.agent)
+            except KanbanError as exc:
+                if exc.code != "hook_rejected":
+                    raise
+                detail = exc.extra.get("detail") or ""
+                reason = exc.message + (f": {detail}" if detail else "")
+                self.board.block(task_id, reason, token=token, agent=self.agent)
+                self.say(f"blocked {task_id}: {reason}")
+                return
+            if done["status"] == "in_review":
+                self.say(f"submitted {task_id} for review" + (f": {summary}" if summary else ""))
+            else:
+                self.say(f"completed {task_id}" + (f": {summary}" if summary else ""))
+            return
+        reason = outcome.reason(self.name)
+        self.board.block(task_id, reason, token=token, agent=self.agent)
+        self.say(f"blocked {task_id}: {reason.splitlines()[0]}")
+
+
+class Reviewer(Loop):
+    verb = "review"
+
+    def extra_env(self):
+        return {"KANBAN_REVIEW": "1"}
+
+    def claim(self):
+        while True:
+            try:
+                return self.board.claim_review(self.agent, lease=self.lease)
+            except KanbanError as exc:
+                # never expected (the board picks only tasks this agent never held), but a
+                # loop must not die on one task it may not judge
+                if exc.code not in ("forbidden", "conflict"):
+                    raise
+                self.say(f"skipped a review: {exc.message}")
+                return {}
+
+    def peek(self):
+        # a read: is any task in review without a live review lease?
+        now = clock.now_ms()
+        return any(t["claimed_by"] is None or clock.parse_time(t["lease_until"]) <= now
+                   for t in self.board.list(status="in_review")["tasks"])
+
+    def finish(self, task, token, outcome):
+        task_id = task["id"]
+        try:
+            if outcome.status == 0:
+                comment = outcome.stdout.last_line
+                self.board.approve(task_id, agent=self.agent, token=token, comment=comment)
+                self.say(f"approved {task_id}" + (f": {comment}" if comment else ""))
+            else:
+                reason = outcome.reason(self.name)
+                self.board.reject(task_id, reason, agent=self.agent, token=token)
+                self.say(f"rejected {task_id}: {reason.splitlines()[0]}")
+        except KanbanError as exc:
+            if exc.code != "forbidden":
+                raise
+            self._release(task_id, token)
+            self.say(f"skipped {task_id}: {exc.message}")
+
+
+def work(args):
+    """porcelain/kanban-work"""
+    return Worker(args).run()
+
+
+def review(args):
+    """porcelain/kanban-review"""
+    return Reviewer(args).run()

@@ -1,0 +1,193 @@
+"""t8100: the porcelain for people: `kanban board`, `kanban skill`, `kanban completion`."""
+import os
+import subprocess
+import time
+
+from conftest import ROOT, run
+
+SECTIONS = ("TODO", "IN PROGRESS", "IN REVIEW", "BLOCKED", "DONE", "FAILED", "CANCELLED")
+
+
+def section(text, name):
+    """The lines of one section of `kanban board` (without its heading)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(name + " ("))
+    out = []
+    for line in lines[start + 1:]:
+        if not line.strip():
+            break
+        out.append(line)
+    return out
+
+
+def line_of(lines, task_id):
+    found = [line for line in lines if line.split()[0] == task_id]
+    assert len(found) == 1, (task_id, lines)
+    return found[0]
+
+
+def sprint(board):
+    """A goal of four tasks in every state a person wants to see."""
+    goal = board.create("Ship v1", kind="goal", project="web")["id"]
+    done = board.create("Write the spec", goal=goal, project="web", priority=5)["id"]
+    busy = board.create("Build it", goal=goal, project="web", priority=3, role="dev")["id"]
+    waits = board.create("Release it", goal=goal, project="web", depends_on=[busy])["id"]
+    stuck = board.create("Fix the CI", project="ops")["id"]
+    review = board.create("Tidy docs", project="web", review=True)["id"]
+    claim = board.claim("w1", done)
+    board.complete(done, claim["lease_token"], agent="w1")
+    board.claim("amy", busy, role="dev", lease="10m")
+    claim = board.claim("w1", stuck)
+    board.block(stuck, "the runner is out of disk", token=claim["lease_token"], agent="w1")
+    claim = board.claim("w2", review)
+    board.complete(review, claim["lease_token"], agent="w2")
+    return dict(goal=goal, done=done, busy=busy, waits=waits, stuck=stuck, review=review)
+
+
+def test_board_has_a_section_per_status_and_says_who_holds_what(kb, board):
+    ids = sprint(board)
+    res = kb("board")
+    assert res.rc == 0 and res.err == "", res
+    text = res.out
+    for name in SECTIONS:
+        assert any(line.startswith(name + " (") for line in text.splitlines()), name
+    assert section(text, "FAILED") == ["  (none)"]
+    # the goal and its progress: 1 of 3 tasks done
+    goal = line_of(section(text, "GOALS"), ids["goal"])
+    assert "Ship v1" in goal and "1/3 done" in goal and "todo" in goal
+    # who holds what, until when
+    busy = line_of(section(text, "IN PROGRESS"), ids["busy"])
+    assert "amy" in busy and "until " in busy and "left)" in busy and "EXPIRED" not in busy
+    assert f"goal {ids['goal']}" in busy
+    # what a todo task waits on, why a task is blocked, who reviews
+    assert f"waits on {ids['busy']} (in_progress)" in line_of(section(text, "TODO"), ids["waits"])
+    assert "reason: the runner is out of disk" in line_of(section(text, "BLOCKED"), ids["stuck"])
+    assert "waiting for a reviewer" in line_of(section(text, "IN REVIEW"), ids["review"])
+    assert "Write the spec" in line_of(section(text, "DONE"), ids["done"])
+    assert "LEASE" not in text.splitlines()[1]
+
+
+def test_board_flags_expired_leases(kb, board):
+    ids = sprint(board)
+    later = int(time.time()) + 3600  # an hour on: amy's 10m lease has run out
+    text = kb("board", env={"KANBAN_NOW": later}).out
+    busy = line_of(section(text, "IN PROGRESS"), ids["busy"])
+    assert "LEASE EXPIRED" in busy and "ago)" in busy
+    assert "1 LEASE(S) EXPIRED" in text.splitlines()[1]
+    # the board only reads: the task is still held until a claim or `lease reap`
+    assert kb("show", ids["busy"]).json["status"] == "in_progress"
+
+
+def test_board_filters_by_project_and_goal(kb, board):
+    ids = sprint(board)
+    text = kb("board", "--project", "ops").out
+    assert ids["stuck"] in text and ids["busy"] not in text and "GOALS" not in text
+    text = kb("board", "--goal", ids["goal"]).out
+    assert text.startswith(f"goal {ids['goal']}: Ship v1")
+    for key in ("goal", "done", "busy", "waits"):
+        assert ids[key] in text
+    assert ids["stuck"] not in text and ids["review"] not in text
+    res = kb("board", "--goal", ids["stuck"])
+    assert res.rc == 2 and res.out == "" and res.error["code"] == "invalid"
+    res = kb("board", "--goal", "TASK-999")
+    assert res.rc == 2 and res.error["code"] == "not_found"
+
+
+def test_board_shows_the_last_closed_tasks_unless_all(kb, board):
+    for number in range(12):
+        task = board.create(f"chore {number}")["id"]
+        board.complete(task, board.claim("w1", task)["lease_token"], agent="w1")
+    text = kb("board").out
+    assert len(section(text, "DONE")) == 11 and "and 2 more" in text
+    text = kb("board", "--all").out
+    assert len(section(text, "DONE")) == 12 and "more" not in text
+
+
+def test_board_on_an_empty_board_and_without_one(kb, tmp_path):
+    text = kb("board").out
+    assert "0 task(s), 0 goal(s)" in text and section(text, "TODO") == ["  (none)"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    res = run("board", cwd=elsewhere, env={"KANBAN_CEILING_DIRECTORIES": str(tmp_path)})
+    assert res.rc == 2 and res.error["code"] == "not_found"
+
+
+# -- kanban skill ---------------------------------------------------------------------
+
+def test_skill_teaches_the_protocol(kb):
+    res = kb("skill")
+    assert res.rc == 0
+    for needle in ("kanban claim --exit-code", "log-progress ID --token T", "complete ID --token T",
+                   "--review", "lease_lost", "retryable", "block ID --token T"):
+        assert needle in res.out, needle
+    claude = kb("skill", "--harness", "claude").out
+    assert claude.startswith("---\nname: kanban\n")
+    assert kb("skill", "--list").out.split() == ["claude", "codex", "gemini", "pi", "generic"]
+    res = kb("skill", "--harness", "emacs")
+    assert res.rc == 2 and res.out == "" and res.error["code"] == "invalid"
+
+
+def test_init_harness_writes_the_skill_next_to_the_board(tmp_path):
+    res = run("init", "--harness", "claude", "--harness", "codex", cwd=tmp_path)
+    assert res.rc == 0, res
+    paths = res.json["skills"]
+    assert paths == [str(tmp_path / ".kanban" / "skills" / h / "SKILL.md") for h in ("claude", "codex")]
+    assert open(paths[0]).read() == run("skill", "--harness", "claude").out
+    assert sorted(os.listdir(tmp_path)) == [".kanban"]  # nothing outside .kanban
+    again = run("init", "--harness", "claude", cwd=tmp_path)
+    assert again.rc == 0 and again.json["created"] is False
+
+
+def test_skill_install_never_replaces_a_users_file_outside_kanban(tmp_path):
+    from kanban.errors import KanbanError
+    from kanban.skill import install
+
+    mine = tmp_path / "skills" / "pi" / "SKILL.md"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("my own notes\n")
+    try:
+        install(["pi"], str(tmp_path))
+        raise AssertionError("replaced a user's file")
+    except KanbanError as exc:
+        assert exc.code == "conflict"
+    assert mine.read_text() == "my own notes\n"
+    try:
+        install(["generic", "nope"], str(tmp_path))
+        raise AssertionError("accepted an unknown harness")
+    except KanbanError as exc:
+        assert exc.code == "invalid"
+    assert not (tmp_path / "skills" / "generic").exists()  # checked before writing anything
+
+
+# -- kanban completion --------------------------------------------------------------------
+
+def test_completion_script_is_the_committed_one(kb):
+    res = kb("completion", "bash")
+    assert res.rc == 0
+    assert res.out == (ROOT / "completion" / "kanban.bash").read_text()
+    assert kb("completion").out == res.out
+    assert kb("completion", "zsh").error["code"] == "usage"
+
+
+def complete(kb, *words):
+    """What bash offers for `words` (the last one being completed)."""
+    quoted = " ".join("'" + w.replace("'", "'\\''") + "'" for w in words)
+    code = (f"source {ROOT / 'completion' / 'kanban.bash'}\n"
+            f"COMP_WORDS=({quoted}); COMP_CWORD={len(words) - 1}; _kanban\n"
+            'printf "%s\\n" "${COMPREPLY[@]}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env.update(KANBAN_DB=str(kb.path), PATH=f"{ROOT / 'bin'}:{env['PATH']}")
+    proc = subprocess.run(["bash", "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return sorted(proc.stdout.split())
+
+
+def test_completion_offers_verbs_options_values_and_ids(kb):
+    task = kb("create", "x").json["id"]
+    assert complete(kb, "kanban", "cl") == ["claim", "claim-next"]
+    assert {"board", "work", "review", "log-progress"} <= set(complete(kb, "kanban", ""))
+    assert complete(kb, "kanban", "work", "--on") == ["--once"]
+    assert complete(kb, "kanban", "list", "--status", "=", "in") == ["in_progress", "in_review"]
+    assert complete(kb, "kanban", "lease", "") == ["reap", "release", "renew"]
+    assert complete(kb, "kanban", "show", "") == [task]
+    assert complete(kb, "kanban", "skill", "--harness", "c") == ["claude", "codex"]

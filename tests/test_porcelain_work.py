@@ -1,0 +1,298 @@
+"""t8000: `kanban work` and `kanban review`, the loops, run as real processes."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+from conftest import KANBAN, ROOT
+
+PY = str(ROOT / ".venv" / "bin" / "python")
+
+
+def script(tmp_path, name, body):
+    """An executable shell script in the test's folder."""
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return str(path)
+
+
+def events(kb, task, kind=None):
+    args = ["event", "list", "--task", task] + (["--kind", kind] if kind else [])
+    return kb(*args).json["events"]
+
+
+def spawn(kb, *args, agent=None):
+    """Start `kanban ARGS` in the background against kb's board."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env["KANBAN_DB"] = str(kb.path)
+    if agent:
+        env["KANBAN_AGENT"] = agent
+    return subprocess.Popen([str(KANBAN), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def wait_for(predicate, timeout=20.0, every=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+def test_work_loop_completes_tasks_with_the_task_on_stdin(kb, tmp_path):
+    first = kb("create", "first", "--priority", "5").json["id"]
+    second = kb("create", "second", "--review").json["id"]
+    record = tmp_path / "seen"
+    cmd = script(tmp_path, "do-task", f"""
+task=$(cat)
+printf '%s\\n' "$KANBAN_TASK_ID $KANBAN_LEASE_TOKEN $KANBAN_AGENT $KANBAN_DB" >> {record}
+printf '%s\\n' "$task" > {tmp_path}/stdin.$KANBAN_TASK_ID
+echo "some output"
+echo "finished $KANBAN_TASK_ID"
+""")
+    res = kb("work", "--agent", "w1", "--", cmd)
+    assert res.rc == 0, res
+    # priority first; the task that asks for review goes to review
+    assert kb("show", first).json["status"] == "done"
+    assert kb("show", second).json["status"] == "in_review"
+    lines = record.read_text().splitlines()
+    assert [line.split()[0] for line in lines] == [first, second]
+    for line in lines:
+        task_id, token, agent, db = line.split()
+        claimed = events(kb, task_id, "claimed")[-1]
+        assert int(token) == claimed["data"]["token"] and agent == "w1"
+        assert db == str(kb.path)
+        stdin = json.loads((tmp_path / f"stdin.{task_id}").read_text())
+        assert stdin["id"] == task_id and stdin["status"] == "in_progress"
+        assert stdin["lease_token"] == int(token) and stdin["claimed_by"] == "w1"
+    # the summary is the last line CMD printed; CMD's stdout passes through
+    assert events(kb, first, "completed")[-1]["data"]["summary"] == f"finished {first}"
+    assert events(kb, second, "submitted_for_review")[-1]["data"]["summary"] == f"finished {second}"
+    assert "some output" in res.out
+    assert f"completed {first}" in res.err and f"submitted {second} for review" in res.err
+
+
+def test_work_review_flag_sends_everything_to_review(kb):
+    task = kb("create", "t").json["id"]
+    assert kb("work", "--agent", "w1", "--review", "--", "true").rc == 0
+    assert kb("show", task).json["status"] == "in_review"
+
+
+def test_failing_command_blocks_with_the_tail_of_its_stderr(kb, tmp_path):
+    task = kb("create", "breaks").json["id"]
+    other = kb("create", "fine", "--priority", "-1").json["id"]
+    cmd = script(tmp_path, "fail", """
+cat >/dev/null
+[ "$KANBAN_TASK_ID" = "{task}" ] || exit 0
+i=1; while [ $i -le 60 ]; do echo "noise $i" >&2; i=$((i+1)); done
+echo "ERROR: 3 tests failed" >&2
+exit 3
+""".replace("{task}", task))
+    res = kb("work", "--agent", "w1", "--", cmd)
+    assert res.rc == 0, res
+    shown = kb("show", task).json
+    assert shown["status"] == "blocked" and shown["claimed_by"] is None
+    assert shown["reason"].startswith("fail exited 3: ")
+    assert shown["reason"].endswith("ERROR: 3 tests failed")
+    assert "noise 60" in shown["reason"] and "noise 1\n" not in shown["reason"]  # the tail only
+    assert len(shown["reason"].splitlines()) <= 20
+    # the loop went on to the next task
+    assert kb("show", other).json["status"] == "done"
+
+
+def test_a_command_killed_by_a_signal_is_said_so(kb):
+    task = kb("create", "t").json["id"]
+    assert kb("work", "--agent", "w1", "--once", "--", "sh", "-c", "kill -9 $$").rc == 0
+    assert "killed by signal 9" in kb("show", task).json["reason"]
+
+
+@pytest.mark.parametrize("sig,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_releases_the_lease_and_stops_the_command(kb, tmp_path, sig, status):
+    task = kb("create", "long").json["id"]
+    pidfile = tmp_path / "pid"
+    proc = spawn(kb, "work", "--agent", "w1", "--", "sh", "-c", f"echo $$ > {pidfile}; exec sleep 30")
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())
+    assert kb("show", task).json["status"] == "in_progress"
+    proc.send_signal(sig)
+    _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == status, err
+    shown = kb("show", task).json
+    assert shown["status"] == "todo" and shown["attempts"] == 0 and shown["claimed_by"] is None
+    assert events(kb, task, "released")
+    child = int(pidfile.read_text())
+    try:  # gone, or a zombie waiting for a reaper: either way no longer running
+        with open(f"/proc/{child}/stat") as handle:
+            assert handle.read().split(") ")[1][0] in "ZX"
+    except FileNotFoundError:
+        pass
+    assert f"released {task}" in err
+
+
+def test_renewal_keeps_a_long_task_past_its_lease(kb):
+    task = kb("create", "slow").json["id"]
+    proc = spawn(kb, "work", "--agent", "w1", "--lease", "2s", "--once", "--", "sh", "-c", "sleep 4.5; echo ok")
+    wait_for(lambda: kb("show", task).json["status"] == "in_progress")
+    time.sleep(3)  # past the first lease
+    thief = kb("claim", agent="w2")
+    assert thief.rc == 0 and thief.json == {}, "the lease ran out while the command was running"
+    assert kb("show", task).json["claimed_by"] == "w1"
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert kb("show", task).json["status"] == "done"
+    assert len(events(kb, task, "lease_renewed")) >= 3
+    assert events(kb, task, "lease_expired") == []
+
+
+def test_a_lost_lease_stops_the_command_and_the_loop_moves_on(kb):
+    task = kb("create", "doomed").json["id"]
+    started = time.monotonic()
+    proc = spawn(kb, "work", "--agent", "w1", "--lease", "1s", "--", "sleep", "30")
+    wait_for(lambda: kb("show", task).json["status"] == "in_progress")
+    assert kb("cancel", task, "--reason", "not needed any more").rc == 0
+    _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert time.monotonic() - started < 15  # sleep 30 was stopped
+    assert "lost the lease" in err
+    assert kb("show", task).json["status"] == "cancelled"
+
+
+def test_once_handles_one_task_and_exit_code_says_when_there_was_none(kb):
+    res = kb("work", "--agent", "w1", "--once", "--exit-code", "--", "true")
+    assert res.rc == 1 and res.out == "" and "nothing to do" in res.err
+    assert kb("work", "--agent", "w1", "--once", "--", "true").rc == 0
+    a = kb("create", "a").json["id"]
+    b = kb("create", "b").json["id"]
+    assert kb("work", "--agent", "w1", "--once", "--exit-code", "--", "true").rc == 0
+    assert [kb("show", t).json["status"] for t in (a, b)] == ["done", "todo"]
+
+
+def test_wait_picks_up_work_that_arrives_later(kb):
+    started = time.monotonic()
+    proc = spawn(kb, "work", "--agent", "w1", "--wait", "2s", "--", "true")
+    time.sleep(0.7)
+    task = kb("create", "late").json["id"]
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert kb("show", task).json["status"] == "done"
+    assert time.monotonic() - started >= 2.5  # and it waited again after the task
+
+
+def test_roles_and_projects_limit_what_the_loop_takes(kb):
+    ops = kb("create", "deploy", "--role", "ops").json["id"]
+    other = kb("create", "elsewhere", "--project", "b").json["id"]
+    mine = kb("create", "mine", "--project", "a").json["id"]
+    assert kb("work", "--agent", "w1", "--project", "a", "--", "true").rc == 0
+    statuses = {t: kb("show", t).json["status"] for t in (ops, other, mine)}
+    assert statuses == {ops: "todo", other: "todo", mine: "done"}
+    assert kb("work", "--agent", "w1", "--role", "ops", "--once", "--", "true").rc == 0
+    assert kb("show", ops).json["status"] == "done"
+
+
+def test_work_refuses_what_it_cannot_run(kb):
+    task = kb("create", "t").json["id"]
+    res = kb("work", "--agent", "w1", "--", "/no/such/command")
+    assert res.rc == 2 and res.out == "" and res.error["code"] == "usage"
+    res = kb("work", "--agent", "w1", "--", "no-such-command-anywhere")
+    assert res.rc == 2 and res.error["code"] == "usage"
+    res = kb("work", "--", "true")
+    assert res.rc == 2 and res.error["code"] == "usage"  # no agent
+    res = kb("work", "--agent", "w1", "--lease", "-5m", "--", "true")
+    assert res.rc == 2 and res.error["code"] == "invalid"
+    assert kb("show", task).json["status"] == "todo"  # nothing was claimed
+
+
+def test_review_loop_approves_and_rejects(kb, tmp_path):
+    good = kb("create", "good work", "--review").json["id"]
+    bad = kb("create", "bad work", "--review").json["id"]
+    assert kb("work", "--agent", "w1", "--", "sh", "-c", "echo done well").rc == 0
+    # the worker may not judge its own work: nothing for it to review
+    res = kb("review", "--agent", "w1", "--exit-code", "--", "true")
+    assert res.rc == 1, res
+    judge = script(tmp_path, "judge", f"""
+task=$(cat)
+echo "$task" > {tmp_path}/review.$KANBAN_TASK_ID
+[ "$KANBAN_REVIEW" = 1 ] || exit 9
+if [ "$KANBAN_TASK_ID" = "{bad}" ]; then echo "missing tests" >&2; exit 1; fi
+echo "LGTM"
+""")
+    res = kb("review", "--agent", "r1", "--", judge)
+    assert res.rc == 0, res
+    shown = kb("show", good).json
+    assert shown["status"] == "done"
+    assert [c["body"] for c in shown["comments"]] == ["LGTM"]
+    assert events(kb, good, "approved")[-1]["actor"] == "r1"
+    shown = kb("show", bad).json
+    assert shown["status"] == "todo" and shown["reason"] == "judge exited 1: missing tests"
+    assert events(kb, bad, "rejected")[-1]["data"]["reason"] == "judge exited 1: missing tests"
+    # the reviewer saw the task with the worker's summary in its events, and its own token
+    seen = json.loads((tmp_path / f"review.{good}").read_text())
+    assert seen["status"] == "in_review" and seen["claimed_by"] == "r1" and isinstance(seen["lease_token"], int)
+    assert any(e["kind"] == "submitted_for_review" and e["data"]["summary"] == "done well" for e in seen["events"])
+
+
+def test_review_signal_releases_the_review_lease(kb):
+    task = kb("create", "t", "--review").json["id"]
+    assert kb("work", "--agent", "w1", "--", "true").rc == 0
+    proc = spawn(kb, "review", "--agent", "r1", "--", "sleep", "30")
+    wait_for(lambda: kb("show", task).json["claimed_by"] == "r1")
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 143, err
+    shown = kb("show", task).json
+    assert shown["status"] == "in_review" and shown["claimed_by"] is None
+
+
+def test_a_refusing_pre_complete_hook_blocks_the_task(kb, tmp_path):
+    hooks = kb.path.parent / "hooks.d"
+    hooks.mkdir()
+    shutil.copy(ROOT / "hooks.d" / "pre-complete.run-tests", hooks / "pre-complete")
+    task = kb("create", "t").json["id"]
+    res = kb("work", "--agent", "w1", "--once", "--", "true",
+             env={"KANBAN_TEST_CMD": "echo '2 tests failed' >&2; exit 1"})
+    assert res.rc == 0, res
+    shown = kb("show", task).json
+    assert shown["status"] == "blocked"
+    assert "refused" in shown["reason"] and "2 tests failed" in shown["reason"]
+    kb("unblock", task)
+    assert kb("work", "--agent", "w1", "--once", "--", "true", env={"KANBAN_TEST_CMD": "true"}).rc == 0
+    assert kb("show", task).json["status"] == "done"
+
+
+def test_sample_post_hooks_log_and_notify(kb):
+    hooks = kb.path.parent / "hooks.d"
+    hooks.mkdir()
+    shutil.copy(ROOT / "hooks.d" / "post-complete.log", hooks / "post-complete")
+    shutil.copy(ROOT / "hooks.d" / "post-block.notify", hooks / "post-block")
+    done = kb("create", "ok").json["id"]
+    broken = kb("create", "broken", "--priority", "-1").json["id"]
+    res = kb("work", "--agent", "w1", "--", "sh", "-c",
+             f'[ "$KANBAN_TASK_ID" = {done} ] && echo "shipped it" && exit 0; echo "no disk" >&2; exit 1',
+             env={"DISPLAY": None, "WAYLAND_DISPLAY": None})
+    assert res.rc == 0, res
+    log = (kb.path.parent / "activity.log").read_text().splitlines()
+    assert len(log) == 1 and log[0].endswith(f"{done} completed by w1: shipped it")
+    assert f"kanban: {broken} blocked by w1: sh exited 1: no disk" in res.err.splitlines()
+    assert kb("event", "list", "--kind", "hook_failed").json["events"] == []
+
+
+def test_demo_sprint_runs_and_every_task_ends_done():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    proc = subprocess.run([str(ROOT / "examples" / "demo-sprint")], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    board_after = proc.stdout.split("the board after the sprint")[1]
+    assert "8/8 done" in board_after and "DONE (8)" in board_after
+    for section in ("TODO (0)", "IN PROGRESS (0)", "IN REVIEW (0)", "BLOCKED (0)", "FAILED (0)"):
+        assert section in board_after
+    assert "every task is done" in proc.stdout
+    # the story the demo tells: a block and unblock, a rejection, all three workers
+    assert "blocked TASK-" in proc.stderr and "manager: unblocked" in proc.stderr
+    assert "rejected TASK-" in proc.stderr and "approved TASK-" in proc.stderr
+    for agent in ("alice", "bob", "carol", "rita"):
+        assert f"({agent}): claimed" in proc.stderr
