@@ -95,7 +95,7 @@ def _row(task, now):
     return who, "; ".join(notes)
 
 
-def _goal_lines(goals, now):
+def _goal_lines(goals):
     lines = []
     for goal in goals:
         p = goal.get("progress") or {"total": 0, "done": 0, "cancelled": 0}
@@ -131,7 +131,7 @@ def render(tasks, *, now, db=None, show_all=False, title=None):
     out.append(summary)
 
     if goals:
-        out += ["", f"GOALS ({len(goals)})", _table(_goal_lines(goals, now))]
+        out += ["", f"GOALS ({len(goals)})", _table(_goal_lines(goals))]
     for status in STATUSES:
         section = by_status[status]
         out += ["", f"{status.upper().replace('_', ' ')} ({len(section)})"]
