@@ -219,3 +219,34 @@ def test_stdin_bad_line_fails_the_whole_batch(kb):
     for text, code in cases:
         assert_error(kb("create", "--stdin", input=text), code)
     assert snapshot(kb) == before
+
+
+def test_stdin_references_keys_further_down_the_batch(kb):
+    res = kb("create", "--stdin", input=lines(
+        {"title": "deploy", "key": "deploy", "depends_on": ["build"], "goal": "release"},
+        {"title": "build", "key": "build", "goal": "release"},
+        {"title": "Release", "kind": "goal", "key": "release"},
+    ))
+    assert res.rc == 0, res
+    deploy, build, release = res.json
+    assert deploy["depends_on"] == [build["id"]] and deploy["ready"] is False
+    assert deploy["goal"] == release["id"] and build["goal"] == release["id"]
+    assert kb("show", deploy["id"]).json["depends_on"] == [build["id"]]
+    assert [t["id"] for t in kb("list", "--goal", release["id"]).json["tasks"]] == [deploy["id"], build["id"]]
+    assert kb("claim", agent="w").json["id"] == build["id"]
+
+
+def test_stdin_mutual_dependency_is_a_cycle(kb):
+    kb("create", "before")
+    before = snapshot(kb)
+    for batch in (
+        lines({"title": "a", "key": "a", "depends_on": ["b"]}, {"title": "b", "key": "b", "depends_on": ["a"]}),
+        lines({"title": "a", "key": "a", "depends_on": ["a"]}),
+        lines({"title": "a", "key": "a", "depends_on": ["c"]}, {"title": "b", "key": "b", "depends_on": ["a"]},
+              {"title": "c", "key": "c", "depends_on": ["b"]}),
+        lines({"title": "t", "goal": "g", "depends_on": ["g"]}, {"title": "G", "kind": "goal", "key": "g"}),
+        lines({"title": "t", "goal": "g", "depends_on": ["u"]}, {"title": "u", "key": "u", "depends_on": ["g"]},
+              {"title": "G", "kind": "goal", "key": "g"}),
+    ):
+        assert_error(kb("create", "--stdin", input=batch), "cycle")
+    assert snapshot(kb) == before

@@ -372,7 +372,9 @@ class Board:
                 raise not_found(f"no task or key {ref!r}") from None
             return found
 
-    def _create(self, spec, actor, keys=None):
+    def _create(self, spec, actor, keys=None, later=(), deferred=None):
+        """`later`: keys of this create --stdin batch; a reference to one not created yet
+        goes on `deferred` as (task id, "goal" or "dep", key), resolved once all exist."""
         keys = {} if keys is None else keys
         title = _text(spec.get("title"), "title", required=True, limit=10_000)
         body = _text(spec.get("body"), "body")
@@ -408,8 +410,15 @@ class Board:
         self._gate("create", actor)
         if assignee is not None:
             self._gate("assign", actor)
-        goal_id = self._resolve(goal, keys) if goal is not None else None
-        dep_ids = [self._resolve(d, keys) for d in deps]
+        pending = []
+
+        def resolve(ref, what):
+            if deferred is not None and isinstance(ref, str) and ref in later and ref not in keys:
+                pending.append((what, ref))
+                return None
+            return self._resolve(ref, keys)
+        goal_id = resolve(goal, "goal") if goal is not None else None
+        dep_ids = [d for d in (resolve(ref, "dep") for ref in deps) if d is not None]
         if goal_id is not None:
             self._check_goal(goal_id)
         for dep in dep_ids:
@@ -429,6 +438,8 @@ class Board:
             self.db.execute("INSERT INTO deps(task_id, dep_id) VALUES (?, ?)", (task_id, dep))
         if key is not None:
             keys[key] = task_id
+        if pending:
+            deferred += [(task_id, what, ref) for what, ref in pending]
         self._event(task_id, "created", actor, {"title": title, "kind": kind})
         self._sync_goal(goal_id, actor)
         return dict(self._task(task_id), created=True)
@@ -450,17 +461,43 @@ class Board:
             if unknown:
                 raise invalid(f"line {number}: unknown field(s) {', '.join(sorted(unknown))}")
 
+        later = {spec["key"] for spec in specs if isinstance(spec.get("key"), str)}
+
         def apply():
             keys = {}
             out = []
+            deferred = []
             for number, spec in enumerate(specs, 1):
+                start = len(deferred)
                 try:
-                    out.append(self._create(spec, actor, keys))
+                    out.append(self._create(spec, actor, keys, later, deferred))
                 except KanbanError as exc:
                     exc.extra.setdefault("line", number)
                     raise
+                deferred[start:] = [(number,) + item for item in deferred[start:]]
+            # references to keys further down the batch: goals first, then deps, each checked
+            for number, task_id, what, ref in sorted(deferred, key=lambda item: item[2] != "goal"):
+                try:
+                    self._link_later(task_id, what, keys[ref], actor)
+                except KanbanError as exc:
+                    exc.extra.setdefault("line", number)
+                    raise
+            if deferred:
+                out = [dict(self._task(parse_id(t["id"])), created=t["created"]) for t in out]
             return out
         return self._write(apply)
+
+    def _link_later(self, task_id, what, target, actor):
+        if what == "goal":
+            self._check_goal(target, task_id)
+            self._update(task_id, goal_id=target)
+            self._sync_goal(target, actor)
+            return
+        if self._reaches(target, task_id):
+            raise KanbanError("cycle", f"{task_ref(task_id)} cannot depend on {task_ref(target)}: "
+                              f"{task_ref(target)} already waits on {task_ref(task_id)}",
+                              task=task_ref(task_id), dep=task_ref(target))
+        self.db.execute("INSERT OR IGNORE INTO deps(task_id, dep_id) VALUES (?, ?)", (task_id, target))
 
     # -- claim and leases ---------------------------------------------------------
 
