@@ -1,0 +1,483 @@
+"""`kanban team`: the team board of seed 004 — a coordinator, members, a dispatcher.
+
+The manifest (YAML, schemas/team-manifest.schema.json) names the members; each
+member with a `command` is a *running assignee*: the dispatcher delivers its
+tasks' prompts to that command.  One dispatcher tick:
+
+  1. expires overdue leases (Board.reap);
+  2. blocks the tasks of open runs with no heartbeat for `kanban.stale_ms`
+     (Board.stale_runs), so a dead member's work surfaces instead of vanishing;
+  3. for every ready task whose assignee is a running member: claims it as that
+     member, opens a run (Board.run_start), and starts the member's command
+     (never through a shell, detached, in its own session) with the prompt on
+     stdin, KANBAN_TASK_ID, KANBAN_LEASE_TOKEN, KANBAN_DB, KANBAN_AGENT in its
+     environment, and its output appended to .kanban/team/<team>/<member>.log.
+
+"Ready" is computed by the board itself (deps done, not_before passed), so the
+seed's promotion of todo and scheduled tasks is every query's, not a step here.
+All state is in the board: a dispatcher can stop and start again at any time.
+The role gate lives in Board._gate; `start` and `tick` record the team on the
+board (Board.set_team) so that every command, not only this one, enforces it.
+"""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from . import clock
+from .errors import KanbanError, conflict, invalid
+from .plan import check_schema, load_yaml
+
+DEFAULT_STALE_MS = 90_000
+DEFAULT_POLL_MS = 1_000
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MANY_COORDINATORS = ("team.yaml is invalid — dispatch_mode=coordinator requires exactly one member "
+                     "with role=coordinator")
+MISMATCH = "member with role=coordinator ({member}) does not match top-level coordinator ({top})"
+
+PROMPT = """## Task {id}: {title}
+{body}
+
+When you finish, call `kanban_complete` with a one-line summary.
+If you get stuck, call `kanban_block` with the reason.
+Heartbeat with `kanban_heartbeat` if the work takes longer than a minute.
+Task id: `{id}` — pass this exact id to the kanban tools.
+
+Without the kanban_* tools, the kanban command does the same (KANBAN_TASK_ID,
+KANBAN_LEASE_TOKEN, KANBAN_AGENT and KANBAN_DB are set for you):
+  kanban complete {id} --token "$KANBAN_LEASE_TOKEN" --summary "<one line>"
+  kanban block {id} --token "$KANBAN_LEASE_TOKEN" --reason "<why>"
+  kanban heartbeat {id} --token "$KANBAN_LEASE_TOKEN"
+  kanban comment {id} --message "<a note for the team>"
+  kanban show {id}
+"""
+
+
+def prompt(task):
+    """The text a member's command reads on stdin for one task."""
+    return PROMPT.format(id=task["id"], title=task["title"], body=task["body"] or "")
+
+
+# -- the manifest ----------------------------------------------------------------------
+
+class Team:
+    """A checked manifest."""
+
+    def __init__(self, doc, source):
+        self.source = source
+        self.folder = os.path.dirname(os.path.abspath(source))
+        self.name = doc["name"]
+        self.description = doc.get("description")
+        self.capabilities = doc.get("domain_capabilities") or []
+        self.dispatch_mode = doc.get("dispatch_mode") or "coordinator"
+        self.coordinator = doc.get("coordinator")
+        self.members = [dict(m, role=m.get("role") or "member") for m in doc["members"]]
+        settings = doc.get("kanban") or {}
+        self.stale_ms = settings.get("stale_ms", DEFAULT_STALE_MS)
+        self.poll_ms = settings.get("poll_ms", DEFAULT_POLL_MS)
+        self.lease = settings.get("lease")
+        if self.lease is not None:
+            clock.parse_duration(self.lease, "kanban.lease")
+
+    def member(self, personality):
+        return next((m for m in self.members if m["personality"] == personality), None)
+
+    def running(self):
+        """The members the dispatcher delivers to: those with a command."""
+        return {m["personality"]: m for m in self.members if m.get("command")}
+
+    def record(self):
+        """What the board keeps for the role gate (Board.set_team)."""
+        return {"name": self.name, "dispatch_mode": self.dispatch_mode, "coordinator": self.coordinator,
+                "members": {m["personality"]: m["role"] for m in self.members}}
+
+    def describe(self):
+        return {
+            "ok": True, "team": self.name, "manifest": os.path.abspath(self.source),
+            "description": self.description, "domain_capabilities": self.capabilities,
+            "dispatch_mode": self.dispatch_mode, "coordinator": self.coordinator,
+            "members": [{"personality": m["personality"], "role": m["role"], "command": m.get("command"),
+                         "dispatched": bool(m.get("command"))} for m in self.members],
+            "kanban": {"stale_ms": self.stale_ms, "poll_ms": self.poll_ms, "lease": self.lease},
+        }
+
+    def argv(self, member):
+        """The member's command; a first word starting ./ or ../ is relative to the manifest."""
+        argv = list(member["command"])
+        if argv[0].startswith(("./", "../")):
+            argv[0] = os.path.normpath(os.path.join(self.folder, argv[0]))
+        return argv
+
+
+def read(path):
+    """Load and check a manifest: a Team, or `invalid` naming what is wrong."""
+    doc = load_yaml(path, "team manifest")
+    if not isinstance(doc, dict):
+        raise invalid(f"{path}: a team manifest is a mapping with name and members", file=path)
+    check_schema(doc, "team-manifest.schema.json", path, "the team manifest")
+    _check_members(doc, path)
+    return Team(doc, path)
+
+
+def _check_members(doc, source):
+    seen = {}
+    for number, member in enumerate(doc["members"]):
+        name = member["personality"]
+        if name in seen:
+            raise invalid(f"{source}: members[{number}]: personality {name!r} is already members[{seen[name]}]",
+                          path=f"members[{number}].personality", file=source)
+        seen[name] = number
+    top = doc.get("coordinator")
+    if (doc.get("dispatch_mode") or "coordinator") == "coordinator":
+        # fail closed: without exactly one coordinator the role gate would silently disappear
+        leads = [m["personality"] for m in doc["members"] if m.get("role") == "coordinator"]
+        if len(leads) != 1:
+            raise invalid(MANY_COORDINATORS, path="members", file=source, coordinators=leads)
+        if top is None:
+            raise invalid(f"team.yaml is invalid — dispatch_mode=coordinator requires a top-level coordinator "
+                          f"(the member with role=coordinator is {leads[0]})", path="coordinator", file=source)
+        if leads[0] != top:
+            raise invalid(MISMATCH.format(member=leads[0], top=top), path="coordinator", file=source)
+    elif top is not None and top not in seen:
+        raise invalid(f"{source}: coordinator {top!r} is not a member", path="coordinator", file=source)
+
+
+# -- the board ---------------------------------------------------------------------------
+
+def open_board(create=False):
+    """The board (KANBAN_DB or found as git finds .git); `start`/`tick` create one here."""
+    from .board import Board, init
+
+    try:
+        return Board()
+    except KanbanError as exc:
+        if not create or exc.code != "not_found":
+            raise
+    return Board(init()["db"])
+
+
+def record(team, board):
+    """Record the team on the board (its role gate) unless it is recorded already."""
+    current = board.team()
+    wanted = team.record()
+    if current == wanted:
+        return False
+    if current and current.get("name") != team.name:
+        raise conflict(f"the board is team {current.get('name')}'s: one team per board "
+                       "(use another board with KANBAN_DB)", team=current.get("name"))
+    board.set_team(wanted)
+    return True
+
+
+def team_folder(team, board):
+    return os.path.join(os.path.dirname(os.path.abspath(board.path)), "team", team.name)
+
+
+# -- the dispatcher ------------------------------------------------------------------------
+
+class Dispatcher:
+    """Ticks for one team on one board.  Keeps only the child processes it started
+    (to notice a member that exits without closing its task); the rest is the board."""
+
+    def __init__(self, team, board):
+        self.team = team
+        self.board = board
+        self.actor = f"dispatcher@{team.name}"
+        self.children = {}  # pid -> (Popen, task id, token, member)
+
+    def tick(self):
+        board, team = self.board, self.team
+        report = {"team": team.name, "at": clock.iso(clock.now_ms()), "expired": [], "stale": [],
+                  "ready": [], "dispatched": [], "skipped": [], "failed": [], "exited": []}
+        report["exited"] = self._reap_children()
+        report["expired"] = [t["id"] for t in board.reap(actor=self.actor)["expired"]]
+        report["stale"] = [t["id"] for t in board.stale_runs(team.stale_ms, actor=self.actor)["blocked"]]
+        running = team.running()
+        for task in board.list(ready=True)["tasks"]:
+            report["ready"].append(task["id"])
+            if task["assignee"] in running:
+                self._dispatch(task, running[task["assignee"]], report)
+        return report
+
+    def _dispatch(self, task, member, report):
+        agent = member["personality"]
+        try:
+            claim = self.board.claim(agent, task["id"], role=task["role_boundary"],
+                                     lease=self.team.lease or os.environ.get("KANBAN_LEASE"))
+        except KanbanError as exc:  # someone else took it first, or it changed under us
+            report["skipped"].append({"task": task["id"], "agent": agent, "code": exc.code, "reason": exc.message})
+            return
+        token = claim["lease_token"]
+        run = self.board.run_start(task["id"], agent=agent, token=token)
+        try:
+            proc, log = self._deliver(member, claim, run)
+        except OSError as exc:
+            reason = f"could not start {agent}'s command {self.team.argv(member)[0]}: {exc.strerror or exc}"
+            self.board.block(task["id"], reason, token=token, agent=self.actor)
+            report["failed"].append({"task": task["id"], "agent": agent, "run": run["id"], "reason": reason})
+            return
+        self.children[proc.pid] = (proc, task["id"], token, agent)
+        report["dispatched"].append({"task": task["id"], "title": task["title"], "agent": agent, "run": run["id"],
+                                     "lease_token": token, "lease_until": claim["lease_until"],
+                                     "pid": proc.pid, "log": log})
+
+    def _deliver(self, member, claim, run):
+        """Start the member's command on the prompt; do not wait for it."""
+        folder = team_folder(self.team, self.board)
+        os.makedirs(folder, exist_ok=True)
+        log = os.path.join(folder, f"{_file_name(member['personality'])}.log")
+        env = dict(os.environ)
+        env.update(member.get("env") or {})
+        env.update({
+            "KANBAN_TASK_ID": claim["id"], "KANBAN_LEASE_TOKEN": str(claim["lease_token"]),
+            "KANBAN_DB": os.path.abspath(self.board.path), "KANBAN_AGENT": member["personality"],
+            "KANBAN_RUN_ID": str(run["id"]), "KANBAN_TEAM": self.team.name,
+            "PATH": os.path.join(ROOT, "bin") + os.pathsep + env.get("PATH", os.defpath),
+        })
+        with tempfile.TemporaryFile() as stdin, open(log, "ab") as out:
+            stdin.write(prompt(claim).encode("utf-8"))
+            stdin.seek(0)
+            out.write(f"--- {clock.iso(clock.now_ms())} {claim['id']} run {run['id']}: "
+                      f"{' '.join(self.team.argv(member))}\n".encode("utf-8"))
+            out.flush()
+            proc = subprocess.Popen(self.team.argv(member), stdin=stdin, stdout=out, stderr=out, env=env,
+                                    start_new_session=True, close_fds=True)
+        return proc, log
+
+    def _reap_children(self):
+        """Members that exited: a task still in progress under their token is blocked now
+        (rather than after stale_ms), with the exit status and the log's tail."""
+        out = []
+        for pid, (proc, task, token, agent) in list(self.children.items()):
+            status = proc.poll()
+            if status is None:
+                continue
+            del self.children[pid]
+            entry = {"task": task, "agent": agent, "pid": pid, "status": status}
+            try:
+                self.board.block(task, f"{agent}'s command exited with status {status} without completing "
+                                 "or blocking the task (see its log)", token=token, agent=self.actor)
+                entry["blocked"] = True
+            except KanbanError:  # completed, blocked or released by the member: all is well
+                entry["blocked"] = False
+            out.append(entry)
+        return out
+
+    def busy(self):
+        """Is any running member still holding a task?"""
+        running = self.team.running()
+        if self.children:
+            return True
+        tasks = self.board.list(status="in_progress")["tasks"]
+        return any(t["claimed_by"] in running for t in tasks)
+
+
+def _file_name(name):
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "_"
+
+
+def did_something(report):
+    return any(report[k] for k in ("expired", "stale", "dispatched", "skipped", "failed", "exited"))
+
+
+# -- status --------------------------------------------------------------------------------
+
+def status(team, board):
+    """Members, their open tasks and runs, and the dispatcher's pid when it runs."""
+    recorded = board.team()
+    now = clock.now_ms()
+    members = []
+    for member in team.members:
+        name = member["personality"]
+        tasks = board.list(assignee=name)["tasks"]
+        open_tasks, closed = [], {"done": 0, "cancelled": 0, "failed": 0}
+        runs = []
+        for task in tasks:
+            if task["status"] in closed:
+                closed[task["status"]] += 1
+                continue
+            open_tasks.append({"id": task["id"], "title": task["title"], "status": task["status"],
+                               "ready": task["ready"], "lease_until": task["lease_until"]})
+            if task["status"] == "in_progress":
+                runs += [r for r in board.show(task["id"], events=0)["runs"] if r["ended_at"] is None]
+        beats = [clock.parse_time(r["heartbeat_at"]) for r in runs]
+        if not member.get("command"):
+            state = "manual"
+        elif not runs:
+            state = "idle"
+        elif min(beats) <= now - team.stale_ms:
+            state = "stale"
+        else:
+            state = "working"
+        members.append({
+            "personality": name, "role": member["role"], "command": member.get("command"), "state": state,
+            "tasks": open_tasks, "closed": closed, "runs": runs,
+            "last_heartbeat": clock.iso(max(beats)) if beats else None,
+            "log": os.path.join(team_folder(team, board), f"{_file_name(name)}.log"),
+        })
+    pid = _dispatcher_pid(team, board)
+    return {"team": team.name, "board": os.path.abspath(board.path), "dispatch_mode": team.dispatch_mode,
+            "coordinator": team.coordinator, "recorded": recorded == team.record(),
+            "dispatcher": {"running": pid is not None, "pid": pid}, "stale_ms": team.stale_ms,
+            "members": members}
+
+
+def _pid_file(team, board):
+    return os.path.join(team_folder(team, board), "dispatcher.pid")
+
+
+def _dispatcher_pid(team, board):
+    try:
+        with open(_pid_file(team, board), encoding="utf-8") as handle:
+            pid = int(handle.read().split()[0])
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def status_table(document):
+    from tabulate import tabulate
+
+    rows = []
+    for m in document["members"]:
+        working = ",".join(t["id"] for t in m["tasks"] if t["status"] == "in_progress")
+        todo = sum(1 for t in m["tasks"] if t["status"] == "todo")
+        blocked = ",".join(t["id"] for t in m["tasks"] if t["status"] == "blocked")
+        rows.append([m["personality"], m["role"], m["state"], working or "-", todo, blocked or "-",
+                     m["closed"]["done"], (m["last_heartbeat"] or "").replace("T", " ").rstrip("Z")[:19]])
+    head = (f"team {document['team']} ({document['dispatch_mode']}, coordinator "
+            f"{document['coordinator'] or '-'}), dispatcher "
+            + (f"running (pid {document['dispatcher']['pid']})" if document["dispatcher"]["running"] else "stopped")
+            + ("" if document["recorded"] else "; not recorded on this board yet (run 'kanban team start')"))
+    return head + "\n\n" + tabulate(rows, headers=["member", "role", "state", "working on", "todo", "blocked",
+                                                   "done", "last heartbeat"],
+                                    tablefmt="simple", disable_numparse=True)
+
+
+# -- start: the dispatcher loop ----------------------------------------------------------------
+
+def describe_report(report):
+    """A tick's report as lines for people."""
+    lines = []
+    name = report["team"]
+    for task in report["expired"]:
+        lines.append(f"{name}: lease expired on {task}")
+    for task in report["stale"]:
+        lines.append(f"{name}: {task} blocked: its run went stale")
+    for item in report["exited"]:
+        if item["blocked"]:
+            lines.append(f"{name}: {item['task']} blocked: {item['agent']} exited with status {item['status']}")
+    for item in report["dispatched"]:
+        lines.append(f"{name}: {item['task']} -> {item['agent']} (run {item['run']}, pid {item['pid']}): "
+                     f"{item['title']}")
+    for item in report["failed"]:
+        lines.append(f"{name}: {item['task']} blocked: {item['reason']}")
+    for item in report["skipped"]:
+        lines.append(f"{name}: {item['task']} skipped: {item['reason']}")
+    return lines
+
+
+def start(team, board, *, ticks=None, until_idle=False, fmt="text", out=None):
+    """Tick every poll_ms until SIGINT/SIGTERM (or N ticks, or idle): the stop summary."""
+    import json
+
+    out = out or sys.stdout
+    record(team, board)
+    dispatcher = Dispatcher(team, board)
+    stopping = []
+
+    def stop(signum, _frame):
+        stopping.append(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    pid_file = _pid_file(team, board)
+    os.makedirs(os.path.dirname(pid_file), exist_ok=True)
+    with open(pid_file, "w", encoding="utf-8") as handle:
+        handle.write(f"{os.getpid()}\n")
+
+    def say(report=None, line=None):
+        if fmt == "json":
+            out.write(json.dumps(report if report is not None else line, ensure_ascii=False) + "\n")
+        elif report is not None:
+            for text in describe_report(report):
+                out.write(text + "\n")
+        else:
+            out.write(line["message"] + "\n")
+        out.flush()
+
+    count, reason = 0, None
+    say(line={"team": team.name, "started": True, "board": os.path.abspath(board.path), "pid": os.getpid(),
+              "message": f"{team.name}: dispatching on {os.path.abspath(board.path)} every {team.poll_ms} ms "
+                         f"(pid {os.getpid()}); Ctrl-C stops"})
+    try:
+        while True:
+            report = dispatcher.tick()
+            count += 1
+            if did_something(report):
+                say(report)
+            if stopping:
+                reason = stopping[0]
+            elif ticks is not None and count >= ticks:
+                reason = "ticks"
+            elif until_idle and not report["dispatched"] and not dispatcher.busy():
+                reason = "idle"
+            if reason:
+                break
+            deadline = time.monotonic() + team.poll_ms / 1000
+            while not stopping and time.monotonic() < deadline:
+                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        try:
+            os.remove(pid_file)
+        except OSError:
+            pass
+    summary = {"team": team.name, "stopped": reason, "ticks": count,
+               "running_members": sorted(str(c[3]) for c in dispatcher.children.values()),
+               "message": f"{team.name}: stopped ({reason}) after {count} tick(s); members keep running, "
+                          "the board keeps their runs"}
+    say(line=summary)
+    return summary
+
+
+# -- the porcelain --------------------------------------------------------------------------------
+
+def team(args):
+    """porcelain/kanban-team: validate, start, tick, status."""
+    from .board import parse_int
+    from .cli import emit
+
+    manifest = read(args["MANIFEST"])
+    if args["validate"]:
+        emit(manifest.describe())
+        return 0
+    fmt = args.get("--format") or ("text" if args["start"] else "json")
+    if args["status"]:
+        if fmt not in ("json", "table"):
+            raise invalid(f"bad --format {fmt!r}: json or table")
+        with open_board() as board:
+            document = status(manifest, board)
+        if fmt == "table":
+            sys.stdout.write(status_table(document) + "\n")
+        else:
+            emit(document)
+        return 0
+    with open_board(create=True) as board:
+        if args["tick"]:
+            recorded = record(manifest, board)
+            report = Dispatcher(manifest, board).tick()
+            report["recorded"] = recorded
+            emit(report)
+            return 0
+        if fmt not in ("text", "json"):
+            raise invalid(f"bad --format {fmt!r}: text or json")
+        ticks = parse_int(args["--ticks"], "--ticks", minimum=1) if args["--ticks"] is not None else None
+        start(manifest, board, ticks=ticks, until_idle=args["--until-idle"], fmt=fmt)
+    return 0
+
+
+__all__ = ["Team", "Dispatcher", "read", "prompt", "status", "start", "team"]

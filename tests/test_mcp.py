@@ -1,0 +1,311 @@
+"""kanban mcp: the seed's kanban_* tools over MCP's stdio transport (SPEC §6).
+
+Every test drives a real `kanban mcp` process over pipes, one JSON-RPC message a
+line, and checks its answers against the CLI's own JSON.
+"""
+import json
+import os
+import select
+import subprocess
+import time
+
+import pytest
+from conftest import KANBAN
+
+TOOLS = {"kanban_create_goal", "kanban_create", "kanban_show", "kanban_list", "kanban_comment",
+         "kanban_update_status", "kanban_complete", "kanban_block", "kanban_unblock", "kanban_heartbeat",
+         "kanban_claim"}
+
+
+class Client:
+    """A `kanban mcp` subprocess, spoken to over its stdin and stdout."""
+
+    def __init__(self, db, agent=None, args=(), env=None):
+        full = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+        full["KANBAN_DB"] = str(db)
+        if agent:
+            full["KANBAN_AGENT"] = agent
+        full.update(env or {})
+        self.proc = subprocess.Popen([str(KANBAN), "mcp", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=full)
+        self.next_id = 0
+        self.buffer = b""
+
+    def send(self, message):
+        data = message if isinstance(message, bytes) else json.dumps(message).encode("utf-8")
+        self.proc.stdin.write(data + b"\n")
+        self.proc.stdin.flush()
+
+    def receive(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            assert left > 0, "no answer from kanban mcp"
+            ready, _, _ = select.select([self.proc.stdout], [], [], left)
+            if ready:
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                assert chunk, f"kanban mcp closed stdout: {self.proc.stderr.read().decode()}"
+                self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def request(self, method, params=None):
+        self.next_id += 1
+        message = {"jsonrpc": "2.0", "id": self.next_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        self.send(message)
+        answer = self.receive()
+        assert answer["jsonrpc"] == "2.0" and answer["id"] == self.next_id, answer
+        return answer
+
+    def initialize(self, version="2025-06-18"):
+        answer = self.request("initialize", {"protocolVersion": version, "capabilities": {},
+                                             "clientInfo": {"name": "pytest", "version": "1"}})
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return answer["result"]
+
+    def call(self, tool, **arguments):
+        """(is_error, the JSON document in the text content)."""
+        result = self.request("tools/call", {"name": tool, "arguments": arguments})["result"]
+        assert [c["type"] for c in result["content"]] == ["text"]
+        document = json.loads(result["content"][0]["text"])
+        if isinstance(document, dict):
+            assert result["structuredContent"] == document
+        return result["isError"], document
+
+    def ok(self, tool, **arguments):
+        is_error, document = self.call(tool, **arguments)
+        assert not is_error, document
+        return document
+
+    def refused(self, tool, code, **arguments):
+        is_error, document = self.call(tool, **arguments)
+        assert is_error, document
+        assert document["code"] == code and document["error"] and document["retryable"] is (code == "busy")
+        return document
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def mcp(board_path):
+    """mcp(agent, env=...) -> an initialized Client on this test's board."""
+    clients = []
+
+    def start(agent=None, args=(), env=None, initialize=True):
+        client = Client(board_path, agent, args, env)
+        clients.append(client)
+        if initialize:
+            client.initialize()
+        return client
+    yield start
+    for client in clients:
+        client.close()
+
+
+def team(kb, tmp_path):
+    manifest = tmp_path / "team.yaml"
+    manifest.write_text(json.dumps({"name": "analytics", "coordinator": "coordinator", "members": [
+        {"personality": "coordinator", "role": "coordinator"}, {"personality": "data-engineer"},
+        {"personality": "researcher"}, {"personality": "reviewer"}]}), encoding="utf-8")
+    assert kb("team", "tick", manifest).rc == 0  # records the team: its role gate applies
+
+
+# -- the protocol ---------------------------------------------------------------------------------
+
+def test_initialize_ping_and_tools_list(mcp):
+    client = mcp(initialize=False)
+    result = client.initialize("2025-06-18")
+    assert result["protocolVersion"] == "2025-06-18"
+    assert result["capabilities"] == {"tools": {"listChanged": False}}
+    assert result["serverInfo"]["name"] == "kanban" and result["serverInfo"]["version"]
+    assert client.request("ping")["result"] == {}
+    tools = client.request("tools/list")["result"]["tools"]
+    assert {t["name"] for t in tools} == TOOLS
+    for tool in tools:
+        assert tool["description"] and tool["inputSchema"]["type"] == "object"
+    by_name = {t["name"]: t for t in tools}
+    assert by_name["kanban_create"]["inputSchema"]["properties"]["parents"]["type"] == "array"
+    assert set(by_name["kanban_list"]["inputSchema"]["properties"]) >= {"parent_id", "status", "assignee"}
+
+
+def test_older_and_unknown_protocol_versions(mcp):
+    assert mcp(initialize=False).initialize("2024-11-05")["protocolVersion"] == "2024-11-05"
+    assert mcp(initialize=False).initialize("1999-01-01")["protocolVersion"] == "2025-06-18"
+
+
+def test_protocol_errors_do_not_stop_the_server(mcp):
+    client = mcp()
+    client.send(b"this is not json")
+    answer = client.receive()
+    assert answer["id"] is None and answer["error"]["code"] == -32700
+    assert client.request("no/such/method")["error"]["code"] == -32601
+    answer = client.request("tools/call", {"name": "kanban_teleport", "arguments": {}})
+    assert answer["error"]["code"] == -32602 and "kanban_teleport" in answer["error"]["message"]
+    client.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}})
+    client.send({"id": 99, "method": "ping"})  # not JSON-RPC 2.0
+    assert client.receive()["error"]["code"] == -32600
+    client.send([{"jsonrpc": "2.0", "id": "a", "method": "ping"}, {"jsonrpc": "2.0", "method": "notifications/x"}])
+    assert client.receive() == [{"jsonrpc": "2.0", "id": "a", "result": {}}]
+    assert client.request("ping")["result"] == {}
+
+
+def test_end_of_input_ends_the_server(mcp):
+    client = mcp()
+    assert client.close() == 0
+
+
+def test_list_tools_without_a_session(kb):
+    res = kb("mcp", "--list-tools")
+    assert res.rc == 0 and {t["name"] for t in res.json["tools"]} == TOOLS
+
+
+# -- the seed's trace --------------------------------------------------------------------------------
+
+def test_the_coordinator_decomposes_a_request(kb, mcp, tmp_path):
+    team(kb, tmp_path)
+    coordinator = mcp("coordinator")
+    goal = coordinator.ok("kanban_create_goal", title="Q3 Analytics Roadmap")
+    assert goal["kind"] == "goal" and goal["created"] is True
+    g = goal["id"]
+    a1 = coordinator.ok("kanban_create", title="Scope pipeline work", assignee="data-engineer", parents=[g])
+    b1 = coordinator.ok("kanban_create", title="Market scan: AI agent space", assignee="researcher", parents=[g])
+    c1 = coordinator.ok("kanban_create", title="Pressure-test plan", assignee="reviewer",
+                        parents=[g, a1["id"], b1["id"]])
+    assert (a1["goal"], a1["depends_on"], a1["ready"]) == (g, [], True)
+    assert (c1["goal"], c1["depends_on"], c1["ready"]) == (g, [a1["id"], b1["id"]], False)
+
+    # status?  kanban_list(parent_id=goal) + kanban_show(goal): the same JSON as the CLI
+    listed = coordinator.ok("kanban_list", parent_id=g)
+    assert listed == kb("list", "--goal", g).json
+    assert [t["id"] for t in listed["tasks"]] == [a1["id"], b1["id"], c1["id"]]
+    assert coordinator.ok("kanban_show", task_id=g) == kb("show", g).json
+    # parent_id of a task: the tasks waiting on it
+    assert [t["id"] for t in coordinator.ok("kanban_list", parent_id=a1["id"])["tasks"]] == [c1["id"]]
+    assert coordinator.ok("kanban_list", assignee="researcher", status="todo") == \
+        kb("list", "--assignee", "researcher", "--status", "todo").json
+
+    # the members: the role gate holds (only the coordinator creates)
+    researcher = mcp("researcher")
+    researcher.refused("kanban_create", "forbidden", title="freelancing")
+    assert researcher.ok("kanban_comment", task_id=a1["id"], body="happy to help")["actor"] == "researcher"
+    claim = researcher.ok("kanban_claim")
+    assert claim["id"] == b1["id"] and isinstance(claim["lease_token"], int)
+    beat = researcher.ok("kanban_heartbeat", task_id=b1["id"])  # the session's own token
+    assert beat["lease_token"] == claim["lease_token"]
+    done = researcher.ok("kanban_complete", task_id=b1["id"], summary="scanned")
+    assert done["status"] == "done" and "comments" not in done  # complete's JSON, not show's
+    assert done == {k: v for k, v in kb("show", b1["id"]).json.items() if k in done}
+    # the closer tools belong to the assignee
+    engineer = mcp("data-engineer")
+    token = engineer.ok("kanban_claim", task_id=a1["id"])["lease_token"]
+    researcher.refused("kanban_complete", "forbidden", task_id=a1["id"], token=token)
+    researcher.refused("kanban_block", "forbidden", task_id=a1["id"], reason="mine now", token=token)
+    assert engineer.ok("kanban_complete", task_id=a1["id"], summary="scoped")["status"] == "done"
+    assert kb("show", c1["id"]).json["ready"] is True
+
+    events = {e["kind"] for e in kb("event", "list", "--limit", "1000").json["events"]}
+    assert {"created", "claimed", "heartbeat", "completed", "commented"} <= events
+
+
+def test_the_dispatchers_token_comes_from_the_environment(kb, mcp):
+    task = kb("create", "dispatched", "--assignee", "dev").json["id"]
+    claim = kb("claim", task, agent="dev").json
+    env = {"KANBAN_TASK_ID": task, "KANBAN_LEASE_TOKEN": str(claim["lease_token"])}
+    member = mcp("dev", env=env)
+    assert member.ok("kanban_heartbeat", task_id=task)["lease_token"] == claim["lease_token"]
+    assert member.ok("kanban_complete", task_id=task, summary="ok")["status"] == "done"
+    assert kb("show", task).json["events"][-1]["data"]["summary"] == "ok"
+
+
+def test_update_status_moves_a_task_along(kb, mcp):
+    task = kb("create", "move me").json["id"]
+    worker = mcp("w1")
+    assert worker.ok("kanban_update_status", task_id=task, status="in_progress")["status"] == "in_progress"
+    worker.refused("kanban_update_status", "invalid", task_id=task, status="blocked")  # needs a reason
+    blocked = worker.ok("kanban_update_status", task_id=task, status="blocked", reason="waiting on data")
+    assert blocked["status"] == "blocked" and kb("show", task).json["reason"] == "waiting on data"
+    assert worker.ok("kanban_update_status", task_id=task, status="todo")["status"] == "todo"
+    worker.ok("kanban_update_status", task_id=task, status="in_progress")
+    assert worker.ok("kanban_update_status", task_id=task, status="todo")["status"] == "todo"  # a release
+    worker.ok("kanban_update_status", task_id=task, status="in_progress")
+    assert worker.ok("kanban_update_status", task_id=task, status="in_review", summary="look")["status"] == \
+        "in_review"
+    other = kb("create", "drop me").json["id"]
+    assert worker.ok("kanban_update_status", task_id=other, status="cancelled", reason="no")["status"] == \
+        "cancelled"
+    assert worker.ok("kanban_update_status", task_id=other, status="todo")["status"] == "todo"  # a reopen
+    worker.refused("kanban_update_status", "invalid", task_id=other, status="sideways")
+
+
+def test_unblock_and_block_without_a_claim(kb, mcp):
+    task = kb("create", "todo task").json["id"]
+    client = mcp("someone")
+    assert client.ok("kanban_block", task_id=task, reason="not yet")["status"] == "blocked"
+    assert client.ok("kanban_unblock", task_id=task)["status"] == "todo"
+
+
+# -- errors are tool results -------------------------------------------------------------------------
+
+def test_board_errors_are_tool_errors_with_the_cli_json(kb, mcp):
+    client = mcp("w1")
+    doc = client.refused("kanban_show", "not_found", task_id="TASK-999")
+    assert doc == kb("show", "TASK-999").error
+    task = kb("create", "not claimed").json["id"]
+    client.refused("kanban_complete", "conflict", task_id=task, token=1)
+    client.refused("kanban_heartbeat", "conflict", task_id=task)
+    client.refused("kanban_show", "invalid", task_id="banana")
+    client.refused("kanban_create", "not_found", title="orphan", parents=["TASK-404"])
+
+
+def test_arguments_are_checked_against_the_input_schema(mcp):
+    client = mcp("w1")
+    doc = client.refused("kanban_create", "invalid")
+    assert "title" in doc["error"]
+    client.refused("kanban_create", "invalid", title="x", priority="high")
+    client.refused("kanban_show", "invalid", task_id="TASK-1", colour="red")
+    result = client.request("tools/call", {"name": "kanban_show", "arguments": ["TASK-1"]})["result"]
+    assert result["isError"] is True
+
+
+def test_no_agent_means_no_claims(mcp):
+    client = mcp()
+    client.refused("kanban_claim", "usage")
+
+
+def test_no_board_is_a_tool_error_not_a_dead_server(tmp_path):
+    client = Client(tmp_path / "missing" / "board.db", "w1")
+    try:
+        client.initialize()
+        is_error, doc = client.call("kanban_list")
+        assert is_error and doc["code"] in ("not_found", "db_error")
+        assert client.request("ping")["result"] == {}
+    finally:
+        client.close()
+
+
+def test_stdout_carries_only_json_rpc_even_with_hooks(kb, mcp):
+    hooks = kb.path.parent / "hooks.d"
+    hooks.mkdir(exist_ok=True)
+    hook = hooks / "post-create"
+    hook.write_text("#!/bin/sh\necho 'hook output that must not reach stdout'\n", encoding="utf-8")
+    hook.chmod(0o755)
+    client = mcp("w1")
+    created = client.ok("kanban_create", title="with a hook")
+    assert created["created"] is True
+    assert client.request("ping")["result"] == {}  # the next line is still the next answer
+    client.proc.stdin.close()
+    rest = client.proc.stdout.read().decode()
+    assert rest == "" and client.buffer == b""
+    assert "hook output that must not reach stdout" in client.proc.stderr.read().decode()  # it went here
