@@ -4,7 +4,7 @@ DESTDIR ?=
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-BATS := .tools/node_modules/.bin/bats
+BATS := .tools/node_modules/bats/bin/bats
 KANBAN_LIB := $(DESTDIR)$(PREFIX)/lib/kanban
 
 .PHONY: all setup demo test pytest bats check lint bench bench-quick soak install uninstall clean

@@ -791,13 +791,21 @@ class Board:
         token = parse_token(token)
         summary = _text(summary, "summary", limit=100_000)
         if verify:
-            from . import hooks
-
-            if hooks.find(hooks.hooks_dir(self.path), "pre-complete"):
-                # check, run the hook without holding the write lock, check again
-                snapshot = self._read(lambda: (self._check_lease(self._row(task), token), self._task(task))[1])
-                hooks.run_pre_complete(self.path, snapshot, agent, summary)
+            self._pre_complete([(task, token)], agent, summary)
         return self._write(lambda: self._complete(task, token, summary, review, agent))
+
+    def _pre_complete(self, pairs, agent, summary):
+        """Run pre-complete hooks: check the token, run the hook without holding the
+        write lock, and let the write transaction check the token again."""
+        from . import hooks
+
+        if not hooks.find(hooks.hooks_dir(self.path), "pre-complete"):
+            return
+        for task, token in pairs:
+            def snapshot(task=task, token=token):
+                self._check_lease(self._row(task), token)
+                return self._task(task)
+            hooks.run_pre_complete(self.path, self._read(snapshot), agent, summary)
 
     def _complete(self, task, token, summary, review, agent):
         row = self._row(task)
@@ -821,12 +829,7 @@ class Board:
         agent = self._agent(agent)
         pairs = [(parse_id(t), parse_token(k)) for t, k in pairs]
         if verify:
-            from . import hooks
-
-            if hooks.find(hooks.hooks_dir(self.path), "pre-complete"):
-                for task, token in pairs:
-                    snapshot = self._read(lambda: (self._check_lease(self._row(task), token), self._task(task))[1])
-                    hooks.run_pre_complete(self.path, snapshot, agent, None)
+            self._pre_complete(pairs, agent, None)
         return self._write(lambda: [self._complete(t, k, None, False, agent) for t, k in pairs])
 
     def _judge(self, task, agent, token, verb):
@@ -896,7 +899,10 @@ class Board:
                 raise conflict(f"{ref} is {row['status']}: only todo or in_progress tasks can be blocked",
                                task=ref, status=row["status"])
             self._end_lease(task, "blocked", reason=reason)
-            self._event(task, "blocked", actor, {"reason": reason, "from": row["status"]})
+            data = {"reason": reason, "from": row["status"]}
+            if row["status"] == "in_progress":
+                data["token"] = token  # the fencing token that ended the lease, as complete records it
+            self._event(task, "blocked", actor, data)
             return self._task(task)
         return self._write(apply)
 
@@ -1126,7 +1132,7 @@ class Board:
         waiting = self._waiting_on(rows)
         goals = [r["id"] for r in rows if r["kind"] == "goal"]
         progress = self._goal_progress(goals) if goals else {}
-        for r, t in zip(rows, tasks):
+        for r, t in zip(rows, tasks, strict=True):
             t["waiting_on"] = waiting[r["id"]]
             t["reason"] = r["reason"]
             if r["id"] in progress:

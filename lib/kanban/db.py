@@ -314,7 +314,7 @@ class Database:
             names = [d[0] for d in cursor.get_description()]
         except apsw.ExecutionCompleteError:
             return []
-        return [dict(zip(names, row)) for row in cursor]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
 
     def row(self, sql, params=()):
         found = self.rows(sql, params)

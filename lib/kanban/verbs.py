@@ -9,7 +9,8 @@ import os
 import sys
 import time
 
-from .board import Board, init as init_board
+from .board import Board
+from .board import init as init_board
 from .cli import EXIT_NOTHING, emit, env_or
 from .errors import KanbanError, invalid, usage
 
@@ -50,6 +51,12 @@ def _nothing(args, answer):
 
 
 def init(args):
+    if args["--harness"]:
+        from .skill import HARNESSES
+
+        unknown = [h for h in args["--harness"] if h not in HARNESSES]
+        if unknown:  # refuse before anything is created
+            raise invalid(f"unknown harness {unknown[0]!r}: one of {', '.join(HARNESSES)}")
     answer = init_board(harness=args["--harness"])
     if args["--harness"]:
         from .skill import install
