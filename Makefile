@@ -7,6 +7,10 @@ PY := $(VENV)/bin/python
 BATS := .tools/node_modules/bats/bin/bats
 KANBAN_LIB := $(DESTDIR)$(PREFIX)/lib/kanban
 
+# sprint targets (kanban.mk) against this checkout's kanban
+KANBAN = $(CURDIR)/bin/kanban
+include kanban.mk
+
 .PHONY: all setup demo test pytest bats check lint bench bench-quick soak install uninstall clean
 
 all: setup
