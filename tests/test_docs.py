@@ -1,0 +1,336 @@
+"""The manual and the tree: tests/check_tree.py's checks, one test per verb, and more.
+
+- each command file has its header, man page, schema and a test naming it
+  (porcelain pages are checked once they exist; `make check` insists on them);
+- every page renders through groff (as `man -l` does) without a warning;
+- `kanban help VERB` prints the usage text when stdout is not a terminal;
+- the examples of the plumbing pages, kanban(1) and kanban-workflow(7) run: every
+  `.EX`/`.EE` block of a page, in order, as one bash script in a scratch folder with
+  a fresh board (a block right after a `.\\" norun` comment is only shown, such as
+  a JSON answer, a Makefile or a long-running loop).
+"""
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import check_tree  # noqa: E402
+from check_tree import Tree, normalise, read_header, roff_text, usage_lines  # noqa: E402
+
+ROOT = check_tree.ROOT
+TREE = Tree(ROOT)
+VERBS = TREE.verbs()
+PLUMBING = [verb for verb, kind, _ in VERBS if kind == "plumbing"]
+PATHS = {verb: path for verb, _, path in VERBS}
+PAGES = sorted(
+    os.path.relpath(os.path.join(folder, name), ROOT)
+    for folder in (os.path.join(ROOT, "man", "man1"), os.path.join(ROOT, "man", "man7"))
+    if os.path.isdir(folder)
+    for name in os.listdir(folder) if re.search(r"\.[1-8]$", name)
+)
+# pages whose examples this suite runs (porcelain examples start long-running loops)
+RUN_PAGES = [f"man/man1/kanban-{verb}.1" for verb in PLUMBING] + ["man/man1/kanban.1",
+                                                                  "man/man7/kanban-workflow.7"]
+ALIASES = TREE.aliases() or {}
+
+
+def test_the_tree_has_the_core_verbs():
+    # the SPEC's plumbing list: a missing file would otherwise just shrink the parameters
+    expected = {"init", "create", "claim", "lease", "event", "dep", "complete", "approve", "reject",
+                "block", "unblock", "cancel", "reopen", "show", "list", "search", "comment", "set",
+                "batch", "stats", "prune", "doctor", "backup"}
+    assert set(PLUMBING) == expected
+
+
+# -- the tree checks, per verb ------------------------------------------------------
+
+@pytest.mark.parametrize("verb", sorted(PATHS))
+def test_command_file_has_summary_and_usage(verb):
+    assert TREE.header_problems(PATHS[verb]) == []
+
+
+@pytest.mark.parametrize("verb", sorted(PATHS))
+def test_man_page_synopsis_is_the_usage_text(verb):
+    if verb not in PLUMBING and not os.path.exists(TREE.man_page(verb)):
+        pytest.skip(f"porcelain page kanban-{verb}.1 not written yet (make check reports it)")
+    assert TREE.man_problems(verb, PATHS[verb]) == []
+
+
+@pytest.mark.parametrize("verb", PLUMBING)
+def test_plumbing_verb_has_a_schema(verb):
+    assert TREE.schema_problems(verb) == []
+
+
+@pytest.mark.parametrize("verb", sorted(PATHS))
+def test_verb_is_named_in_a_test(verb):
+    assert TREE.tested_problems(verb) == []
+
+
+def test_command_list_lists_exactly_the_verbs_and_aliases():
+    assert TREE.command_list_problems() == []
+
+
+def test_no_page_is_missing_or_stale():
+    assert TREE.page_problems() == []
+
+
+def test_command_list_agrees_with_kanban_commands():
+    listed, aliases, problems = TREE.command_list()
+    assert problems == []
+    proc = subprocess.run([os.path.join(ROOT, "bin", "kanban"), "commands"], capture_output=True,
+                          text=True, env=_clean_env(), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    answer = json.loads(proc.stdout)["commands"]
+    present = {c["name"]: c["kind"] for c in answer}
+    assert {v: k for v, k in listed.items() if v in present} == present
+    for command in answer:
+        # the summary `kanban commands` prints is the one the man page's NAME repeats
+        assert command["summary"] == read_header(PATHS[command["name"]])[0]
+        assert sorted(command["aliases"]) == sorted(a for a, (v, _) in aliases.items()
+                                                    if v == command["name"])
+
+
+def test_kanban_1_lists_every_verb_with_its_summary():
+    # kanban(1)'s COMMANDS: one entry per verb, under its kind, saying its # Summary: line
+    secs = check_tree.sections(check_tree.read_page(os.path.join(ROOT, "man", "man1", "kanban.1")))
+    body = secs["COMMANDS"]
+    entries, kind = {}, None
+    for number, line in enumerate(body):
+        if line.startswith(".SS"):
+            kind = {"Plumbing": "plumbing", "Porcelain": "porcelain"}[line[3:].strip()]
+        match = re.fullmatch(r"\.BR (?:\\%)?kanban\\-([a-z-]+) \(1\)", line)
+        if match:
+            entries[match.group(1).replace("\\-", "-")] = (kind, roff_text(body[number + 1]))
+    listed, _aliases, _problems = TREE.command_list()
+    assert {verb: kind for verb, (kind, _) in entries.items()} == listed
+    for verb, (_kind, text) in entries.items():
+        if verb in PATHS:
+            assert text.rstrip(".") == read_header(PATHS[verb])[0].rstrip("."), verb
+
+
+# -- the checker itself ----------------------------------------------------------------
+
+def test_roff_text_drops_escapes():
+    assert roff_text(r"kanban claim [\-\-agent=A] \fB\-\-exit\-code\fR") == \
+        "kanban claim [--agent=A] --exit-code"
+    assert roff_text(r"jq \(aq.id\(aq \e\&") == "jq '.id' \\"
+    assert roff_text(r"\[u2014] \(em \f(CWx\fP") == "\u2014 \u2014 x"
+
+
+def _write(path, text, mode=0o644):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(path, mode)
+
+
+def _scratch_tree(root, synopsis):
+    _write(os.path.join(root, "libexec", "kanban-frob"),
+           "#!/bin/sh\n# Summary: Frob a task\n#\n# Usage:\n#   kanban frob ID [--hard]\n"
+           "#              [--agent=A]\n#\n# Options:\n#   --hard   Harder.\necho '{}'\n", 0o755)
+    _write(os.path.join(root, "man", "man1", "kanban-frob.1"),
+           '.TH KANBAN\\-FROB 1\n.SH NAME\nkanban\\-frob \\- Frob a task\n.SH SYNOPSIS\n.nf\n'
+           + synopsis + "\n.fi\n.SH DESCRIPTION\nFrobs.\n")
+    _write(os.path.join(root, "man", "man1", "kanban.1"), ".TH KANBAN 1\n")
+    _write(os.path.join(root, "man", "man7", "kanban-workflow.7"), ".TH KANBAN\\-WORKFLOW 7\n")
+    _write(os.path.join(root, "schemas", "kanban-frob.schema.json"), '{"type": "object"}\n')
+    _write(os.path.join(root, "tests", "test_frob.py"), 'def test_frob(kb):\n    kb("frob", "TASK-1")\n')
+    _write(os.path.join(root, "command-list.txt"), "# verbs\nkanban-frob  plumbing\n")
+
+
+def test_check_tree_passes_a_good_tree(tmp_path):
+    _scratch_tree(str(tmp_path), "kanban frob ID [\\-\\-hard]\n       [\\fB\\-\\-agent\\fR=A]")
+    assert Tree(str(tmp_path)).problems() == []
+    assert check_tree.main([str(tmp_path)]) == 0
+
+
+def test_check_tree_reports_every_problem(tmp_path, capsys):
+    root = str(tmp_path)
+    _scratch_tree(root, "kanban frob ID [\\-\\-soft]\n[\\-\\-agent=A]")
+    os.chmod(os.path.join(root, "libexec", "kanban-frob"), 0o644)
+    os.remove(os.path.join(root, "schemas", "kanban-frob.schema.json"))
+    os.remove(os.path.join(root, "tests", "test_frob.py"))
+    _write(os.path.join(root, "porcelain", "kanban-zap"), "#!/bin/sh\necho zap\n", 0o755)
+    _write(os.path.join(root, "man", "man1", "kanban-gone.1"), ".TH KANBAN\\-GONE 1\n")
+    assert check_tree.main([root]) == 1
+    out = capsys.readouterr().out
+    assert "libexec/kanban-frob: is not executable" in out
+    assert "SYNOPSIS line 1 differs" in out and "kanban frob ID [--soft]" in out
+    assert "has no schema schemas/kanban-frob.schema.json" in out
+    assert "libexec/kanban-frob: is named in no test" in out
+    assert "porcelain/kanban-zap: has no '# Summary:' line" in out
+    assert "porcelain/kanban-zap: has no '# Usage:' block" in out
+    assert "porcelain/kanban-zap: has no man page man/man1/kanban-zap.1" in out
+    assert "command-list.txt does not list kanban-zap (porcelain)" in out
+    assert "man/man1/kanban-gone.1 documents kanban-gone, which does not exist" in out
+
+
+def test_check_tree_wants_synopsis_lines_in_a_nf_block(tmp_path):
+    root = str(tmp_path)
+    _scratch_tree(root, "kanban frob ID [\\-\\-hard]\n[\\-\\-agent=A]")
+    page = os.path.join(root, "man", "man1", "kanban-frob.1")
+    with open(page, encoding="utf-8") as handle:
+        text = handle.read().replace(".nf\n", "").replace(".fi\n", "")
+    _write(page, text)
+    problems = Tree(root).problems()
+    assert problems == ["libexec/kanban-frob: man/man1/kanban-frob.1 SYNOPSIS is not in a .nf/.fi block"
+                        " (its lines would be filled together)"]
+
+
+def test_check_tree_compares_name_and_aliases(tmp_path):
+    root = str(tmp_path)
+    _scratch_tree(root, "kanban frob ID [\\-\\-hard]\n[\\-\\-agent=A]")
+    page = os.path.join(root, "man", "man1", "kanban-frob.1")
+    with open(page, encoding="utf-8") as handle:
+        _write(page, handle.read().replace("Frob a task", "Frobnicate"))
+    _write(os.path.join(root, "lib", "kanban", "dispatch.py"),
+           'ALIASES = {"zz": ("frob", ["--hard"]), "yy": ("frob", [])}\n')
+    _write(os.path.join(root, "command-list.txt"),
+           "kanban-frob  plumbing\nalias zz frob\nalias xx nothing\n")
+    problems = "\n".join(Tree(root).problems())
+    assert "NAME is 'kanban-frob - Frobnicate', expected 'kanban-frob - Frob a task'" in problems
+    assert "alias zz is frob, the dispatcher runs frob --hard" in problems
+    assert "does not list the alias yy" in problems
+    assert "alias xx names nothing, which is not a verb" in problems
+
+
+# -- rendering -------------------------------------------------------------------------
+
+def _clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_without_warnings(page):
+    path = os.path.join(ROOT, page)
+    if shutil.which("groff"):
+        proc = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", path], capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    if shutil.which("man"):
+        proc = subprocess.run(["man", "--warnings", "-l", path], capture_output=True, text=True,
+                              env=_clean_env(MANWIDTH="80", MANPAGER="cat", PAGER="cat"), timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == "", proc.stderr
+        name = os.path.basename(page).rsplit(".", 1)[0]
+        assert "NAME" in proc.stdout and name in proc.stdout.replace("\u2010", "-")
+    _lint(path)
+
+
+KNOWN_MACROS = {
+    "TH", "SH", "SS", "TP", "TQ", "PP", "P", "LP", "IP", "HP", "RS", "RE", "B", "I", "BR", "RB", "BI",
+    "IB", "IR", "RI", "SM", "SB", "nf", "fi", "br", "sp", "EX", "EE", "UR", "UE", "MT", "ME", "ad",
+    "na", "nh", "hy", "in", "ti", "ne", "ft", "TS", "TE", "ll", "ds", "de", "..", "if", "ie", "el",
+}
+
+
+def _lint(path):
+    """What any formatter needs: known macros, .nf/.fi and .EX/.EE and .RS/.RE paired,
+    no '\\"' (a comment) inside text, a .TH first, NAME and SYNOPSIS present."""
+    lines = check_tree.read_page(path)
+    requests = [line for line in lines if line.startswith(".") and not line.startswith('.\\"')]
+    assert requests and requests[0].startswith(".TH "), "a page starts with .TH"
+    table = False
+    for number, line in enumerate(lines, 1):
+        if line.startswith(".TS"):
+            table = True
+        elif line.startswith(".TE"):
+            table = False
+        if line.startswith(".") and not line.startswith('.\\"') and not table:
+            name = line[1:].split(None, 1)[0] if line[1:].strip() else ""
+            assert name in KNOWN_MACROS, f"{path}:{number}: unknown macro {line!r}"
+        if not line.startswith(('.\\"', "'")):
+            assert '\\"' not in line.replace("\\\\", ""), f"{path}:{number}: \\\" starts a comment"
+        assert line == line.rstrip(), f"{path}:{number}: trailing whitespace"
+    for start, end in (("nf", "fi"), ("EX", "EE"), ("RS", "RE"), ("TS", "TE")):
+        opened = sum(1 for line in lines if re.match(rf"\.{start}\b", line))
+        closed = sum(1 for line in lines if re.match(rf"\.{end}\b", line))
+        assert opened == closed, f"{path}: .{start} and .{end} do not pair ({opened} vs {closed})"
+    secs = check_tree.sections(lines)
+    assert "NAME" in secs and "SYNOPSIS" in secs
+
+
+# -- kanban help -------------------------------------------------------------------------
+
+def _help(*args):
+    proc = subprocess.run([os.path.join(ROOT, "bin", "kanban"), "help", *args], capture_output=True,
+                          text=True, env=_clean_env(), stdin=subprocess.DEVNULL, timeout=60)
+    return proc
+
+
+@pytest.mark.parametrize("verb", sorted(PATHS))
+def test_help_prints_the_usage_when_not_a_terminal(verb):
+    proc = _help(verb)
+    assert proc.returncode == 0, proc.stderr
+    usage = normalise(usage_lines(read_header(PATHS[verb])[1]))
+    shown = normalise(proc.stdout.splitlines())
+    assert shown[0].lower() == "usage:"
+    assert shown[1:1 + len(usage)] == usage
+
+
+@pytest.mark.parametrize("alias", sorted(ALIASES))
+def test_help_of_an_alias_is_the_verbs(alias):
+    verb = ALIASES[alias][0]
+    assert _help(alias).stdout == _help(verb).stdout != ""
+
+
+def test_help_of_an_unknown_verb_is_a_usage_error():
+    proc = _help("no-such-verb")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert '"code": "usage"' in proc.stderr
+
+
+# -- the examples run -----------------------------------------------------------------------
+
+def examples(page_path):
+    """The runnable example blocks of a page (every .EX/.EE block not marked norun)."""
+    blocks, current, skip, previous = [], None, False, ""
+    for line in check_tree.read_page(page_path):
+        if line.startswith(".EX"):
+            current, skip = [], previous.strip() == '.\\" norun'
+        elif line.startswith(".EE"):
+            if not skip:
+                blocks.append("\n".join(current))
+            current = None
+        elif current is not None:
+            assert not line.startswith(".") or line.startswith('.\\"'), \
+                f"{page_path}: a request inside an example: {line!r}"
+            if not line.startswith('.\\"'):
+                current.append(roff_text(line))
+        previous = line
+    return blocks
+
+
+@pytest.mark.parametrize("page", RUN_PAGES)
+def test_examples_run(page, tmp_path):
+    path = os.path.join(ROOT, page)
+    if not os.path.exists(path):
+        pytest.fail(f"{page} is missing")
+    blocks = examples(path)
+    assert blocks, f"{page} has no runnable example"
+    script = "\n".join(blocks)
+    if re.search(r"\bjq\b", script) and not shutil.which("jq"):
+        pytest.skip("the examples use jq, which is not installed")
+    work = tmp_path / "work"
+    work.mkdir()
+    env = _clean_env(PATH=os.path.join(ROOT, "bin") + os.pathsep + os.environ["PATH"],
+                     KANBAN_CEILING_DIRECTORIES=str(tmp_path), HOME=str(tmp_path))
+    init = subprocess.run(["kanban", "init"], cwd=work, env=env, capture_output=True, text=True, timeout=60)
+    assert init.returncode == 0, init.stderr
+    runner = tmp_path / "examples.sh"
+    runner.write_text("set -e\n" + script + "\n")
+    runner.chmod(runner.stat().st_mode | stat.S_IXUSR)
+    proc = subprocess.run(["bash", str(runner)], cwd=work, env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=240)
+    assert proc.returncode == 0, f"{page} examples failed (exit {proc.returncode}):\n" \
+        f"--- script\n{script}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
+    assert "Traceback" not in proc.stderr
