@@ -1,0 +1,167 @@
+"""One engine loop, in a process of its own: claim + complete cycles per second.
+
+    python peers.py ENGINE DIR CYCLES [K]
+
+ENGINE is one of kanban, kanban-batch, floor, litequeue, persist-queue, huey.  DIR is a
+fresh folder on the disk under test; for kanban, kanban-batch and floor it already
+holds board.db with CYCLES ready tasks (bench/run.py makes it with kanban, so this
+process never opens that file with a second SQLite library).  Prints one JSON object:
+cycles (tasks for kanban-batch), seconds, per_s, and the journal mode and
+synchronous level the engine's own connection really runs with.
+
+Every engine runs in WAL mode at synchronous=FULL (2) and pays one commit per claim
+and one per completion, as kanban does:
+- kanban         Board.claim + Board.complete (lease, fencing token, events).
+- kanban-batch   Board.claim_many(K) + Board.complete_many: two commits per K tasks.
+- floor          bench/floor_claim.py's claim + complete: stdlib sqlite3, one indexed
+                 pick + UPDATE, nothing else (no events, no lease reaping).
+- litequeue      LiteQueue.pop (UPDATE ... RETURNING, the message locked) + done.
+- persist-queue  SQLiteAckQueue.get (marked unack) + ack.
+- huey           SqliteStorage(fsync=True).dequeue (the row is deleted: no lease) +
+                 put_data of the result, what a huey worker does per task.
+The peers' queues are filled before the clock starts.
+"""
+import json
+import os
+import resource
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def kanban_engine(folder, cycles, _k):
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+    from kanban import Board
+
+    board = Board(os.path.join(folder, "board.db"))
+
+    def loop():
+        for _ in range(cycles):
+            task = board.claim("bench-engine")
+            board.complete(task["id"], task["lease_token"], agent="bench-engine")
+    return loop, board.db.conn, cycles
+
+
+def kanban_batch_engine(folder, cycles, k):
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+    from kanban import Board
+
+    board = Board(os.path.join(folder, "board.db"))
+
+    def loop():
+        done = 0
+        while done < cycles:
+            claims = board.claim_many("bench-engine", min(k, cycles - done))
+            board.complete_many([(t["id"], t["lease_token"]) for t in claims], agent="bench-engine")
+            done += len(claims)
+    return loop, board.db.conn, cycles
+
+
+def floor_engine(folder, cycles, _k):
+    sys.path.insert(0, HERE)
+    import floor_claim
+
+    conn = floor_claim.connect(os.path.join(folder, "board.db"))
+
+    def loop():
+        for _ in range(cycles):
+            task_id, token = floor_claim.claim(conn, "bench-engine")
+            floor_claim.complete(conn, task_id, token)
+    return loop, conn, cycles
+
+
+def litequeue_engine(folder, cycles, _k):
+    from litequeue import LiteQueue
+
+    queue = LiteQueue(os.path.join(folder, "litequeue.db"))
+    queue.conn.execute("PRAGMA synchronous=FULL")  # it sets NORMAL itself
+    with queue.transaction():
+        for n in range(cycles):
+            queue.put(json.dumps({"n": n}))
+
+    def loop():
+        for _ in range(cycles):
+            message = queue.pop()
+            queue.done(message.message_id)
+    return loop, queue.conn, cycles
+
+
+def persist_queue_engine(folder, cycles, _k):
+    from persistqueue import SQLiteAckQueue
+
+    queue = SQLiteAckQueue(os.path.join(folder, "persist-queue"), multithreading=False)
+    queue._conn.execute("PRAGMA synchronous=FULL")
+    for n in range(cycles):
+        queue.put({"n": n})
+
+    def loop():
+        for _ in range(cycles):
+            item = queue.get(block=False, raw=True)
+            queue.ack(item)
+    return loop, queue._conn, cycles
+
+
+def huey_engine(folder, cycles, _k):
+    from huey.storage import SqliteStorage
+
+    storage = SqliteStorage(name="bench", filename=os.path.join(folder, "huey.db"), fsync=True)
+    for n in range(cycles):
+        storage.enqueue(json.dumps({"n": n}).encode())
+
+    def loop():
+        for n in range(cycles):
+            data = storage.dequeue()
+            assert data is not None
+            storage.put_data(f"result-{n}", b"done")
+    return loop, storage.conn, cycles
+
+
+ENGINES = {
+    "kanban": kanban_engine,
+    "kanban-batch": kanban_batch_engine,
+    "floor": floor_engine,
+    "litequeue": litequeue_engine,
+    "persist-queue": persist_queue_engine,
+    "huey": huey_engine,
+}
+
+
+def pragma(conn, name):
+    for row in conn.execute(f"PRAGMA {name}"):
+        return row[0]
+    return None
+
+
+def _size(folder):
+    """The engine's WAL file size at the end (how far it grew), in bytes."""
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            if name.endswith("-wal"):
+                return os.path.getsize(os.path.join(root, name))
+    return None
+
+
+def main(argv):
+    engine, folder, cycles = argv[1], argv[2], int(argv[3])
+    k = int(argv[4]) if len(argv) > 4 else 1
+    loop, conn, count = ENGINES[engine](folder, cycles, k)
+    settings = {"journal_mode": str(pragma(conn, "journal_mode")).lower(),
+                "synchronous": pragma(conn, "synchronous")}
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    loop()
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    json.dump({"engine": engine, "k": k if engine == "kanban-batch" else None, "cycles": count,
+               "seconds": round(seconds, 4), "per_s": round(count / seconds, 1),
+               "cpu_per_cycle_us": round((user + system) * 1e6 / count, 1),
+               "user_per_cycle_us": round(user * 1e6 / count, 1), "sys_per_cycle_us": round(system * 1e6 / count, 1),
+               "wal_bytes": _size(folder), **settings}, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

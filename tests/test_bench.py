@@ -1,0 +1,88 @@
+"""t7000: `kanban bench claim` and the bench/ suite run, report, and find no double claim.
+
+Never a time: these machines are shared, so the tests check that the runs complete,
+that the reports carry their keys, and that nobody got a task twice.
+"""
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, run
+
+CLAIM_KEYS = {
+    "mode", "agents", "tasks", "lease", "db", "filesystem", "setup_s", "wall_s", "claims", "completes",
+    "empty_claims", "claims_per_s", "claim_latency_ms", "complete_latency_ms", "busy_errors", "errors",
+    "calls", "cpu_s", "cpu_per_call_ms", "cores", "cpu_bound_claims_per_s", "vs_cpu_bound",
+    "double_claims", "double_claims_by", "claimed_events", "tasks_left",
+}
+LATENCY_KEYS = {"n", "p50", "p95", "p99", "max", "mean"}
+
+
+@pytest.mark.parametrize("mode", ["cli", "api"])
+def test_bench_claim_works_through_every_task(mode):
+    res = run("bench", "claim", "--agents", "4", "--tasks", "40", "--mode", mode, timeout=240)
+    assert res.rc == 0, res
+    answer = res.json
+    assert CLAIM_KEYS <= set(answer)
+    assert answer["mode"] == mode and answer["agents"] == 4 and answer["tasks"] == 40
+    assert answer["double_claims"] == 0
+    assert answer["double_claims_by"] == {"answers": 0, "event_log": 0}
+    assert answer["claims"] == 40 and answer["completes"] == 40 and answer["tasks_left"] == 0
+    assert answer["claimed_events"] == 40
+    assert answer["empty_claims"] == 4  # each agent stops at its first {}
+    assert set(answer["claim_latency_ms"]) == LATENCY_KEYS and answer["claim_latency_ms"]["n"] == 40
+    assert answer["db"] is None  # the scratch board is gone
+
+
+def test_bench_claim_table_and_own_board(tmp_path):
+    db = tmp_path / "mine.db"
+    run("init", env={"KANBAN_DB": db})
+    run("create", "not the bench's", env={"KANBAN_DB": db})
+    res = run("bench", "claim", "--agents", "2", "--tasks", "6", "--db", db, "--format", "table", timeout=240)
+    assert res.rc == 0, res
+    assert "double claims" in res.out and "claims/s" in res.out
+    # the user's own task was left alone; the bench's are done, under a project of their own
+    tasks = run("list", env={"KANBAN_DB": db}).json["tasks"]
+    mine = [t for t in tasks if t["title"] == "not the bench's"]
+    assert len(mine) == 1 and mine[0]["status"] == "todo"
+    bench = [t for t in tasks if t["title"].startswith("bench task")]
+    assert len(bench) == 6 and all(t["status"] == "done" and t["project"].startswith("bench-") for t in bench)
+
+
+def test_bench_claim_refuses_bad_arguments():
+    res = run("bench", "claim", "--mode", "telepathy", "--tasks", "2")
+    assert res.rc == 2 and res.out == "" and res.error["code"] == "invalid"
+    res = run("bench", "claim", "--agents", "0")
+    assert res.rc == 2 and res.error["code"] == "invalid"
+    res = run("bench", "claim", "--format", "yaml", "--tasks", "1")
+    assert res.rc == 2 and res.error["code"] == "invalid"
+    res = run("bench")
+    assert res.rc == 2 and res.error["code"] == "usage"
+
+
+def test_suite_quick_run_reports_ratios_and_no_double_claims(tmp_path):
+    out = tmp_path / "results"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert {"machine", "sections", "targets", "checks", "quick", "seconds"} <= set(report)
+    assert report["quick"] is True
+    assert {"cpu", "cores", "filesystem", "python", "sqlite_kanban", "sqlite_stdlib"} <= set(report["machine"])
+    sections = report["sections"]
+    assert {"cli", "size", "contention", "engine", "backlog", "importtime", "phases", "profile"} <= set(sections)
+    assert not [name for name, section in sections.items() if "error" in section]
+    assert report["checks"]["double_claims"] == 0
+    contention = sections["contention"]
+    assert contention["kanban_cli"]["double_claims"] == 0 and contention["kanban_api"]["double_claims"] == 0
+    assert contention["floor_cli"]["double_claims"] == 0
+    assert {"claim_vs_floor", "claim_vs_python"} <= set(sections["cli"]["ratios"])
+    assert {"api_p50", "cli_p50"} <= set(sections["size"]["ratios"])
+    assert {"vs_floor", "vs_litequeue", "vs_persist-queue", "vs_huey"} <= set(sections["engine"]["ratios"])
+    assert sections["importtime"]["forbidden_imported"] == []
+    for row in report["targets"]:
+        assert {"target", "name", "ratio", "goal", "met", "measured"} <= set(row)
+    markdown = (out / "report.md").read_text()
+    assert "| # | target | ratio | goal | met | measured |" in markdown
+    assert report["machine"]["cpu"] is None or report["machine"]["cpu"] in markdown
