@@ -228,7 +228,7 @@ def test_page_renders_without_warnings(page):
 
 KNOWN_MACROS = {
     "TH", "SH", "SS", "TP", "TQ", "PP", "P", "LP", "IP", "HP", "RS", "RE", "B", "I", "BR", "RB", "BI",
-    "IB", "IR", "RI", "SM", "SB", "nf", "fi", "br", "sp", "EX", "EE", "UR", "UE", "MT", "ME", "ad",
+    "IB", "IR", "RI", "SM", "SB", "nf", "fi", "br", "sp", "EX", "EE", "UR", "UE", "MT", "ME", "ad", "nr",
     "na", "nh", "hy", "in", "ti", "ne", "ft", "TS", "TE", "ll", "ds", "de", "..", "if", "ie", "el",
 }
 
