@@ -65,7 +65,7 @@ install:
 	$(PYTHON) -m venv $(KANBAN_LIB)/.venv
 	$(KANBAN_LIB)/.venv/bin/pip install -q apsw docopt-ng tabulate jsonschema filelock PyYAML
 	mkdir -p $(KANBAN_LIB) $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7
-	cp -R bin libexec porcelain lib schemas hooks.d $(KANBAN_LIB)/
+	cp -R bin libexec porcelain lib schemas hooks.d kanban.mk $(KANBAN_LIB)/
 	find $(KANBAN_LIB)/lib -name __pycache__ -prune -exec rm -rf {} +
 	$(KANBAN_LIB)/.venv/bin/python -m compileall -q $(KANBAN_LIB)/lib
 	for f in $(KANBAN_LIB)/bin/* $(KANBAN_LIB)/libexec/* $(KANBAN_LIB)/porcelain/*; do \

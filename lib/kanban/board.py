@@ -262,10 +262,14 @@ class Board:
         if self.db.scalar("SELECT 1 FROM tasks WHERE id = ?", (task_id,)) is None:
             raise not_found(f"no task {task_ref(task_id)}", task=task_ref(task_id))
 
+    def _sql(self, name, sql):
+        """`sql` (SQLite's), or a server backend's own text for query `name` (lib/kanban/pg.py)."""
+        dialect = getattr(self.db, "sql", None)
+        return dialect(name, sql) if dialect else sql
+
     def _next_token(self):
-        return self.db.scalar(
-            "UPDATE meta SET value = value + 1 WHERE key = 'lease_token' RETURNING value"
-        )
+        return self.db.scalar(self._sql(
+            "next_token", "UPDATE meta SET value = value + 1 WHERE key = 'lease_token' RETURNING value"))
 
     def _update(self, task_id, **fields):
         fields["updated_at"] = self.now
@@ -324,7 +328,7 @@ class Board:
         goal = self.db.row("SELECT status FROM tasks WHERE id = ?", (goal_id,))
         if goal is None or goal["status"] not in ("todo", "done"):
             return
-        total, closed = self.db.conn.execute(
+        total, closed = self.db.execute(
             "SELECT count(*), coalesce(sum(status IN ('done','cancelled')), 0)"
             " FROM tasks WHERE goal_id = ?", (goal_id,)).fetchone()
         complete = total > 0 and total == closed
@@ -349,12 +353,12 @@ class Board:
         """Does `start` wait on `target`, through deps or (for goals) their tasks?"""
         if start == target:
             return True
-        return self.db.scalar(
-            """WITH RECURSIVE reach(id) AS (
+        return self.db.scalar(self._sql(
+            "reaches", """WITH RECURSIVE reach(id) AS (
                    SELECT :start
                    UNION SELECT d.dep_id FROM deps d JOIN reach r ON d.task_id = r.id
                    UNION SELECT t.id FROM tasks t JOIN reach r ON t.goal_id = r.id)
-               SELECT 1 FROM reach WHERE id = :target LIMIT 1""",
+               SELECT 1 FROM reach WHERE id = :target LIMIT 1"""),
             {"start": start, "target": target},
         ) is not None
 
@@ -504,9 +508,9 @@ class Board:
     def _reap(self, actor):
         """Expire every overdue lease (inside the caller's transaction)."""
         expired = []
-        for r in self.db.rows(
-            "SELECT id, status, claimed_by, attempts, max_attempts, lease_token, goal_id FROM tasks"
-            " WHERE lease_until IS NOT NULL AND lease_until <= ? ORDER BY lease_until, id",
+        for r in self.db.rows(self._sql(
+            "skip_locked", "SELECT id, status, claimed_by, attempts, max_attempts, lease_token, goal_id FROM tasks"
+            " WHERE lease_until IS NOT NULL AND lease_until <= ? ORDER BY lease_until, id"),
             (self.now,),
         ):
             task_id = r["id"]
@@ -556,7 +560,7 @@ class Board:
                  ORDER BY priority DESC, created_at, id LIMIT 1)"""
             for r, a in classes
         ]
-        sql = " UNION ALL ".join(parts) + " ORDER BY priority DESC, created_at, id LIMIT 1"
+        sql = self._sql("pick", " UNION ALL ".join(parts) + " ORDER BY priority DESC, created_at, id LIMIT 1")
         return self.db.scalar(sql, {"agent": agent, "role": role, "project": project, "now": self.now})
 
     def _claim_row(self, task_id, agent, lease_ms, data=None):
@@ -629,10 +633,10 @@ class Board:
         return self._write(apply)
 
     def _pick_review(self, agent):
-        return self.db.scalar(
-            """SELECT id FROM tasks WHERE status = 'in_review' AND claimed_by IS NULL
+        return self.db.scalar(self._sql(
+            "skip_locked", """SELECT id FROM tasks WHERE status = 'in_review' AND claimed_by IS NULL
                  AND NOT EXISTS (SELECT 1 FROM holders h WHERE h.task_id = tasks.id AND h.agent = ?)
-               ORDER BY priority DESC, created_at, id LIMIT 1""", (agent,))
+               ORDER BY priority DESC, created_at, id LIMIT 1"""), (agent,))
 
     def claim_review(self, agent, task=None, *, lease=None):
         """Claim an in_review task for reviewing, under a lease of its own."""
@@ -1211,11 +1215,10 @@ class Board:
             self._gate("link", actor)
         if values.get("goal") is not None:
             self._check_goal(values["goal"], task)
-        columns = {{"role": "role_boundary", "goal": "goal_id"}.get(k, k): v for k, v in values.items()}
-        changed = {k: v for k, v in values.items()
-                   if row[{"role": "role_boundary", "goal": "goal_id"}.get(k, k)] != v}
-        if columns:
-            self._update(task, **columns)
+        column = {"role": "role_boundary", "goal": "goal_id"}
+        changed = {k: v for k, v in values.items() if row[column.get(k, k)] != v}
+        if changed:  # a no-op set touches nothing, updated_at included
+            self._update(task, **{column.get(k, k): v for k, v in changed.items()})
         shown = {k: (task_ref(v) if k == "goal" else clock.iso(v) if k == "not_before" else
                      bool(v) if k == "review" else v) for k, v in changed.items()}
         if changed:
@@ -1405,8 +1408,9 @@ class Board:
         wal = self.path + "-wal"
         answer["wal"] = {"path": wal, "bytes": os.path.getsize(wal) if os.path.exists(wal) else 0}
         answer["db"] = os.path.abspath(self.path)
-        fs = _filesystem(self.path)
-        answer["filesystem"] = fs
+        answer["filesystem"] = _filesystem(self.path)
+        answer.update(getattr(self.db, "describe", dict)())  # a server board (lib/kanban/pg.py): no file
+        fs = answer["filesystem"]
         if fs in ("nfs", "nfs4", "cifs", "smb", "smbfs", "fuse.sshfs", "9p"):
             answer["findings"].append({"level": "warning", "message": f"the board is on a network filesystem ({fs}):"
                                        " SQLite locking is not reliable there; use one machine or Postgres"})
@@ -1431,6 +1435,8 @@ class Board:
             raise invalid("the backup cannot be the board itself")
         if os.path.isdir(dest):
             raise invalid(f"{dest} is a folder: name a file")
+        if "://" in self.path:  # a server board: one snapshot, written as a SQLite board file
+            return self.db.backup(dest)
         tmp = dest + ".tmp-backup"
         try:
             target = apsw.Connection(tmp)
@@ -1517,6 +1523,8 @@ def init(path=None, harness=()):
     existed = os.path.exists(path) and os.path.getsize(path) > 0
     board = Board(path, create=True)
     try:
+        if "://" in path:  # a server board (lib/kanban/pg.py): the URL, without its password
+            return {"db": board.db.describe()["db"], "schema_version": board.db.version, "created": board.db.created}
         return {"db": os.path.abspath(path), "schema_version": board.db.version, "created": not existed}
     finally:
         board.close()
