@@ -309,3 +309,19 @@ def test_stdout_carries_only_json_rpc_even_with_hooks(kb, mcp):
     rest = client.proc.stdout.read().decode()
     assert rest == "" and client.buffer == b""
     assert "hook output that must not reach stdout" in client.proc.stderr.read().decode()  # it went here
+
+
+def test_the_man_page_examples_run(kb):
+    """kanban-mcp(1)'s runnable EXAMPLES, on this test's board."""
+    from test_team import page_examples
+
+    blocks = page_examples("kanban-mcp.1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env.update(PATH=f"{KANBAN.parent}{os.pathsep}{env['PATH']}", KANBAN_DB=str(kb.path))
+    proc = subprocess.run(["bash", "-c", "set -e\n" + "\n".join(blocks)], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc
+    answers = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [a["id"] for a in answers] == [1, 2] and answers[1]["result"]["isError"] is False
+    assert set(proc.stdout.split()) >= TOOLS
+    assert kb("list").json["tasks"][0]["title"] == "Q3 roadmap"

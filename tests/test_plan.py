@@ -260,3 +260,24 @@ def test_the_python_api(board):
     answer = plan.apply(checked, agent="manager", board=board)
     assert answer["created"] == 5
     assert plan.apply(checked, board=board)["existing"] == 5
+
+
+def test_the_man_page_examples_run(tmp_path):
+    """The runnable EXAMPLES of kanban-plan(1), as one bash script on a fresh board."""
+    import os
+    import subprocess
+
+    from conftest import run
+    from test_team import page_examples
+
+    blocks = page_examples("kanban-plan.1")
+    assert blocks
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env.update(PATH=f"{ROOT / 'bin'}{os.pathsep}{env['PATH']}", KANBAN_CEILING_DIRECTORIES=str(tmp_path))
+    work = tmp_path / "work"
+    work.mkdir()
+    assert run("init", cwd=work, env={"KANBAN_CEILING_DIRECTORIES": tmp_path}).rc == 0
+    proc = subprocess.run(["bash", "-c", "set -e\n" + "\n".join(blocks)], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc
+    assert proc.stdout.splitlines()[-1] == '{"created":0,"existing":4}'

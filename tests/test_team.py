@@ -542,3 +542,42 @@ def test_start_and_tick_create_the_board(tmp_path):
     res = run("team", "tick", manifest, cwd=folder, env={"KANBAN_CEILING_DIRECTORIES": tmp_path})
     assert res.rc == 0, res
     assert (folder / ".kanban" / "board.db").exists()
+
+
+def page_examples(page):
+    """The runnable EXAMPLES of a page (blocks not marked norun), as shell text."""
+    from check_tree import read_page, roff_text
+
+    blocks, current, previous = [], None, ""
+    for line in read_page(ROOT / "man" / "man1" / page):
+        if line.startswith(".EX"):
+            current = None if previous == '.\\" norun' else []
+        elif line.startswith(".EE"):
+            blocks += [] if current is None else ["\n".join(current)]
+            current = None
+        elif current is not None:
+            current.append(roff_text(line))
+        previous = line
+    return blocks
+
+
+def test_the_man_page_example_runs_the_seed_team(tmp_path):
+    """kanban-team(1)'s example, from the checkout, against a scratch board."""
+    [script] = page_examples("kanban-team.1")
+    board = tmp_path / ".kanban" / "board.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env.update(PATH=f"{ROOT / 'bin'}{os.pathsep}{env['PATH']}", KANBAN_DB=str(board), MEMBER_DELAY="0")
+    proc = subprocess.run(["bash", "-c", "set -e\nkanban init >/dev/null\n" + script], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc
+    assert "analytics: stopped (idle)" in proc.stdout
+    table = proc.stdout[proc.stdout.index("team analytics (coordinator"):]
+    assert "data-engineer" in table and "researcher" in table
+    from kanban import Board
+
+    with Board(str(board)) as b:
+        tasks = {t["idempotency_key"]: t for t in b.list()["tasks"]}
+    assert tasks["plan:q3-roadmap:pipelines"]["status"] == "done"
+    assert tasks["plan:q3-roadmap:market-scan"]["status"] == "done"
+    assert tasks["plan:q3-roadmap:pressure-test"]["status"] == "in_review"  # it asks for review
+    assert (tmp_path / ".kanban" / "team" / "analytics" / "researcher.log").exists()
