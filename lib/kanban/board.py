@@ -170,7 +170,11 @@ class Board:
 
         failures = []
         for event in events:
-            failures += [(event, failure) for failure in hooks.run_post(self.path, event)]
+            try:
+                failures += [(event, failure) for failure in hooks.run_post(self.path, event)]
+            except Exception as exc:  # noqa: BLE001 - the command has committed: never fail it now
+                failures.append((event, {"hook": f"post-{hooks.HOOK_FOR_EVENT[event['kind']]}",
+                                         "event": event["id"], "reason": f"{type(exc).__name__}: {exc}"}))
         if failures:
             # the hook bookkeeping transaction: the command itself stands
             def record():

@@ -96,9 +96,15 @@ def find(directory, name):
 
 
 def timeout_seconds():
+    """KANBAN_HOOK_TIMEOUT; a bad value warns and keeps the default, because post hooks
+    run after the commit, where a command can no longer fail."""
     from .clock import parse_duration
 
-    return parse_duration(os.environ.get("KANBAN_HOOK_TIMEOUT") or "10s", "KANBAN_HOOK_TIMEOUT") / 1000
+    try:
+        return parse_duration(os.environ.get("KANBAN_HOOK_TIMEOUT") or "10s", "KANBAN_HOOK_TIMEOUT") / 1000
+    except KanbanError as exc:
+        _warn(f"{exc.message}; using 10s")
+        return 10.0
 
 
 def _run(path, payload, env_extra, capture_stderr):
