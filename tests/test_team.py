@@ -466,6 +466,8 @@ def test_start_stops_on_sigterm_and_status_sees_it(kb, crew, tmp_path):
         status = wait_for(lambda: (s := kb("team", "status", crew).json)["dispatcher"]["running"] and s,
                           what="the pid file")
         assert status["dispatcher"]["pid"] == proc.pid and status["recorded"] is True
+        second = error(kb("team", "start", crew, "--ticks", "1"), "conflict")  # one dispatcher per team
+        assert second["pid"] == proc.pid
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:
@@ -476,6 +478,10 @@ def test_start_stops_on_sigterm_and_status_sees_it(kb, crew, tmp_path):
     last = json.loads(out.splitlines()[-1])
     assert last["stopped"] == "SIGTERM"
     assert kb("team", "status", crew).json["dispatcher"] == {"running": False, "pid": None}
+    # a pid file left by a dispatcher that died does not stop the next one
+    pid_file = Path(kb.path).parent / "team" / "crew" / "dispatcher.pid"
+    pid_file.write_text("999999999\n")
+    assert kb("team", "start", crew, "--ticks", "1").rc == 0 and not pid_file.exists()
 
 
 def test_a_member_that_exits_without_closing_its_task_is_blocked(kb, tmp_path):

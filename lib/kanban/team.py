@@ -328,14 +328,43 @@ def _pid_file(team, board):
     return os.path.join(team_folder(team, board), "dispatcher.pid")
 
 
+def _hold_pid_file(team, board):
+    """Write this dispatcher's pid, refusing while another live one holds the file."""
+    path = _pid_file(team, board)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            other = _dispatcher_pid(team, board)
+            if other is not None:
+                raise conflict(f"team {team.name} already has a dispatcher on this board (pid {other})",
+                               pid=other) from None
+            try:  # left behind by a dispatcher that died
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(f"{os.getpid()}\n")
+        return path
+    raise conflict(f"team {team.name}: another dispatcher is starting on this board")
+
+
 def _dispatcher_pid(team, board):
     try:
         with open(_pid_file(team, board), encoding="utf-8") as handle:
             pid = int(handle.read().split()[0])
         os.kill(pid, 0)
-        return pid
     except (OSError, ValueError, IndexError):
         return None
+    try:  # a recycled pid is not our dispatcher
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            if b"team" not in handle.read():
+                return None
+    except OSError:
+        pass
+    return pid
 
 
 def status_table(document):
@@ -370,6 +399,8 @@ def describe_report(report):
     for item in report["exited"]:
         if item["blocked"]:
             lines.append(f"{name}: {item['task']} blocked: {item['agent']} exited with status {item['status']}")
+        else:
+            lines.append(f"{name}: {item['task']}: {item['agent']} exited with status {item['status']}")
     for item in report["dispatched"]:
         lines.append(f"{name}: {item['task']} -> {item['agent']} (run {item['run']}, pid {item['pid']}): "
                      f"{item['title']}")
@@ -386,6 +417,7 @@ def start(team, board, *, ticks=None, until_idle=False, fmt="text", out=None):
 
     out = out or sys.stdout
     record(team, board)
+    pid_file = _hold_pid_file(team, board)
     dispatcher = Dispatcher(team, board)
     stopping = []
 
@@ -393,10 +425,6 @@ def start(team, board, *, ticks=None, until_idle=False, fmt="text", out=None):
         stopping.append(signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    pid_file = _pid_file(team, board)
-    os.makedirs(os.path.dirname(pid_file), exist_ok=True)
-    with open(pid_file, "w", encoding="utf-8") as handle:
-        handle.write(f"{os.getpid()}\n")
 
     def say(report=None, line=None):
         if fmt == "json":
@@ -409,10 +437,10 @@ def start(team, board, *, ticks=None, until_idle=False, fmt="text", out=None):
         out.flush()
 
     count, reason = 0, None
-    say(line={"team": team.name, "started": True, "board": os.path.abspath(board.path), "pid": os.getpid(),
-              "message": f"{team.name}: dispatching on {os.path.abspath(board.path)} every {team.poll_ms} ms "
-                         f"(pid {os.getpid()}); Ctrl-C stops"})
     try:
+        say(line={"team": team.name, "started": True, "board": os.path.abspath(board.path), "pid": os.getpid(),
+                  "message": f"{team.name}: dispatching on {os.path.abspath(board.path)} every {team.poll_ms} ms "
+                             f"(pid {os.getpid()}); Ctrl-C stops"})
         while True:
             report = dispatcher.tick()
             count += 1
