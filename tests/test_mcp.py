@@ -325,3 +325,15 @@ def test_the_man_page_examples_run(kb):
     assert [a["id"] for a in answers] == [1, 2] and answers[1]["result"]["isError"] is False
     assert set(proc.stdout.split()) >= TOOLS
     assert kb("list").json["tasks"][0]["title"] == "Q3 roadmap"
+
+
+def test_a_reviewer_claims_and_heartbeats_a_review(kb, mcp):
+    task = kb("create", "review me", "--review").json["id"]
+    token = kb("claim", task, agent="w1").json["lease_token"]
+    kb("complete", task, "--token", token, agent="w1")
+    mcp("w1").refused("kanban_claim", "forbidden", task_id=task, for_review=True)  # no self-review
+    reviewer = mcp("r1")
+    claim = reviewer.ok("kanban_claim", for_review=True)
+    assert claim["id"] == task and claim["status"] == "in_review" and claim["claimed_by"] == "r1"
+    beat = reviewer.ok("kanban_heartbeat", task_id=task)
+    assert beat["lease_token"] == claim["lease_token"] and beat["status"] == "in_review"

@@ -96,7 +96,9 @@ TOOLS = [
           "Claim a task to work on it: the named one, or the best ready task you may take. Answers {} when "
           "there is nothing to do. Same JSON as `kanban claim` (with lease_token).",
           {"task_id": _ID, "role": {"type": "string"}, "project": {"type": "string"},
-           "lease": {"type": "string", "description": "Lease length, e.g. 15m."}}),
+           "lease": {"type": "string", "description": "Lease length, e.g. 15m."},
+           "for_review": {"type": "boolean", "description": "Claim a task in review to judge it "
+                                                            "(as `kanban claim --for-review`)."}}),
 ]
 
 
@@ -195,11 +197,20 @@ class Server:
 
     def kanban_heartbeat(self, args):
         task = args["task_id"]
-        return self.board.run_heartbeat(task, agent=self.agent, token=self.token(args, task))
+        token = self.token(args, task)
+        try:
+            return self.board.run_heartbeat(task, agent=self.agent, token=token)
+        except KanbanError as exc:
+            if exc.extra.get("status") != "in_review":
+                raise
+            return self.board.renew(task, token, agent=self.agent)  # a reviewer's lease: no run
 
     def kanban_claim(self, args):
-        answer = self.board.claim(self.agent, args.get("task_id"), role=args.get("role") or self.role,
-                                  project=args.get("project"), lease=args.get("lease") or self.lease)
+        if args.get("for_review"):
+            answer = self.board.claim_review(self.agent, args.get("task_id"), lease=args.get("lease") or self.lease)
+        else:
+            answer = self.board.claim(self.agent, args.get("task_id"), role=args.get("role") or self.role,
+                                      project=args.get("project"), lease=args.get("lease") or self.lease)
         if answer:
             self.tokens[answer["id"]] = answer["lease_token"]
         return answer
