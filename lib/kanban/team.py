@@ -172,7 +172,19 @@ def record(team, board):
 
 
 def team_folder(team, board):
+    """.kanban/team/<name>/ next to the board file (for a server board, under ./.kanban)."""
+    if _is_url(board.path):
+        return os.path.join(os.path.abspath(".kanban"), "team", team.name)
     return os.path.join(os.path.dirname(os.path.abspath(board.path)), "team", team.name)
+
+
+def _is_url(path):
+    return str(path).startswith(("postgresql://", "postgres://"))
+
+
+def board_location(board):
+    """What KANBAN_DB should say to reach this board from another process."""
+    return board.path if _is_url(board.path) else os.path.abspath(board.path)
 
 
 # -- the dispatcher ------------------------------------------------------------------------
@@ -232,7 +244,7 @@ class Dispatcher:
         env.update(member.get("env") or {})
         env.update({
             "KANBAN_TASK_ID": claim["id"], "KANBAN_LEASE_TOKEN": str(claim["lease_token"]),
-            "KANBAN_DB": os.path.abspath(self.board.path), "KANBAN_AGENT": member["personality"],
+            "KANBAN_DB": board_location(self.board), "KANBAN_AGENT": member["personality"],
             "KANBAN_RUN_ID": str(run["id"]), "KANBAN_TEAM": self.team.name,
             "PATH": os.path.join(ROOT, "bin") + os.pathsep + env.get("PATH", os.defpath),
         })
@@ -318,7 +330,7 @@ def status(team, board):
             "log": os.path.join(team_folder(team, board), f"{_file_name(name)}.log"),
         })
     pid = _dispatcher_pid(team, board)
-    return {"team": team.name, "board": os.path.abspath(board.path), "dispatch_mode": team.dispatch_mode,
+    return {"team": team.name, "board": board_location(board), "dispatch_mode": team.dispatch_mode,
             "coordinator": team.coordinator, "recorded": recorded == team.record(),
             "dispatcher": {"running": pid is not None, "pid": pid}, "stale_ms": team.stale_ms,
             "members": members}
@@ -438,8 +450,8 @@ def start(team, board, *, ticks=None, until_idle=False, fmt="text", out=None):
 
     count, reason = 0, None
     try:
-        say(line={"team": team.name, "started": True, "board": os.path.abspath(board.path), "pid": os.getpid(),
-                  "message": f"{team.name}: dispatching on {os.path.abspath(board.path)} every {team.poll_ms} ms "
+        say(line={"team": team.name, "started": True, "board": board_location(board), "pid": os.getpid(),
+                  "message": f"{team.name}: dispatching on {board_location(board)} every {team.poll_ms} ms "
                              f"(pid {os.getpid()}); Ctrl-C stops"})
         while True:
             report = dispatcher.tick()
