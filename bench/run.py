@@ -56,7 +56,7 @@ SETTINGS = {
         "size_small": 1_000, "size_big": 1_000_000, "size_ready": 450, "size_api": 300,
         "size_cli": 40, "size_warm": 10,
         "contention_agents": 50, "contention_tasks_each": 20,
-        "engine_cycles": 2000, "engine_rounds": 3,
+        "engine_cycles": 1500, "engine_rounds": 5,
         "backlog_rounds": 10, "backlog_warm": 2,
         "importtime_runs": 7, "phases_runs": 15, "profile_claims": 500, "profile_cli_runs": 10,
     },
@@ -157,6 +157,17 @@ def machine(work):
 
 # -- 1. CLI claim vs the floor -------------------------------------------------------
 
+# what start-up and single imports cost as whole processes (no -X importtime inflation)
+STARTUP = {
+    "python_pass": [PY, "-E", "-c", "pass"],
+    "python_no_site_pass": [PY, "-E", "-S", "-c", "pass"],
+    "python_import_json": [PY, "-E", "-c", "import json"],
+    "python_import_re": [PY, "-E", "-c", "import re"],
+    "python_import_apsw": [PY, "-E", "-c", "import apsw"],
+    "python_import_sqlite3": [PY, "-E", "-c", "import sqlite3"],
+}
+
+
 def section_cli(cfg, work):
     rounds, warm = cfg["cli_rounds"], cfg["cli_warm"]
     folder = os.path.join(work, "cli")
@@ -166,7 +177,7 @@ def section_cli(cfg, work):
     kb.prepare(floor_db, rounds + warm, None)
     env_kanban = kb.clean_env(KANBAN_DB=kanban_db, KANBAN_AGENT="bench-cli")
     env = kb.clean_env()
-    names = ("kanban_claim", "kanban_complete", "floor_claim", "floor_complete", "python_pass")
+    names = ("kanban_claim", "kanban_complete", "floor_claim", "floor_complete") + tuple(STARTUP)
     samples = {name: [] for name in names}
 
     def kanban_pair():
@@ -184,7 +195,7 @@ def section_cli(cfg, work):
         return {"floor_claim": claim, "floor_complete": done}
 
     def bare():
-        return {"python_pass": run_ok([PY, "-E", "-c", "pass"], env, "python -c pass")}
+        return {name: run_ok(argv, env, " ".join(argv[1:])) for name, argv in STARTUP.items()}
 
     steps = [kanban_pair, floor_pair, bare]
     for number in range(rounds + warm):
@@ -202,7 +213,7 @@ def section_cli(cfg, work):
             "kanban_claim": f"{KANBAN} claim", "kanban_complete": f"{KANBAN} complete ID --token T",
             "floor_claim": f"{PY} -E bench/floor_claim.py BOARD AGENT",
             "floor_complete": f"{PY} -E bench/floor_claim.py BOARD AGENT ID TOKEN",
-            "python_pass": f"{PY} -E -c pass",
+            **{name: " ".join(argv) for name, argv in STARTUP.items()},
         },
         "stats": stats,
         "ratios": {
@@ -374,8 +385,7 @@ def section_contention(cfg, work):
         kb.clean_env())
     floor = kb.summarize(records, wall)
     floor["double_claims"] = kb.double_claims_from_answers(records, tokens_unique=False)
-    if machine_cpu is not None and wall > 0:
-        floor["other_load_cores"] = round(max(0.0, machine_cpu - floor["cpu_s"]) / wall, 2)
+    floor.update(kb.load_share(floor, machine_cpu, wall))
     shutil.rmtree(folder, ignore_errors=True)
     log(f"contention: {agents} api agents (in-process), {tasks} tasks")
     api = kb.claim_bench(agents=agents, tasks=tasks, mode="api", scratch_root=work)
@@ -816,7 +826,8 @@ def targets(report):
             f"{k['claims_per_s']:.1f} claims/s vs {k['cpu_bound_claims_per_s']:.1f}"
             f" ({k['cores']} cores / {k['cpu_s'] / max(1, k['completes']):.3f} CPU s per cycle)",
             con["ratios"]["throughput_vs_cpu_bound"], ">= 0.9x", (con["ratios"]["throughput_vs_cpu_bound"] or 0) >= 0.9,
-            f"other load on the machine meanwhile: {k.get('other_load_cores', '?')} cores")
+            f"other load on the machine meanwhile: {k.get('other_load_cores', '?')} cores; on the cores it left: "
+            f"{fmt_ratio(k.get('vs_free_cores_cpu_bound'))}")
         add(3, f"{label}: claim p99 vs the floor script's",
             f"{k['claim_latency_ms']['p99']:.0f} ms vs {f['claim_latency_ms']['p99']:.0f} ms",
             con["ratios"]["p99_vs_floor_p99"], "<= 0.5x", (con["ratios"]["p99_vs_floor_p99"] or 9) <= 0.5)

@@ -1,4 +1,4 @@
-"""t7000: `kanban bench claim` and the bench/ suite run, report, and find no double claim.
+"""t9000: `kanban bench claim` and the bench/ suite run, report, and find no double claim.
 
 Never a time: these machines are shared, so the tests check that the runs complete,
 that the reports carry their keys, and that nobody got a task twice.

@@ -156,6 +156,12 @@ def outcome(rc, out, err):
     return "error", error_code(err, rc), None
 
 
+def error_text(err, out=""):
+    """What a failed call said, briefly: its last stderr line (or stdout)."""
+    lines = [line for line in (err or out or "").strip().splitlines() if line.strip()]
+    return lines[-1][:400] if lines else ""
+
+
 # -- agents ----------------------------------------------------------------------
 
 class _Agent:
@@ -193,10 +199,13 @@ def run_cli_agents(names, claim_argv, complete_argv, env):
             continue
         agent, op, started, out_r, err_r, claim = running.pop(pid)
         rc = os.waitstatus_to_exitcode(status)
-        result, code, answer = outcome(rc, drain(out_r), drain(err_r))
+        out, err = drain(out_r), drain(err_r)
+        result, code, answer = outcome(rc, out, err)
         record = {"agent": agent.name, "op": op, "outcome": result, "code": code,
                   "ms": (ended - started) * 1000, "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1000,
                   "start": started - origin, "end": ended - origin}
+        if result == "error":
+            record["message"] = error_text(err, out)
         if op == "claim" and result == "ok":
             record["task"], record["token"] = answer.get("id"), answer.get("lease_token")
         elif op == "complete":
@@ -242,10 +251,13 @@ def api_worker(argv):
                 result, code = ("ok" if answer else "empty"), None
             except KanbanError as exc:
                 answer, result, code = None, "error", exc.code
+                message = json.dumps(exc.to_dict())[:400]
             ended = time.monotonic()
             record = {"agent": agent, "op": op, "outcome": result, "code": code,
                       "ms": (ended - started) * 1000, "cpu_ms": (time.process_time() - cpu) * 1000,
                       "start": started, "end": ended}
+            if result == "error":
+                record["message"] = message
             if op == "claim" and result == "ok":
                 record["task"], record["token"] = answer["id"], answer["lease_token"]
             elif op == "complete":
@@ -382,10 +394,11 @@ def summarize(records, wall, cpu_cores=None):
     cpu_cores = cpu_cores or cores()
     claims = [r for r in records if r["op"] == "claim" and r["outcome"] == "ok"]
     completes = [r for r in records if r["op"] == "complete" and r["outcome"] == "ok"]
-    errors = {}
+    errors, samples = {}, {}
     for r in records:
         if r["outcome"] == "error":
             errors[r["code"]] = errors.get(r["code"], 0) + 1
+            samples.setdefault(r["code"], f"{r['op']}: {r.get('message', '')}")
     cpu_s = sum(r["cpu_ms"] for r in records) / 1000
     cpu_per_cycle = cpu_s / len(completes) if completes else None
     bound = cpu_cores / cpu_per_cycle if cpu_per_cycle else None
@@ -400,6 +413,7 @@ def summarize(records, wall, cpu_cores=None):
         "complete_latency_ms": percentiles([r["ms"] for r in completes]),
         "busy_errors": errors.get("busy", 0),
         "errors": errors,
+        "error_samples": samples,
         "calls": len(records),
         "cpu_s": round(cpu_s, 3),
         "cpu_per_call_ms": round(cpu_s * 1000 / len(records), 3) if records else None,
@@ -407,6 +421,22 @@ def summarize(records, wall, cpu_cores=None):
         "cpu_bound_claims_per_s": round(bound, 2) if bound else None,
         "vs_cpu_bound": round(per_s / bound, 3) if per_s and bound else None,
     }
+
+
+def load_share(answer, machine, wall):
+    """CPU the rest of the machine used meanwhile (why a run on a shared machine can sit
+    below its bound), and the bound with only the cores it left free."""
+    if machine is None or wall <= 0:
+        return {}
+    other = round(max(0.0, machine - answer["cpu_s"]) / wall, 2)
+    out = {"other_load_cores": other}
+    cpu_per_cycle = answer["cpu_s"] / answer["completes"] if answer["completes"] else None
+    free = max(0.1, answer["cores"] - other)
+    if cpu_per_cycle and answer["claims_per_s"]:
+        bound = free / cpu_per_cycle
+        out["cpu_bound_free_cores_claims_per_s"] = round(bound, 2)
+        out["vs_free_cores_cpu_bound"] = round(answer["claims_per_s"] / bound, 3)
+    return out
 
 
 def claim_bench(agents=4, tasks=100, mode="cli", lease="15m", db=None, keep=False, scratch_root=None):
@@ -455,9 +485,7 @@ def claim_bench(agents=4, tasks=100, mode="cli", lease="15m", db=None, keep=Fals
             "claimed_events": log["claimed_events"],
             "tasks_left": log["tasks_left"],
         })
-        if machine is not None and wall > 0:
-            # CPU the rest of the machine used meanwhile: why a run can sit below its bound
-            answer["other_load_cores"] = round(max(0.0, machine - answer["cpu_s"]) / wall, 2)
+        answer.update(load_share(answer, machine, wall))
         return answer
     finally:
         if not keep:
@@ -488,7 +516,9 @@ def render_table(answer):
                       f" (throughput {answer['vs_cpu_bound'] or 0:.2f}x of it)"),
     ]
     if "other_load_cores" in answer:
-        rows.append(("other load", f"{answer['other_load_cores']:.2f} cores busy elsewhere"))
+        rows.append(("other load", f"{answer['other_load_cores']:.2f} cores busy elsewhere"
+                     + (f" (throughput {answer['vs_free_cores_cpu_bound']:.2f}x of the bound on the cores left)"
+                        if "vs_free_cores_cpu_bound" in answer else "")))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
