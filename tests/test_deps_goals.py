@@ -178,7 +178,9 @@ def test_show_waiting_on(kb):
     assert shown["claimable_by"] == {"role": "qa", "assignee": "w7"}
     for key in ("comments", "runs", "events"):
         assert isinstance(shown[key], list)
-    assert [e["kind"] for e in shown["events"]] == ["created"]
+    # created, then one `linked` per dep (the seed's audit trail)
+    assert [e["kind"] for e in shown["events"]] == ["created"] + ["linked"] * 4
+    assert [e["data"]["depends_on"] for e in shown["events"][1:]] == [dep_todo, dep_cancel, dep_fail, dep_done]
 
 
 def test_show_of_a_ready_task_waits_on_nothing(kb):

@@ -304,6 +304,8 @@ class Board:
             if team.get("dispatch_mode", "coordinator") == "coordinator" and actor != team.get("coordinator"):
                 raise KanbanError("forbidden", f"only the coordinator may {action} (team {team.get('name')})",
                                   agent=actor)
+        elif action == "unblock" and actor == team.get("coordinator"):
+            return  # the seed: "the coordinator (or you, via kanban_unblock) can re-queue it"
         elif row is not None and row["assignee"] and actor != row["assignee"]:
             raise KanbanError("forbidden", f"only the assignee {row['assignee']} may {action} "
                               f"{task_ref(row['id'])}", agent=actor, task=task_ref(row["id"]))
@@ -338,9 +340,11 @@ class Board:
         complete = total > 0 and total == closed
         if complete and goal["status"] == "todo":
             self._update(goal_id, status="done", finished_at=self.now)
+            self._event(goal_id, "status_changed", actor, {"from": "todo", "to": "done", "goal": True})
             self._event(goal_id, "completed", actor, {"goal": True, "tasks": total})
         elif not complete and goal["status"] == "done":
             self._update(goal_id, status="todo", finished_at=None)
+            self._event(goal_id, "status_changed", actor, {"from": "done", "to": "todo", "goal": True})
             self._event(goal_id, "reopened", actor, {"goal": True, "tasks": total})
 
     def _check_goal(self, goal_id, task_id=None):
@@ -375,7 +379,8 @@ class Board:
         try:
             return parse_id(ref)
         except KanbanError:
-            found = self.db.scalar("SELECT id FROM tasks WHERE idempotency_key = ?", (str(ref),))
+            key = _text(str(ref), "task or key reference", limit=1000)  # e.g. bytes that are not UTF-8
+            found = self.db.scalar("SELECT id FROM tasks WHERE idempotency_key = ?", (key,))
             if found is None:
                 raise not_found(f"no task or key {ref!r}") from None
             return found
@@ -449,8 +454,16 @@ class Board:
         if pending:
             deferred += [(task_id, what, ref) for what, ref in pending]
         self._event(task_id, "created", actor, {"title": title, "kind": kind})
+        self._linked(task_id, actor, goal_id, dict.fromkeys(dep_ids))
         self._sync_goal(goal_id, actor)
         return dict(self._task(task_id), created=True)
+
+    def _linked(self, task_id, actor, goal_id=None, dep_ids=()):
+        """The audit trail of links (seed 004): one `linked` event per goal or dep."""
+        if goal_id is not None:
+            self._event(task_id, "linked", actor, {"goal": task_ref(goal_id)})
+        for dep in dep_ids:
+            self._event(task_id, "linked", actor, {"depends_on": task_ref(dep)})
 
     def create(self, title, *, actor=None, **fields):
         """Create one task (fields as in `kanban create`); same --key returns the first."""
@@ -499,6 +512,7 @@ class Board:
         if what == "goal":
             self._check_goal(target, task_id)
             self._update(task_id, goal_id=target)
+            self._linked(task_id, actor, goal_id=target)
             self._sync_goal(target, actor)
             return
         if self._reaches(target, task_id):
@@ -506,6 +520,8 @@ class Board:
                               f"{task_ref(target)} already waits on {task_ref(task_id)}",
                               task=task_ref(task_id), dep=task_ref(target))
         self.db.execute("INSERT OR IGNORE INTO deps(task_id, dep_id) VALUES (?, ?)", (task_id, target))
+        if self.db.changes():
+            self._linked(task_id, actor, dep_ids=[target])
 
     # -- claim and leases ---------------------------------------------------------
 
@@ -865,7 +881,10 @@ class Board:
             self._end_lease(task, "done", finished_at=self.now)
             if comment:
                 self._add_comment(task, agent, comment)
-            self._event(task, "approved", agent, {"comment": comment} if comment else {})
+            data = {"comment": comment} if comment else {}
+            if token is not None:
+                data["token"] = token  # the review lease it was judged under
+            self._event(task, "approved", agent, data)
             self._sync_goal(row["goal_id"], agent)
             return self._task(task)
         return self._write(apply)
@@ -880,7 +899,7 @@ class Board:
         def apply():
             self._judge(task, agent, token, "reject")
             self._end_lease(task, "todo", reason=reason)
-            self._event(task, "rejected", agent, {"reason": reason})
+            self._event(task, "rejected", agent, {"reason": reason, **({"token": token} if token is not None else {})})
             return self._task(task)
         return self._write(apply)
 
@@ -1024,6 +1043,7 @@ class Board:
     def show(self, task, *, events=20):
         """The task with comments, runs, its last events, waiting_on and claimable_by."""
         task = parse_id(task)
+        events = parse_int(events, "--events", minimum=0)  # SQLite's LIMIT takes 64 bits, no more
 
         def fetch():
             row = self._row(task)
@@ -1415,7 +1435,7 @@ class Board:
         answer["filesystem"] = _filesystem(self.path)
         answer.update(getattr(self.db, "describe", dict)())  # a server board (lib/kanban/pg.py): no file
         fs = answer["filesystem"]
-        if fs in ("nfs", "nfs4", "cifs", "smb", "smbfs", "fuse.sshfs", "9p"):
+        if fs in NETWORK_FILESYSTEMS:
             answer["findings"].append({"level": "warning", "message": f"the board is on a network filesystem ({fs}):"
                                        " SQLite locking is not reliable there; use one machine or Postgres"})
         from . import hooks
@@ -1497,16 +1517,29 @@ def _percentiles(values):
     return {"p50": pick(0.50), "p90": pick(0.90), "p99": pick(0.99), "max": round(ordered[-1], 3)}
 
 
-def _filesystem(path):
+# where SQLite's locks (and so the board's guarantees) cannot be trusted
+NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb", "smb3", "smbfs", "ncpfs", "afs", "9p", "ceph", "glusterfs",
+                       "lustre", "gpfs", "beegfs", "davfs", "fuse.sshfs", "fuse.glusterfs", "fuse.s3fs",
+                       "fuse.rclone", "fuse.gcsfuse", "fuse.cephfs")
+
+
+def _filesystem(path, mounts="/proc/mounts"):
     """The filesystem type holding `path`, from /proc/mounts (Linux), or None."""
+    import re
+
     try:
         target = os.path.realpath(path)
         best, kind = "", None
-        with open("/proc/mounts", encoding="utf-8") as mounts:
-            for line in mounts:
+        with open(mounts, encoding="utf-8", errors="surrogateescape") as table:
+            for line in table:
                 parts = line.split()
-                if len(parts) > 2 and target.startswith(parts[1].rstrip("/") + "/") and len(parts[1]) >= len(best):
-                    best, kind = parts[1], parts[2]
+                if len(parts) < 3:
+                    continue
+                # the kernel writes a space in a mount point as \040 (tab \011, newline \012, \ \134)
+                point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), parts[1])
+                inside = target == point or target.startswith(point.rstrip("/") + "/")
+                if inside and len(point) >= len(best):
+                    best, kind = point, parts[2]
         return kind
     except OSError:
         return None
