@@ -217,3 +217,17 @@ def test_backup_while_agents_write(kb, tmp_path):
         assert doc["ok"] is True
         tasks = kb("list", env={"KANBAN_DB": str(dest)}).json["tasks"]
         assert len(tasks) == 60
+
+
+def test_reading_verbs_take_format_table(kb):
+    a = new(kb, "alpha")
+    b = new(kb, "beta", "--depends-on", a)
+    for args in (["show", b], ["dep", "list", b], ["event", "list"], ["stats"], ["doctor"], ["search", "alpha"]):
+        res = kb(*args, "--format", "table")
+        assert res.rc == 0 and res.out.strip(), args
+        try:
+            json.loads(res.out)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(f"{args}: --format table printed JSON")

@@ -318,3 +318,24 @@ def test_many_processes_never_double_claim(kb, tmp_path):
     assert all(t["status"] == "in_progress" and t["claimed_by"] == by_task[t["id"]]["claimed_by"]
                for t in listed)
     assert kb("claim", agent="late").json == {}
+
+
+def test_wait_uses_real_time_even_under_kanban_now(kb):
+    start = time.monotonic()
+    res = kb("claim", "--wait", "1s", agent="w1", env={"KANBAN_NOW": "1900000000"})
+    assert res.rc == 0 and res.json == {}
+    assert 0.9 <= time.monotonic() - start < 5
+
+
+def test_interrupted_wait_exits_quietly(kb):
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env.update(KANBAN_DB=str(kb.path), KANBAN_AGENT="w1")
+    proc = subprocess.Popen([str(KANBAN), "claim", "--wait", "30s"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.6)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130 and out == "" and "Traceback" not in err
+    assert kb("event", "list").json["events"] == []

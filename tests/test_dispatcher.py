@@ -383,8 +383,24 @@ def error_cases(i):
     ]
 
 
+def dump(path):
+    """Every row of every table, read through kanban's own library (no second SQLite)."""
+    sys.path.insert(0, str(ROOT / "lib"))
+    from kanban import Board
+
+    with Board(str(path)) as board:
+        def read():
+            tables = [r["name"] for r in board.db.rows(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+            return {t: board.db.rows(f'SELECT * FROM "{t}"') for t in tables}
+        return board.db.read(read)
+
+
 def test_every_error_changes_nothing(prepared):
     k, ids = prepared
+    path = Path(json.loads(k("init").stdout)["db"])
+    rows_before = dump(path)
+    assert rows_before["tasks"] and rows_before["events"] and rows_before["meta"]
     before = (k("list").stdout, k("event", "list", "--limit", "100000").stdout,
               [k("show", ids[n]).stdout for n in ("todo", "held", "review", "done")])
     failures = []
@@ -400,3 +416,12 @@ def test_every_error_changes_nothing(prepared):
     after = (k("list").stdout, k("event", "list", "--limit", "100000").stdout,
              [k("show", ids[n]).stdout for n in ("todo", "held", "review", "done")])
     assert after == before
+    assert dump(path) == rows_before  # no row differs, in any table
+
+
+def test_closed_stdout_is_not_a_traceback(kb):
+    lines = "".join(json.dumps({"title": f"task number {n}"}) + "\n" for n in range(300))
+    kb("create", "--stdin", input=lines)
+    proc = subprocess.run(["sh", "-c", f'"{KANBAN}" list | head -c 10 >/dev/null'], env=clean_env(KANBAN_DB=kb.path),
+                          capture_output=True, text=True, timeout=30)
+    assert "Traceback" not in proc.stderr

@@ -241,3 +241,18 @@ def test_follow_with_filters_and_since(kb):
         proc.kill()
         proc.wait()
         proc.stdout.close()
+
+
+def test_follow_stops_quietly_on_sigint(kb):
+    import signal
+
+    kb("create", "a")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env["KANBAN_DB"] = str(kb.path)
+    proc = subprocess.Popen([str(KANBAN), "event", "list", "--follow"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()
+    assert json.loads(first)["kind"] == "created"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130 and out == "" and "Traceback" not in err

@@ -214,3 +214,15 @@ def test_leaving_in_progress_ends_the_lease(kb):
     cancelled = kb("cancel", ids[2], env=at(1)).json
     for doc, status in ((done, "done"), (blocked, "blocked"), (cancelled, "cancelled")):
         assert doc["status"] == status and doc["claimed_by"] is None and doc["lease_until"] is None
+
+
+def test_claim_by_id_of_an_expired_task_reclaims_it(kb, claimed):
+    assert_error(kb("claim", claimed["id"], agent="w2", env=at(300)), "conflict")
+    got = kb("claim", claimed["id"], agent="w2", env=at(601)).json
+    assert got["claimed_by"] == "w2" and got["attempts"] == 1
+    assert got["lease_token"] > claimed["lease_token"]
+
+
+def test_only_the_claim_answer_carries_the_token(kb, claimed):
+    assert "lease_token" not in kb("show", claimed["id"], env=at(1)).json
+    assert all("lease_token" not in t for t in kb("list", env=at(1)).json["tasks"])
