@@ -327,6 +327,13 @@ def test_wait_uses_real_time_even_under_kanban_now(kb):
     assert 0.9 <= time.monotonic() - start < 5
 
 
+def _fds(pid):
+    try:
+        return os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return []
+
+
 def test_interrupted_wait_exits_quietly(kb):
     import signal
 
@@ -334,7 +341,13 @@ def test_interrupted_wait_exits_quietly(kb):
     env.update(KANBAN_DB=str(kb.path), KANBAN_AGENT="w1")
     proc = subprocess.Popen([str(KANBAN), "claim", "--wait", "30s"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.6)
+    # interrupt it inside the wait, not during interpreter start-up: once it has the board open
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any(
+            os.path.realpath(f"/proc/{proc.pid}/fd/{fd}") == os.path.realpath(kb.path)
+            for fd in _fds(proc.pid)):
+        time.sleep(0.05)
+    time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=10)
     assert proc.returncode == 130 and out == "" and "Traceback" not in err

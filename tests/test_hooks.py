@@ -287,3 +287,13 @@ def test_writable_hook_folder_is_refused(kb, hooks):
         os.chmod(hooks.folder, 0o755)
     assert res.rc == 0 and one_json_document(res)["title"] == "t"
     assert hooks.records() == [] and "warning" in res.err
+
+
+def test_hook_that_ignores_a_large_payload(kb, hooks):
+    write_hook(hooks.folder, "post-complete", "#!/bin/sh\nexit 0\n")
+    write_hook(hooks.folder, "pre-complete", "#!/bin/sh\nexit 0\n")
+    t = kb("create", "t").json["id"]
+    tok = kb("claim", agent="w1").json["lease_token"]
+    res = kb("complete", t, "--token", tok, "--summary", "s" * 99_000, agent="w1")
+    assert res.rc == 0 and one_json_document(res)["status"] == "done"
+    assert kb("event", "list", "--kind", "hook_failed").json["events"] == []
