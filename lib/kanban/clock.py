@@ -22,7 +22,7 @@ def now_ms():
 def parse_duration(text, what="duration"):
     """'90s', '15m', '2h', '3d', '1w', '250ms' or plain seconds -> milliseconds (> 0)."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        ms = int(text * 1000)
+        scaled = float(text) * 1000
     else:
         raw = str(text).strip().lower()
         unit = next((u for u in ("ms", "s", "m", "h", "d", "w") if raw.endswith(u)), None)
@@ -33,7 +33,13 @@ def parse_duration(text, what="duration"):
             raise invalid(f"bad {what} {text!r}: use 90s, 15m, 2h, 3d or seconds") from None
         if value != value or value in (float("inf"), float("-inf")):
             raise invalid(f"bad {what} {text!r}")
-        ms = int(value * _UNITS[unit or "s"] * 1000)
+        scaled = value * _UNITS[unit or "s"] * 1000
+    if scaled != scaled:
+        raise invalid(f"bad {what} {text!r}")
+    # compare before int(): 1e308 * 1000 is infinity, and int(inf) would be an internal error
+    if scaled > 100 * 365 * 86400 * 1000:
+        raise invalid(f"{what} {text!r} is too long")
+    ms = int(scaled) if scaled > 0 else 0
     if ms <= 0:
         raise invalid(f"{what} must be positive, got {text!r}")
     if ms > 100 * 365 * 86400 * 1000:
@@ -76,5 +82,6 @@ def iso(ms):
     if ms is None:
         return None
     seconds, millis = divmod(int(ms), 1000)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    # not strftime("%Y"): glibc does not pad years before 1000 to four digits (ISO-8601 needs them)
+    stamp = "%04d-%02d-%02dT%02d:%02d:%02d" % time.gmtime(seconds)[:6]
     return f"{stamp}.{millis:03d}Z" if millis else f"{stamp}Z"

@@ -1,0 +1,695 @@
+"""Crash chaos: workers killed with SIGKILL at random moments, until all work is done.
+
+    python tests/chaos.py --minutes 3                   # make soak (SOAK_MINUTES=3)
+    python tests/chaos.py --tasks 250 --json            # the suite's short run
+
+A board of thousands of tasks (short leases; some with max_attempts, some through
+review, some with deps and goals) is worked by worker processes of five kinds:
+loops over the Board API, loops over the real `kanban` CLI (one process per call),
+`kanban work` and `kanban review` loops running a command per task, and reviewer
+loops.  A pre-complete hook sleeps now and then and refuses now and then; a
+post-complete hook sleeps for one task in four.  A supervisor kills with SIGKILL, at
+random moments: a writer caught holding the board's write lock (inside its
+transaction), a `kanban` command, a worker or command while its hook runs, the hook
+itself, the command of a `kanban work` loop, or a worker - and restarts killed
+workers, until every task is done or failed at max_attempts.  Some workers stall
+past their lease on purpose and then try to complete with the stale token, which
+must be refused with `lease_lost`.
+
+Rounds of tasks are added until --minutes run out; then tests/invariants.py proves
+from the board and its event log that nothing went wrong, and the workers' own
+journals are checked against the board: every completion, approval and rejection
+a worker was told succeeded is in the event log.
+
+Prints the figures (tasks, kills, restarts, violations, duration); --json adds the
+report as one JSON line at the end.  Exit status 1 when any invariant is violated.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+KANBAN = os.path.join(ROOT, "bin", "kanban")
+sys.path.insert(0, os.path.join(ROOT, "lib"))
+sys.path.insert(0, HERE)
+
+# what a worker does with a task it claimed (the rest: work, then complete)
+P_STALL = 0.02    # sleep past the lease, then try to complete with the stale token
+P_RELEASE = 0.02  # give it back
+P_BLOCK = 0.015   # block it (the supervisor unblocks)
+P_REVIEW = 0.05   # complete --review
+P_REJECT = 0.15   # a reviewer rejects
+HOOK = """#!/bin/sh
+# chaos: a slow post-complete hook, so kills land inside it
+cat >/dev/null
+n=${KANBAN_TASK_ID#TASK-}
+if [ $((n % 4)) -eq 0 ]; then sleep 0.3; fi
+"""
+JUDGED = {"approve": "approved", "reject": "rejected"}
+PRE_HOOK = """#!/bin/sh
+# chaos: a pre-complete hook that takes its time now and then, and refuses now and then
+cat >/dev/null
+n=${KANBAN_TASK_ID#TASK-}
+if [ $((n % 5)) -eq 1 ]; then sleep 0.2; fi
+r=$(od -An -N1 -tu1 /dev/urandom | tr -d ' ')
+if [ "$r" -lt 6 ]; then echo "chaos: pre-complete refuses" >&2; exit 1; fi
+exit 0
+"""
+WORK_CMD = """#!{python}
+# chaos-cmd: what `kanban work` / `kanban review` run on a task: a little work, now and then a failure
+import json, random, sys, time
+task = json.load(sys.stdin)
+time.sleep(random.uniform(0, 0.05))
+if random.random() < 0.03:
+    sys.stderr.write("chaos: failing on purpose\\n")
+    sys.exit(1)
+print("chaos: done " + task["id"])
+"""
+UNEXPECTED = ("db_error", "internal", "usage", "invalid", "not_found", "forbidden", "cycle", "hook_rejected")
+
+
+# -- the workers -------------------------------------------------------------------------
+
+class Refused(Exception):
+    """A command failed with a code from the closed list."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+class Killed(Exception):
+    """The `kanban` command itself was killed: its outcome is unknown to the worker."""
+
+
+class BoardApi:
+    """The Python API, in this process: kills land inside its transactions."""
+
+    def __init__(self, db):
+        from kanban import Board
+
+        self.board = Board(db)
+
+    def _call(self, name, *args, **kwargs):
+        from kanban import KanbanError
+
+        try:
+            return getattr(self.board, name)(*args, **kwargs)
+        except KanbanError as exc:
+            raise Refused(exc.code, exc.message) from None
+
+    def claim(self, agent, lease):
+        return self._call("claim", agent, lease=lease)
+
+    def claim_review(self, agent, lease):
+        return self._call("claim_review", agent, lease=lease)
+
+    def complete(self, agent, task, token, review=False):
+        return self._call("complete", task, token, review=review, agent=agent, summary="chaos")
+
+    def renew(self, agent, task, token):
+        return self._call("renew", task, token, agent=agent)
+
+    def log(self, agent, task, token, message):
+        return self._call("log", task, message, token=token, agent=agent)
+
+    def release(self, agent, task, token):
+        return self._call("release", task, token, agent=agent)
+
+    def block(self, agent, task, token, reason):
+        return self._call("block", task, reason, token=token, agent=agent)
+
+    def approve(self, agent, task, token):
+        return self._call("approve", task, agent=agent, token=token)
+
+    def reject(self, agent, task, token, reason):
+        return self._call("reject", task, reason, agent=agent, token=token)
+
+
+class CliApi:
+    """The real `kanban` command, one process per call, as a shell loop would."""
+
+    def __init__(self, db):
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+        self.env.update(KANBAN_DB=db, KANBAN_HOOK_TIMEOUT="5s")
+
+    def _run(self, agent, *args):
+        proc = subprocess.run([KANBAN, *map(str, args)], capture_output=True, text=True,
+                              env=dict(self.env, KANBAN_AGENT=agent))
+        if proc.returncode < 0:
+            raise Killed()
+        if "Traceback" in proc.stderr:
+            raise Refused("internal", "a Python traceback reached the terminal: " + proc.stderr[-500:])
+        if proc.returncode == 0:
+            return json.loads(proc.stdout)
+        lines = [line for line in proc.stderr.splitlines() if line.startswith("{")]
+        if proc.returncode != 2 or proc.stdout or not lines:
+            raise Refused("internal", f"exit {proc.returncode}, stdout {proc.stdout[:200]!r}, "
+                                      f"stderr {proc.stderr[-300:]!r}")
+        error = json.loads(lines[-1])
+        raise Refused(error["code"], error["error"])
+
+    def claim(self, agent, lease):
+        return self._run(agent, "claim", "--lease", lease)
+
+    def claim_review(self, agent, lease):
+        return self._run(agent, "claim", "--for-review", "--lease", lease)
+
+    def complete(self, agent, task, token, review=False):
+        return self._run(agent, "complete", task, "--token", token, "--summary", "chaos",
+                         *(["--review"] if review else []))
+
+    def renew(self, agent, task, token):
+        return self._run(agent, "lease", "renew", task, "--token", token)
+
+    def log(self, agent, task, token, message):
+        return self._run(agent, "event", "log", task, "--message", message, "--token", token)
+
+    def release(self, agent, task, token):
+        return self._run(agent, "lease", "release", task, "--token", token)
+
+    def block(self, agent, task, token, reason):
+        return self._run(agent, "block", task, "--reason", reason, "--token", token)
+
+    def approve(self, agent, task, token):
+        return self._run(agent, "approve", task, "--token", token)
+
+    def reject(self, agent, task, token, reason):
+        return self._run(agent, "reject", task, "--reason", reason, "--token", token)
+
+
+def worker(kind, db, agent, journal_path, lease, seed):
+    """Loop forever (until killed): claim, work, complete - or review."""
+    rng = random.Random(seed)
+    api = BoardApi(db) if kind.endswith("api") else CliApi(db)
+    lease_s = float(lease.rstrip("s"))
+    journal = open(journal_path, "a", buffering=1)  # one write(2) per line
+
+    def note(**entry):
+        journal.write(json.dumps(dict(entry, agent=agent)) + "\n")
+
+    def work_once():
+        task = api.claim(agent, lease)
+        if not task:
+            time.sleep(rng.uniform(0.02, 0.1))
+            return
+        tid, token = task["id"], task["lease_token"]
+        note(op="claim", task=tid, token=token)
+        roll = rng.random()
+        if roll < P_STALL:
+            time.sleep(lease_s + rng.uniform(0.05, 0.4))
+            try:
+                api.complete(agent, tid, token)
+                note(op="stale", task=tid, token=token, accepted=True)
+            except Refused as exc:
+                note(op="stale", task=tid, token=token, accepted=False, code=exc.code)
+            return
+        if roll < P_STALL + P_RELEASE:
+            api.release(agent, tid, token)
+            return
+        if roll < P_STALL + P_RELEASE + P_BLOCK:
+            api.block(agent, tid, token, "chaos: blocked on purpose")
+            return
+        time.sleep(rng.uniform(0, 0.03))
+        if rng.random() < 0.2:
+            api.renew(agent, tid, token)
+        if rng.random() < 0.1:
+            api.log(agent, tid, token, "chaos: working")
+        try:
+            done = api.complete(agent, tid, token, review=rng.random() < P_REVIEW)
+        except Refused as exc:
+            if exc.code != "hook_rejected":
+                raise
+            note(op="hook_rejected", task=tid, token=token)
+            api.release(agent, tid, token)  # the pre-complete hook said no: give it back
+            return
+        note(op="complete", task=tid, token=token, status=done["status"])
+
+    def review_once():
+        task = api.claim_review(agent, lease)
+        if not task:
+            time.sleep(rng.uniform(0.05, 0.15))
+            return
+        tid, token = task["id"], task["lease_token"]
+        time.sleep(rng.uniform(0, 0.02))
+        if rng.random() < P_REJECT:
+            api.reject(agent, tid, token, "chaos: rejected on purpose")
+            note(op="reject", task=tid, token=token)
+        else:
+            api.approve(agent, tid, token)
+            note(op="approve", task=tid, token=token)
+
+    once = review_once if kind.startswith("review") else work_once
+    while True:
+        try:
+            once()
+        except Killed:
+            continue
+        except Refused as exc:
+            if exc.code in UNEXPECTED:
+                note(op="error", code=exc.code, message=str(exc)[:500])
+            time.sleep(rng.uniform(0.001, 0.01))
+
+
+# -- the supervisor --------------------------------------------------------------------------
+
+def proc_table():
+    """pid -> (ppid, state, cmdline) for every process (Linux /proc)."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                stat = handle.read()
+            with open(f"/proc/{name}/cmdline", "rb") as handle:
+                cmdline = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2:].split()
+        table[int(name)] = (int(fields[1]), fields[0].decode(), cmdline)
+    return table
+
+
+def lock_holders(path):
+    """The pids holding the flock on `path` (/proc/locks): writers inside a transaction."""
+    try:
+        inode = os.stat(path).st_ino
+        with open("/proc/locks") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return []
+    holders = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) > 5 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(inode):
+            holders.append(int(parts[4]))
+    return holders
+
+
+def become_subreaper():
+    """Orphaned hooks of killed workers become our children, so we can reap them."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except Exception:  # noqa: BLE001 - without it the orphans go to init
+        pass
+
+
+def reap_orphans(workers):
+    """Collect zombies that are ours but not a worker (orphaned hooks and commands)."""
+    mine = os.getpid()
+    keep = {p.pid for p in workers.values()}
+    for pid, (ppid, state, _cmd) in proc_table().items():
+        if ppid == mine and state == "Z" and pid not in keep:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+class Chaos:
+    def __init__(self, args):
+        self.args = args
+        self.rng = random.Random(args.seed)
+        self.folder = args.dir or tempfile.mkdtemp(prefix="kanban-chaos-")
+        self.db = os.path.join(self.folder, ".kanban", "board.db")
+        self.journals = os.path.join(self.folder, "journals")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+        self.env.update(KANBAN_DB=self.db, KANBAN_HOOK_TIMEOUT="5s")
+        self.workers = {}   # slot -> Popen
+        self.kinds = {}     # slot -> worker kind
+        self.pending = {}   # slot -> restart time
+        self.kills = Counter()
+        self.restarts = 0
+        self.crashes = []
+        self.rounds = 0
+        self.unblocked = 0
+
+    def kanban(self, *args, input=None):
+        proc = subprocess.run([KANBAN, *map(str, args)], capture_output=True, text=True, env=self.env,
+                              input=input)
+        if proc.returncode != 0:
+            raise RuntimeError(f"kanban {' '.join(map(str, args[:3]))}: exit {proc.returncode}: {proc.stderr}")
+        return json.loads(proc.stdout)
+
+    # -- set-up --------------------------------------------------------------------------
+
+    def setup(self):
+        os.makedirs(self.journals, exist_ok=True)
+        self.kanban("init")
+        hooks = os.path.join(os.path.dirname(self.db), "hooks.d")
+        os.makedirs(hooks, exist_ok=True)
+        os.chmod(hooks, 0o755)
+        for name, text in (("post-complete", HOOK), ("pre-complete", PRE_HOOK)):
+            path = os.path.join(hooks, name)
+            with open(path, "w") as handle:
+                handle.write(text)
+            os.chmod(path, 0o755)
+        self.work_cmd = os.path.join(self.folder, "chaos-cmd")
+        with open(self.work_cmd, "w") as handle:
+            handle.write(WORK_CMD.format(python=sys.executable))
+        os.chmod(self.work_cmd, 0o755)
+
+    def populate(self):
+        """One round of tasks: some review, some max_attempts, some deps and goals."""
+        self.rounds += 1
+        r, n, rng = self.rounds, self.args.tasks, self.rng
+        lines, safe = [], []
+        goals = [f"r{r}-g{k}" for k in range(max(1, n // 250))]
+        for key in goals:
+            lines.append({"title": f"chaos goal {key}", "kind": "goal", "key": key})
+        for i in range(n):
+            key = f"r{r}-t{i}"
+            spec = {"title": f"chaos task {key}", "body": "work to survive", "key": key,
+                    "priority": rng.randint(0, 5), "review": rng.random() < 0.15}
+            if rng.random() < 0.15:
+                spec["max_attempts"] = rng.randint(1, 3)
+            else:
+                # only tasks that cannot fail may be waited on, so that all work can end
+                if safe and rng.random() < 0.1:
+                    spec["depends_on"] = sorted(set(rng.sample(safe[-50:], min(len(safe[-50:]), rng.randint(1, 2)))))
+                elif rng.random() < 0.2:
+                    spec["goal"] = rng.choice(goals)
+                safe.append(key)
+            lines.append(spec)
+        text = "".join(json.dumps(spec) + "\n" for spec in lines)
+        return len(self.kanban("create", "--stdin", "--agent", "planner", input=text))
+
+    # -- workers ---------------------------------------------------------------------------
+
+    def start(self, slot):
+        kind = self.kinds[slot]
+        seed = self.rng.randrange(2**32)
+        log = open(os.path.join(self.journals, f"{slot}.stderr"), "ab")
+        if kind in ("work", "review-loop"):  # the porcelain loops, as people run them
+            verb = "work" if kind == "work" else "review"
+            argv = [KANBAN, verb, "--agent", slot, "--lease", self.args.lease, "--wait", "1d", "--",
+                    self.work_cmd]
+        else:
+            argv = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--db", self.db,
+                    "--agent", slot, "--journal", os.path.join(self.journals, f"{slot}.jsonl"),
+                    "--lease", self.args.lease, "--seed", str(seed)]
+        self.workers[slot] = subprocess.Popen(argv, env=self.env, stdout=subprocess.DEVNULL, stderr=log,
+                                              stdin=subprocess.DEVNULL)
+        log.close()
+
+    def start_all(self):
+        a = self.args
+        for kind, count in (("api", a.api_workers), ("cli", a.cli_workers), ("work", a.work_loops),
+                            ("review-api", a.reviewers - a.reviewers // 2), ("review-cli", a.reviewers // 2),
+                            ("review-loop", a.review_loops)):
+            for number in range(count):
+                slot = f"{kind}-{number}"
+                self.kinds[slot] = kind
+                self.start(slot)
+
+    def check_workers(self):
+        """Restart killed workers when due; a worker that exits by itself is a crash."""
+        now = time.monotonic()
+        for slot, proc in list(self.workers.items()):
+            code = proc.poll()
+            if code is None or slot in self.pending:
+                continue
+            if code != -signal.SIGKILL:
+                self.crashes.append(f"worker {slot} exited by itself with status {code}")
+            self.pending[slot] = now + self.rng.uniform(0, 0.3)
+        for slot, due in list(self.pending.items()):
+            if due <= now:
+                del self.pending[slot]
+                self.start(slot)
+                self.restarts += 1
+
+    def kill_one(self):
+        """SIGKILL one process: a worker, a `kanban` command, one inside its hook, or the hook."""
+        table = proc_table()
+        live = {p.pid: slot for slot, p in self.workers.items() if p.poll() is None and slot not in self.pending}
+        if not live:
+            return
+        commands = [pid for pid, (ppid, state, cmd) in table.items()
+                    if ppid in live and self.kinds[live[ppid]].endswith("cli") and b"kanban" in cmd
+                    and state != "Z"]
+        work_commands = [pid for pid, (ppid, state, cmd) in table.items()
+                         if ppid in live and self.kinds[live[ppid]] in ("work", "review-loop")
+                         and b"chaos-cmd" in cmd and state != "Z"]
+        ours = set(live) | set(commands)
+        hooks = [pid for pid, (ppid, state, cmd) in table.items()
+                 if ppid in ours and (b"post-complete" in cmd or b"pre-complete" in cmd) and state != "Z"]
+        roll = self.rng.random()
+        writers = []
+        for _ in range(40 if roll < 0.25 else 0):  # catch a writer between BEGIN and COMMIT
+            writers = [pid for pid in lock_holders(self.db + ".lock") if pid in ours]
+            if writers:
+                break
+            time.sleep(0.0005)
+        if writers:
+            victim, what = writers[0], "in_transaction"
+        elif hooks and roll < 0.45:
+            hook = self.rng.choice(hooks)
+            if self.rng.random() < 0.8:
+                victim, what = table[hook][0], "in_hook"
+            else:
+                victim, what = hook, "hook"
+        elif commands and roll < 0.65:
+            victim, what = self.rng.choice(commands), "cli_command"
+        elif work_commands and roll < 0.75:
+            victim, what = self.rng.choice(work_commands), "work_command"
+        else:
+            victim, what = self.rng.choice(list(live)), "worker"
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        self.kills[what] += 1
+
+    def stop_all(self):
+        for proc in self.workers.values():
+            if proc.poll() is None:
+                proc.kill()
+        for proc in self.workers.values():
+            proc.wait()
+        deadline = time.monotonic() + 5  # orphaned hooks sleep at most 0.3 s
+        while time.monotonic() < deadline:
+            reap_orphans(self.workers)
+            if not any(ppid == os.getpid() and pid not in {p.pid for p in self.workers.values()}
+                       for pid, (ppid, _s, _c) in proc_table().items()):
+                break
+            time.sleep(0.05)
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def open_tasks(self):
+        from kanban import Board
+
+        with Board(self.db) as board:
+            counts = board.stats()["counts"]
+            blocked = board.list(status="blocked")["tasks"] if counts["blocked"] else []
+            for task in blocked:
+                try:
+                    board.unblock(task["id"], actor="supervisor", reason="chaos: go on")
+                    self.unblocked += 1
+                except Exception:  # noqa: BLE001 - a worker may have moved it meanwhile
+                    pass
+        return sum(counts[s] for s in ("todo", "in_progress", "in_review", "blocked"))
+
+    def run(self):
+        a = self.args
+        started = time.monotonic()
+        budget = a.minutes * 60 + a.seconds
+        self.setup()
+        become_subreaper()
+        total = self.populate()
+        self.start_all()
+        stuck = []
+        try:
+            while True:
+                round_started = time.monotonic()
+                next_kill = time.monotonic() + self.rng.expovariate(1 / a.kill_every)
+                next_look = 0
+                while True:
+                    now = time.monotonic()
+                    if now >= next_kill:
+                        self.kill_one()
+                        next_kill = now + self.rng.expovariate(1 / a.kill_every)
+                    self.check_workers()
+                    if now >= next_look:
+                        reap_orphans(self.workers)
+                        if self.open_tasks() == 0:
+                            break
+                        next_look = now + 0.5
+                    if now - round_started > a.round_timeout:
+                        stuck.append(f"round {self.rounds}: work not done after {a.round_timeout} s")
+                        break
+                    time.sleep(0.01)
+                if stuck or time.monotonic() - started >= budget:
+                    break
+                total += self.populate()
+        finally:
+            self.stop_all()
+        duration = time.monotonic() - started
+        return self.verify(total, duration, stuck)
+
+    def verify(self, created, duration, stuck):
+        import invariants
+
+        tasks, events, doctor = invariants.read_board(self.db)
+        report = invariants.check(self.db, finished=not stuck, tasks=tasks, events=events, doctor=doctor)
+        violations = list(report["violations"])
+        count = report["violation_count"] + len(stuck) + len(self.crashes)
+        violations += stuck + self.crashes
+        # the workers' journals against the board: nothing a worker was told is lost
+        accepted = {(e["task"], e["data"].get("token")) for e in events
+                    if e["kind"] in ("completed", "submitted_for_review")}
+        judged = {(e["task"], e["actor"], e["kind"]) for e in events if e["kind"] in ("approved", "rejected")}
+        ops = Counter()
+        stale_codes = Counter()
+        for name in sorted(os.listdir(self.journals)):
+            if not name.endswith(".jsonl"):
+                continue
+            with open(os.path.join(self.journals, name)) as handle:
+                for line in handle:
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        continue  # the worker was killed in the middle of the line
+                    op = entry["op"]
+                    ops[op] += 1
+                    problem = None
+                    if op == "complete" and (entry["task"], entry["token"]) not in accepted:
+                        problem = f"{entry['task']}: completion with token {entry['token']} was acknowledged " \
+                                  "to the worker but is not in the event log"
+                    elif op in JUDGED and (entry["task"], entry["agent"], JUDGED[op]) not in judged:
+                        problem = f"{entry['task']}: {op} by {entry['agent']} acknowledged but not in the log"
+                    elif op == "stale":
+                        stale_codes[entry.get("code") or "ACCEPTED"] += 1
+                        if entry["accepted"]:
+                            problem = f"{entry['task']}: completion with stale token {entry['token']} accepted"
+                        elif entry.get("code") != "lease_lost":
+                            problem = f"{entry['task']}: stale completion refused with {entry.get('code')}," \
+                                      " not lease_lost"
+                    elif op == "error":
+                        problem = f"worker {entry['agent']}: unexpected {entry['code']}: {entry['message']}"
+                    if problem:
+                        count += 1
+                        if len(violations) < invariants.MAX_SHOWN:
+                            violations.append(problem)
+        figures = report["figures"]
+        return {
+            "board": self.db,
+            "rounds": self.rounds,
+            "tasks": report["tasks"],
+            "goals": report["goals"],
+            "created": created,
+            "outcome": report["outcome"],
+            "workers": {"api": self.args.api_workers, "cli": self.args.cli_workers,
+                        "work_loops": self.args.work_loops, "reviewers": self.args.reviewers,
+                        "review_loops": self.args.review_loops},
+            "lease": self.args.lease,
+            "kills": sum(v for k, v in self.kills.items()),
+            "kills_by_kind": dict(self.kills),
+            "restarts": self.restarts,
+            "claims": figures["claims"],
+            "review_claims": figures["review_claims"],
+            "expired_leases": figures["expiries"],
+            "completions": figures["completions"],
+            "approvals": figures["approvals"],
+            "rejections": figures["rejections"],
+            "failed_at_max_attempts": figures["failed"],
+            "releases": figures["releases"],
+            "renewals": figures["renewals"],
+            "blocks": figures["blocks"],
+            "unblocked_by_supervisor": self.unblocked,
+            "hook_failed": figures["hook_failed"],
+            "stale_writes_tried": sum(stale_codes.values()),
+            "stale_write_outcomes": dict(stale_codes),
+            "journal": dict(ops),
+            "events": report["events"],
+            "last_token": report["last_token"],
+            "integrity": report["integrity"],
+            "violations": count,
+            "violation_list": violations[:invariants.MAX_SHOWN],
+            "duration_s": round(duration, 1),
+        }
+
+
+def print_figures(r, out=sys.stdout):
+    kinds = r["kills_by_kind"]
+    lines = [
+        f"chaos: {r['rounds']} round(s), {r['tasks']} tasks and {r['goals']} goals in {r['duration_s']} s",
+        f"  workers: {r['workers']['api']} API loops, {r['workers']['cli']} CLI loops,"
+        f" {r['workers']['work_loops']} `kanban work`, {r['workers']['reviewers']} reviewer loops,"
+        f" {r['workers']['review_loops']} `kanban review`; lease {r['lease']}",
+        f"  kills: {r['kills']} (inside a write transaction {kinds.get('in_transaction', 0)},"
+        f" worker {kinds.get('worker', 0)}, kanban command {kinds.get('cli_command', 0)},"
+        f" a work loop's command {kinds.get('work_command', 0)},"
+        f" while its pre- or post-complete hook ran {kinds.get('in_hook', 0)}, the hook itself {kinds.get('hook', 0)});"
+        f" restarts {r['restarts']}",
+        f"  outcome: {r['outcome']['done']} done, {r['outcome']['failed']} failed at max_attempts,"
+        f" {r['outcome']['other']} other",
+        f"  claims {r['claims']} (+{r['review_claims']} for review), expired leases {r['expired_leases']},"
+        f" completions {r['completions']}, approvals {r['approvals']}, rejections {r['rejections']},"
+        f" releases {r['releases']}, blocks {r['blocks']}, hook failures {r['hook_failed']},"
+        f" pre-complete refusals seen by the journaling workers {r['journal'].get('hook_rejected', 0)}",
+        f"  stale-token completions tried {r['stale_writes_tried']}: {r['stale_write_outcomes']}",
+        f"  events {r['events']}, last fencing token {r['last_token']}, integrity {r['integrity']}",
+        f"  invariant violations: {r['violations']}",
+    ]
+    lines += [f"    - {v}" for v in r["violation_list"]]
+    out.write("\n".join(lines) + "\n")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="kanban crash chaos soak")
+    parser.add_argument("--minutes", type=float, default=0, help="keep adding rounds of tasks this long")
+    parser.add_argument("--seconds", type=float, default=0, help="added to --minutes")
+    parser.add_argument("--tasks", type=int, default=2000, help="tasks per round")
+    parser.add_argument("--api-workers", type=int, default=3)
+    parser.add_argument("--cli-workers", type=int, default=2)
+    parser.add_argument("--reviewers", type=int, default=2, help="reviewer loops over the API and the CLI")
+    parser.add_argument("--work-loops", type=int, default=1, help="`kanban work` loops")
+    parser.add_argument("--review-loops", type=int, default=1, help="`kanban review` loops")
+    parser.add_argument("--lease", default="3s", help="worker lease, in seconds (e.g. 3s)")
+    parser.add_argument("--kill-every", type=float, default=0.25, help="mean seconds between kills")
+    parser.add_argument("--round-timeout", type=float, default=900)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--dir", help="work here (kept); default a temporary folder, removed when all is well")
+    parser.add_argument("--json", action="store_true", help="end with the report as one JSON line")
+    # worker mode (the supervisor starts itself as workers)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--agent", help=argparse.SUPPRESS)
+    parser.add_argument("--journal", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        worker(args.worker, args.db, args.agent, args.journal, args.lease, args.seed)
+        return 0
+    if args.seed is None:
+        args.seed = random.randrange(2**32)
+    chaos = Chaos(args)
+    report = chaos.run()
+    report["seed"] = args.seed
+    print_figures(report)
+    if args.json:
+        print(json.dumps(report))
+    if report["violations"]:
+        print(f"chaos: board kept at {chaos.folder} (seed {args.seed})", file=sys.stderr)
+        return 1
+    if not args.dir:
+        shutil.rmtree(chaos.folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

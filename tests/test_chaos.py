@@ -1,0 +1,146 @@
+"""Crash chaos, short: SIGKILLed workers, then the invariant checker (issue 5).
+
+`make soak` runs the same program for minutes (tests/chaos.py); here one round of a
+few hundred tasks.  The checker itself is tested too: a board whose log was tampered
+with must be caught, or a clean bill of health would prove nothing.
+"""
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import invariants
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+
+def test_chaos_short(tmp_path):
+    folder = tmp_path / "chaos"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(HERE, "chaos.py"), "--tasks", "250", "--api-workers", "2",
+         "--cli-workers", "2", "--reviewers", "2", "--kill-every", "0.2", "--round-timeout", "90",
+         "--dir", str(folder), "--json"],
+        capture_output=True, text=True, timeout=150)
+    lines = proc.stdout.strip().splitlines()
+    assert lines, proc.stderr
+    report = json.loads(lines[-1])
+    assert report["violations"] == 0, "\n".join(lines[:-1])
+    assert proc.returncode == 0, proc.stderr
+    assert report["tasks"] == 250 and report["outcome"]["other"] == 0
+    assert report["outcome"]["done"] + report["outcome"]["failed"] == 250
+    assert report["kills"] >= 10 and report["restarts"] >= 3, report
+    assert report["integrity"] == ["ok"]
+    assert set(report["stale_write_outcomes"]) <= {"lease_lost"}
+    # the checker agrees when run on its own, through the CLI entry point
+    again = subprocess.run([sys.executable, os.path.join(HERE, "invariants.py"), report["board"], "--finished"],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stdout[-2000:]
+
+
+# -- the checker catches what it must ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    """A small board with claims, an expiry, a review, a release and a failure."""
+    from kanban import Board
+
+    path = str(tmp_path_factory.mktemp("inv") / "board.db")
+    saved = os.environ.get("KANBAN_NOW")
+    try:
+        os.environ["KANBAN_NOW"] = "2030-01-01T00:00:00Z"
+        with Board(path, create=True) as board:
+            a = board.create("a")["id"]
+            b = board.create("b", review=True)["id"]
+            c = board.create("c", max_attempts=1)["id"]
+            d = board.create("d")["id"]
+            t = board.claim("w1", a, lease="1m")
+            board.renew(a, t["lease_token"], agent="w1")
+            board.complete(a, t["lease_token"], agent="w1")
+            t = board.claim("w1", b, lease="1m")
+            board.complete(b, t["lease_token"], agent="w1")
+            r = board.claim_review("r1", b, lease="1m")
+            board.approve(b, agent="r1", token=r["lease_token"])
+            board.claim("w2", c, lease="1m")
+            t = board.claim("w2", d, lease="1m")
+            board.release(d, t["lease_token"], agent="w2")
+            os.environ["KANBAN_NOW"] = "2030-01-01T00:05:00Z"
+            board.reap()
+            t = board.claim("w3", d, lease="1m")
+            board.complete(d, t["lease_token"], agent="w3")
+    finally:
+        if saved is None:
+            os.environ.pop("KANBAN_NOW", None)
+        else:
+            os.environ["KANBAN_NOW"] = saved
+    return invariants.read_board(path)
+
+
+def verdict(board, mutate=None):
+    tasks, events, doctor = copy.deepcopy(board)
+    if mutate:
+        mutate(tasks, events, doctor)
+    return invariants.check(None, finished=True, tasks=tasks, events=events, doctor=doctor)
+
+
+def find(events, task, kind):
+    return next(e for e in events if e["task"] == task and e["kind"] == kind)
+
+
+def test_checker_passes_a_clean_board(clean):
+    report = verdict(clean)
+    assert report["violations"] == [] and report["outcome"] == {"done": 3, "failed": 1, "other": 0}
+    assert report["figures"]["expiries"] == 1 and report["figures"]["failed"] == 1
+
+
+def test_checker_catches_a_second_completion(clean):
+    def mutate(tasks, events, doctor):
+        events.append(dict(find(events, "TASK-1", "completed"), id=events[-1]["id"] + 1))
+    report = verdict(clean, mutate)
+    assert any("TASK-1" in v and "completed while done" in v for v in report["violations"]), report
+
+
+def test_checker_catches_a_stale_token(clean):
+    def mutate(tasks, events, doctor):
+        find(events, "TASK-4", "completed")["data"]["token"] -= 1
+    assert any("stale token" in v for v in verdict(clean, mutate)["violations"])
+
+
+def test_checker_catches_tokens_going_back(clean):
+    def mutate(tasks, events, doctor):
+        find(events, "TASK-2", "claimed")["data"]["token"] = 1
+    assert any("strictly increase" in v for v in verdict(clean, mutate)["violations"])
+
+
+def test_checker_catches_overlapping_leases(clean):
+    def mutate(tasks, events, doctor):  # the expiry of TASK-3's lease goes missing
+        events.remove(find(events, "TASK-3", "lease_expired"))
+    violations = verdict(clean, mutate)["violations"]
+    assert any("TASK-3" in v for v in violations), violations
+
+
+def test_checker_catches_an_early_expiry(clean):
+    def mutate(tasks, events, doctor):
+        find(events, "TASK-3", "lease_expired")["at"] = "2030-01-01T00:00:30Z"
+    assert any("before it ran out" in v for v in verdict(clean, mutate)["violations"])
+
+
+def test_checker_catches_a_completion_after_the_lease(clean):
+    def mutate(tasks, events, doctor):
+        find(events, "TASK-4", "completed")["at"] = "2030-01-01T00:09:00Z"
+    assert any("after its lease ran out" in v for v in verdict(clean, mutate)["violations"])
+
+
+def test_checker_catches_a_state_change_without_event(clean):
+    def mutate(tasks, events, doctor):
+        next(t for t in tasks if t["id"] == "TASK-2")["status"] = "todo"
+    violations = verdict(clean, mutate)["violations"]
+    assert any("TASK-2: status" in v and "event is missing" in v for v in violations), violations
+
+
+def test_checker_catches_a_bad_integrity_check(clean):
+    def mutate(tasks, events, doctor):
+        doctor["integrity"] = ["*** in database main *** Page 3: btreeInitPage() returns error code 11"]
+    assert any("integrity_check" in v for v in verdict(clean, mutate)["violations"])
