@@ -420,3 +420,25 @@ def test_search_finds_words_next_to_fts_syntax(shared):
     res = run("search", "(todo", "task*\"", env=board_env(shared))
     assert res.rc == 0, res
     assert [t["id"] for t in res.json["tasks"]] == ["TASK-1"]
+
+
+# -- backup targets that are the board under another name ----------------------------------------------
+
+@pytest.mark.parametrize("target", ["board.db", "board.db-wal", "board.db-shm", "board.db.lock", "via-symlink",
+                                    "via-hard-link", "dot-dot"])
+def test_backup_never_overwrites_the_board(shared, tmp_path, target):
+    """`backup .kanban/board.db-wal` once replaced the WAL with the copy: every commit not yet
+    checkpointed was lost.  Any name of the board or its companions is refused."""
+    folder = shared.parent
+    if target == "via-symlink":
+        (tmp_path / "link").symlink_to(folder)
+        dest = tmp_path / "link" / "board.db"
+    elif target == "via-hard-link":
+        dest = tmp_path / "hard.db"
+        os.link(shared, dest)
+    elif target == "dot-dot":
+        dest = folder / ".." / folder.name / "board.db"
+    else:
+        dest = folder / target
+    error = refused(shared, ["backup", str(dest)], {"invalid"})
+    assert "cannot be the board" in error["error"]

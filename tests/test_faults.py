@@ -427,3 +427,16 @@ def test_tempfile_module_is_not_a_board():
         db_error(run("list", env={"KANBAN_DB": handle.name}), "not a SQLite database", "not a kanban board")
     finally:
         os.remove(handle.name)
+
+
+@pytest.mark.xfail(strict=True, reason="db.open_board must refuse a foreign SQLite database (reported to the lead)")
+def test_init_leaves_a_foreign_sqlite_database_alone(tmp_path):
+    """KANBAN_DB pointing at somebody else's SQLite file: `init` must not add tables or switch it to WAL."""
+    path = tmp_path / "notes.db"
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE notes(body TEXT); INSERT INTO notes VALUES ('keep me')")
+    conn.close()
+    before = digest(path)
+    res = run("init", env={"KANBAN_DB": path})
+    assert res.rc == 2 and res.error["code"] == "db_error", res
+    assert digest(path) == before

@@ -1455,8 +1455,9 @@ class Board:
         from .db import db_error
 
         dest = _text(dest, "backup file", required=True, limit=4096)
-        if os.path.abspath(dest) == os.path.abspath(self.path):
-            raise invalid("the backup cannot be the board itself")
+        if "://" not in self.path and _is_board_file(dest, self.path):
+            # the copy replaces its target: over the board, its WAL or its lock, the board is lost
+            raise invalid("the backup cannot be the board itself or one of its files (-wal, -shm, .lock)")
         if os.path.isdir(dest):
             raise invalid(f"{dest} is a folder: name a file")
         if "://" in self.path:  # a server board: one snapshot, written as a SQLite board file
@@ -1543,6 +1544,21 @@ def _filesystem(path, mounts="/proc/mounts"):
         return kind
     except OSError:
         return None
+
+
+def _is_board_file(path, board):
+    """Is `path` the board file or one of its companions, by any name (symlinks, hard links)?"""
+    real = os.path.realpath(board)
+    for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
+        companion = real + suffix
+        if os.path.realpath(path) == companion:
+            return True
+        try:
+            if os.path.samefile(path, companion):
+                return True
+        except OSError:
+            pass  # one of them does not exist: not the same file
+    return False
 
 
 def _remove(path):
