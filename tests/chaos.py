@@ -47,6 +47,7 @@ P_STALL = 0.02    # sleep past the lease, then try to complete with the stale to
 P_RELEASE = 0.02  # give it back
 P_BLOCK = 0.015   # block it (the supervisor unblocks)
 P_REVIEW = 0.05   # complete --review
+P_BATCH = 0.08    # batch claim a few tasks, batch complete them in one transaction
 P_REJECT = 0.15   # a reviewer rejects
 HOOK = """#!/bin/sh
 # chaos: a slow post-complete hook, so kills land inside it
@@ -113,6 +114,12 @@ class BoardApi:
     def claim_review(self, agent, lease):
         return self._call("claim_review", agent, lease=lease)
 
+    def claim_many(self, agent, count, lease):
+        return self._call("claim_many", agent, count, lease=lease)
+
+    def complete_many(self, agent, pairs):
+        return self._call("complete_many", pairs, agent=agent)
+
     def complete(self, agent, task, token, review=False):
         return self._call("complete", task, token, review=review, agent=agent, summary="chaos")
 
@@ -164,6 +171,12 @@ class CliApi:
     def claim_review(self, agent, lease):
         return self._run(agent, "claim", "--for-review", "--lease", lease)
 
+    def claim_many(self, agent, count, lease):
+        return self._run(agent, "batch", "claim", count, "--lease", lease)
+
+    def complete_many(self, agent, pairs):
+        return self._run(agent, "batch", "complete", *[f"{task}:{token}" for task, token in pairs])
+
     def complete(self, agent, task, token, review=False):
         return self._run(agent, "complete", task, "--token", token, "--summary", "chaos",
                          *(["--review"] if review else []))
@@ -197,7 +210,33 @@ def worker(kind, db, agent, journal_path, lease, seed):
     def note(**entry):
         journal.write(json.dumps(dict(entry, agent=agent)) + "\n")
 
+    def batch_once():
+        claimed = api.claim_many(agent, rng.randint(2, 4), lease)
+        if not claimed:
+            time.sleep(rng.uniform(0.02, 0.1))
+            return
+        pairs = [(t["id"], t["lease_token"]) for t in claimed]
+        for tid, token in pairs:
+            note(op="claim", task=tid, token=token)
+        time.sleep(rng.uniform(0, 0.03))
+        try:
+            done = api.complete_many(agent, pairs)
+        except Refused as exc:
+            if exc.code != "hook_rejected":
+                raise
+            note(op="hook_rejected", task=pairs[0][0], token=pairs[0][1])
+            for tid, token in pairs:  # all or nothing: give them all back
+                try:
+                    api.release(agent, tid, token)
+                except Refused:
+                    pass
+            return
+        for (tid, token), task in zip(pairs, done, strict=True):
+            note(op="complete", task=tid, token=token, status=task["status"])
+
     def work_once():
+        if rng.random() < P_BATCH:
+            return batch_once()
         task = api.claim(agent, lease)
         if not task:
             time.sleep(rng.uniform(0.02, 0.1))
