@@ -634,6 +634,13 @@ class Board:
             return self._pick(agent, role, project) is not None
         return self._read(peek)
 
+    def wait_for_work(self, seconds):
+        """Sleep up to `seconds` between has_work() polls; a Postgres board wakes early on
+        LISTEN/NOTIFY when a task may have become claimable."""
+        import time
+
+        getattr(self.db, "wait", time.sleep)(seconds)
+
     def claim_many(self, agent, count, *, role=None, project=None, lease=None):
         """Claim up to `count` ready tasks in one transaction: a list of claims."""
         agent = self._agent(agent)

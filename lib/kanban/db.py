@@ -414,6 +414,10 @@ class Database:
 def open_board(path=None, create=False):
     """Open (and, with create, initialise) the board; migrate when it is behind."""
     path = path or find_board(create=create)
+    if path.startswith(("postgresql://", "postgres://")):
+        from .pg import open_pg_board  # psycopg is imported for a server board only
+
+        return open_pg_board(path, create=create)
     if create:
         folder = os.path.dirname(os.path.abspath(path))
         try:

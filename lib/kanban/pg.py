@@ -1,0 +1,850 @@
+"""The PostgreSQL backend: KANBAN_DB=postgresql://... runs every verb on a server.
+
+PgDatabase offers Database's interface (rows/row/scalar/execute/script/read/write/
+changes/version/migrate/close), so board.py stays one body of SQL, written for
+SQLite.  A small translator turns that SQL into PostgreSQL's (placeholders,
+json_each, INSERT OR IGNORE/REPLACE, IS NOT, sum(bool), FTS5 MATCH, PRAGMAs).  Where
+the SQL must differ, board.py asks `db.sql(name, sqlite_sql)` and gets OVERRIDES[name].
+
+Concurrency.  SQLite runs one writer at a time; here writes run concurrently at READ
+COMMITTED, so the order of things is kept by locks instead:
+- a write that reads a task's status takes the row's lock (FOR UPDATE): every
+  check-then-write of a verb is serialised per task, as SQLite serialises them all;
+- claims pick with FOR UPDATE SKIP LOCKED: claimers pass over each other's rows;
+- a dependency or goal change takes the board's graph lock before its cycle check;
+- ids come from counter rows that a rollback restores (SQLite's AUTOINCREMENT), so
+  they have no gaps, and the events counter is held to the commit, so event ids
+  commit in order and an `event list --since` cursor never skips a late commit;
+- lease tokens come from a sequence: claimers do not queue on a counter for them.
+Serialisation failures and deadlocks are retried with jittered backoff up to
+KANBAN_BUSY_TIMEOUT, then `busy`.  psycopg is imported only here, only for a URL.
+"""
+import os
+import random
+import re
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+from .db import MIGRATIONS, SCHEMA_VERSION, busy_timeout_ms
+from .errors import KanbanError
+
+# Each entry takes a Postgres board from version i to i+1, as db.MIGRATIONS does for
+# SQLite; the versions mean the same schema on both.
+PG_MIGRATIONS = [
+    # 1: the core board
+    r"""
+    CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
+    -- SQLite's AUTOINCREMENT: a counter row per table, restored by a rollback
+    CREATE TABLE counters(name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+    INSERT INTO counters(name, value) VALUES ('tasks', 0), ('events', 0), ('comments', 0);
+    CREATE FUNCTION kanban_next_id(counter TEXT) RETURNS BIGINT LANGUAGE sql VOLATILE AS
+        $$ UPDATE counters SET value = value + 1 WHERE name = counter RETURNING value $$;
+    CREATE SEQUENCE lease_token_seq;
+    CREATE TABLE tasks(
+        id              BIGINT PRIMARY KEY DEFAULT kanban_next_id('tasks'),
+        kind            TEXT NOT NULL DEFAULT 'task' CHECK (kind IN ('task', 'goal')),
+        title           TEXT NOT NULL,
+        body            TEXT,
+        status          TEXT NOT NULL DEFAULT 'todo' CHECK (status IN
+                          ('todo','in_progress','in_review','blocked','done','failed','cancelled')),
+        priority        BIGINT NOT NULL DEFAULT 0,
+        project         TEXT,
+        role_boundary   TEXT,
+        assignee        TEXT,
+        goal_id         BIGINT,
+        review          INTEGER NOT NULL DEFAULT 0,
+        claimed_by      TEXT,
+        lease_until     BIGINT,
+        lease_token     BIGINT,
+        lease_ms        BIGINT,
+        attempts        BIGINT NOT NULL DEFAULT 0,
+        max_attempts    BIGINT,
+        not_before      BIGINT,
+        idempotency_key TEXT UNIQUE,
+        reason          TEXT,
+        unmet_deps      BIGINT NOT NULL DEFAULT 0,
+        started_at      BIGINT,
+        finished_at     BIGINT,
+        created_at      BIGINT NOT NULL,
+        updated_at      BIGINT NOT NULL
+    );
+    -- claim: walk the ready tasks in claim order; SKIP LOCKED passes over other claimers
+    CREATE INDEX tasks_claim ON tasks(priority DESC, created_at, id)
+        WHERE status = 'todo' AND kind = 'task' AND unmet_deps = 0;
+    CREATE INDEX tasks_lease ON tasks(lease_until) WHERE lease_until IS NOT NULL;
+    CREATE INDEX tasks_status ON tasks(status, priority DESC, created_at, id);
+    CREATE INDEX tasks_goal ON tasks(goal_id) WHERE goal_id IS NOT NULL;
+    CREATE INDEX tasks_finished ON tasks(finished_at) WHERE finished_at IS NOT NULL;
+    CREATE TABLE deps(
+        task_id BIGINT NOT NULL,
+        dep_id  BIGINT NOT NULL,
+        PRIMARY KEY (task_id, dep_id)
+    );
+    CREATE INDEX deps_dependents ON deps(dep_id, task_id);
+    CREATE TABLE holders(
+        task_id BIGINT NOT NULL,
+        agent   TEXT NOT NULL,
+        PRIMARY KEY (task_id, agent)
+    );
+    CREATE TABLE events(
+        id         BIGINT PRIMARY KEY DEFAULT kanban_next_id('events'),
+        task_id    BIGINT,
+        kind       TEXT NOT NULL,
+        actor      TEXT,
+        at         BIGINT NOT NULL,
+        data       TEXT,
+        expires_at BIGINT
+    );
+    CREATE INDEX events_task ON events(task_id, id);
+    CREATE INDEX events_kind ON events(kind, id);
+    CREATE INDEX events_expiry ON events(expires_at) WHERE expires_at IS NOT NULL;
+    CREATE TABLE comments(
+        id      BIGINT PRIMARY KEY DEFAULT kanban_next_id('comments'),
+        task_id BIGINT NOT NULL,
+        actor   TEXT,
+        at      BIGINT NOT NULL,
+        body    TEXT NOT NULL
+    );
+    CREATE INDEX comments_task ON comments(task_id, id);
+    -- unmet_deps counts the deps that are not done.  The dep's status is read FOR SHARE:
+    -- a completion of that dep in flight is waited for, then seen.
+    CREATE FUNCTION kanban_deps_added() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF (SELECT status FROM tasks WHERE id = NEW.dep_id FOR SHARE) IS DISTINCT FROM 'done' THEN
+            UPDATE tasks SET unmet_deps = unmet_deps + 1 WHERE id = NEW.task_id;
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER deps_added AFTER INSERT ON deps FOR EACH ROW EXECUTE FUNCTION kanban_deps_added();
+    CREATE FUNCTION kanban_deps_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF (SELECT status FROM tasks WHERE id = OLD.dep_id FOR SHARE) IS DISTINCT FROM 'done' THEN
+            UPDATE tasks SET unmet_deps = unmet_deps - 1 WHERE id = OLD.task_id;
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER deps_removed AFTER DELETE ON deps FOR EACH ROW EXECUTE FUNCTION kanban_deps_removed();
+    CREATE FUNCTION kanban_deps_done() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE tasks SET unmet_deps = unmet_deps + (CASE WHEN NEW.status = 'done' THEN -1 ELSE 1 END)
+         WHERE id IN (SELECT task_id FROM deps WHERE dep_id = NEW.id);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER deps_done AFTER UPDATE OF status ON tasks FOR EACH ROW
+        WHEN ((OLD.status = 'done') <> (NEW.status = 'done')) EXECUTE FUNCTION kanban_deps_done();
+    -- claim --wait listens on channel 'kanban' for work that may have become claimable
+    CREATE FUNCTION kanban_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('kanban', current_schema());
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER tasks_notify AFTER INSERT OR UPDATE OF status, claimed_by, unmet_deps, not_before ON tasks
+        FOR EACH ROW WHEN (NEW.status = 'todo' OR (NEW.status = 'in_review' AND NEW.claimed_by IS NULL))
+        EXECUTE FUNCTION kanban_notify();
+    -- a cycle check and the edge it allows commit together: one graph change at a time
+    CREATE FUNCTION kanban_reaches(start BIGINT, target BIGINT) RETURNS BOOLEAN LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_advisory_xact_lock(1801545326, 'deps'::regclass::oid::integer);
+        RETURN EXISTS (
+            WITH RECURSIVE reach(id) AS (
+                SELECT start
+                UNION
+                SELECT n.id FROM reach r CROSS JOIN LATERAL (
+                    SELECT d.dep_id AS id FROM deps d WHERE d.task_id = r.id
+                    UNION ALL SELECT t.id FROM tasks t WHERE t.goal_id = r.id) n)
+            SELECT 1 FROM reach WHERE id = target);
+    END $$;
+    """,
+    # 2: full-text search and runs.  Search tokenises as SQLite's FTS5 unicode61 does
+    # (letters and digits, case-folded, diacritics removed) and ranks with FTS5's bm25,
+    # so both backends answer a search with the same tasks in the same order.
+    r"""
+    CREATE FUNCTION kanban_tokens(doc TEXT) RETURNS TEXT[] LANGUAGE sql IMMUTABLE AS $$
+        SELECT coalesce(array_agg(m[1] ORDER BY n), '{}')
+          FROM regexp_matches(regexp_replace(normalize(lower(coalesce(doc, '')), NFD),
+                                             '[\u0300-\u036f]', '', 'g'),
+                              '([[:alnum:]]+)', 'g') WITH ORDINALITY AS r(m, n) $$;
+    -- occurrences of a phrase (a token list) in a document (a token list), overlapping
+    CREATE FUNCTION kanban_count(doc TEXT[], phrase TEXT[]) RETURNS INTEGER LANGUAGE sql IMMUTABLE AS $$
+        SELECT CASE
+            WHEN cardinality(phrase) = 0 THEN 0
+            WHEN cardinality(phrase) = 1 THEN (SELECT count(*)::integer FROM unnest(doc) u(tok)
+                                                WHERE tok = phrase[1])
+            ELSE (SELECT count(*)::integer FROM generate_subscripts(doc, 1) i
+                   WHERE doc[i:i + cardinality(phrase) - 1] = phrase) END $$;
+    ALTER TABLE tasks ADD COLUMN fts_title TEXT[] NOT NULL DEFAULT '{}',
+                      ADD COLUMN fts_body TEXT[] NOT NULL DEFAULT '{}';
+    CREATE FUNCTION kanban_fts() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        NEW.fts_title := kanban_tokens(NEW.title);
+        NEW.fts_body := kanban_tokens(NEW.body);
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER tasks_fts BEFORE INSERT OR UPDATE OF title, body ON tasks
+        FOR EACH ROW EXECUTE FUNCTION kanban_fts();
+    UPDATE tasks SET title = title;
+    CREATE INDEX tasks_fts ON tasks USING gin ((fts_title || fts_body));
+    -- the FTS5 query kanban writes ("term" "term" ...: every phrase, in any column),
+    -- answered with FTS5's bm25 (k1 = 1.2, b = 0.75); lower rank is better
+    CREATE FUNCTION kanban_search(query TEXT) RETURNS TABLE(id BIGINT, rank DOUBLE PRECISION)
+    LANGUAGE sql STABLE AS $$
+        WITH phrases AS (
+            SELECT n, kanban_tokens(replace(m[1], '""', '"')) AS toks
+              FROM regexp_matches(query, '"((?:[^"]|"")*)"', 'g') WITH ORDINALITY AS r(m, n)),
+        used AS (SELECT * FROM phrases WHERE cardinality(toks) > 0),
+        corpus AS (
+            SELECT count(*)::double precision AS n_rows,
+                   coalesce(sum(cardinality(fts_title) + cardinality(fts_body)), 0)::double precision AS n_tokens
+              FROM tasks),
+        freq AS (
+            SELECT t.id, p.n,
+                   (kanban_count(t.fts_title, p.toks) + kanban_count(t.fts_body, p.toks))::double precision AS tf,
+                   (cardinality(t.fts_title) + cardinality(t.fts_body))::double precision AS dl
+              FROM used p JOIN tasks t ON (t.fts_title || t.fts_body) @> p.toks),
+        hits AS (SELECT n, count(*) FILTER (WHERE tf > 0)::double precision AS n_hit FROM freq GROUP BY n),
+        idf AS (
+            SELECT h.n, CASE WHEN ln((c.n_rows - h.n_hit + 0.5::float8) / (h.n_hit + 0.5::float8)) > 0
+                             THEN ln((c.n_rows - h.n_hit + 0.5::float8) / (h.n_hit + 0.5::float8))
+                             ELSE 1e-6::float8 END AS idf
+              FROM hits h, corpus c),
+        matched AS (
+            SELECT f.id FROM freq f WHERE f.tf > 0 GROUP BY f.id
+            HAVING count(*) = (SELECT count(*) FROM used) AND count(*) > 0)
+        SELECT f.id,
+               -1.0::float8 * sum(i.idf * ((f.tf * (1.2::float8 + 1.0::float8))
+                    / (f.tf + 1.2::float8 * (1::float8 - 0.75::float8 + 0.75::float8 * f.dl
+                                              / (c.n_tokens / c.n_rows)))) ORDER BY f.n)
+          FROM freq f JOIN matched USING (id) JOIN idf i USING (n) CROSS JOIN corpus c
+         GROUP BY f.id $$;
+    INSERT INTO counters(name, value) VALUES ('runs', 0);
+    CREATE TABLE runs(
+        id           BIGINT PRIMARY KEY DEFAULT kanban_next_id('runs'),
+        task_id      BIGINT NOT NULL,
+        agent        TEXT,
+        lease_token  BIGINT,
+        started_at   BIGINT NOT NULL,
+        heartbeat_at BIGINT NOT NULL,
+        ended_at     BIGINT,
+        outcome      TEXT
+    );
+    CREATE INDEX runs_task ON runs(task_id, id);
+    CREATE INDEX runs_open ON runs(heartbeat_at) WHERE ended_at IS NULL;
+    """,
+]
+PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
+# kanban never waits inside a transaction: a session idle in one this long is stuck
+IDLE_IN_TRANSACTION_MS = 60_000
+
+# The queries whose text must differ, by the name board.py asks for (Board._sql).
+# They are written with SQLite's placeholders; the translator converts them.
+OVERRIDES = {
+    # the best ready task this agent may take, in claim order, skipping rows that other
+    # claimers hold (the lock clause is added inside a write transaction only)
+    "pick": """SELECT id FROM tasks
+                WHERE status = 'todo' AND kind = 'task' AND unmet_deps = 0
+                  AND (role_boundary IS NULL OR role_boundary = :role)
+                  AND (assignee IS NULL OR assignee = :agent)
+                  AND (not_before IS NULL OR not_before <= :now)
+                  AND (CAST(:project AS TEXT) IS NULL OR project = :project)
+                ORDER BY priority DESC, created_at, id LIMIT 1""",
+    "reaches": "SELECT 1 WHERE kanban_reaches(:start, :target)",
+    "next_token": "SELECT nextval('lease_token_seq')",
+}
+LOCKING = {"pick": " FOR UPDATE SKIP LOCKED", "skip_locked": " FOR UPDATE SKIP LOCKED"}
+
+PRAGMAS = {
+    "integrity_check": "SELECT 'ok'",
+    "user_version": "SELECT value::bigint FROM meta WHERE key = 'schema_version'",
+    "journal_mode": "SELECT 'postgresql'",
+    "page_count": """SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
+                            / current_setting('block_size')::bigint
+                       FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace
+                        AND c.relkind = 'r'""",
+    "freelist_count": "SELECT 0",
+    "incremental_vacuum": "VACUUM events",
+}
+
+# -- the translator ----------------------------------------------------------------
+
+_LITERAL = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_JSON_EACH = re.compile(r"([\w.]+) IN \(SELECT value FROM json_each\(([^()]+)\)\)", re.I)
+_JSON_EXTRACT = re.compile(r"json_extract\(([\w.]+),\s*'\$\.(\w+)'\)(\s*=\s*(\?|:\w+))?", re.I)
+_IS_NOT = re.compile(r"\bIS NOT (?!NULL\b|DISTINCT\b|TRUE\b|FALSE\b)", re.I)
+_IS = re.compile(r"\bIS (?!NOT\b|NULL\b|DISTINCT\b|TRUE\b|FALSE\b)", re.I)
+_FTS = re.compile(r"JOIN tasks_fts (\w+) ON \1\.rowid = (\w+)\.id WHERE tasks_fts MATCH (\?|:\w+)", re.I)
+_OR_IGNORE = re.compile(r"^\s*INSERT OR IGNORE INTO", re.I)
+_OR_REPLACE = re.compile(r"^\s*INSERT OR REPLACE INTO\s+(\w+)\s*\(([^)]*)\)", re.I)
+_PRAGMA = re.compile(r"^\s*PRAGMA\s+(\w+)\s*;?\s*$", re.I)
+_ONE_TASK = re.compile(r"^\s*SELECT\b(?P<cols>(?:(?!\bFROM\b).)*)\bFROM\s+tasks(?:\s+(?:AS\s+)?\w+)?"
+                       r"\s+WHERE\s+(?:\w+\.)?id\s*=\s*(?:\?|:\w+)\s*$", re.I | re.S)
+_AGGREGATE = re.compile(r"\b(count|sum|min|max|avg|total|group_concat)\s*\(|\bDISTINCT\b", re.I)
+_QUERY = re.compile(r"\s*(SELECT|WITH|VALUES|PRAGMA)\b", re.I)
+_BOOLEAN = re.compile(r"\bIN\b|[=<>]|\bIS\b|\bNOT\b|\bLIKE\b|\bAND\b|\bOR\b", re.I)
+
+
+def _closing(text, start):
+    """The index of the parenthesis closing the one at text[start]."""
+    depth = 0
+    for index in range(start, len(text)):
+        if text[index] == "(":
+            depth += 1
+        elif text[index] == ")":
+            depth -= 1
+            if depth == 0:
+                return index
+    raise ValueError("unbalanced parentheses")
+
+
+def _split_args(inner):
+    args, depth, last = [], 0, 0
+    for index, ch in enumerate(inner):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            args.append(inner[last:index])
+            last = index + 1
+    args.append(inner[last:])
+    return args
+
+
+def _functions(sql):
+    """sum(bool) -> sum((bool)::int); scalar max(a, b)/min -> greatest/least."""
+    out, pos = [], 0
+    for match in re.finditer(r"\b(sum|max|min)\s*\(", sql, re.I):
+        if match.start() < pos:
+            continue
+        open_at = match.end() - 1
+        close_at = _closing(sql, open_at)
+        inner = _functions(sql[open_at + 1:close_at])
+        name = match.group(1).lower()
+        args = _split_args(inner)
+        if name == "sum" and _BOOLEAN.search(inner):
+            call = f"sum(({inner})::integer)"
+        elif name in ("max", "min") and len(args) > 1:
+            call = f"{'greatest' if name == 'max' else 'least'}({inner})"
+        else:
+            call = f"{match.group(1)}({inner})"
+        out.append(sql[pos:match.start()] + call)
+        pos = close_at + 1
+    out.append(sql[pos:])
+    return "".join(out)
+
+
+def _alias_subqueries(sql):
+    """PostgreSQL before 16 needs an alias on every subquery in FROM."""
+    out, pos, count = [], 0, 0
+    for match in re.finditer(r"\bFROM\s*\(", sql, re.I):
+        if match.start() < pos:
+            continue
+        close_at = _closing(sql, match.end() - 1)
+        rest = sql[close_at + 1:]
+        out.append(sql[pos:close_at + 1])
+        pos = close_at + 1
+        if not re.match(r"\s*(AS\s+)?(?!(WHERE|ORDER|GROUP|LIMIT|UNION|JOIN|ON|HAVING|CROSS|LEFT|INNER)\b)[A-Za-z_]\w*",
+                        rest, re.I):
+            count += 1
+            out.append(f" AS _sub{count}")
+    out.append(sql[pos:])
+    return "".join(out)
+
+
+def _rewrite(sql):
+    """SQLite's constructs -> PostgreSQL's, on text outside string literals."""
+    pragma = _PRAGMA.match(sql)
+    if pragma:
+        name = pragma.group(1).lower()
+        if name not in PRAGMAS:
+            raise KanbanError("internal", f"PRAGMA {name} has no PostgreSQL equivalent")
+        return PRAGMAS[name]
+    suffix = ""
+    if _OR_IGNORE.match(sql):
+        sql = _OR_IGNORE.sub("INSERT INTO", sql, count=1)
+        suffix = " ON CONFLICT DO NOTHING"
+    replace = _OR_REPLACE.match(sql)
+    if replace:
+        columns = [c.strip() for c in replace.group(2).split(",")]
+        sql = re.sub(r"^\s*INSERT OR REPLACE INTO", "INSERT INTO", sql, count=1, flags=re.I)
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[1:])
+        suffix = f" ON CONFLICT ({columns[0]}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING")
+    if suffix:
+        sql = sql.rstrip().rstrip(";")
+        returning = re.search(r"\sRETURNING\s", sql, re.I)
+        if returning:
+            sql = sql[:returning.start()] + suffix + sql[returning.start():]
+        else:
+            sql += suffix
+    sql = _FTS.sub(r"JOIN kanban_search(\3) \1 ON \1.id = \2.id WHERE TRUE", sql)
+    sql = _JSON_EACH.sub(
+        lambda m: f"{m.group(1)} IN (SELECT value{'::bigint' if re.search(r'(^|[._])id$', m.group(1)) else ''}"
+                  f" FROM json_array_elements_text(({m.group(2)})::json) AS _j(value))", sql)
+    sql = _IS_NOT.sub("IS DISTINCT FROM ", sql)
+    sql = _IS.sub("IS NOT DISTINCT FROM ", sql)
+    sql = re.sub(r"\s+(INDEXED BY\s+\w+|NOT INDEXED)\b", "", sql, flags=re.I)  # SQLite's planner hints
+    sql = re.sub(r"\bifnull\s*\(", "coalesce(", sql, flags=re.I)
+    sql = re.sub(r"(?<!I)\bLIKE\b", "ILIKE", sql)  # SQLite's LIKE ignores ASCII case
+    sql = re.sub(r"\bLIMIT\s+-1\b", "LIMIT ALL", sql, flags=re.I)
+    sql = _functions(sql)
+    return _alias_subqueries(sql)
+
+
+def _placeholders(sql):
+    """?, :name -> %s, %(name)s (and % -> %%); outside literals.  (text, has params)"""
+    parts, pos, found = [], 0, False
+
+    def code(segment):
+        nonlocal found
+        segment = segment.replace("%", "%%")
+        if "?" in segment or _NAMED.search(segment):
+            found = True
+        return _NAMED.sub(r"%(\1)s", segment.replace("?", "%s"))
+
+    for literal in _LITERAL.finditer(sql):
+        parts.append(code(sql[pos:literal.start()]))
+        parts.append(literal.group(0).replace("%", "%%"))
+        pos = literal.end()
+    parts.append(code(sql[pos:]))
+    text = "".join(parts)
+    if not found:
+        return sql, False
+    return text, True
+
+
+_CACHE = {}
+
+
+def translate(sql, writing=False):
+    """SQLite SQL -> (PostgreSQL SQL, takes parameters, changes rows); cached."""
+    key = (sql, writing)
+    hit = _CACHE.get(key)
+    if hit is None:
+        # json_extract(col, '$.key') reads its path from a literal: rewritten before masking
+        masked, literals = _mask(_JSON_EXTRACT.sub(
+            lambda m: f"({m.group(1)}::jsonb ->> '{m.group(2)}')"
+                      + (f" = CAST({m.group(4)} AS TEXT)" if m.group(3) else ""), sql))
+        text = _unmask(_rewrite(masked), literals)
+        if writing and _reads_task_status(sql):
+            text = text.rstrip().rstrip(";") + " FOR UPDATE"
+        text, takes_params = _placeholders(text)
+        # SQLite's changes() counts the rows of the last INSERT, UPDATE or DELETE only
+        hit = _CACHE[key] = (text, takes_params, not _QUERY.match(sql))
+    return hit
+
+
+def _mask(sql):
+    """Replace string literals by markers, so rewrites never look inside them."""
+    literals = []
+
+    def keep(match):
+        literals.append(match.group(0))
+        return f"'\x00{len(literals) - 1}\x00'"
+    return _LITERAL.sub(keep, sql), literals
+
+
+def _unmask(sql, literals):
+    return re.sub(r"'\x00(\d+)\x00'", lambda m: literals[int(m.group(1))], sql)
+
+
+def _reads_task_status(sql):
+    """One task's row by id, reading its status: the write's check-then-act locks it."""
+    match = _ONE_TASK.match(sql)
+    return bool(match and re.search(r"\bstatus\b", match.group("cols"))
+                and not _AGGREGATE.search(match.group("cols")))
+
+
+# -- the connection ----------------------------------------------------------------
+
+def is_url(path):
+    return isinstance(path, str) and path.startswith(("postgresql://", "postgres://"))
+
+
+def display_url(url):
+    """The URL without its password, for answers and messages."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        if parts.port:
+            host += f":{parts.port}"
+        user = parts.username or ""
+        return urlunsplit((parts.scheme, f"{user}@{host}" if user else host, parts.path, parts.query,
+                           parts.fragment))
+    except ValueError:
+        return "postgresql://..."
+
+
+def _pg_error(exc, url):
+    """A psycopg exception -> a KanbanError from the closed list."""
+    import psycopg
+    from psycopg import errors
+
+    if isinstance(exc, KanbanError):
+        return exc
+    shown = display_url(url)
+    if isinstance(exc, (errors.LockNotAvailable, errors.SerializationFailure, errors.DeadlockDetected)):
+        return KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT", db=shown)
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    if isinstance(exc, errors.ReadOnlySqlTransaction):
+        message = "the board is read-only (a standby server, or a read-only transaction)"
+    elif sqlstate.startswith("53"):
+        message = "the server is out of resources (disk full, out of memory or connections)"
+    elif sqlstate.startswith("42501") or sqlstate.startswith("28"):
+        message = "no permission to use the board"
+    elif isinstance(exc, psycopg.OperationalError):
+        message = "cannot reach the PostgreSQL server"
+    else:
+        message = "the board cannot be used"
+    detail = str(exc).strip().replace(url, shown) if url else str(exc).strip()
+    return KanbanError("db_error", message, detail=f"{type(exc).__name__}: {detail}", db=shown)
+
+
+class PgDatabase:
+    """One connection to a board on a PostgreSQL server, with Database's interface."""
+
+    dialect = "pg"
+
+    def __init__(self, url, create=False):
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        self._psycopg = psycopg
+        self.path = url
+        self.busy_ms = busy_timeout_ms()
+        self.created = False
+        self._writing = False
+        self._rowcount = -1
+        self._listening = False
+        try:
+            params = conninfo_to_dict(url)
+            # a lock wait ends as `busy` at KANBAN_BUSY_TIMEOUT, as a locked SQLite file does;
+            # a client stuck inside a transaction (stopped, cut off) is ended by the server
+            params["options"] = (params.get("options", "") + f" -c lock_timeout={int(self.busy_ms)}"
+                                 f" -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}").strip()
+            params.setdefault("connect_timeout", "10")
+            params.setdefault("application_name", "kanban")
+            self.conn = psycopg.connect(make_conninfo("", **params), autocommit=True,
+                                        cursor_factory=psycopg.ClientCursor)
+        except psycopg.Error as exc:
+            raise _pg_error(exc, url) from None
+        except Exception as exc:  # noqa: BLE001 - a malformed URL
+            raise KanbanError("invalid", f"bad board URL {display_url(url)}: {exc}") from None
+        try:
+            schema, has_meta = self.conn.execute("SELECT current_schema(), to_regclass('meta') IS NOT NULL").fetchone()
+            if schema is None and create:
+                schema = self._create_schema()
+            if schema is None:
+                raise KanbanError("not_found", f"no schema to hold a board at {display_url(url)}"
+                                  " (its search_path names none that exists; run 'kanban init')",
+                                  db=display_url(url))
+            self.schema = schema
+            self.version = self._stored_version() if has_meta else 0
+        except psycopg.Error as exc:
+            self.conn.close()
+            raise _pg_error(exc, url) from None
+        if self.version > SCHEMA_VERSION:
+            self.conn.close()
+            raise KanbanError(
+                "db_error",
+                f"the board has schema version {self.version}, newer than this kanban "
+                f"understands ({SCHEMA_VERSION}): upgrade kanban",
+                db=display_url(url),
+            )
+
+    def _create_schema(self):
+        path = self.conn.execute("SELECT current_setting('search_path')").fetchone()[0]
+        for entry in path.split(","):
+            name = entry.strip()
+            if name and name != '"$user"':
+                quoted = name if name.startswith('"') else '"' + name.replace('"', '""') + '"'
+                self.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+                return self.conn.execute("SELECT current_schema()").fetchone()[0]
+        return None
+
+    def _stored_version(self):
+        value = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(value[0]) if value else 0
+
+    # -- the SQL board.py asks for by name -----------------------------------------
+
+    def sql(self, name, default):
+        text = OVERRIDES.get(name, default)
+        if self._writing and name in LOCKING:
+            text = text.rstrip() + LOCKING[name]
+        return text
+
+    # -- reading ---------------------------------------------------------------------
+
+    def _run(self, sql, params=()):
+        text, takes_params, changes = translate(sql, self._writing)
+        cursor = self.conn.cursor()
+        cursor.execute(text, params if takes_params else None)
+        if changes:
+            self._rowcount = cursor.rowcount
+        return cursor
+
+    def rows(self, sql, params=()):
+        cursor = self._run(sql, params)
+        if cursor.description is None:
+            return []
+        names = [d.name for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def row(self, sql, params=()):
+        found = self.rows(sql, params)
+        return found[0] if found else None
+
+    def scalar(self, sql, params=()):
+        cursor = self._run(sql, params)
+        if cursor.description is None:
+            return None
+        found = cursor.fetchone()
+        return found[0] if found else None
+
+    def execute(self, sql, params=()):
+        return _Rows(self._run(sql, params))
+
+    def script(self, sql):
+        self.conn.execute(sql)
+
+    def changes(self):
+        return max(self._rowcount, 0)
+
+    # -- transactions ------------------------------------------------------------------
+
+    def _in_transaction(self):
+        return self.conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE
+
+    def read(self, fn):
+        """Run fn() inside one read-only transaction: a consistent snapshot."""
+        if self._in_transaction():
+            return fn()
+        try:
+            self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                return fn()
+            finally:
+                if self._in_transaction():
+                    self.conn.execute("ROLLBACK")
+        except self._psycopg.Error as exc:
+            raise _pg_error(exc, self.path) from None
+
+    def write(self, fn):
+        """Run fn() inside one transaction; retry serialisation failures and deadlocks.
+
+        fn must only touch the database (it may run again after a rollback).
+        Anything it raises rolls the whole transaction back.
+        """
+        from psycopg import errors
+
+        deadline = time.monotonic() + self.busy_ms / 1000
+        delay = 0.002
+        duplicates = 0
+        while True:
+            try:
+                self.conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+                self._writing = True
+                try:
+                    result = fn()
+                    self.conn.execute("COMMIT")
+                    return result
+                except BaseException:
+                    self._writing = False
+                    if self._in_transaction() and not self.conn.closed:
+                        try:
+                            self.conn.execute("ROLLBACK")
+                        except self._psycopg.Error:
+                            pass
+                    raise
+                finally:
+                    self._writing = False
+            except errors.LockNotAvailable:  # waited for a row lock the whole busy timeout
+                raise KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT") from None
+            except (errors.SerializationFailure, errors.DeadlockDetected):
+                if time.monotonic() >= deadline:
+                    raise KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT") from None
+            except errors.UniqueViolation as exc:
+                # two writers created the same idempotency key at once: the retry finds it
+                duplicates += 1
+                if duplicates > 3 or time.monotonic() >= deadline:
+                    raise _pg_error(exc, self.path) from None
+            except self._psycopg.Error as exc:
+                raise _pg_error(exc, self.path) from None
+            time.sleep(random.uniform(delay / 2, delay))  # jitter: no lockstep retries
+            delay = min(delay * 2, 0.1)
+
+    def wait(self, seconds):
+        """Sleep up to `seconds`, waking early when work may have become claimable."""
+        try:
+            if not self._listening:
+                self.conn.execute("LISTEN kanban")
+                self._listening = True
+            for note in self.conn.notifies(timeout=seconds, stop_after=1):
+                return note.payload == self.schema
+        except TypeError:  # psycopg before 3.2: no timeout on notifies()
+            time.sleep(seconds)
+        except self._psycopg.Error as exc:
+            raise _pg_error(exc, self.path) from None
+        return False
+
+    # -- schema ------------------------------------------------------------------------
+
+    def is_board(self):
+        return self.version > 0
+
+    def migrate(self, target=SCHEMA_VERSION):
+        """Bring the schema up to `target` in one transaction; no-op when current."""
+        if self.version >= target:
+            return False
+
+        def step():
+            # one migrator at a time per schema; a second one finds the work done
+            self.conn.execute("SELECT pg_advisory_xact_lock(1801545326, hashtext(current_schema()))")
+            exists = self.conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]
+            current = self._stored_version() if exists else 0
+            for index in range(current, target):
+                self.conn.execute(migration(index))
+            self.conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', %s)"
+                              " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (str(target),))
+            return current
+
+        before = self.write(step)
+        self.created = before == 0
+        self.version = target
+        return True
+
+    def close(self):
+        if not self.conn.closed:
+            self.conn.close()
+
+    # -- what doctor and backup need from a server board ---------------------------------
+
+    def describe(self):
+        """doctor's file-level facts, as a server answers them."""
+        server = self.conn.info.server_version
+        return {
+            "db": display_url(self.path),
+            "driver": f"psycopg {self._psycopg.__version__}",
+            "server_version": f"{server // 10000}.{server % 10000}",
+            "schema": self.schema,
+            "wal": {"path": "", "bytes": 0},
+            "filesystem": None,
+        }
+
+    def backup(self, dest):
+        """A consistent copy of the board as a SQLite board file (one snapshot)."""
+        return backup_to_sqlite(self, dest)
+
+
+def migration(index):
+    """The PostgreSQL text of migration `index` (0-based)."""
+    if index >= len(PG_MIGRATIONS):
+        raise KanbanError("internal", f"schema version {index + 1} has no PostgreSQL migration yet "
+                          f"(lib/kanban/pg.py PG_MIGRATIONS has {len(PG_MIGRATIONS)} of {len(MIGRATIONS)})")
+    return PG_MIGRATIONS[index]
+
+
+class _Rows:
+    """A cursor over a result, as apsw's: iterate it, or fetchall()/fetchone()."""
+
+    def __init__(self, cursor):
+        self.cursor = cursor
+
+    def __iter__(self):
+        if self.cursor.description is None:
+            return iter(())
+        return iter(self.cursor.fetchall())
+
+    def fetchall(self):
+        return [] if self.cursor.description is None else self.cursor.fetchall()
+
+    def fetchone(self):
+        return None if self.cursor.description is None else self.cursor.fetchone()
+
+
+TABLES = ("tasks", "deps", "holders", "events", "comments", "runs")
+
+
+def backup_to_sqlite(database, dest):
+    """Copy every row of a Postgres board into a new SQLite board file at `dest`."""
+    import apsw
+
+    from . import clock
+
+    tmp = dest + ".tmp-backup"
+    for leftover in (tmp, tmp + "-journal"):
+        if os.path.exists(leftover):
+            os.remove(leftover)
+
+    def snapshot():
+        counters = dict(database.conn.execute("SELECT name, value FROM counters").fetchall())
+        seq = database.conn.execute("SELECT last_value, is_called FROM lease_token_seq").fetchone()
+        meta = database.conn.execute("SELECT key, value FROM meta WHERE key <> 'schema_version'").fetchall()
+        return counters, (seq[0] if seq[1] else 0), meta
+
+    try:
+        target = apsw.Connection(tmp)
+        try:
+            target.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            with target:
+                for step in MIGRATIONS:
+                    for _ in target.execute(step):
+                        pass
+                target.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            columns = {t: [r[1] for r in target.execute(f"PRAGMA table_info({t})")] for t in TABLES}
+            rows = {}
+
+            def read_all():
+                for table in TABLES:
+                    names = ", ".join(columns[table])
+                    rows[table] = database.conn.execute(f"SELECT {names} FROM {table} ORDER BY 1").fetchall()
+                return snapshot()
+            counters, token, meta = database.read(read_all)
+            with target:
+                # deps before tasks: the deps trigger finds no task to count, and each task
+                # arrives with its own unmet_deps; the FTS trigger indexes each task
+                for table in ("deps",) + tuple(t for t in TABLES if t != "deps"):
+                    names = columns[table]
+                    target.executemany(
+                        f"INSERT INTO {table}({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                        rows[table])
+                target.execute("UPDATE meta SET value = ? WHERE key = 'lease_token'", (token,))
+                for key, value in meta:
+                    target.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+                for table in ("tasks", "events", "comments", "runs"):
+                    target.execute("DELETE FROM sqlite_sequence WHERE name = ?", (table,))
+                    target.execute("INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)",
+                                   (table, counters.get(table, 0)))
+            check = target.execute("PRAGMA integrity_check").fetchall()[0][0]
+            pages = target.execute("PRAGMA page_count").fetchall()[0][0]
+        finally:
+            target.close()
+        os.replace(tmp, dest)
+    except apsw.Error as exc:
+        _remove(tmp)
+        raise KanbanError("db_error", f"cannot write the backup: {exc}", detail=str(exc)) from None
+    except OSError as exc:
+        _remove(tmp)
+        raise KanbanError("db_error", f"cannot write the backup: {exc.strerror}", detail=str(exc)) from None
+    return {"backup": os.path.abspath(dest), "bytes": os.path.getsize(dest), "pages": pages,
+            "integrity": check, "at": clock.iso(clock.now_ms())}
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def open_pg_board(url, create=False):
+    """Open (and, with create, initialise) a board on a server; migrate when behind."""
+    database = PgDatabase(url, create=create)
+    if not database.is_board() and not create:
+        database.close()
+        raise KanbanError("not_found", f"{display_url(url)} holds no kanban board (run 'kanban init')",
+                          db=display_url(url))
+    database.migrate()
+    return database
