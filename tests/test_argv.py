@@ -84,6 +84,9 @@ def test_cache_is_used_and_survives_a_bad_file(tmp_path):
     second = argv_cache.parse(help_text, ["claim", "--agent=b2"], run_docopt)
     assert first["--agent"] == "a1" and second["--agent"] == "b2"
     assert len(calls) == 1, "the same shape must be answered from the cache"
-    Path(argv_cache.cache_path()).write_text("{not json")
+    files = list(Path(os.environ["XDG_CACHE_HOME"], "kanban").glob("argv-*.marshal"))
+    assert len(files) == 1
+    files[0].write_bytes(b"\x00not marshal")
     assert argv_cache.parse(help_text, ["claim", "--agent", "c3"], run_docopt)["--agent"] == "c3"
-    assert os.path.exists(argv_cache.cache_path())
+    assert argv_cache.parse(help_text, ["claim", "--agent", "d4"], run_docopt)["--agent"] == "d4"
+    assert len(calls) == 2, "a broken cache file is rebuilt, once"

@@ -9,28 +9,30 @@ parsing, on a claim that otherwise takes ~12 ms of Python).  Anything unusual â€
 short options, `--`, abbreviations, values docopt might read differently â€” goes
 straight to docopt.  tests/test_argv.py checks the cache against docopt itself.
 """
-import json
+import binascii
+import marshal
 import os
-import re
-import zlib
 
-_OPTION = re.compile(r"(--[a-z][a-z0-9-]*)(=[A-Za-z_]+)?")
-_WORD = re.compile(r"^[a-z][a-z0-9-]*$")
 _PLACEHOLDER = "@kanban-value-{}@"
-MAX_ENTRIES = 2000
+MAX_ENTRIES = 500
 
 
 def grammar(help_text):
     """({option: takes_value}, {command words}) as the usage text declares them."""
+    import re  # only when a usage text is first seen: the answer is cached
+
     from .cli import usage_section
 
+    option_re = re.compile(r"(--[a-z][a-z0-9-]*)(=[A-Za-z_]+)?")
+    word_re = re.compile(r"^[a-z][a-z0-9-]*$")
+
     options = {}
-    for name, value in _OPTION.findall(help_text):
+    for name, value in option_re.findall(help_text):
         options[name] = options.get(name, False) or bool(value)
     words = set()
     for token in re.split(r"[\s\[\]()|]+", usage_section(help_text)):
         token = token.rstrip(".")
-        if _WORD.match(token) and token != "usage:":
+        if word_re.match(token) and token != "usage:":
             words.add(token)
     return options, words
 
@@ -75,17 +77,17 @@ def _fill(template, values):
             for key, value in template.items()}
 
 
-def cache_path():
+def cache_path(digest):
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "kanban", "argv-v1.json")
+    return os.path.join(base, "kanban", f"argv-{digest}.marshal")
 
 
 def _load(path):
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+        with open(path, "rb") as handle:
+            data = marshal.load(handle)
         return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+    except (OSError, EOFError, ValueError, TypeError):
         return {}
 
 
@@ -93,9 +95,9 @@ def _store(path, cache):
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(cache, handle)
-        os.replace(tmp, path)
+        with open(tmp, "wb") as handle:
+            marshal.dump(cache, handle)
+        os.replace(tmp, path)  # readers see the old file or the new one, never half
     except OSError:
         pass  # a read-only home only costs speed
 
@@ -104,27 +106,27 @@ def parse(help_text, argv, run_docopt):
     """docopt's answer for argv; run_docopt(argv) is the real parser."""
     if os.environ.get("KANBAN_NO_ARGV_CACHE"):
         return run_docopt(argv)
-    digest = f"{zlib.crc32(help_text.encode()):08x}{len(help_text):x}"
-    path = cache_path()
+    # one small cache file per usage text: a changed usage text starts afresh
+    digest = f"{binascii.crc32(help_text.encode()):08x}{len(help_text):x}"
+    path = cache_path(digest)
     cache = _load(path)
-    known = cache.get(f"grammar {digest}")
-    if known is None:
+    known = cache.get("")
+    if known is None or not isinstance(known, tuple):
         options, words = grammar(help_text)
-        cache[f"grammar {digest}"] = [options, sorted(words)]
-    else:
-        options, words = known[0], set(known[1])
+        cache[""] = known = (options, tuple(sorted(words)))
+    options, words = known[0], set(known[1])
     found = shape(argv, options, words)
     if found is None:
-        if known is None:
+        if len(cache) == 1:
             _store(path, cache)
         return run_docopt(argv)
     tokens, values = found
-    key = f"{digest} {json.dumps(tokens)}"
+    key = "\x1f".join(tokens)
     template = cache.get(key)
     if template is None:
         template = dict(run_docopt(tokens))
         if len(cache) >= MAX_ENTRIES:
-            cache.clear()
+            cache = {"": known}
         cache[key] = template
         _store(path, cache)
     return _fill(template, values)

@@ -4,12 +4,12 @@ Every write is one transaction (Database.write); everything it checks, it checks
 inside that transaction, so a refused command changes nothing.  Hooks run after
 the commit.  Answers are plain dicts, exactly what the CLI prints.
 """
-import json
 import os
 
 from . import clock
 from .db import open_board
 from .errors import KanbanError, conflict, invalid, not_found, usage
+from .jsontext import dumps
 
 STATUSES = ("todo", "in_progress", "in_review", "blocked", "done", "failed", "cancelled")
 OPEN = ("todo", "in_progress", "in_review", "blocked")
@@ -36,6 +36,12 @@ SELECT t.id, t.kind, t.title, t.body, t.status, t.priority, t.project, t.role_bo
         AND (t.not_before IS NULL OR t.not_before <= :now)) AS ready
   FROM tasks t
 """
+
+
+def _loads(text):
+    import json  # reading JSON is off the claim path: see jsontext
+
+    return json.loads(text)
 
 
 def task_ref(task_id):
@@ -189,7 +195,7 @@ class Board:
     def _event(self, task_id, kind, actor, data=None, ttl_ms=None):
         at = self.now
         expires = at + ttl_ms if ttl_ms else None
-        text = json.dumps(data or {}, separators=(",", ":"))
+        text = dumps(data or {}, compact=True)
         event_id = self.db.scalar(
             "INSERT INTO events(task_id, kind, actor, at, data, expires_at)"
             " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
@@ -228,7 +234,7 @@ class Board:
         for task_id, dep_id in self.db.execute(
             "SELECT task_id, dep_id FROM deps WHERE task_id IN (SELECT value FROM json_each(?))"
             " ORDER BY task_id, dep_id",
-            (json.dumps([r["id"] for r in rows]),),
+            (dumps([r["id"] for r in rows]),),
         ):
             deps.setdefault(task_id, []).append(task_ref(dep_id))
         return [self._dict(r, deps.get(r["id"], [])) for r in rows]
@@ -291,7 +297,7 @@ class Board:
     def _team(self):
         if self._team_cache is False:
             raw = self.db.scalar("SELECT value FROM meta WHERE key = 'team'")
-            self._team_cache = json.loads(raw) if raw else None
+            self._team_cache = _loads(raw) if raw else None
         return self._team_cache
 
     def _gate(self, action, actor, row=None):
@@ -317,7 +323,7 @@ class Board:
                 self.db.execute("DELETE FROM meta WHERE key = 'team'")
             else:
                 self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('team', ?)",
-                                (json.dumps(team),))
+                                (dumps(team),))
             return team
         return self._write(apply)
 
@@ -561,7 +567,7 @@ class Board:
         def apply():
             ids = self._reap(actor)
             return {"expired": self._dicts(self._rows(
-                " WHERE t.id IN (SELECT value FROM json_each(:ids))", {"ids": json.dumps(ids)},
+                " WHERE t.id IN (SELECT value FROM json_each(:ids))", {"ids": dumps(ids)},
                 " ORDER BY t.id"))}
         return self._write(apply)
 
@@ -574,7 +580,7 @@ class Board:
                         ("role_boundary = :role", "assignee = :agent")]
         extra = " AND project = :project" if project is not None else ""
         parts = [
-            f"""SELECT * FROM (SELECT id, priority, created_at FROM tasks
+            f"""SELECT * FROM (SELECT id, priority, created_at FROM tasks INDEXED BY tasks_claim
                  WHERE status = 'todo' AND kind = 'task' AND unmet_deps = 0 AND {r} AND {a}
                    AND (not_before IS NULL OR not_before <= :now){extra}
                  ORDER BY priority DESC, created_at, id LIMIT 1)"""
@@ -585,10 +591,13 @@ class Board:
 
     def _claim_row(self, task_id, agent, lease_ms, data=None):
         token = self._next_token()
-        self._update(task_id, status="in_progress", claimed_by=agent, lease_until=self.now + lease_ms,
-                     lease_token=token, lease_ms=lease_ms, reason=None,
-                     started_at=self.db.scalar("SELECT coalesce(started_at, ?) FROM tasks WHERE id = ?",
-                                               (self.now, task_id)))
+        self.db.execute(
+            """UPDATE tasks SET status = 'in_progress', claimed_by = :agent, lease_until = :until,
+                      lease_token = :token, lease_ms = :lease_ms, reason = NULL,
+                      started_at = coalesce(started_at, :now), updated_at = :now
+                WHERE id = :id""",
+            {"agent": agent, "until": self.now + lease_ms, "token": token, "lease_ms": lease_ms,
+             "now": self.now, "id": task_id})
         self.db.execute("INSERT OR IGNORE INTO holders(task_id, agent) VALUES (?, ?)", (task_id, agent))
         self._event(task_id, "claimed", agent,
                     dict(data or {}, token=token, lease_until=clock.iso(self.now + lease_ms)))
@@ -811,7 +820,7 @@ class Board:
     @staticmethod
     def _event_dict(r):
         return {"id": r["id"], "task": task_ref(r["task_id"]), "kind": r["kind"], "actor": r["actor"],
-                "at": clock.iso(r["at"]), "data": json.loads(r["data"]) if r["data"] else {}}
+                "at": clock.iso(r["at"]), "data": _loads(r["data"]) if r["data"] else {}}
 
     # -- finishing ----------------------------------------------------------------
 
@@ -1078,7 +1087,7 @@ class Board:
         progress = {g: {"total": 0, "done": 0, "cancelled": 0} for g in goal_ids}
         for goal_id, status, count in self.db.execute(
             "SELECT goal_id, status, count(*) FROM tasks WHERE goal_id IN (SELECT value FROM json_each(?))"
-            " GROUP BY goal_id, status", (json.dumps(goal_ids),)):
+            " GROUP BY goal_id, status", (dumps(goal_ids),)):
             entry = progress[goal_id]
             entry["total"] += count
             if status in ("done", "cancelled"):
@@ -1092,7 +1101,7 @@ class Board:
         for task_id, dep_id, status in self.db.execute(
             """SELECT d.task_id, d.dep_id, t.status FROM deps d JOIN tasks t ON t.id = d.dep_id
                 WHERE d.task_id IN (SELECT value FROM json_each(?)) AND t.status <> 'done'
-                ORDER BY d.task_id, d.dep_id""", (json.dumps(ids),)):
+                ORDER BY d.task_id, d.dep_id""", (dumps(ids),)):
             entry = {"kind": "dep", "task": task_ref(dep_id), "status": status}
             if status in ("cancelled", "failed"):
                 entry["note"] = f"{task_ref(dep_id)} is {status} and will not become done by itself"
@@ -1126,7 +1135,7 @@ class Board:
                 if s not in STATUSES:
                     raise invalid(f"bad status {s!r}: one of {', '.join(STATUSES)}")
             where.append("t.status IN (SELECT value FROM json_each(:statuses))")
-            params["statuses"] = json.dumps(statuses)
+            params["statuses"] = dumps(statuses)
         if project is not None:
             where.append("t.project = :project")
             params["project"] = _name(project, "project")

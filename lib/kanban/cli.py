@@ -4,14 +4,14 @@ Each libexec/porcelain file carries its `# Summary:` and `# Usage:` comments (as
 rbenv's commands do) and calls main(__file__).  main parses the arguments with
 docopt, calls the verb's function in kanban.verbs (or the porcelain's own
 function), prints one JSON document, and turns every failure into exit 2 with one
-JSON line on stderr.  Nothing heavier than json and the SQLite driver is imported
-on the way to a claim.
+JSON line on stderr.  Nothing but the standard library's C parts and the SQLite
+driver is imported on the way to a claim (not even json: see jsontext).
 """
-import json
 import os
 import sys
 
 from .errors import KanbanError
+from .jsontext import dumps
 
 EXIT_NOTHING = 1  # --exit-code and nothing to do
 EXIT_ERROR = 2
@@ -52,13 +52,13 @@ def usage_section(help_text):
 
 def fail(error):
     """Exit 2 with one JSON line on stderr: the one way a command fails."""
-    sys.stderr.write(json.dumps(error.to_dict()) + "\n")
+    sys.stderr.write(dumps(error.to_dict()) + "\n")
     sys.stderr.flush()
     sys.exit(EXIT_ERROR)
 
 
 def emit(document):
-    sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
+    sys.stdout.write(dumps(document, ensure_ascii=False) + "\n")
 
 
 def parse(help_text, argv):

@@ -289,11 +289,10 @@ class Database:
             # no checkpoint when this process closes the board: a CLI call would pay for
             # a WAL checkpoint (two fsyncs) every time; SQLite checkpoints every 1000 pages
             self.conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
-            self.script(
-                "PRAGMA synchronous=FULL; PRAGMA recursive_triggers=OFF; PRAGMA foreign_keys=OFF;"
-                # keep the WAL small: a new process reads all of it when it opens the board
-                " PRAGMA journal_size_limit=1048576;"
-            )
+            # the WAL keeps its size between checkpoints (no journal_size_limit): a WAL that is
+            # truncated and regrown costs a metadata fsync per commit; a new process reads
+            # only the frames since the last checkpoint (at most wal_autocheckpoint pages)
+            self.script("PRAGMA synchronous=FULL; PRAGMA recursive_triggers=OFF; PRAGMA foreign_keys=OFF;")
             self.version = self.scalar("PRAGMA user_version")
         except apsw.Error as exc:
             raise db_error(exc, path) from None

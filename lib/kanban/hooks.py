@@ -7,12 +7,12 @@ never corrupt the JSON a command prints.  A hook is killed (with its children)
 after KANBAN_HOOK_TIMEOUT.  Hooks in a folder that others may write to, or owned by
 another user, are refused with a warning: they would run with the caller's rights.
 """
-import json
 import os
 import stat
 import sys
 
 from .errors import KanbanError
+from .jsontext import dumps
 
 # event kind -> the verb in the hook's name (post-<verb>)
 HOOK_FOR_EVENT = {
@@ -157,7 +157,7 @@ def run_post(db_path, event):
     paths = find(hooks_dir(db_path), f"post-{verb}")
     failures = []
     for path in paths:
-        payload = json.dumps(event).encode()
+        payload = dumps(event).encode()
         status, err = _run(
             path, payload, _env(event["kind"], event["task"], event["actor"], db_path), False
         )
@@ -171,7 +171,7 @@ def run_pre_complete(db_path, task, agent, summary):
     """Run pre-complete hooks; raise hook_rejected when one refuses."""
     paths = find(hooks_dir(db_path), "pre-complete")
     for path in paths:
-        payload = json.dumps({"kind": "complete", "task": task, "actor": agent, "summary": summary})
+        payload = dumps({"kind": "complete", "task": task, "actor": agent, "summary": summary})
         status, err = _run(
             path, payload.encode(), _env("complete", task["id"], agent, db_path), True
         )

@@ -4,7 +4,6 @@ One function per libexec/kanban-<verb>, named after it.  Each opens the board,
 makes one call into Board (one transaction), and prints the answer.  The return
 value is the exit status (None for 0).
 """
-import json
 import os
 import sys
 import time
@@ -13,6 +12,7 @@ from .board import Board
 from .board import init as init_board
 from .cli import EXIT_NOTHING, emit, env_or
 from .errors import KanbanError, invalid, usage
+from .jsontext import dumps
 
 
 def _board():
@@ -74,6 +74,8 @@ def create(args):
                 if not line.strip():
                     continue
                 try:
+                    import json
+
                     specs.append(json.loads(line))
                 except ValueError as exc:
                     raise invalid(f"line {number} is not JSON: {exc}", line=number) from None
@@ -138,7 +140,7 @@ def event(args):
         while True:  # JSON Lines until interrupted
             page = board.events(task=args["--task"], kind=args["--kind"], since=cursor, limit=limit)
             for item in page["events"]:
-                sys.stdout.write(json.dumps(item, ensure_ascii=False) + "\n")
+                sys.stdout.write(dumps(item, ensure_ascii=False) + "\n")
             sys.stdout.flush()
             cursor = page["cursor"]
             if not page["events"]:
