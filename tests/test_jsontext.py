@@ -5,10 +5,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import KANBAN, ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import KANBAN, ROOT
 from kanban.jsontext import dumps
 
 values = st.recursive(
