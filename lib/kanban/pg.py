@@ -17,7 +17,7 @@ COMMITTED, so the order of things is kept by locks instead:
   commit in order and an `event list --since` cursor never skips a late commit;
 - lease tokens come from a sequence: claimers do not queue on a counter for them.
 Serialisation failures and deadlocks are retried with jittered backoff up to
-KANBAN_BUSY_TIMEOUT, then `busy`.  psycopg is imported only here, only for a URL.
+KANBAN_BUSY_TIMEOUT, then `busy`.  libpq is loaded (through ctypes) for a URL only.
 """
 import os
 import random
@@ -454,6 +454,285 @@ def _reads_task_status(sql):
                 and not _AGGREGATE.search(match.group("cols")))
 
 
+# -- the wire: libpq through ctypes ----------------------------------------------------
+#
+# A claim on SQLite costs ~20 ms of CPU from exec to exit; `import psycopg` alone costs
+# ~150 ms.  So kanban speaks to libpq directly: ctypes and dlopen cost ~5 ms.  libpq
+# comes from the system (libpq5), else from the psycopg[binary] wheel (the `postgres`
+# extra), whose bundled copy is loaded without importing psycopg.  Parameters are bound
+# on the client (quoted with PQescapeLiteral), which also gives them SQLite's loose
+# typing: `:task IS NULL OR task_id = :task` works whatever :task holds.
+
+class PgError(Exception):
+    """A failure reported by libpq or the server; sqlstate is None for the connection."""
+
+    def __init__(self, message, sqlstate=None):
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+_LIBPQ = None
+_OK_RESULTS = (0, 1, 2)  # PGRES_EMPTY_QUERY, PGRES_COMMAND_OK, PGRES_TUPLES_OK
+TRANS_IDLE = 0
+
+
+def _libpq():
+    global _LIBPQ
+    if _LIBPQ is None:
+        import ctypes
+
+        lib = None
+        for name in ("libpq.so.5", "libpq.5.dylib", "libpq.dylib", "libpq.so"):
+            try:
+                lib = ctypes.CDLL(name)
+                break
+            except OSError:
+                continue
+        if lib is None:
+            lib = _bundled_libpq(ctypes)
+        if lib is None:
+            raise KanbanError("db_error", "a Postgres board needs libpq: install the system's libpq"
+                              " (libpq5) or pip install 'kanban[postgres]' (psycopg[binary] bundles it)")
+        _declare(lib, ctypes)
+        _LIBPQ = lib
+    return _LIBPQ
+
+
+def _bundled_libpq(ctypes):
+    import glob
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("psycopg_binary")  # finds it without running it
+    except (ImportError, ValueError):
+        spec = None
+    folders = []
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        folders += [location + ".libs", os.path.join(location, ".dylibs")]
+    for folder in folders:
+        for path in sorted(glob.glob(os.path.join(folder, "libpq*"))):
+            try:
+                return ctypes.CDLL(path)
+            except OSError:
+                continue
+    try:
+        import ctypes.util
+
+        name = ctypes.util.find_library("pq")
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+def _declare(lib, ctypes):
+    p, i, s, u = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint
+    for name, restype, argtypes in (
+        ("PQconnectdbParams", p, [ctypes.POINTER(s), ctypes.POINTER(s), i]),
+        ("PQstatus", i, [p]), ("PQerrorMessage", s, [p]), ("PQfinish", None, [p]),
+        ("PQexec", p, [p, s]), ("PQresultStatus", i, [p]), ("PQresultErrorField", s, [p, i]),
+        ("PQresultErrorMessage", s, [p]), ("PQntuples", i, [p]), ("PQnfields", i, [p]),
+        ("PQfname", s, [p, i]), ("PQftype", u, [p, i]), ("PQgetvalue", p, [p, i, i]),
+        ("PQgetlength", i, [p, i, i]), ("PQgetisnull", i, [p, i, i]), ("PQcmdTuples", s, [p]),
+        ("PQclear", None, [p]), ("PQtransactionStatus", i, [p]), ("PQescapeLiteral", p, [p, s, ctypes.c_size_t]),
+        ("PQfreemem", None, [p]), ("PQsocket", i, [p]), ("PQconsumeInput", i, [p]), ("PQnotifies", p, [p]),
+        ("PQserverVersion", i, [p]), ("PQlibVersion", i, []),
+    ):
+        function = getattr(lib, name)
+        function.restype, function.argtypes = restype, argtypes
+
+
+def _text_of(raw):
+    return raw.decode("utf-8", "replace").strip() if raw else ""
+
+
+# result columns by type oid: bool, integers, floats, numeric; everything else is text
+def _as_bool(text):
+    return text == "t"
+
+
+def _as_number(text):
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+_CONVERT = {16: _as_bool, 20: int, 21: int, 23: int, 26: int, 700: float, 701: float, 1700: _as_number}
+_BIND = re.compile(r"%%|%s|%\((\w+)\)s")
+
+
+class Result:
+    """A whole result, read at once: iterate it, or fetchall()/fetchone(), as a cursor."""
+
+    def __init__(self, names, rows, rowcount):
+        self.description = names  # column names, or None for a command
+        self.rows = rows
+        self.rowcount = rowcount
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def fetchall(self):
+        return list(self.rows)
+
+    def fetchone(self):
+        return self.rows[0] if self.rows else None
+
+
+class Connection:
+    """One libpq connection, in autocommit mode unless a BEGIN says otherwise."""
+
+    def __init__(self, url, options=""):
+        import ctypes
+
+        self.lib = _libpq()
+        self.url = url
+        keywords = ["dbname", "client_encoding", "application_name", "connect_timeout"]
+        values = [url, "UTF8", "kanban", "10"]
+        if options:
+            keywords.append("options")
+            values.append(options)
+        keys = (ctypes.c_char_p * (len(keywords) + 1))(*[k.encode() for k in keywords], None)
+        vals = (ctypes.c_char_p * (len(values) + 1))(*[v.encode() for v in values], None)
+        # expand_dbname: the URL's own settings come first; the ones after it override
+        self.pg = self.lib.PQconnectdbParams(keys, vals, 1)
+        if not self.pg:
+            raise PgError("out of memory opening a connection")
+        if self.lib.PQstatus(self.pg) != 0:
+            message = _text_of(self.lib.PQerrorMessage(self.pg))
+            self.close()
+            raise PgError(message or "cannot connect")
+
+    @property
+    def closed(self):
+        return not self.pg
+
+    def close(self):
+        if self.pg:
+            self.lib.PQfinish(self.pg)
+            self.pg = None
+
+    def transaction_status(self):
+        return self.lib.PQtransactionStatus(self.pg) if self.pg else TRANS_IDLE
+
+    def server_version(self):
+        return self.lib.PQserverVersion(self.pg)
+
+    def quote(self, value):
+        if value is None:
+            return "NULL"
+        if value is True or value is False:
+            return "true" if value else "false"
+        if isinstance(value, int):
+            return str(value) if value >= 0 else f"({value})"
+        if isinstance(value, float):
+            return repr(value) if value == value and abs(value) != float("inf") else f"'{value}'::float8"
+        raw = str(value).encode("utf-8")
+        quoted = self.lib.PQescapeLiteral(self.pg, raw, len(raw))
+        if not quoted:
+            raise PgError(_text_of(self.lib.PQerrorMessage(self.pg)))
+        try:
+            import ctypes
+
+            return ctypes.string_at(quoted).decode("utf-8")
+        finally:
+            self.lib.PQfreemem(quoted)
+
+    def bind(self, sql, params):
+        """%s / %(name)s / %% -> literals, as psycopg's client-side cursor does."""
+        if params is None:
+            return sql
+        positional = None if isinstance(params, dict) else iter(params)
+
+        def one(match):
+            if match.group(0) == "%%":
+                return "%"
+            if positional is None:
+                return self.quote(params[match.group(1)])
+            try:
+                return self.quote(next(positional))
+            except StopIteration:
+                raise PgError("not enough parameters for the query") from None
+        return _BIND.sub(one, sql)
+
+    def execute(self, sql, params=None):
+        import ctypes
+
+        if not self.pg:
+            raise PgError("the connection is closed")
+        lib = self.lib
+        result = lib.PQexec(self.pg, self.bind(sql, params).encode("utf-8"))
+        if not result:
+            raise PgError(_text_of(lib.PQerrorMessage(self.pg)) or "the connection failed")
+        try:
+            status = lib.PQresultStatus(result)
+            if status not in _OK_RESULTS:
+                sqlstate = lib.PQresultErrorField(result, ord("C"))
+                message = _text_of(lib.PQresultErrorMessage(result)) or _text_of(lib.PQerrorMessage(self.pg))
+                raise PgError(message, sqlstate.decode() if sqlstate else None)
+            count = lib.PQcmdTuples(result)
+            rowcount = int(count) if count else -1
+            if status != 2:
+                return Result(None, [], rowcount)
+            width, height = lib.PQnfields(result), lib.PQntuples(result)
+            names = [lib.PQfname(result, c).decode("utf-8") for c in range(width)]
+            converts = [_CONVERT.get(lib.PQftype(result, c)) for c in range(width)]
+            rows = []
+            for r in range(height):
+                row = []
+                for c in range(width):
+                    if lib.PQgetisnull(result, r, c):
+                        row.append(None)
+                        continue
+                    text = ctypes.string_at(lib.PQgetvalue(result, r, c), lib.PQgetlength(result, r, c))
+                    text = text.decode("utf-8")
+                    row.append(converts[c](text) if converts[c] else text)
+                rows.append(tuple(row))
+            return Result(names, rows, rowcount)
+        finally:
+            lib.PQclear(result)
+
+    def notification(self, timeout):
+        """The payload of the next NOTIFY on a channel this connection LISTENs to, or None."""
+        import ctypes
+        import select
+
+        class Notify(ctypes.Structure):
+            _fields_ = [("relname", ctypes.c_char_p), ("be_pid", ctypes.c_int), ("extra", ctypes.c_char_p)]
+
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.lib.PQconsumeInput(self.pg):
+                raise PgError(_text_of(self.lib.PQerrorMessage(self.pg)) or "the connection failed")
+            note = self.lib.PQnotifies(self.pg)
+            if note:
+                try:
+                    return _text_of(ctypes.cast(note, ctypes.POINTER(Notify)).contents.extra)
+                finally:
+                    self.lib.PQfreemem(note)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            select.select([self.lib.PQsocket(self.pg)], [], [], remaining)
+
+
+def connect(url, **settings):
+    """A Connection to `url`, with server settings (`-c name=value`) added to the URL's own.
+
+    The server sends no NOTICEs: libpq would print them on the command's stderr."""
+    from urllib.parse import parse_qs
+
+    settings = dict({"client_min_messages": "error"}, **settings)
+
+    try:
+        query = parse_qs(urlsplit(url).query)
+    except ValueError:
+        query = {}
+    options = " ".join(query.get("options", [])) or os.environ.get("PGOPTIONS", "")
+    extra = " ".join(f"-c {name}={value}" for name, value in settings.items())
+    return Connection(url, f"{options} {extra}".strip())
+
+
 # -- the connection ----------------------------------------------------------------
 
 def is_url(path):
@@ -476,29 +755,31 @@ def display_url(url):
         return "postgresql://..."
 
 
-def _pg_error(exc, url):
-    """A psycopg exception -> a KanbanError from the closed list."""
-    import psycopg
-    from psycopg import errors
+RETRY = ("40001", "40P01")  # serialization_failure, deadlock_detected: run the transaction again
+LOCK_TIMEOUT = "55P03"      # lock_not_available: a row lock waited out KANBAN_BUSY_TIMEOUT
+UNIQUE = "23505"            # unique_violation: two writers made the same idempotency key at once
 
+
+def _pg_error(exc, url):
+    """A PgError -> a KanbanError from the closed list."""
     if isinstance(exc, KanbanError):
         return exc
     shown = display_url(url)
-    if isinstance(exc, (errors.LockNotAvailable, errors.SerializationFailure, errors.DeadlockDetected)):
+    state = exc.sqlstate or ""
+    if state in RETRY or state == LOCK_TIMEOUT:
         return KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT", db=shown)
-    sqlstate = getattr(exc, "sqlstate", None) or ""
-    if isinstance(exc, errors.ReadOnlySqlTransaction):
+    if state == "25006":
         message = "the board is read-only (a standby server, or a read-only transaction)"
-    elif sqlstate.startswith("53"):
+    elif state.startswith("53"):
         message = "the server is out of resources (disk full, out of memory or connections)"
-    elif sqlstate.startswith("42501") or sqlstate.startswith("28"):
+    elif state == "42501" or state.startswith("28"):
         message = "no permission to use the board"
-    elif isinstance(exc, psycopg.OperationalError):
+    elif not state or state.startswith(("08", "57")):
         message = "cannot reach the PostgreSQL server"
     else:
         message = "the board cannot be used"
-    detail = str(exc).strip().replace(url, shown) if url else str(exc).strip()
-    return KanbanError("db_error", message, detail=f"{type(exc).__name__}: {detail}", db=shown)
+    detail = str(exc).replace(url, shown) if url else str(exc)
+    return KanbanError("db_error", message, detail=f"{state or 'connection'}: {detail}", db=shown)
 
 
 class PgDatabase:
@@ -507,10 +788,6 @@ class PgDatabase:
     dialect = "pg"
 
     def __init__(self, url, create=False):
-        import psycopg
-        from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-        self._psycopg = psycopg
         self.path = url
         self.busy_ms = busy_timeout_ms()
         self.created = False
@@ -518,19 +795,12 @@ class PgDatabase:
         self._rowcount = -1
         self._listening = False
         try:
-            params = conninfo_to_dict(url)
             # a lock wait ends as `busy` at KANBAN_BUSY_TIMEOUT, as a locked SQLite file does;
             # a client stuck inside a transaction (stopped, cut off) is ended by the server
-            params["options"] = (params.get("options", "") + f" -c lock_timeout={int(self.busy_ms)}"
-                                 f" -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}").strip()
-            params.setdefault("connect_timeout", "10")
-            params.setdefault("application_name", "kanban")
-            self.conn = psycopg.connect(make_conninfo("", **params), autocommit=True,
-                                        cursor_factory=psycopg.ClientCursor)
-        except psycopg.Error as exc:
+            self.conn = connect(url, lock_timeout=int(self.busy_ms),
+                                idle_in_transaction_session_timeout=IDLE_IN_TRANSACTION_MS)
+        except PgError as exc:
             raise _pg_error(exc, url) from None
-        except Exception as exc:  # noqa: BLE001 - a malformed URL
-            raise KanbanError("invalid", f"bad board URL {display_url(url)}: {exc}") from None
         try:
             schema, has_meta = self.conn.execute("SELECT current_schema(), to_regclass('meta') IS NOT NULL").fetchone()
             if schema is None and create:
@@ -541,9 +811,12 @@ class PgDatabase:
                                   db=display_url(url))
             self.schema = schema
             self.version = self._stored_version() if has_meta else 0
-        except psycopg.Error as exc:
+        except PgError as exc:
             self.conn.close()
             raise _pg_error(exc, url) from None
+        except KanbanError:
+            self.conn.close()
+            raise
         if self.version > SCHEMA_VERSION:
             self.conn.close()
             raise KanbanError(
@@ -579,32 +852,28 @@ class PgDatabase:
 
     def _run(self, sql, params=()):
         text, takes_params, changes = translate(sql, self._writing)
-        cursor = self.conn.cursor()
-        cursor.execute(text, params if takes_params else None)
+        result = self.conn.execute(text, params if takes_params else None)
         if changes:
-            self._rowcount = cursor.rowcount
-        return cursor
+            self._rowcount = result.rowcount
+        return result
 
     def rows(self, sql, params=()):
-        cursor = self._run(sql, params)
-        if cursor.description is None:
+        result = self._run(sql, params)
+        if result.description is None:
             return []
-        names = [d.name for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        names = result.description
+        return [dict(zip(names, row, strict=True)) for row in result.rows]
 
     def row(self, sql, params=()):
         found = self.rows(sql, params)
         return found[0] if found else None
 
     def scalar(self, sql, params=()):
-        cursor = self._run(sql, params)
-        if cursor.description is None:
-            return None
-        found = cursor.fetchone()
+        found = self._run(sql, params).fetchone()
         return found[0] if found else None
 
     def execute(self, sql, params=()):
-        return _Rows(self._run(sql, params))
+        return self._run(sql, params)
 
     def script(self, sql):
         self.conn.execute(sql)
@@ -615,7 +884,14 @@ class PgDatabase:
     # -- transactions ------------------------------------------------------------------
 
     def _in_transaction(self):
-        return self.conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE
+        return self.conn.transaction_status() != TRANS_IDLE
+
+    def _rollback(self):
+        if not self.conn.closed and self._in_transaction():
+            try:
+                self.conn.execute("ROLLBACK")
+            except PgError:
+                pass
 
     def read(self, fn):
         """Run fn() inside one read-only transaction: a consistent snapshot."""
@@ -626,9 +902,8 @@ class PgDatabase:
             try:
                 return fn()
             finally:
-                if self._in_transaction():
-                    self.conn.execute("ROLLBACK")
-        except self._psycopg.Error as exc:
+                self._rollback()
+        except PgError as exc:
             raise _pg_error(exc, self.path) from None
 
     def write(self, fn):
@@ -637,8 +912,6 @@ class PgDatabase:
         fn must only touch the database (it may run again after a rollback).
         Anything it raises rolls the whole transaction back.
         """
-        from psycopg import errors
-
         deadline = time.monotonic() + self.busy_ms / 1000
         delay = 0.002
         duplicates = 0
@@ -652,42 +925,35 @@ class PgDatabase:
                     return result
                 except BaseException:
                     self._writing = False
-                    if self._in_transaction() and not self.conn.closed:
-                        try:
-                            self.conn.execute("ROLLBACK")
-                        except self._psycopg.Error:
-                            pass
+                    self._rollback()
                     raise
                 finally:
                     self._writing = False
-            except errors.LockNotAvailable:  # waited for a row lock the whole busy timeout
-                raise KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT") from None
-            except (errors.SerializationFailure, errors.DeadlockDetected):
-                if time.monotonic() >= deadline:
-                    raise KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT") from None
-            except errors.UniqueViolation as exc:
-                # two writers created the same idempotency key at once: the retry finds it
-                duplicates += 1
-                if duplicates > 3 or time.monotonic() >= deadline:
+            except PgError as exc:
+                retry = exc.sqlstate in RETRY and time.monotonic() < deadline
+                if exc.sqlstate == UNIQUE:
+                    duplicates += 1
+                    retry = duplicates <= 3 and time.monotonic() < deadline
+                if not retry:
                     raise _pg_error(exc, self.path) from None
-            except self._psycopg.Error as exc:
-                raise _pg_error(exc, self.path) from None
             time.sleep(random.uniform(delay / 2, delay))  # jitter: no lockstep retries
             delay = min(delay * 2, 0.1)
 
     def wait(self, seconds):
         """Sleep up to `seconds`, waking early when work may have become claimable."""
+        deadline = time.monotonic() + seconds
         try:
             if not self._listening:
                 self.conn.execute("LISTEN kanban")
                 self._listening = True
-            for note in self.conn.notifies(timeout=seconds, stop_after=1):
-                return note.payload == self.schema
-        except TypeError:  # psycopg before 3.2: no timeout on notifies()
-            time.sleep(seconds)
-        except self._psycopg.Error as exc:
+            while True:
+                payload = self.conn.notification(max(0.0, deadline - time.monotonic()))
+                if payload is None:
+                    return False
+                if payload == self.schema:  # the channel is the server's: other boards use it too
+                    return True
+        except PgError as exc:
             raise _pg_error(exc, self.path) from None
-        return False
 
     # -- schema ------------------------------------------------------------------------
 
@@ -716,17 +982,16 @@ class PgDatabase:
         return True
 
     def close(self):
-        if not self.conn.closed:
-            self.conn.close()
+        self.conn.close()
 
     # -- what doctor and backup need from a server board ---------------------------------
 
     def describe(self):
         """doctor's file-level facts, as a server answers them."""
-        server = self.conn.info.server_version
+        server, client = self.conn.server_version(), self.conn.lib.PQlibVersion()
         return {
             "db": display_url(self.path),
-            "driver": f"psycopg {self._psycopg.__version__}",
+            "driver": f"libpq {client // 10000}.{client % 10000}",
             "server_version": f"{server // 10000}.{server % 10000}",
             "schema": self.schema,
             "wal": {"path": "", "bytes": 0},
@@ -744,25 +1009,6 @@ def migration(index):
         raise KanbanError("internal", f"schema version {index + 1} has no PostgreSQL migration yet "
                           f"(lib/kanban/pg.py PG_MIGRATIONS has {len(PG_MIGRATIONS)} of {len(MIGRATIONS)})")
     return PG_MIGRATIONS[index]
-
-
-class _Rows:
-    """A cursor over a result, as apsw's: iterate it, or fetchall()/fetchone()."""
-
-    def __init__(self, cursor):
-        self.cursor = cursor
-
-    def __iter__(self):
-        if self.cursor.description is None:
-            return iter(())
-        return iter(self.cursor.fetchall())
-
-    def fetchall(self):
-        return [] if self.cursor.description is None else self.cursor.fetchall()
-
-    def fetchone(self):
-        return None if self.cursor.description is None else self.cursor.fetchone()
-
 
 TABLES = ("tasks", "deps", "holders", "events", "comments", "runs")
 
