@@ -48,7 +48,7 @@ def calls(out):
 
 @pytest.mark.parametrize("title", [
     f"$(touch {PWNED})", f"`touch {PWNED}`", f"; touch {PWNED}", f"| touch {PWNED}", f"&& touch {PWNED} &",
-    f"'; touch {PWNED}; '", f"\"; touch {PWNED}; \"", f"$(rm -rf ~)", "${IFS}touch${IFS}" + PWNED,
+    f"'; touch {PWNED}; '", f"\"; touch {PWNED}; \"", f"$(rm -rf ./{PWNED}-safe)", "${IFS}touch${IFS}" + PWNED,
     f"\n touch {PWNED}\n", f"> {PWNED}",
 ])
 def test_titles_reach_hooks_as_data(kb, tmp_path, title):
