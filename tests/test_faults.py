@@ -429,7 +429,6 @@ def test_tempfile_module_is_not_a_board():
         os.remove(handle.name)
 
 
-@pytest.mark.xfail(strict=True, reason="db.open_board must refuse a foreign SQLite database (reported to the lead)")
 def test_init_leaves_a_foreign_sqlite_database_alone(tmp_path):
     """KANBAN_DB pointing at somebody else's SQLite file: `init` must not add tables or switch it to WAL."""
     path = tmp_path / "notes.db"

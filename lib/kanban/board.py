@@ -119,7 +119,9 @@ def _name(value, what):
 
 
 def _lease_ms(lease):
-    return clock.parse_duration(lease or os.environ.get("KANBAN_LEASE") or DEFAULT_LEASE, "lease")
+    if lease is None:
+        lease = os.environ.get("KANBAN_LEASE") or DEFAULT_LEASE
+    return clock.parse_duration(lease, "lease")
 
 
 class Board:
@@ -1129,7 +1131,7 @@ class Board:
              claimed_by=None, kind=None, details=False):
         """Tasks by priority (desc), created_at, id: {"tasks": [...]}."""
         where, params = [], {}
-        if status:
+        if status is not None:
             statuses = [s.strip() for s in (status.split(",") if isinstance(status, str) else status)]
             for s in statuses:
                 if s not in STATUSES:

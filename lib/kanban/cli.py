@@ -126,5 +126,7 @@ def _quiet_pipe():
 
 
 def env_or(args, option, variable):
+    """The option's value when given (even empty: the verb refuses it), else the
+    environment variable's when set and not empty, else None."""
     value = args.get(option)
-    return value if value not in (None, "") else (os.environ.get(variable) or None)
+    return value if value is not None else (os.environ.get(variable) or None)

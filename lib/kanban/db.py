@@ -195,8 +195,8 @@ def db_error(exc, path=None):
         "PermissionsError": "no permission to use the board",
     }
     message = reasons.get(name, "the board cannot be used")
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        message = reasons["FullError"]
+    if isinstance(exc, OSError):
+        message = reasons["FullError"] if exc.errno == errno.ENOSPC else f"{message}: {exc.strerror}"
     return KanbanError("db_error", message, detail=f"{name}: {exc}", db=path)
 
 
@@ -428,6 +428,14 @@ def open_board(path=None, create=False):
         if not create:
             database.close()
             raise KanbanError("not_found", f"{path} is not a kanban board (run 'kanban init')", db=path)
+        try:
+            foreign = database.scalar("SELECT count(*) FROM sqlite_master")
+        except apsw.Error as exc:
+            database.close()
+            raise db_error(exc, path) from None
+        if foreign:  # someone else's database: never turn it into a board
+            database.close()
+            raise KanbanError("db_error", f"{path} is a SQLite database but not a kanban board", db=path)
         try:
             database.conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             mode = database.scalar("PRAGMA journal_mode=WAL")

@@ -21,6 +21,8 @@ def _board():
 
 def _agent(args, required=True):
     agent = env_or(args, "--agent", "KANBAN_AGENT")
+    if agent == "":
+        raise invalid("--agent must not be empty")
     if required and not agent:
         raise usage("no agent: pass --agent or set KANBAN_AGENT")
     return agent
@@ -66,7 +68,7 @@ def init(args):
 
 
 def create(args):
-    actor = env_or(args, "--agent", "KANBAN_AGENT")
+    actor = _agent(args, required=False)
     with _board() as board:
         if args["--stdin"]:
             specs = []
@@ -96,7 +98,7 @@ def claim(args):
     agent = _agent(args)
     role = env_or(args, "--role", "KANBAN_ROLE")
     lease = env_or(args, "--lease", "KANBAN_LEASE")
-    wait_s = parse_duration(args["--wait"], "--wait") / 1000 if args["--wait"] else 0
+    wait_s = parse_duration(args["--wait"], "--wait") / 1000 if args["--wait"] is not None else 0
     deadline = time.monotonic() + wait_s
     with _board() as board:
         while True:
@@ -116,7 +118,7 @@ def claim(args):
 def lease(args):
     with _board() as board:
         if args["reap"]:
-            emit(board.reap(actor=env_or(args, "--agent", "KANBAN_AGENT")))
+            emit(board.reap(actor=_agent(args, required=False)))
             return
         agent = _agent(args)
         if args["renew"]:
@@ -195,10 +197,10 @@ def dep(args):
 
 def show(args):
     with _board() as board:
-        events = int(args["--events"]) if args["--events"] and str(args["--events"]).isdigit() else None
-        if args["--events"] and events is None:
-            raise invalid(f"bad --events {args['--events']!r}: a count")
-        _show(args, board.show(args["ID"], events=20 if events is None else events), "show")
+        from .board import parse_int
+
+        events = parse_int(args["--events"], "--events", minimum=0)
+        _show(args, board.show(args["ID"], events=events), "show")
 
 
 def list(args):  # noqa: A001 - the verb's name
@@ -258,7 +260,7 @@ def stats(args):
 
 def prune(args):
     with _board() as board:
-        emit(board.prune(args["--before"] or "30d", vacuum=args["--vacuum"]))
+        emit(board.prune(args["--before"], vacuum=args["--vacuum"]))
 
 
 def doctor(args):

@@ -1,0 +1,30 @@
+"""An option given an empty value is refused, never silently read as 'not given'."""
+import pytest
+
+CASES = [
+    (["claim", "--lease", ""], "invalid"),
+    (["claim", "--wait", ""], "invalid"),
+    (["claim", "--role", ""], "invalid"),
+    (["claim", "--agent", ""], "invalid"),
+    (["prune", "--before", ""], "invalid"),
+    (["list", "--status", ""], "invalid"),
+    (["show", "TASK-1", "--events", ""], "invalid"),
+    (["show", "TASK-1", "--events", "١٢"], "invalid"),
+    (["create", "x", "--agent", ""], "invalid"),
+]
+
+
+@pytest.mark.parametrize("args,code", CASES, ids=[" ".join(a) or "empty" for a, _ in CASES])
+def test_empty_value_is_refused(kb, args, code):
+    kb("create", "a task")
+    before = kb("list").out, kb("event", "list").out
+    res = kb(*args, agent="w1")
+    assert res.rc == 2 and res.out == "", res
+    assert res.error["code"] == code
+    assert (kb("list").out, kb("event", "list").out) == before
+
+
+def test_empty_environment_means_unset(kb):
+    kb("create", "a task")
+    res = kb("claim", agent="w1", env={"KANBAN_LEASE": "", "KANBAN_ROLE": ""})
+    assert res.rc == 0 and res.json["status"] == "in_progress"
