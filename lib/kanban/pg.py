@@ -231,7 +231,6 @@ PG_MIGRATIONS = [
     CREATE INDEX runs_open ON runs(heartbeat_at) WHERE ended_at IS NULL;
     """,
 ]
-PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 # kanban never waits inside a transaction: a session idle in one this long is stuck
 IDLE_IN_TRANSACTION_MS = 60_000
 
@@ -734,10 +733,6 @@ def connect(url, **settings):
 
 
 # -- the connection ----------------------------------------------------------------
-
-def is_url(path):
-    return isinstance(path, str) and path.startswith(("postgresql://", "postgres://"))
-
 
 def display_url(url):
     """The URL without its password, for answers and messages."""
