@@ -110,7 +110,7 @@ def claim(args):
                 return _nothing(args, answer)
             # real time, even under KANBAN_NOW: poll at most every 250 ms
             while time.monotonic() < deadline:
-                time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+                board.wait_for_work(min(0.25, max(0.0, deadline - time.monotonic())))
                 if args["--for-review"] or board.has_work(agent, role, args["--project"]):
                     break
 

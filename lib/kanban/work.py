@@ -201,7 +201,7 @@ class Loop:
             if task or self.signum is not None or time.monotonic() >= deadline:
                 return task
             while self.signum is None and time.monotonic() < deadline:
-                time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+                self.board.wait_for_work(min(POLL_S, max(0.0, deadline - time.monotonic())))
                 if self.peek():
                     break
 
