@@ -63,7 +63,9 @@ def init(args):
     if args["--harness"]:
         from .skill import install
 
-        answer["skills"] = install(args["--harness"], os.path.dirname(answer["db"]))
+        # a server board has no folder of its own: its skills go to ./.kanban
+        folder = os.path.join(os.getcwd(), ".kanban") if "://" in answer["db"] else os.path.dirname(answer["db"])
+        answer["skills"] = install(args["--harness"], folder)
     emit(answer)
 
 
