@@ -31,13 +31,11 @@ def schema_url(schema):
 
 
 def server_sql(sql, url=None):
+    """Run `sql` (one statement or several) on the test server, as kanban connects to it."""
     from kanban.pg import connect
 
-    conn = connect(url or SERVER)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
+    with connect(url or SERVER) as conn:
+        conn.execute(sql)
 
 
 @pytest.fixture

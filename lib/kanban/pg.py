@@ -17,7 +17,7 @@ COMMITTED, so the order of things is kept by locks instead:
   commit in order and an `event list --since` cursor never skips a late commit;
 - lease tokens come from a sequence: claimers do not queue on a counter for them.
 Serialisation failures and deadlocks are retried with jittered backoff up to
-KANBAN_BUSY_TIMEOUT, then `busy`.  libpq is loaded (through ctypes) for a URL only.
+KANBAN_BUSY_TIMEOUT, then `busy`.  The driver is psycopg 3, imported for a URL only.
 """
 import os
 import random
@@ -27,6 +27,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .db import MIGRATIONS, SCHEMA_VERSION, busy_timeout_ms
 from .errors import KanbanError
+
+try:
+    import psycopg  # this module is imported for a server board only: see "the wire" below
+except ImportError:  # the `postgres` extra is not installed: connect() says so
+    psycopg = None
 
 # Each entry takes a Postgres board from version i to i+1, as db.MIGRATIONS does for
 # SQLite; the versions mean the same schema on both.
@@ -453,100 +458,27 @@ def _reads_task_status(sql):
                 and not _AGGREGATE.search(match.group("cols")))
 
 
-# -- the wire: libpq through ctypes ----------------------------------------------------
+# -- the wire: psycopg -----------------------------------------------------------------
 #
-# A claim on SQLite costs ~20 ms of CPU from exec to exit; `import psycopg` alone costs
-# ~150 ms.  So kanban speaks to libpq directly: ctypes and dlopen cost ~5 ms.  libpq
-# comes from the system (libpq5), else from the psycopg[binary] wheel (the `postgres`
-# extra), whose bundled copy is loaded without importing psycopg.  Parameters are bound
-# on the client (quoted with PQescapeLiteral), which also gives them SQLite's loose
-# typing: `:task IS NULL OR task_id = :task` works whatever :task holds.
+# psycopg 3 speaks to the server.  It is not light: `import psycopg` costs ~100 ms, so a
+# `kanban claim` on a Postgres board takes ~140 ms of CPU (~35 ms when this module drove
+# libpq through ctypes; ~20 ms on SQLite).  Only server boards pay it: this module, and
+# psycopg with it, is imported for a postgresql:// URL only (db.open_board).  Parameters
+# are bound on the client (ClientCursor), which also gives them SQLite's loose typing:
+# `:task IS NULL OR task_id = :task` works whatever :task holds.  The connection stays in
+# autocommit mode; PgDatabase says BEGIN/COMMIT/ROLLBACK itself.
 
-class PgError(Exception):
-    """A failure reported by libpq or the server; sqlstate is None for the connection."""
+class _NoDriver(Exception):
+    """Stands in for psycopg.Error without psycopg (nothing raises it)."""
 
-    def __init__(self, message, sqlstate=None):
-        super().__init__(message)
-        self.sqlstate = sqlstate
-
-
-_LIBPQ = None
-_OK_RESULTS = (0, 1, 2)  # PGRES_EMPTY_QUERY, PGRES_COMMAND_OK, PGRES_TUPLES_OK
-TRANS_IDLE = 0
+    sqlstate = None
 
 
-def _libpq():
-    global _LIBPQ
-    if _LIBPQ is None:
-        import ctypes
-
-        lib = None
-        for name in ("libpq.so.5", "libpq.5.dylib", "libpq.dylib", "libpq.so"):
-            try:
-                lib = ctypes.CDLL(name)
-                break
-            except OSError:
-                continue
-        if lib is None:
-            lib = _bundled_libpq(ctypes)
-        if lib is None:
-            raise KanbanError("db_error", "a Postgres board needs libpq: install the system's libpq"
-                              " (libpq5) or pip install 'kanban[postgres]' (psycopg[binary] bundles it)")
-        _declare(lib, ctypes)
-        _LIBPQ = lib
-    return _LIBPQ
-
-
-def _bundled_libpq(ctypes):
-    import glob
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec("psycopg_binary")  # finds it without running it
-    except (ImportError, ValueError):
-        spec = None
-    folders = []
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        folders += [location + ".libs", os.path.join(location, ".dylibs")]
-    for folder in folders:
-        for path in sorted(glob.glob(os.path.join(folder, "libpq*"))):
-            try:
-                return ctypes.CDLL(path)
-            except OSError:
-                continue
-    try:
-        import ctypes.util
-
-        name = ctypes.util.find_library("pq")
-        return ctypes.CDLL(name) if name else None
-    except OSError:
-        return None
-
-
-def _declare(lib, ctypes):
-    p, i, s, u = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint
-    for name, restype, argtypes in (
-        ("PQconnectdbParams", p, [ctypes.POINTER(s), ctypes.POINTER(s), i]),
-        ("PQstatus", i, [p]), ("PQerrorMessage", s, [p]), ("PQfinish", None, [p]),
-        ("PQexec", p, [p, s]), ("PQresultStatus", i, [p]), ("PQresultErrorField", s, [p, i]),
-        ("PQresultErrorMessage", s, [p]), ("PQntuples", i, [p]), ("PQnfields", i, [p]),
-        ("PQfname", s, [p, i]), ("PQftype", u, [p, i]), ("PQgetvalue", p, [p, i, i]),
-        ("PQgetlength", i, [p, i, i]), ("PQgetisnull", i, [p, i, i]), ("PQcmdTuples", s, [p]),
-        ("PQclear", None, [p]), ("PQtransactionStatus", i, [p]), ("PQescapeLiteral", p, [p, s, ctypes.c_size_t]),
-        ("PQfreemem", None, [p]), ("PQsocket", i, [p]), ("PQconsumeInput", i, [p]), ("PQnotifies", p, [p]),
-        ("PQserverVersion", i, [p]), ("PQlibVersion", i, []),
-    ):
-        function = getattr(lib, name)
-        function.restype, function.argtypes = restype, argtypes
-
-
-def _text_of(raw):
-    return raw.decode("utf-8", "replace").strip() if raw else ""
-
-
-# result columns by type oid: bool, integers, floats, numeric; everything else is text
-def _as_bool(text):
-    return text == "t"
+# A failure reported by the server or the connection; its sqlstate is None for the latter.
+PgError = psycopg.Error if psycopg is not None else _NoDriver
+_ADAPTERS = None
+# result columns psycopg reads as SQLite does (bool, integers, floats); numeric and the rest: below
+_NATIVE = {"bool", "int2", "int4", "int8", "oid", "float4", "float8"}
 
 
 def _as_number(text):
@@ -556,180 +488,50 @@ def _as_number(text):
         return float(text)
 
 
-_CONVERT = {16: _as_bool, 20: int, 21: int, 23: int, 26: int, 700: float, 701: float, 1700: _as_number}
-_BIND = re.compile(r"%%|%s|%\((\w+)\)s")
+def _adapters():
+    """psycopg's adapters, reading results as SQLite answers them: bools, ints and floats;
+    a numeric (sum of a bigint) as an int when whole, else a float (never a Decimal);
+    every other type as its text (a timestamp, json or an array too): JSON as SQLite's."""
+    global _ADAPTERS
+    if _ADAPTERS is None:
+        from psycopg.adapt import AdaptersMap, Loader
+        from psycopg.types.string import TextLoader
 
+        class NumberLoader(Loader):
+            def load(self, data):
+                return _as_number(bytes(data).decode())
 
-class Result:
-    """A whole result, read at once: iterate it, or fetchall()/fetchone(), as a cursor."""
-
-    def __init__(self, names, rows, rowcount):
-        self.description = names  # column names, or None for a command
-        self.rows = rows
-        self.rowcount = rowcount
-
-    def __iter__(self):
-        return iter(self.rows)
-
-    def fetchall(self):
-        return list(self.rows)
-
-    def fetchone(self):
-        return self.rows[0] if self.rows else None
-
-
-class Connection:
-    """One libpq connection, in autocommit mode unless a BEGIN says otherwise."""
-
-    def __init__(self, url, options=""):
-        import ctypes
-
-        self.lib = _libpq()
-        self.url = url
-        keywords = ["dbname", "client_encoding", "application_name", "connect_timeout"]
-        values = [url, "UTF8", "kanban", "10"]
-        if options:
-            keywords.append("options")
-            values.append(options)
-        keys = (ctypes.c_char_p * (len(keywords) + 1))(*[k.encode() for k in keywords], None)
-        vals = (ctypes.c_char_p * (len(values) + 1))(*[v.encode() for v in values], None)
-        # expand_dbname: the URL's own settings come first; the ones after it override
-        self.pg = self.lib.PQconnectdbParams(keys, vals, 1)
-        if not self.pg:
-            raise PgError("out of memory opening a connection")
-        if self.lib.PQstatus(self.pg) != 0:
-            message = _text_of(self.lib.PQerrorMessage(self.pg))
-            self.close()
-            raise PgError(message or "cannot connect")
-
-    @property
-    def closed(self):
-        return not self.pg
-
-    def close(self):
-        if self.pg:
-            self.lib.PQfinish(self.pg)
-            self.pg = None
-
-    def transaction_status(self):
-        return self.lib.PQtransactionStatus(self.pg) if self.pg else TRANS_IDLE
-
-    def server_version(self):
-        return self.lib.PQserverVersion(self.pg)
-
-    def quote(self, value):
-        if value is None:
-            return "NULL"
-        if value is True or value is False:
-            return "true" if value else "false"
-        if isinstance(value, int):
-            return str(value) if value >= 0 else f"({value})"
-        if isinstance(value, float):
-            return repr(value) if value == value and abs(value) != float("inf") else f"'{value}'::float8"
-        raw = str(value).encode("utf-8")
-        quoted = self.lib.PQescapeLiteral(self.pg, raw, len(raw))
-        if not quoted:
-            raise PgError(_text_of(self.lib.PQerrorMessage(self.pg)))
-        try:
-            import ctypes
-
-            return ctypes.string_at(quoted).decode("utf-8")
-        finally:
-            self.lib.PQfreemem(quoted)
-
-    def bind(self, sql, params):
-        """%s / %(name)s / %% -> literals, as psycopg's client-side cursor does."""
-        if params is None:
-            return sql
-        positional = None if isinstance(params, dict) else iter(params)
-
-        def one(match):
-            if match.group(0) == "%%":
-                return "%"
-            if positional is None:
-                return self.quote(params[match.group(1)])
-            try:
-                return self.quote(next(positional))
-            except StopIteration:
-                raise PgError("not enough parameters for the query") from None
-        return _BIND.sub(one, sql)
-
-    def execute(self, sql, params=None):
-        import ctypes
-
-        if not self.pg:
-            raise PgError("the connection is closed")
-        lib = self.lib
-        result = lib.PQexec(self.pg, self.bind(sql, params).encode("utf-8"))
-        if not result:
-            raise PgError(_text_of(lib.PQerrorMessage(self.pg)) or "the connection failed")
-        try:
-            status = lib.PQresultStatus(result)
-            if status not in _OK_RESULTS:
-                sqlstate = lib.PQresultErrorField(result, ord("C"))
-                message = _text_of(lib.PQresultErrorMessage(result)) or _text_of(lib.PQerrorMessage(self.pg))
-                raise PgError(message, sqlstate.decode() if sqlstate else None)
-            count = lib.PQcmdTuples(result)
-            rowcount = int(count) if count else -1
-            if status != 2:
-                return Result(None, [], rowcount)
-            width, height = lib.PQnfields(result), lib.PQntuples(result)
-            names = [lib.PQfname(result, c).decode("utf-8") for c in range(width)]
-            converts = [_CONVERT.get(lib.PQftype(result, c)) for c in range(width)]
-            rows = []
-            for r in range(height):
-                row = []
-                for c in range(width):
-                    if lib.PQgetisnull(result, r, c):
-                        row.append(None)
-                        continue
-                    text = ctypes.string_at(lib.PQgetvalue(result, r, c), lib.PQgetlength(result, r, c))
-                    text = text.decode("utf-8")
-                    row.append(converts[c](text) if converts[c] else text)
-                rows.append(tuple(row))
-            return Result(names, rows, rowcount)
-        finally:
-            lib.PQclear(result)
-
-    def notification(self, timeout):
-        """The payload of the next NOTIFY on a channel this connection LISTENs to, or None."""
-        import ctypes
-        import select
-
-        class Notify(ctypes.Structure):
-            _fields_ = [("relname", ctypes.c_char_p), ("be_pid", ctypes.c_int), ("extra", ctypes.c_char_p)]
-
-        deadline = time.monotonic() + timeout
-        while True:
-            if not self.lib.PQconsumeInput(self.pg):
-                raise PgError(_text_of(self.lib.PQerrorMessage(self.pg)) or "the connection failed")
-            note = self.lib.PQnotifies(self.pg)
-            if note:
-                try:
-                    return _text_of(ctypes.cast(note, ctypes.POINTER(Notify)).contents.extra)
-                finally:
-                    self.lib.PQfreemem(note)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            select.select([self.lib.PQsocket(self.pg)], [], [], remaining)
+        adapters = AdaptersMap(psycopg.adapters)
+        for info in psycopg.adapters.types:
+            if info.name not in _NATIVE:
+                adapters.register_loader(info.oid, NumberLoader if info.name == "numeric" else TextLoader)
+            if info.array_oid:
+                adapters.register_loader(info.array_oid, TextLoader)
+        _ADAPTERS = adapters
+    return _ADAPTERS
 
 
 def connect(url, **settings):
-    """A Connection to `url`, with server settings (`-c name=value`) added to the URL's own.
+    """A psycopg connection to `url` in autocommit mode (kanban says BEGIN itself), with
+    server settings (`-c name=value`) added to the URL's own.
 
-    The server sends no NOTICEs: libpq would print them on the command's stderr."""
+    The server sends no NOTICEs: nobody reads them."""
     from urllib.parse import parse_qs
 
+    if psycopg is None:
+        raise KanbanError("db_error", "a Postgres board needs psycopg: pip install 'kanban[postgres]'"
+                          " (psycopg[binary])")
     settings = dict({"client_min_messages": "error"}, **settings)
-
     try:
         query = parse_qs(urlsplit(url).query)
     except ValueError:
         query = {}
     options = " ".join(query.get("options", [])) or os.environ.get("PGOPTIONS", "")
     extra = " ".join(f"-c {name}={value}" for name, value in settings.items())
-    return Connection(url, f"{options} {extra}".strip())
+    # the keywords override the URL's own settings (options: the URL's are kept, above)
+    return psycopg.connect(url, autocommit=True, cursor_factory=psycopg.ClientCursor, context=_adapters(),
+                           client_encoding="UTF8", application_name="kanban", connect_timeout=10,
+                           options=f"{options} {extra}".strip())
 
 
 # -- the connection ----------------------------------------------------------------
@@ -773,7 +575,8 @@ def _pg_error(exc, url):
         message = "cannot reach the PostgreSQL server"
     else:
         message = "the board cannot be used"
-    detail = str(exc).replace(url, shown) if url else str(exc)
+    detail = str(exc).strip()
+    detail = detail.replace(url, shown) if url else detail
     return KanbanError("db_error", message, detail=f"{state or 'connection'}: {detail}", db=shown)
 
 
@@ -856,15 +659,16 @@ class PgDatabase:
         result = self._run(sql, params)
         if result.description is None:
             return []
-        names = result.description
-        return [dict(zip(names, row, strict=True)) for row in result.rows]
+        names = [column.name for column in result.description]
+        return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
 
     def row(self, sql, params=()):
         found = self.rows(sql, params)
         return found[0] if found else None
 
     def scalar(self, sql, params=()):
-        found = self._run(sql, params).fetchone()
+        result = self._run(sql, params)
+        found = result.fetchone() if result.description is not None else None
         return found[0] if found else None
 
     def execute(self, sql, params=()):
@@ -879,7 +683,8 @@ class PgDatabase:
     # -- transactions ------------------------------------------------------------------
 
     def _in_transaction(self):
-        return self.conn.transaction_status() != TRANS_IDLE
+        status = psycopg.pq.TransactionStatus
+        return self.conn.info.transaction_status in (status.INTRANS, status.INERROR, status.ACTIVE)
 
     def _rollback(self):
         if not self.conn.closed and self._in_transaction():
@@ -941,12 +746,14 @@ class PgDatabase:
             if not self._listening:
                 self.conn.execute("LISTEN kanban")
                 self._listening = True
-            while True:
-                payload = self.conn.notification(max(0.0, deadline - time.monotonic()))
-                if payload is None:
-                    return False
-                if payload == self.schema:  # the channel is the server's: other boards use it too
-                    return True
+            notes = self.conn.notifies(timeout=max(0.0, deadline - time.monotonic()))
+            try:
+                for note in notes:
+                    if note.payload == self.schema:  # the channel is the server's: other boards use it too
+                        return True
+            finally:
+                notes.close()
+            return False
         except PgError as exc:
             raise _pg_error(exc, self.path) from None
 
@@ -983,10 +790,10 @@ class PgDatabase:
 
     def describe(self):
         """doctor's file-level facts, as a server answers them."""
-        server, client = self.conn.server_version(), self.conn.lib.PQlibVersion()
+        server, client = self.conn.info.server_version, psycopg.pq.version()
         return {
             "db": display_url(self.path),
-            "driver": f"libpq {client // 10000}.{client % 10000}",
+            "driver": f"psycopg {psycopg.__version__} (libpq {client // 10000}.{client % 10000})",
             "server_version": f"{server // 10000}.{server % 10000}",
             "schema": self.schema,
             "wal": {"path": "", "bytes": 0},
