@@ -15,6 +15,24 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 KANBAN = ROOT / "bin" / "kanban"
 sys.path.insert(0, str(ROOT / "lib"))
+T0 = 1_900_000_000  # 2030-03-17T17:46:40Z: the board clock where a test moves time
+# the closed list of error codes, as SPEC §3 gives it (not read from the code under test)
+CODES = {"usage", "invalid", "not_found", "conflict", "lease_lost", "forbidden", "cycle", "busy",
+         "hook_rejected", "db_error", "internal"}
+
+
+def at(seconds):
+    return {"KANBAN_NOW": T0 + seconds}
+
+
+def assert_error(res, code):
+    assert res.rc == 2, res
+    assert res.out == "", res
+    lines = [line for line in res.err.splitlines() if line.strip()]
+    assert len(lines) == 1, res
+    doc = json.loads(lines[0])
+    assert doc["code"] == code and doc["code"] in CODES, res
+    return doc
 
 
 class Result:

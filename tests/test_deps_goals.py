@@ -1,23 +1,7 @@
 """Dependencies, cycles, goals and why a task waits (SPEC §4, §5: dep, show waiting_on)."""
 import json
 
-T0 = 1_900_000_000
-CODES = {"usage", "invalid", "not_found", "conflict", "lease_lost", "forbidden", "cycle", "busy",
-         "hook_rejected", "db_error", "internal"}
-
-
-def at(seconds):
-    return {"KANBAN_NOW": T0 + seconds}
-
-
-def assert_error(res, code):
-    assert res.rc == 2, res
-    assert res.out == "", res
-    lines = [line for line in res.err.splitlines() if line.strip()]
-    assert len(lines) == 1, res
-    doc = json.loads(lines[0])
-    assert doc["code"] == code and doc["code"] in CODES, res
-    return doc
+from conftest import assert_error, at
 
 
 def snapshot(kb):

@@ -2,14 +2,7 @@
 import json
 
 import pytest
-
-T0 = 1_900_000_000  # 2030-03-17T17:46:40Z
-CODES = {"usage", "invalid", "not_found", "conflict", "lease_lost", "forbidden", "cycle", "busy",
-         "hook_rejected", "db_error", "internal"}
-
-
-def at(seconds):
-    return {"KANBAN_NOW": T0 + seconds}
+from conftest import CODES, T0, at
 
 
 def iso(seconds):

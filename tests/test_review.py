@@ -1,25 +1,7 @@
 """The review gate: complete --review, approve, reject, claim --for-review, self-review (SPEC §4, §5)."""
-import json
 
 import pytest
-
-T0 = 1_900_000_000
-CODES = {"usage", "invalid", "not_found", "conflict", "lease_lost", "forbidden", "cycle", "busy",
-         "hook_rejected", "db_error", "internal"}
-
-
-def at(seconds):
-    return {"KANBAN_NOW": T0 + seconds}
-
-
-def assert_error(res, code):
-    assert res.rc == 2, res
-    assert res.out == "", res
-    lines = [line for line in res.err.splitlines() if line.strip()]
-    assert len(lines) == 1, res
-    doc = json.loads(lines[0])
-    assert doc["code"] == code and doc["code"] in CODES, res
-    return doc
+from conftest import assert_error, at
 
 
 def snapshot(kb, seconds=0):
