@@ -70,12 +70,12 @@ install:
 	$(KANBAN_LIB)/.venv/bin/python -m compileall -q $(KANBAN_LIB)/lib
 	for f in $(KANBAN_LIB)/bin/* $(KANBAN_LIB)/libexec/* $(KANBAN_LIB)/porcelain/*; do \
 	  if grep -q "^'''':" "$$f"; then \
-	    sed -i -e "1s|.*|#!$(PREFIX)/lib/kanban/.venv/bin/python|" -e "/^'''':/d" "$$f"; fi; done
+	    sed -i -e "1s|.*|#!$(PREFIX)/lib/kanban/.venv/bin/python -E|" -e "/^'''':/d" "$$f"; fi; done
 	ln -sf ../lib/kanban/bin/kanban $(DESTDIR)$(PREFIX)/bin/kanban
 	cp man/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	cp man/man7/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/
 	mkdir -p $(DESTDIR)$(PREFIX)/share/bash-completion/completions
-	cp completion/kanban.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/kanban
+	./bin/kanban completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/kanban
 
 uninstall:
 	rm -rf $(KANBAN_LIB)

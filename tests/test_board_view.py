@@ -161,10 +161,10 @@ def test_skill_install_never_replaces_a_users_file_outside_kanban(tmp_path):
 
 # -- kanban completion --------------------------------------------------------------------
 
-def test_completion_script_is_the_committed_one(kb):
+def test_completion_script_is_the_shipped_one(kb):
     res = kb("completion", "bash")
     assert res.rc == 0
-    assert res.out == (ROOT / "completion" / "kanban.bash").read_text()
+    assert res.out == (ROOT / "lib" / "kanban" / "kanban.bash").read_text()
     assert kb("completion").out == res.out
     assert kb("completion", "zsh").error["code"] == "usage"
 
@@ -172,7 +172,7 @@ def test_completion_script_is_the_committed_one(kb):
 def complete(kb, *words):
     """What bash offers for `words` (the last one being completed)."""
     quoted = " ".join("'" + w.replace("'", "'\\''") + "'" for w in words)
-    code = (f"source {ROOT / 'completion' / 'kanban.bash'}\n"
+    code = (f"source {ROOT / 'lib' / 'kanban' / 'kanban.bash'}\n"
             f"COMP_WORDS=({quoted}); COMP_CWORD={len(words) - 1}; _kanban\n"
             'printf "%s\\n" "${COMPREPLY[@]}"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
