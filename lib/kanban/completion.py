@@ -10,7 +10,6 @@ import os
 import sys
 
 
-
 def script(shell="bash"):
     with open(os.path.join(os.path.dirname(__file__), "kanban.bash"), encoding="utf-8") as handle:
         return handle.read()
