@@ -28,3 +28,12 @@ def test_empty_environment_means_unset(kb):
     kb("create", "a task")
     res = kb("claim", agent="w1", env={"KANBAN_LEASE": "", "KANBAN_ROLE": ""})
     assert res.rc == 0 and res.json["status"] == "in_progress"
+
+
+def test_set_clear_takes_several_fields(kb):
+    task = kb("create", "x", "--body", "b", "--project", "p", "--assignee", "a").json["id"]
+    out = kb("set", task, "--clear", "body", "project").json
+    assert (out["body"], out["project"], out["assignee"]) == (None, None, "a")
+    assert kb("set", task, "--clear", "assignee", "--title", "y").json["assignee"] is None
+    res = kb("set", task, "project")
+    assert res.rc == 2 and res.error["code"] == "usage"

@@ -229,7 +229,10 @@ def set(args):  # noqa: A001 - the verb's name
         fields["review"] = True
     elif args["--no-review"]:
         fields["review"] = False
-    clear = [part.strip().replace("-", "_") for item in args["--clear"] for part in item.split(",") if part.strip()]
+    if args["FIELD"] and not args["--clear"]:
+        raise usage(f"{args['FIELD'][0]!r}: name fields to clear after --clear")
+    clear = [part.strip().replace("-", "_") for item in args["--clear"] + args["FIELD"]
+             for part in item.split(",") if part.strip()]
     with _board() as board:
         emit(board.set(args["ID"], clear=clear, actor=_agent(args, False), **fields))
 
