@@ -37,3 +37,13 @@ def test_set_clear_takes_several_fields(kb):
     assert kb("set", task, "--clear", "assignee", "--title", "y").json["assignee"] is None
     res = kb("set", task, "project")
     assert res.rc == 2 and res.error["code"] == "usage"
+
+
+def test_init_takes_several_harnesses(tmp_path):
+    from conftest import run
+
+    db = tmp_path / ".kanban" / "board.db"
+    out = run("init", "--harness", "claude", "codex", env={"KANBAN_DB": db}).json
+    assert len(out["skills"]) == 2 and all(p.endswith("SKILL.md") for p in out["skills"])
+    res = run("init", "claude", env={"KANBAN_DB": tmp_path / "other.db"})
+    assert res.rc == 2 and res.error["code"] == "usage" and not (tmp_path / "other.db").exists()
