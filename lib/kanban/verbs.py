@@ -55,7 +55,7 @@ def _nothing(args, answer):
 def init(args):
     if args["NAME"] and not args["--harness"]:
         raise usage(f"{args['NAME'][0]!r}: name harnesses after --harness")
-    args["--harness"] = list(dict.fromkeys(args["--harness"] + args["NAME"]))
+    args["--harness"] = [*dict.fromkeys(args["--harness"] + args["NAME"])]  # `list` is a verb here
     if args["--harness"]:
         from .skill import HARNESSES
 
