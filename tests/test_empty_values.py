@@ -47,3 +47,15 @@ def test_init_takes_several_harnesses(tmp_path):
     assert len(out["skills"]) == 2 and all(p.endswith("SKILL.md") for p in out["skills"])
     res = run("init", "claude", env={"KANBAN_DB": tmp_path / "other.db"})
     assert res.rc == 2 and res.error["code"] == "usage" and not (tmp_path / "other.db").exists()
+
+
+def test_search_by_status_alone_as_the_seed_does(kb):
+    blocked = kb("create", "stuck task").json["id"]
+    kb("create", "free task")
+    kb("block", blocked, "--reason", "waiting on creds", agent="w1")
+    found = kb("search", "--status", "BLOCKED").json["tasks"]
+    assert [t["id"] for t in found] == [blocked]
+    assert [t["id"] for t in kb("search", "task", "--status", "todo").json["tasks"]] != [blocked]
+    assert kb("search", "stuck", "--status", "blocked").json["tasks"][0]["id"] == blocked
+    res = kb("search")
+    assert res.rc == 2 and res.error["code"] == "usage"

@@ -1127,12 +1127,13 @@ class Board:
             out[r["id"]] = reasons
         return out
 
-    def list(self, *, status=None, project=None, assignee=None, goal=None, ready=False, limit=None,
-             claimed_by=None, kind=None, details=False):
-        """Tasks by priority (desc), created_at, id: {"tasks": [...]}."""
+    def _filters(self, status=None, project=None, assignee=None, goal=None, ready=False, claimed_by=None,
+                 kind=None):
+        """WHERE terms and parameters for list and search (validated before any read)."""
         where, params = [], {}
         if status is not None:
-            statuses = [s.strip() for s in (status.split(",") if isinstance(status, str) else status)]
+            raw = status.split(",") if isinstance(status, str) else status
+            statuses = [s.strip().lower() for s in raw]  # the seed writes BLOCKED
             for s in statuses:
                 if s not in STATUSES:
                     raise invalid(f"bad status {s!r}: one of {', '.join(STATUSES)}")
@@ -1159,6 +1160,12 @@ class Board:
         if ready:
             where.append("t.status = 'todo' AND t.kind = 'task' AND t.unmet_deps = 0"
                          " AND (t.not_before IS NULL OR t.not_before <= :now)")
+        return where, params, goal_id
+
+    def list(self, *, status=None, project=None, assignee=None, goal=None, ready=False, limit=None,
+             claimed_by=None, kind=None, details=False):
+        """Tasks by priority (desc), created_at, id: {"tasks": [...]}."""
+        where, params, goal_id = self._filters(status, project, assignee, goal, ready, claimed_by, kind)
         if limit is not None:
             limit = parse_int(limit, "limit", minimum=1)
 
@@ -1184,16 +1191,19 @@ class Board:
             if r["id"] in progress:
                 t["progress"] = progress[r["id"]]
 
-    def search(self, query, *, limit=None):
+    def search(self, query, *, limit=None, status=None, project=None):
         """Full-text search on title and body: {"tasks": [...]} best match first."""
         query = _text(query, "query", required=True, limit=1000)
         terms = query.split()
         match = " ".join('"' + term.replace('"', '""') + '"' for term in terms)
         limit = parse_int(limit, "limit", minimum=1) if limit is not None else None
+        where, params, _ = self._filters(status=status, project=project)
+        params["match"] = match
 
         def fetch():
-            rows = self._rows(" JOIN tasks_fts f ON f.rowid = t.id WHERE tasks_fts MATCH :match",
-                              {"match": match}, " ORDER BY f.rank, t.id", limit)
+            rows = self._rows(" JOIN tasks_fts f ON f.rowid = t.id WHERE tasks_fts MATCH :match"
+                              + "".join(" AND " + term for term in where),
+                              params, " ORDER BY f.rank, t.id", limit)
             return {"tasks": self._dicts(rows)}
         return self._read(fetch)
 

@@ -216,7 +216,14 @@ def list(args):  # noqa: A001 - the verb's name
 
 def search(args):
     with _board() as board:
-        _show(args, board.search(" ".join(args["QUERY"]), limit=args["--limit"]), "tasks")
+        if not args["QUERY"]:  # the seed's `search --status BLOCKED`: filters alone
+            if args["--status"] is None and args["--project"] is None:
+                raise usage("search needs a QUERY, or --status/--project to filter on")
+            answer = board.list(status=args["--status"], project=args["--project"], limit=args["--limit"])
+        else:
+            answer = board.search(" ".join(args["QUERY"]), limit=args["--limit"], status=args["--status"],
+                                  project=args["--project"])
+        _show(args, answer, "tasks")
 
 
 def comment(args):
