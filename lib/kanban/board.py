@@ -773,7 +773,12 @@ class Board:
         task = parse_id(task)
         message = _text(message, "message", required=True, limit=100_000)
         token = parse_token(token)
-        ttl_ms = clock.parse_duration(ttl, "ttl") if ttl is not None else PROGRESS_TTL_MS
+        if ttl is None:
+            ttl_ms = PROGRESS_TTL_MS
+        elif str(ttl).strip().lower() == "never":  # the seed's ttl_seconds = NULL: kept for good
+            ttl_ms = None
+        else:
+            ttl_ms = clock.parse_duration(ttl, "ttl")
 
         def apply():
             row = self._row(task)
@@ -1406,7 +1411,9 @@ class Board:
         cut_ms = clock.parse_duration(before, "--before")
 
         def apply():
-            self.db.execute("DELETE FROM events WHERE kind = 'progress' AND (expires_at <= :now OR at < :cut)",
+            # a note logged with --ttl never has no expiry, and no cut drops it
+            self.db.execute("DELETE FROM events WHERE kind = 'progress' AND expires_at IS NOT NULL"
+                            " AND (expires_at <= :now OR at < :cut)",
                             {"now": self.now, "cut": self.now - cut_ms})
             return self.db.changes()
         pruned = self._write(apply)
