@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from conftest import KANBAN, ROOT, run
 
+from kanban.db import SCHEMA_VERSION
+
 SERVER = os.environ.get("KANBAN_TEST_PG", "")
 needs_pg = pytest.mark.skipif(
     not SERVER, reason="KANBAN_TEST_PG is not set: name a PostgreSQL server to test the Postgres backend "
@@ -324,12 +326,12 @@ def test_goal_progress_team_gate_and_runs(both, tmp_path):
 @needs_pg
 def test_init_doctor_and_backup(both, tmp_path):
     init = both("init")
-    assert init == {"schema_version": 2, "created": False}
+    assert init == {"schema_version": SCHEMA_VERSION, "created": False}
     both("create", "a", "--body", "searchable body")
     both("create", "b", "--depends-on", "TASK-1")
     both("claim", agent="w1")
     doctor = both.pg("doctor").json
-    assert doctor["ok"] is True and doctor["integrity"] == ["ok"] and doctor["schema_version"] == 2
+    assert doctor["ok"] is True and doctor["integrity"] == ["ok"] and doctor["schema_version"] == SCHEMA_VERSION
     assert doctor["db"].startswith("postgresql://") and doctor["server_version"]
     backup = both.pg("backup", tmp_path / "copy.db").json
     assert backup["integrity"] == "ok" and Path(backup["backup"]).exists()
@@ -352,7 +354,7 @@ def test_init_creates_the_schema_and_errors_are_the_closed_list(tmp_path):
     try:
         assert run("show", "TASK-1", env={"KANBAN_DB": url}).error["code"] == "not_found"
         first = run("init", env={"KANBAN_DB": url})
-        assert first.rc == 0 and first.json["created"] is True and first.json["schema_version"] == 2
+        assert first.rc == 0 and first.json["created"] is True and first.json["schema_version"] == SCHEMA_VERSION
         assert run("init", env={"KANBAN_DB": url}).json["created"] is False
         server_sql(f"UPDATE {schema}.meta SET value = '99' WHERE key = 'schema_version'")
         res = run("list", env={"KANBAN_DB": url})
@@ -373,7 +375,7 @@ def test_an_older_board_is_migrated(pg_url):
     server_sql(PG_MIGRATIONS[0] + "; INSERT INTO meta(key, value) VALUES ('schema_version', '1');"
                " INSERT INTO tasks(title, body, created_at, updated_at) VALUES ('old task', 'findme', 0, 0)", pg_url)
     assert run("search", "findme", env={"KANBAN_DB": pg_url}).json["tasks"][0]["title"] == "old task"
-    assert run("doctor", env={"KANBAN_DB": pg_url}).json["schema_version"] == 2
+    assert run("doctor", env={"KANBAN_DB": pg_url}).json["schema_version"] == SCHEMA_VERSION
 
 
 @needs_pg

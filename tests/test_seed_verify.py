@@ -22,3 +22,24 @@ def test_team_trace_leaves_the_seeds_audit_trail(kb, board):
     assert (c1, {"depends_on": a1}) in links and (c1, {"goal": goal}) in links
     changed = [e for e in events if e["kind"] == "status_changed"]
     assert [(e["task"], e["data"]["from"], e["data"]["to"]) for e in changed] == [(goal, "todo", "done")]
+
+
+def test_the_seeds_verify_queries_run_on_the_board_file(kb):
+    """`SELECT count(*) FROM tasks` and `SELECT kind, count(*) FROM task_events GROUP BY kind`,
+    run by the sqlite3 shell as the seed does (in a separate process: never two SQLite
+    copies in this one)."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if not shutil.which("sqlite3"):
+        pytest.skip("no sqlite3 shell on this machine")
+    kb("create", "one", agent="coordinator")
+    kb("create", "two", "--depends-on", "TASK-1", agent="coordinator")
+    count = subprocess.run(["sqlite3", str(kb.path), "SELECT count(*) FROM tasks"],
+                           capture_output=True, text=True, timeout=30)
+    assert count.stdout.strip() == "2", count.stderr
+    kinds = subprocess.run(["sqlite3", str(kb.path), "SELECT kind, count(*) FROM task_events GROUP BY kind"],
+                           capture_output=True, text=True, timeout=30)
+    assert sorted(kinds.stdout.split()) == ["created|2", "linked|1"], kinds.stderr

@@ -235,6 +235,10 @@ PG_MIGRATIONS = [
     CREATE INDEX runs_task ON runs(task_id, id);
     CREATE INDEX runs_open ON runs(heartbeat_at) WHERE ended_at IS NULL;
     """,
+    # 3: the event log under the name seed 004's Verify step queries
+    """
+    CREATE VIEW task_events AS SELECT id, task_id, kind, actor, at, data, expires_at FROM events;
+    """,
 ]
 # kanban never waits inside a transaction: a session idle in one this long is stuck
 IDLE_IN_TRANSACTION_MS = 60_000
