@@ -25,6 +25,9 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "lib"))
+from kanban import cli  # noqa: E402 - the same header reader the commands use
+
 FOLDERS = (("plumbing", "libexec"), ("porcelain", "porcelain"))
 KINDS = tuple(kind for kind, _ in FOLDERS)
 # tests that cover every verb generically (this check's own wrappers) do not count
@@ -34,21 +37,9 @@ GENERIC_TESTS = ("test_docs.py",)
 # -- command files ----------------------------------------------------------------
 
 def read_header(path):
-    """(summary, help lines) from a command file's leading comments, as kanban.cli
-    reads them: the comment block after the shebang, `# ` stripped."""
-    summary, lines = None, []
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle):
-            if number == 0 and line.startswith("#!"):
-                continue
-            if not line.startswith("#"):
-                break
-            text = line[2:].rstrip("\n") if line.startswith("# ") else line[1:].rstrip("\n")
-            if text.startswith("Summary:"):
-                summary = text[len("Summary:"):].strip()
-            else:
-                lines.append(text)
-    return summary, lines
+    """(summary or None, help lines): the comment block kanban.cli itself reads."""
+    summary, _usage, help_text = cli.read_header(path)
+    return summary or None, help_text.splitlines()
 
 
 def usage_lines(help_lines):

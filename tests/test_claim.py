@@ -4,23 +4,8 @@ import os
 import subprocess
 import textwrap
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-KANBAN = ROOT / "bin" / "kanban"
-CODES = {"usage", "invalid", "not_found", "conflict", "lease_lost", "forbidden", "cycle", "busy",
-         "hook_rejected", "db_error", "internal"}
-
-
-def assert_error(res, code):
-    assert res.rc == 2, res
-    assert res.out == "", res
-    lines = [line for line in res.err.splitlines() if line.strip()]
-    assert len(lines) == 1, res
-    doc = json.loads(lines[0])
-    assert doc["code"] == code and doc["code"] in CODES, res
-    assert doc["retryable"] is (code == "busy")
-    return doc
+from conftest import KANBAN, assert_error
 
 
 def snapshot(kb):

@@ -1,8 +1,7 @@
 """Leases and fencing tokens under KANBAN_NOW: expiry, attempts, renew, release, reap (SPEC §4, §5)."""
-import json
 
 import pytest
-from conftest import CODES, T0, at
+from conftest import T0, assert_error, at
 
 
 def iso(seconds):
@@ -10,16 +9,6 @@ def iso(seconds):
 
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 + seconds))
 
-
-def assert_error(res, code):
-    assert res.rc == 2, res
-    assert res.out == "", res
-    lines = [line for line in res.err.splitlines() if line.strip()]
-    assert len(lines) == 1, res
-    doc = json.loads(lines[0])
-    assert doc["code"] == code and doc["code"] in CODES, res
-    assert doc["retryable"] is False
-    return doc
 
 
 def snapshot(kb, seconds=0):
