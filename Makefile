@@ -21,7 +21,10 @@ $(VENV)/.done: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "kanban needs Python 3.11+" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	$(PY) tools/requirements.py test > $(VENV)/requirements.txt
+	$(PY) -m pip install -q -r $(VENV)/requirements.txt
+	@# the package itself is this checkout's lib/, put on the venv's path (no build step, no copy)
+	$(PY) -c 'import site; open(site.getsitepackages()[0] + "/kanban.pth", "w").write("$(CURDIR)/lib\n")'
 	@# setuptools' distutils-precedence.pth costs every kanban call an import: not needed at run time
 	$(PY) -m pip uninstall -q -y setuptools
 	touch $@
@@ -52,7 +55,8 @@ check: setup
 	$(PY) tests/check_tree.py
 
 bench: setup
-	$(PY) -m pip install -q -e '.[bench]' --config-settings editable_mode=compat
+	$(PY) tools/requirements.py bench > $(VENV)/requirements-bench.txt
+	$(PY) -m pip install -q -r $(VENV)/requirements-bench.txt
 	$(PY) bench/run.py --out bench/results
 
 bench-quick: setup
@@ -63,7 +67,8 @@ soak: setup
 
 install:
 	$(PYTHON) -m venv $(KANBAN_LIB)/.venv
-	$(KANBAN_LIB)/.venv/bin/pip install -q apsw docopt-ng tabulate jsonschema filelock PyYAML
+	$(PYTHON) tools/requirements.py > $(KANBAN_LIB)/requirements.txt
+	$(KANBAN_LIB)/.venv/bin/pip install -q -r $(KANBAN_LIB)/requirements.txt
 	mkdir -p $(KANBAN_LIB) $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7
 	cp -R bin libexec porcelain lib schemas hooks.d kanban.mk $(KANBAN_LIB)/
 	find $(KANBAN_LIB)/lib -name __pycache__ -prune -exec rm -rf {} +
