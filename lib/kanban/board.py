@@ -1485,10 +1485,6 @@ class Board:
 
     def backup(self, dest):
         """A consistent copy while agents run (SQLite's online backup)."""
-        import apsw
-
-        from .db import db_error
-
         dest = _text(dest, "backup file", required=True, limit=4096)
         if "://" not in self.path and _is_board_file(dest, self.path):
             # the copy replaces its target: over the board, its WAL or its lock, the board is lost
@@ -1497,27 +1493,13 @@ class Board:
             raise invalid(f"{dest} is a folder: name a file")
         if "://" in self.path:  # a server board: one snapshot, written as a SQLite board file
             return self.db.backup(dest)
-        tmp = dest + ".tmp-backup"
-        try:
-            target = apsw.Connection(tmp)
-            try:
-                with target.backup("main", self.db.conn, "main") as job:
-                    while not job.done:
-                        job.step(1024)
-                target.execute("PRAGMA journal_mode=DELETE")
-                check = target.execute("PRAGMA integrity_check").fetchall()[0][0]
-                pages = target.execute("PRAGMA page_count").fetchall()[0][0]
-            finally:
-                target.close()
-            os.replace(tmp, dest)
-        except apsw.Error as exc:
-            _remove(tmp)
-            raise db_error(exc, dest) from None
-        except OSError as exc:
-            _remove(tmp)
-            raise KanbanError("db_error", f"cannot write the backup: {exc.strerror}", detail=str(exc)) from None
-        return {"backup": os.path.abspath(dest), "bytes": os.path.getsize(dest), "pages": pages,
-                "integrity": check, "at": clock.iso(clock.now_ms())}
+
+        def copy(target):
+            with target.backup("main", self.db.conn, "main") as job:
+                while not job.done:
+                    job.step(1024)
+            target.execute("PRAGMA journal_mode=DELETE")
+        return write_board_file(dest, copy)
 
     # -- who is calling -------------------------------------------------------------------
 
@@ -1594,6 +1576,36 @@ def _is_board_file(path, board):
         except OSError:
             pass  # one of them does not exist: not the same file
     return False
+
+
+def write_board_file(dest, fill):
+    """Write a SQLite board file at `dest` through fill(connection), by way of a
+    temporary file that is checked and then renamed into place, so `dest` is never
+    half written: {"backup", "bytes", "pages", "integrity", "at"}."""
+    import apsw
+
+    from .db import db_error
+
+    tmp = dest + ".tmp-backup"
+    for leftover in (tmp, tmp + "-journal"):
+        _remove(leftover)
+    try:
+        target = apsw.Connection(tmp)
+        try:
+            fill(target)
+            check = target.execute("PRAGMA integrity_check").fetchall()[0][0]
+            pages = target.execute("PRAGMA page_count").fetchall()[0][0]
+        finally:
+            target.close()
+        os.replace(tmp, dest)
+    except apsw.Error as exc:
+        _remove(tmp)
+        raise db_error(exc, dest) from None
+    except OSError as exc:
+        _remove(tmp)
+        raise KanbanError("db_error", f"cannot write the backup: {exc.strerror}", detail=str(exc)) from None
+    return {"backup": os.path.abspath(dest), "bytes": os.path.getsize(dest), "pages": pages,
+            "integrity": check, "at": clock.iso(clock.now_ms())}
 
 
 def _remove(path):

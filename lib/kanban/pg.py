@@ -821,14 +821,7 @@ TABLES = ("tasks", "deps", "holders", "events", "comments", "runs")
 
 def backup_to_sqlite(database, dest):
     """Copy every row of a Postgres board into a new SQLite board file at `dest`."""
-    import apsw
-
-    from . import clock
-
-    tmp = dest + ".tmp-backup"
-    for leftover in (tmp, tmp + "-journal"):
-        if os.path.exists(leftover):
-            os.remove(leftover)
+    from .board import write_board_file
 
     def snapshot():
         counters = dict(database.conn.execute("SELECT name, value FROM counters").fetchall())
@@ -836,59 +829,38 @@ def backup_to_sqlite(database, dest):
         meta = database.conn.execute("SELECT key, value FROM meta WHERE key <> 'schema_version'").fetchall()
         return counters, (seq[0] if seq[1] else 0), meta
 
-    try:
-        target = apsw.Connection(tmp)
-        try:
-            target.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            with target:
-                for step in MIGRATIONS:
-                    for _ in target.execute(step):
-                        pass
-                target.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            columns = {t: [r[1] for r in target.execute(f"PRAGMA table_info({t})")] for t in TABLES}
-            rows = {}
+    def fill(target):
+        target.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        with target:
+            for step in MIGRATIONS:
+                for _ in target.execute(step):
+                    pass
+            target.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        columns = {t: [r[1] for r in target.execute(f"PRAGMA table_info({t})")] for t in TABLES}
+        rows = {}
 
-            def read_all():
-                for table in TABLES:
-                    names = ", ".join(columns[table])
-                    rows[table] = database.conn.execute(f"SELECT {names} FROM {table} ORDER BY 1").fetchall()
-                return snapshot()
-            counters, token, meta = database.read(read_all)
-            with target:
-                # deps before tasks: the deps trigger finds no task to count, and each task
-                # arrives with its own unmet_deps; the FTS trigger indexes each task
-                for table in ("deps",) + tuple(t for t in TABLES if t != "deps"):
-                    names = columns[table]
-                    target.executemany(
-                        f"INSERT INTO {table}({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-                        rows[table])
-                target.execute("UPDATE meta SET value = ? WHERE key = 'lease_token'", (token,))
-                for key, value in meta:
-                    target.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
-                for table in ("tasks", "events", "comments", "runs"):
-                    target.execute("DELETE FROM sqlite_sequence WHERE name = ?", (table,))
-                    target.execute("INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)",
-                                   (table, counters.get(table, 0)))
-            check = target.execute("PRAGMA integrity_check").fetchall()[0][0]
-            pages = target.execute("PRAGMA page_count").fetchall()[0][0]
-        finally:
-            target.close()
-        os.replace(tmp, dest)
-    except apsw.Error as exc:
-        _remove(tmp)
-        raise KanbanError("db_error", f"cannot write the backup: {exc}", detail=str(exc)) from None
-    except OSError as exc:
-        _remove(tmp)
-        raise KanbanError("db_error", f"cannot write the backup: {exc.strerror}", detail=str(exc)) from None
-    return {"backup": os.path.abspath(dest), "bytes": os.path.getsize(dest), "pages": pages,
-            "integrity": check, "at": clock.iso(clock.now_ms())}
-
-
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass
+        def read_all():
+            for table in TABLES:
+                names = ", ".join(columns[table])
+                rows[table] = database.conn.execute(f"SELECT {names} FROM {table} ORDER BY 1").fetchall()
+            return snapshot()
+        counters, token, meta = database.read(read_all)
+        with target:
+            # deps before tasks: the deps trigger finds no task to count, and each task
+            # arrives with its own unmet_deps; the FTS trigger indexes each task
+            for table in ("deps",) + tuple(t for t in TABLES if t != "deps"):
+                names = columns[table]
+                target.executemany(
+                    f"INSERT INTO {table}({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                    rows[table])
+            target.execute("UPDATE meta SET value = ? WHERE key = 'lease_token'", (token,))
+            for key, value in meta:
+                target.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+            for table in ("tasks", "events", "comments", "runs"):
+                target.execute("DELETE FROM sqlite_sequence WHERE name = ?", (table,))
+                target.execute("INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)",
+                               (table, counters.get(table, 0)))
+    return write_board_file(dest, fill)
 
 
 def open_pg_board(url, create=False):
