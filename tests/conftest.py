@@ -32,6 +32,7 @@ def assert_error(res, code):
     assert len(lines) == 1, res
     doc = json.loads(lines[0])
     assert doc["code"] == code and doc["code"] in CODES, res
+    assert isinstance(doc["error"], str) and doc["error"], res
     assert doc["retryable"] is (code == "busy"), res
     return doc
 

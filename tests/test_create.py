@@ -1,28 +1,13 @@
 """kanban create: one task, idempotency keys, and create --stdin batches (SPEC §4, §5)."""
 import json
 
+from conftest import assert_error
+
 TASK_KEYS = {
     "id", "kind", "title", "body", "status", "priority", "project", "role_boundary", "assignee",
     "goal", "depends_on", "review", "claimed_by", "lease_until", "attempts", "max_attempts",
     "not_before", "idempotency_key", "created_at", "updated_at", "ready",
 }
-CODES = {"usage", "invalid", "not_found", "conflict", "lease_lost", "forbidden", "cycle", "busy",
-         "hook_rejected", "db_error", "internal"}
-
-
-def assert_error(res, code):
-    """Exit 2, nothing on stdout, one JSON line on stderr with `code`."""
-    assert res.rc == 2, res
-    assert res.out == "", res
-    lines = [line for line in res.err.splitlines() if line.strip()]
-    assert len(lines) == 1, res
-    doc = json.loads(lines[0])
-    assert doc["code"] == code, res
-    assert doc["code"] in CODES and isinstance(doc["error"], str) and doc["error"]
-    assert doc["retryable"] is (code == "busy")
-    return doc
-
-
 def snapshot(kb):
     """Everything a failed command must leave alone: the tasks and the event log."""
     tasks = kb("list")

@@ -11,7 +11,7 @@ import time
 from .board import Board
 from .board import init as init_board
 from .cli import EXIT_NOTHING, emit, env_or
-from .errors import KanbanError, invalid, usage
+from .errors import invalid, usage
 from .jsontext import dumps
 
 
@@ -291,5 +291,3 @@ def backup(args):
     with _board() as board:
         emit(board.backup(args["FILE"]))
 
-
-__all__ = [name for name in dir() if not name.startswith("_")] + ["KanbanError"]
