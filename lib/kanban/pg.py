@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .db import MIGRATIONS, SCHEMA_VERSION, busy_timeout_ms
 from .errors import KanbanError
+from .extras import require
 
 try:
     import psycopg  # this module is imported for a server board only: see "the wire" below
@@ -523,8 +524,7 @@ def connect(url, **settings):
     from urllib.parse import parse_qs
 
     if psycopg is None:
-        raise KanbanError("db_error", "a Postgres board needs psycopg: pip install 'kanban[postgres]'"
-                          " (psycopg[binary])")
+        require("psycopg", "postgres", "a Postgres board")  # says which extra to install
     settings = dict({"client_min_messages": "error"}, **settings)
     try:
         query = parse_qs(urlsplit(url).query)
