@@ -5,6 +5,7 @@ inside that transaction, so a refused command changes nothing.  Hooks run after
 the commit.  Answers are plain dicts, exactly what the CLI prints.
 """
 import os
+import sys
 
 from . import clock
 from .db import open_board
@@ -184,11 +185,26 @@ class Board:
                 failures.append((event, {"hook": f"post-{hooks.HOOK_FOR_EVENT[event['kind']]}",
                                          "event": event["id"], "reason": f"{type(exc).__name__}: {exc}"}))
         if failures:
-            # the hook bookkeeping transaction: the command itself stands
-            def record():
-                for event, failure in failures:
-                    self._event(parse_id(event["task"]), "hook_failed", event["actor"], failure)
+            self._record_hook_failures(failures)
+
+    def _record_hook_failures(self, failures):
+        """The hook bookkeeping transaction.  The command has committed and its answer
+        stands: when the failures cannot be recorded (a busy board, a full disk), they
+        are said on stderr and the command still reports what it committed."""
+        def record():
+            for event, failure in failures:
+                self._event(parse_id(event["task"]), "hook_failed", event["actor"], failure)
+
+        try:
             self._write(record)
+        except Exception as exc:  # noqa: BLE001 - after the commit nothing may fail the command
+            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            try:
+                for event, failure in failures:
+                    sys.stderr.write(f"kanban: warning: {failure['hook']} failed on event {event['id']}"
+                                     f" ({failure['reason']}); not recorded: {message}\n")
+            except Exception:  # noqa: BLE001 - stderr itself may be gone
+                pass
 
     @property
     def now(self):
