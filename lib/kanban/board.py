@@ -27,6 +27,11 @@ SETTABLE = ("title", "body", "priority", "project", "assignee", "role", "goal",
             "not_before", "max_attempts", "review")
 CLEARABLE = ("body", "project", "assignee", "role", "goal", "not_before", "max_attempts")
 
+# `move`: the role-gate action and the event of each target column
+MOVE_GATE = {"todo": "assign", "in_review": "complete", "blocked": "block", "done": "complete",
+             "cancelled": "cancel"}
+MOVE_EVENT = {"blocked": "blocked", "cancelled": "cancelled"}
+
 # the columns a task answer is made from; `ready` is computed by SQLite itself
 TASK_SELECT = """
 SELECT t.id, t.kind, t.title, t.body, t.status, t.priority, t.project, t.role_boundary,
@@ -1019,6 +1024,64 @@ class Board:
             self._event(task, "reopened", actor, {"from": row["status"]})
             self._sync_goal(row["goal_id"], actor)
             return self._task(task)
+        return self._write(apply)
+
+    # -- a person moves a card --------------------------------------------------------
+
+    MOVE_COLUMNS = ("todo", "in_review", "blocked", "done", "cancelled")
+
+    def move(self, task, column, *, reason=None, force=False, actor=None):
+        """A person moves a card to `column`.  A held task needs force, which ends the
+        lease; a review task moved to done is an approval (the mover never held it);
+        a team board's role gate applies."""
+        task = parse_id(task)
+        if column == "in_progress":
+            raise usage("a task reaches in_progress only by a claim: move it to todo, in_review, "
+                        "blocked, done or cancelled")
+        if column not in self.MOVE_COLUMNS:
+            raise invalid(f"unknown column {column!r}: one of {', '.join(self.MOVE_COLUMNS)}")
+        reason = _text(reason, "reason", required=column == "blocked", limit=100_000)
+        actor = self._actor(actor)
+
+        def apply():
+            row = self._row(task)
+            ref = task_ref(task)
+            source = row["status"]
+            if row["kind"] == "goal":
+                raise conflict(f"{ref} is a goal: it moves with its tasks", task=ref)
+            if source == column:
+                raise conflict(f"{ref} is already {column}", task=ref, status=source)
+            if column == "in_review" and source not in ("todo", "in_progress", "blocked"):
+                raise conflict(f"{ref} is {source}: only open work goes to review", task=ref, status=source)
+            held = row["claimed_by"] is not None and row["lease_until"] is not None \
+                and row["lease_until"] > self.now
+            if held and not force:
+                raise conflict(f"{ref} is held by {row['claimed_by']} until {clock.iso(row['lease_until'])}: "
+                               "--force ends that lease", task=ref, status=source, holder=row["claimed_by"])
+            self._gate(MOVE_GATE[column] if not (column == "todo" and source == "blocked") else "unblock",
+                       actor, row)
+            approval = column == "done" and (row["review"] or source == "in_review")
+            if approval:
+                self._not_a_holder(task, actor)  # the review gate: no one approves their own work
+            # WIP limits on the target column are checked here (conflict unless force)
+            fields = {"reason": reason}
+            if column in CLOSED:
+                fields["finished_at"] = self.now
+            elif source in CLOSED:
+                fields.update(finished_at=None, attempts=0)
+            if column == "in_review":
+                fields["review"] = 1
+            self._end_lease(task, column, **fields)
+            if source == "in_progress":
+                self._close_runs(task, "moved", actor)
+            data = {"from": source, "to": column, "moved": True}
+            if reason:
+                data["reason"] = reason
+            if row["claimed_by"] is not None:
+                data["lease_ended"] = {"holder": row["claimed_by"], "token": row["lease_token"]}
+            self._event(task, "approved" if approval else MOVE_EVENT.get(column, "status_changed"), actor, data)
+            self._sync_goal(row["goal_id"], actor)
+            return dict(self._task(task), **{"from": source})
         return self._write(apply)
 
     # -- deps -----------------------------------------------------------------------

@@ -185,6 +185,12 @@ def cancel(args):
         emit(board.cancel(args["ID"], reason=args["--reason"], actor=_agent(args, False)))
 
 
+def move(args):
+    with _board() as board:
+        emit(board.move(args["ID"], args["COLUMN"], reason=args["--reason"], force=args["--force"],
+                        actor=_agent(args, False)))
+
+
 def reopen(args):
     with _board() as board:
         emit(board.reopen(args["ID"], actor=_agent(args, False)))
