@@ -79,9 +79,12 @@ def test_commands_lists_every_verb_as_json():
         assert alias in by_name[verb]["aliases"]
 
 
-def test_no_arguments_prints_usage():
+def test_no_arguments_prints_the_verbs_and_fails():
     res = sh()
-    assert res.returncode == 0 and "usage" in res.stdout.lower()
+    assert res.returncode == 1 and "usage" in res.stdout.lower() and "   claim " in res.stdout
+    for flag in ("-h", "--help"):
+        res = sh(flag)
+        assert res.returncode == 0 and res.stdout == sh().stdout
 
 
 def test_unknown_verb_is_a_usage_error():

@@ -73,15 +73,22 @@ def parse(help_text, argv):
 
         try:
             return docopt(help_text, argv=args, default_help=False)
-        except DocoptExit as exc:
-            message = str(exc).strip().splitlines()
-            detail = message[0] if message and not message[0].lower().startswith("usage") else None
-            raise KanbanError("usage", f"bad arguments for 'kanban {argv[0]}'"
-                              + (f": {detail}" if detail else ""), usage=usage_section(help_text)) from None
+        except DocoptExit:
+            raise _Refused() from None
 
     from .argv import parse as cached_parse
 
-    return cached_parse(help_text, argv, run_docopt)
+    try:
+        return cached_parse(help_text, argv, run_docopt)
+    except _Refused:
+        # say what is wrong with the real arguments, never the cache's placeholders
+        from .diagnose import usage_error
+
+        raise usage_error(help_text, argv) from None
+
+
+class _Refused(Exception):
+    """docopt refused an argv (the argument cache may have asked with placeholders)."""
 
 
 def main(path, argv=None, handler=None):

@@ -67,20 +67,19 @@ def commands(root):
 
 
 USAGE = """usage: kanban [--version] [--exec-path] [help] VERB [ARGS...]
-
-Plumbing prints one JSON document; porcelain is for people and loops.
-'kanban commands' lists every verb; 'kanban help VERB' opens its man page.
 """
+GUIDES = {"workflow": ("kanban-workflow", "7")}  # `kanban help NAME` for the guides in man/man7
 
 
 def main(script):
-    from .cli import emit, fail
+    from .cli import fail
 
     root = root_of(script)
     args = sys.argv[1:]
     if not args or args[0] in ("-h", "--help"):
-        sys.stdout.write(USAGE)
-        sys.exit(0)
+        # as git: the verbs grouped; no verb at all is a mistake (exit 1), asking is not
+        sys.stdout.write(overview(root))
+        sys.exit(1 if not args else 0)
     verb, rest = args[0], args[1:]
     if verb == "--version":
         from . import __version__
@@ -91,7 +90,7 @@ def main(script):
         sys.stdout.write(exec_path(root) + "\n")
         return
     if verb == "commands":
-        emit({"commands": commands(root)})
+        list_commands(root, rest)
         return
     if verb == "help":
         help_verb(root, rest)
@@ -101,30 +100,83 @@ def main(script):
         rest = lead + rest
     path = find_verb(root, verb) if "/" not in verb and not verb.startswith("-") else None
     if path is None:
-        fail(KanbanError("usage", f"'{verb}' is not a kanban command; see 'kanban commands'", verb=verb))
+        fail(not_a_verb(root, verb))
     run_file(path, rest)
 
 
+def not_a_verb(root, verb):
+    """The usage error for an unknown verb, with the nearest one as a hint (as git's)."""
+    import difflib
+
+    names = [c["name"] for c in commands(root)] + list(ALIASES) + ["help", "commands"]
+    near = difflib.get_close_matches(verb, names, n=1, cutoff=0.6) if not verb.startswith("-") else []
+    if verb.startswith("-"):
+        near = difflib.get_close_matches(verb, ["--help", "--version", "--exec-path"], n=1, cutoff=0.6)
+    hint = f"did you mean '{near[0]}'?" if near else None
+    return KanbanError("usage", f"'{verb}' is not a kanban command" + (f" (did you mean '{near[0]}'?)" if near
+                                                                       else "; see 'kanban help'"),
+                       verb=verb, hint=hint, usage=USAGE.strip())
+
+
+def overview(root):
+    """`kanban --help`: the verbs grouped as plumbing, porcelain and aliases, with summaries."""
+    from .render import command_overview
+
+    return command_overview(USAGE, commands(root), {a: " ".join([v, *lead]) for a, (v, lead) in ALIASES.items()})
+
+
+def list_commands(root, rest):
+    """`kanban commands [--format json|table]`."""
+    from .cli import emit, fail
+
+    fmt = "json"
+    while rest:
+        option = rest.pop(0)
+        if option.startswith("--format="):
+            fmt = option.split("=", 1)[1]
+        elif option == "--format" and rest:
+            fmt = rest.pop(0)
+        else:
+            fail(KanbanError("usage", f"kanban commands: unexpected argument '{option}'",
+                             usage="usage: kanban commands [--format=json|table]"))
+    if fmt not in ("json", "table"):
+        fail(KanbanError("invalid", f"bad --format {fmt!r}: json or table"))
+    found = commands(root)
+    if fmt == "table":
+        from .render import command_table
+
+        sys.stdout.write(command_table(found) + "\n")
+    else:
+        emit({"commands": found})
+
+
 def help_verb(root, rest):
-    """`kanban help VERB`: the man page, or the usage text where man is missing."""
+    """`kanban help [VERB|workflow|commands]`: the man page, or the usage text where man is missing."""
     import shutil
 
+    from .cli import fail
+
     verb = rest[0] if rest else None
+    if verb is None or verb == "commands":
+        sys.stdout.write(overview(root))
+        return
+    if verb in GUIDES:
+        page, section = GUIDES[verb]
+        local = os.path.join(root, "man", f"man{section}", f"{page}.{section}")
+        if shutil.which("man"):
+            os.execvp("man", ["man", local if os.path.exists(local) else page])
+        with open(local, encoding="utf-8") as handle:
+            sys.stdout.write(handle.read())
+        return
     if verb in ALIASES:
         verb = ALIASES[verb][0]
-    page = f"kanban-{verb}" if verb else "kanban"
-    man_dir = os.path.join(root, "man")
-    if verb and find_verb(root, verb) is None:
-        from .cli import fail
-
-        fail(KanbanError("usage", f"'{verb}' is not a kanban command; see 'kanban commands'"))
-    local = os.path.join(man_dir, "man1", page + ".1")
+    page = f"kanban-{verb}"
+    if find_verb(root, verb) is None:
+        fail(not_a_verb(root, verb))
+    local = os.path.join(root, "man", "man1", page + ".1")
     if shutil.which("man") and sys.stdout.isatty():
         target = local if os.path.exists(local) else page
         os.execvp("man", ["man", target])
-    if verb:
-        from .cli import read_header
+    from .cli import read_header
 
-        sys.stdout.write(read_header(find_verb(root, verb))[2] + "\n")
-    else:
-        sys.stdout.write(USAGE)
+    sys.stdout.write(read_header(find_verb(root, verb))[2] + "\n")

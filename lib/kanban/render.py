@@ -67,3 +67,29 @@ def table(kind, document):
         lines += [f"{f['level']}: {f['message']}" for f in document["findings"]]
         return "\n".join(lines)
     return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+# -- the verbs, for `kanban --help` and `kanban commands --format table` -------------------
+
+COMMAND_GROUPS = (("plumbing", "Plumbing: one JSON document on stdout, one transaction"),
+                  ("porcelain", "Porcelain: for people and loops"))
+
+
+def command_overview(usage_line, commands, aliases):
+    """git's `git help`: the verbs grouped, each with its summary."""
+    width = max([len(c["name"]) for c in commands] + [len(a) for a in aliases] + [8]) + 3
+    out = [usage_line.rstrip(), ""]
+    for kind, heading in COMMAND_GROUPS:
+        out.append(heading)
+        out += [f"   {c['name']:<{width}}{c['summary']}" for c in commands if c["kind"] == kind]
+        out.append("")
+    out.append("Aliases")
+    out += [f"   {name:<{width}}{target}" for name, target in sorted(aliases.items())]
+    out += ["", "'kanban help VERB' opens a verb's manual, 'kanban help workflow' the guide to a sprint;",
+            "'kanban commands' lists the verbs as JSON.", ""]
+    return "\n".join(out)
+
+
+def command_table(commands):
+    rows = [[c["name"], c["kind"], c["summary"], ", ".join(c["aliases"])] for c in commands]
+    return _tabulate(rows, ["verb", "kind", "summary", "aliases"])

@@ -1,0 +1,176 @@
+"""Say what is wrong with a command line, in plain words, as git does.
+
+docopt only knows that an argv does not match the usage.  When it refuses one,
+this module looks at the real arguments (never the argument cache's placeholders)
+and names the first mistake: an unknown option (with the nearest one as a hint),
+an option without its value, a missing subcommand, argument or required option,
+an unknown subcommand, an argument too many (with a hint to quote a title that
+has spaces).  Each guess is checked by asking docopt whether the corrected line
+parses, so the sentence is right or it is not said.  Only failing commands come here.
+"""
+import difflib
+import io
+import re
+from contextlib import redirect_stderr, redirect_stdout
+
+from .errors import KanbanError
+
+_PROBE = "\x00kanban-probe"
+_SHORT = re.compile(r"(?<![\w-])(-[a-zA-Z])\b")
+
+
+def _parses(help_text, argv):
+    from docopt import DocoptExit, docopt
+
+    sink = io.StringIO()
+    try:
+        with redirect_stdout(sink), redirect_stderr(sink):
+            return docopt(help_text, argv=argv, default_help=False)
+    except (DocoptExit, SystemExit):
+        return None
+
+
+def nearest(word, choices):
+    """The closest of `choices` to a misspelt `word`, or None."""
+    found = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def _expand(name, options):
+    """docopt accepts a unique prefix of a long option."""
+    if name in options:
+        return name
+    matches = [o for o in options if o.startswith(name)]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _split(argv, options):
+    """(positional tokens as (index, text), given option names) of argv[1:]."""
+    positional, given = [], set()
+    index, rest = 1, False
+    while index < len(argv):
+        token = argv[index]
+        if rest or token == "-" or not token.startswith("-") or _number(token):
+            positional.append((index, token))
+        elif token == "--":
+            rest = True
+        elif token.startswith("--"):
+            name, eq, _ = token.partition("=")
+            name = _expand(name, options) or name
+            given.add(name)
+            if options.get(name) and not eq:
+                index += 1  # its value
+        index += 1
+    return positional, given
+
+
+def _number(token):
+    return bool(re.fullmatch(r"-\d+(\.\d+)?[smhd]?", token))
+
+
+def _unknown(token, options):
+    near = nearest(token if token.startswith("--") else "-" + token, options)
+    return (f"unknown option {token}" + (f" (did you mean {near}?)" if near else ""),
+            f"did you mean {near}?" if near else None)
+
+
+def _option_mistake(help_text, argv, options):
+    shorts = set(_SHORT.findall(help_text))
+    tokens = argv[1:]
+    for position, token in enumerate(tokens):
+        if token == "--":
+            return None
+        if token.startswith("--"):
+            raw, eq, _value = token.partition("=")
+            name = _expand(raw, options)
+            if name is None:
+                return _unknown(raw, options)
+            if options[name] and not eq:
+                following = tokens[position + 1] if position + 1 < len(tokens) else None
+                if following is None or following.startswith("--"):
+                    metavar = re.search(re.escape(name) + r"=([A-Za-z_]+)", help_text)
+                    return (f"option {name} needs a value ({name}={metavar.group(1) if metavar else 'VALUE'})",
+                            None)
+            if not options[name] and eq:
+                return f"option {name} takes no value", f"write {name} alone"
+        elif token.startswith("-") and token != "-" and not _number(token) and token[:2] not in shorts:
+            return _unknown(token, options)
+    return None
+
+
+def _subcommands(help_text, verb, words):
+    """The command words that come right after `kanban VERB` in the usage lines."""
+    from .cli import usage_section
+
+    first = set()
+    for line in usage_section(help_text).splitlines():
+        parts = line.split()
+        if len(parts) > 2 and parts[0] == "kanban" and parts[1] == verb:
+            for word in re.split(r"[\[\]()|]+", parts[2]):
+                if word in words:
+                    first.add(word)
+    return first
+
+
+def _missing(help_text, argv, options, given, words):
+    first = _subcommands(help_text, argv[0], words)
+    if first and len(argv) == 1:
+        return f"missing subcommand: one of {', '.join(sorted(first))}", None
+    if first and argv[1] not in words and not argv[1].startswith("-"):
+        near = nearest(argv[1], first)
+        return (f"unknown subcommand '{argv[1]}' (one of {', '.join(sorted(first))})",
+                f"did you mean '{near}'?" if near else None)
+    for count in (1, 2):
+        found = _parses(help_text, argv + [_PROBE] * count)
+        if found is not None:
+            names = [k for k, v in found.items() if v == _PROBE or (isinstance(v, list) and _PROBE in v)]
+            return f"missing {' and '.join(names) if names else 'an argument'}", None
+    for name, takes_value in sorted(options.items()):
+        if name in given or name == "--help":
+            continue
+        if _parses(help_text, argv + [f"{name}={_PROBE}" if takes_value else name]) is not None:
+            return f"missing {name}", None
+    return None
+
+
+def _unexpected(help_text, argv, positional):
+    # the fewest trailing arguments whose removal makes the line parse
+    for cut in range(len(positional) - 1, -1, -1):
+        gone = {i for i, _ in positional[cut:]}
+        kept = [t for i, t in enumerate(argv) if i not in gone]
+        parsed = _parses(help_text, kept)
+        if parsed is not None:
+            break
+    else:
+        return None
+    extra = [t for _, t in positional[cut:]]
+    if len(extra) == 1:
+        text = f"unexpected argument '{extra[0]}'"
+    else:
+        text = "unexpected arguments " + ", ".join(f"'{t}'" for t in extra)
+    hint = None
+    if cut > 0:
+        # a title or query of several words that the shell split
+        before = positional[cut - 1][1]
+        names = [k for k, v in parsed.items() if v == before and k.isupper() and k not in ("ID", "N")]
+        if names:
+            whole = " ".join(t for _, t in positional[cut - 1:])
+            hint = f'quote a {names[0].lower()} that has spaces: "{whole}"'
+    return text, hint
+
+
+def usage_error(help_text, argv):
+    """The `usage` KanbanError for an argv docopt refused; argv[0] is the verb."""
+    from .argv import grammar
+    from .cli import usage_section
+
+    verb = argv[0]
+    options, words = grammar(help_text)
+    words = set(words) - {verb, "kanban"}
+    found = _option_mistake(help_text, argv, options)
+    if found is None:
+        positional, given = _split(argv, options)
+        positional = [(i, t) for i, t in positional if t not in words]
+        found = _missing(help_text, argv, options, given, words) or _unexpected(help_text, argv, positional)
+    text, hint = found or ("these arguments do not match its usage", None)
+    return KanbanError("usage", f"kanban {verb}: {text}", hint=hint, usage=usage_section(help_text))

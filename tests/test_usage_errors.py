@@ -1,0 +1,82 @@
+"""Errors and help as git's: usage mistakes named in plain words with the verb's usage,
+near misses of verbs, subcommands and options hinted, the verbs grouped (SPEC §1, §3)."""
+import json
+
+import pytest
+from conftest import assert_error, run
+
+CASES = [
+    (["complete", "TASK-1", "--summary", "done"], "kanban complete: missing --token", None),
+    (["complete", "TASK-1", "--token", "3", "extra"], "kanban complete: unexpected argument 'extra'", None),
+    (["list", "--stauts", "todo"], "kanban list: unknown option --stauts (did you mean --status?)",
+     "did you mean --status?"),
+    (["create", "Fix", "the", "bug"], "kanban create: unexpected arguments 'the', 'bug'",
+     'quote a title that has spaces: "Fix the bug"'),
+    (["lease", "renw", "TASK-1"], "kanban lease: unknown subcommand 'renw' (one of reap, release, renew)",
+     "did you mean 'renew'?"),
+    (["lease"], "kanban lease: missing subcommand: one of reap, release, renew", None),
+    (["create"], "kanban create: missing TITLE", None),
+    (["dep", "add"], "kanban dep: missing ID and DEP", None),
+    (["move", "TASK-1"], "kanban move: missing COLUMN", None),
+    (["list", "--status"], "kanban list: option --status needs a value (--status=S)", None),
+    (["list", "--ready=yes"], "kanban list: option --ready takes no value", "write --ready alone"),
+    (["claim", "-x"], "kanban claim: unknown option -x", None),
+]
+
+
+@pytest.mark.parametrize("args,message,hint", CASES, ids=[" ".join(c[0]) for c in CASES])
+@pytest.mark.parametrize("cache", ["cold", "warm"])
+def test_a_usage_mistake_in_plain_words(kb, tmp_path, args, message, hint, cache):
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    if cache == "warm":  # the argument cache has seen this shape: its placeholders must not leak
+        kb(*args, env=env)
+    doc = assert_error(kb(*args, env=env), "usage")
+    assert doc["error"] == message
+    assert doc.get("hint") == hint
+    assert doc["usage"].startswith("Usage:\n  kanban " + args[0])
+    assert "@kanban-value" not in json.dumps(doc) and "Argument(" not in json.dumps(doc)
+
+
+@pytest.mark.parametrize("typo,verb", [("clam", "claim"), ("boad", "board"), ("comlete", "complete")])
+def test_a_misspelt_verb_gets_did_you_mean(typo, verb):
+    doc = assert_error(run(typo), "usage")
+    assert doc["error"] == f"'{typo}' is not a kanban command (did you mean '{verb}'?)"
+    assert doc["hint"] == f"did you mean '{verb}'?"
+    doc = assert_error(run("help", typo), "usage")
+    assert doc["hint"] == f"did you mean '{verb}'?"
+
+
+def test_no_near_miss_says_where_to_look():
+    doc = assert_error(run("xyzzy"), "usage")
+    assert "hint" not in doc and "kanban help" in doc["error"]
+
+
+def test_help_groups_the_verbs_with_their_summaries():
+    res = run("--help")
+    assert res.rc == 0
+    out = res.out
+    plumbing, porcelain, aliases = (out.index(h) for h in ("Plumbing", "Porcelain", "Aliases"))
+    assert plumbing < porcelain < aliases
+    assert "   move " in out[plumbing:porcelain] and "   board " in out[porcelain:aliases]
+    assert "   heartbeat      lease renew" in out[aliases:]
+    assert "Move a card by hand to another column" in out
+    assert all(len(line) <= 100 for line in out.splitlines())
+    bare = run()
+    assert bare.rc == 1 and bare.out == out
+    assert run("help").out == out and run("help", "commands").out == out
+
+
+def test_help_workflow_opens_the_guide():
+    res = run("help", "workflow")
+    assert res.rc == 0 and "kanban-workflow" in res.out and "Traceback" not in res.err
+
+
+def test_commands_as_a_table():
+    res = run("commands", "--format", "table")
+    assert res.rc == 0
+    lines = res.out.splitlines()
+    assert lines[0].split() == ["verb", "kind", "summary", "aliases"]
+    assert any(line.startswith("claim ") and "plumbing" in line and "claim-next" in line for line in lines)
+    assert json.loads(run("commands", "--format=json").out)["commands"]
+    assert_error(run("commands", "--format", "yaml"), "invalid")
+    assert_error(run("commands", "extra"), "usage")
