@@ -399,9 +399,12 @@ def test_the_role_gate(kb, tmp_path):
     token = kb("claim", a, env=dev).json["lease_token"]
     assert kb("complete", a, "--token", token, env=dev).json["status"] == "done"
 
-    # people outside the team are not gated (the seed's "or you, via kanban_unblock")
-    assert kb("create", "by a person", env={"KANBAN_AGENT": "alice"}).rc == 0
-    assert kb("cancel", b, env={"KANBAN_AGENT": "alice"}).json["status"] == "cancelled"
+    # the gate fails closed: an outsider, or a caller who names no agent, changes nothing
+    refused = error(kb("create", "by a person", env={"KANBAN_AGENT": "alice"}), "forbidden")
+    assert refused["manifest"] == str(path) and refused["key"] == "operators"
+    assert "operators:" in refused["error"] and str(path) in refused["error"]
+    error(kb("cancel", b), "forbidden")
+    assert kb("show", b, env={"KANBAN_AGENT": "alice"}).json["status"] == "todo"  # reads stay open
 
 
 def test_direct_mode_lets_members_create(kb, tmp_path):

@@ -216,6 +216,7 @@ class Board:
         return self._now if self._now is not None else clock.now_ms()
 
     def _event(self, task_id, kind, actor, data=None, ttl_ms=None):
+        self._writes(actor)  # every write leaves an event: none by an outsider on a team board
         at = self.now
         expires = at + ttl_ms if ttl_ms else None
         text = dumps(data or {}, compact=True)
@@ -324,20 +325,48 @@ class Board:
         return self._team_cache
 
     def _gate(self, action, actor, row=None):
-        """Only the coordinator creates, assigns, links and cancels; only the assignee
-        completes, blocks, unblocks and heartbeats.  Applies to team members only."""
+        """On a team board: only members and operators write (fail closed); only the
+        coordinator creates, assigns, links and cancels; only the assignee completes,
+        blocks, unblocks and heartbeats.  A board with no team is open."""
         team = self._team()
-        if not team or actor not in team.get("members", {}):
+        if not team:
             return
+        self._check_writer(team, actor)
+        if actor not in team.get("members", {}):
+            return  # an operator, or the team's own dispatcher: the people who run the team
         if action in ("create", "assign", "link", "cancel"):
             if team.get("dispatch_mode", "coordinator") == "coordinator" and actor != team.get("coordinator"):
                 raise KanbanError("forbidden", f"only the coordinator may {action} (team {team.get('name')})",
                                   agent=actor)
         elif action == "unblock" and actor == team.get("coordinator"):
-            return  # the seed: "the coordinator (or you, via kanban_unblock) can re-queue it"
+            return  # the coordinator (or the assignee) re-queues a blocked task
         elif row is not None and row["assignee"] and actor != row["assignee"]:
             raise KanbanError("forbidden", f"only the assignee {row['assignee']} may {action} "
                               f"{task_ref(row['id'])}", agent=actor, task=task_ref(row["id"]))
+
+    def _check_writer(self, team, actor):
+        """Fail closed: a write by anyone who is neither a member nor an operator (nor the
+        team's dispatcher) is refused, and so is a caller who named no agent at all."""
+        name = team.get("name")
+        manifest = team.get("manifest") or "the team manifest"
+        if isinstance(actor, _LoginName) or not actor:
+            raise KanbanError(
+                "forbidden", f"board of team {name}: name yourself with KANBAN_AGENT or --agent (a member, or "
+                f"an operator listed under `operators:` in {manifest}); a caller with no agent may only read",
+                agent=str(actor or ""), team=name, manifest=manifest, key="operators")
+        if (actor in team.get("members", {}) or actor in team.get("operators", ())
+                or actor == team.get("dispatcher", f"dispatcher@{name}")):
+            return
+        raise KanbanError(
+            "forbidden", f"{actor} is not on team {name}: only its members and operators may write to its board "
+            f"(add {actor} under `operators:` in {manifest})",
+            agent=actor, team=name, manifest=manifest, key="operators")
+
+    def _writes(self, actor):
+        """The gate's first question, for a write that has no task to ask about."""
+        team = self._team()
+        if team:
+            self._check_writer(team, actor)
 
     def set_team(self, team, actor=None):
         """Record (or with None, forget) the team manifest the role gate enforces."""
@@ -588,6 +617,7 @@ class Board:
         actor = self._actor(actor)  # events always name an actor: the login name when unset
 
         def apply():
+            self._writes(actor)
             ids = self._reap(actor)
             return {"expired": self._dicts(self._rows(
                 " WHERE t.id IN (SELECT value FROM json_each(:ids))", {"ids": dumps(ids)},
@@ -627,6 +657,7 @@ class Board:
         return dict(self._task(task_id), lease_token=token)
 
     def _claim(self, agent, task, role, project, lease_ms):
+        self._writes(agent)
         self._reap(agent)
         if task is None:
             task_id = self._pick(agent, role, project)
@@ -704,6 +735,7 @@ class Board:
         lease_ms = _lease_ms(lease)
 
         def apply():
+            self._writes(agent)
             self._reap(agent)
             task_id = task
             if task_id is None:
@@ -776,6 +808,7 @@ class Board:
 
         def apply():
             row = self._row(task)
+            self._gate("release", agent, row)
             self._check_lease(row, token, ("in_progress", "in_review"))
             if row["status"] == "in_review":
                 self._update(task, claimed_by=None, lease_until=None, lease_token=None, lease_ms=None)
@@ -1435,6 +1468,7 @@ class Board:
         actor = self._actor(actor)
 
         def apply():
+            self._writes(actor)
             out = []
             for r in self.db.rows(
                     "SELECT DISTINCT task_id FROM runs WHERE ended_at IS NULL AND heartbeat_at <= ?",
@@ -1592,7 +1626,12 @@ class Board:
     def _actor(actor):
         if actor:
             return _name(actor, "agent")
-        return login_name()
+        return _LoginName(login_name())
+
+
+class _LoginName(str):
+    """The login name standing in for an agent nobody named: recorded on events, but an
+    outsider to a team board's gate, whatever the name is."""
 
 
 def login_name():

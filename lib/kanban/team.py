@@ -74,6 +74,7 @@ class Team:
         self.dispatch_mode = doc.get("dispatch_mode") or "coordinator"
         self.coordinator = doc.get("coordinator")
         self.members = [dict(m, role=m.get("role") or "member") for m in doc["members"]]
+        self.operators = list(doc.get("operators") or [])
         settings = doc.get("kanban") or {}
         self.stale_ms = settings.get("stale_ms", DEFAULT_STALE_MS)
         self.poll_ms = settings.get("poll_ms", DEFAULT_POLL_MS)
@@ -91,13 +92,15 @@ class Team:
     def record(self):
         """What the board keeps for the role gate (Board.set_team)."""
         return {"name": self.name, "dispatch_mode": self.dispatch_mode, "coordinator": self.coordinator,
-                "members": {m["personality"]: m["role"] for m in self.members}}
+                "members": {m["personality"]: m["role"] for m in self.members},
+                "operators": self.operators, "dispatcher": f"dispatcher@{self.name}",
+                "manifest": os.path.abspath(self.source)}
 
     def describe(self):
         return {
             "ok": True, "team": self.name, "manifest": os.path.abspath(self.source),
             "description": self.description, "domain_capabilities": self.capabilities,
-            "dispatch_mode": self.dispatch_mode, "coordinator": self.coordinator,
+            "dispatch_mode": self.dispatch_mode, "coordinator": self.coordinator, "operators": self.operators,
             "members": [{"personality": m["personality"], "role": m["role"], "command": m.get("command"),
                          "dispatched": bool(m.get("command"))} for m in self.members],
             "kanban": {"stale_ms": self.stale_ms, "poll_ms": self.poll_ms, "lease": self.lease},
@@ -450,9 +453,11 @@ def start(team, board, *, ticks=None, until_idle=False, fmt="text", out=None):
 
     count, reason = 0, None
     try:
+        hint = operator_hint(team)
         say(line={"team": team.name, "started": True, "board": board_location(board), "pid": os.getpid(),
+                  "hint": hint,
                   "message": f"{team.name}: dispatching on {board_location(board)} every {team.poll_ms} ms "
-                             f"(pid {os.getpid()}); Ctrl-C stops"})
+                             f"(pid {os.getpid()}); Ctrl-C stops" + (f"\n{team.name}: {hint}" if hint else "")})
         while True:
             report = dispatcher.tick()
             count += 1
@@ -482,6 +487,18 @@ def start(team, board, *, ticks=None, until_idle=False, fmt="text", out=None):
                           "the board keeps their runs"}
     say(line=summary)
     return summary
+
+
+def operator_hint(team):
+    """How the person starting the team gets write access to its board, if they lack it."""
+    me = os.environ.get("KANBAN_AGENT")
+    if me and (me in team.operators or team.member(me)):
+        return None
+    if me:
+        return (f"{me} is neither a member nor an operator: the board refuses your writes; add {me} under "
+                f"`operators:` in {os.path.abspath(team.source)}")
+    return ("the board refuses writes from anyone who is neither a member nor an operator: add yourself under "
+            f"`operators:` in {os.path.abspath(team.source)} and set KANBAN_AGENT to that name")
 
 
 # -- the porcelain --------------------------------------------------------------------------------
