@@ -89,6 +89,10 @@ CASES = {
                        False),
     "set --assignee": (todo, lambda b, a, s: b.set(s, assignee="qa", actor=a), {"coordinator"}, False),
     "claim --reap": (lambda b: None, lambda b, a, s: b.reap(actor=a), EVERYONE_ON_THE_TEAM, False),
+    "move to blocked": (todo, lambda b, a, s: b.move(s, "blocked", reason="why", actor=a), {"assignee"}, False),
+    "move to cancelled": (todo, lambda b, a, s: b.move(s, "cancelled", actor=a), {"coordinator"}, False),
+    "move blocked to todo": (blocked, lambda b, a, s: b.move(s, "todo", actor=a), {"assignee", "coordinator"},
+                             False),
     "run heartbeat": (run_open, lambda b, a, s: b.run_heartbeat(s[0], agent=a, token=s[1]), {"assignee"}, True),
 }
 
