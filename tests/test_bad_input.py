@@ -442,3 +442,38 @@ def test_backup_never_overwrites_the_board(shared, tmp_path, target):
         dest = folder / target
     error = refused(shared, ["backup", str(dest)], {"invalid"})
     assert "cannot be the board" in error["error"]
+
+
+# -- times outside the years 1 to 9999 --------------------------------------------------------------
+
+OUT_OF_RANGE_TIMES = ["10000-01-01T00:59:59Z", "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00",
+                      "-99999999999"]
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE_TIMES)
+@pytest.mark.parametrize("template", [["create", "t", "--not-before", "{}"], ["set", "TASK-1", "--not-before", "{}"]])
+def test_times_past_9999_or_before_1_are_refused(shared, template, value):
+    error = refused(shared, [part.replace("{}", value) for part in template], {"invalid"})
+    assert "9999" in error["error"] or "bad" in error["error"], error
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE_TIMES)
+def test_stdin_times_past_9999_are_refused(shared, value):
+    refused(shared, ["create", "--stdin"], {"invalid"}, stdin=json.dumps({"title": "x", "not_before": value}) + "\n")
+
+
+def test_the_last_and_first_representable_times_are_kept(scratch):
+    for stamp in ("9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z"):
+        res = run("create", "edge of time", "--not-before", stamp, env=board_env(scratch))
+        assert res.rc == 0 and res.json["not_before"] == stamp, res
+
+
+# -- create --stdin values of the wrong shape ---------------------------------------------------------
+
+@pytest.mark.parametrize("line", [
+    {"title": "x", "kind": []}, {"title": "x", "kind": {}}, {"title": "x", "kind": ["goal"]},
+    {"title": "x", "depends_on": [[1]]}, {"title": "x", "depends_on": [{"id": 1}]},
+    {"title": "x", "goal": [1]}, {"title": "x", "goal": {"id": 6}},
+])
+def test_stdin_values_of_the_wrong_shape_are_invalid(shared, line):
+    refused(shared, ["create", "--stdin"], {"invalid"}, stdin=json.dumps(line) + "\n")

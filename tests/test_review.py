@@ -167,3 +167,29 @@ def test_claim_for_review_picks_by_priority_and_skips_own_work(kb):
 def test_claim_for_review_of_a_todo_task_is_a_conflict(kb):
     task = kb("create", "t", env=at(0)).json
     assert_error(kb("claim", "--for-review", task["id"], agent="r1", env=at(0)), "conflict")
+
+
+@pytest.mark.parametrize("path", ["complete", "block", "log", "renew", "release"])
+def test_anyone_who_acted_with_the_holders_token_may_not_review(kb, path):
+    """The gate refuses everyone who ever acted as a holder, by any path: not only the
+    claimer, but an agent that completed, blocked, logged, renewed or released with
+    another's token."""
+    task = kb("create", "shared token", "--review", env=at(0)).json["id"]
+    token = kb("claim", task, agent="w1", env=at(0)).json["lease_token"]
+    if path == "complete":
+        assert kb("complete", task, "--token", token, agent="w2", env=at(1)).rc == 0
+    else:
+        args = {"block": ["block", task, "--reason", "stuck", "--token", token],
+                "log": ["event", "log", task, "--message", "half way", "--token", token],
+                "renew": ["lease", "renew", task, "--token", token],
+                "release": ["lease", "release", task, "--token", token]}[path]
+        assert kb(*args, agent="w2", env=at(1)).rc == 0
+        if path == "block":
+            assert kb("unblock", task, agent="boss", env=at(1)).rc == 0
+        if path in ("block", "release"):
+            token = kb("claim", task, agent="w1", env=at(1)).json["lease_token"]
+        assert kb("complete", task, "--token", token, agent="w1", env=at(2)).rc == 0
+    for verb in (["approve", task], ["reject", task, "--reason", "no"], ["claim", "--for-review", task]):
+        assert_error(kb(*verb, agent="w2", env=at(3)), "forbidden")
+    assert kb("claim", "--for-review", agent="w2", env=at(3)).json == {}
+    assert kb("approve", task, agent="r1", env=at(3)).json["status"] == "done"

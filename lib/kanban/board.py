@@ -434,6 +434,8 @@ class Board:
         """A reference in create --stdin: an id, else an idempotency key."""
         if isinstance(ref, str) and ref in keys:
             return keys[ref]
+        if isinstance(ref, bool) or not isinstance(ref, (str, int)):
+            raise invalid(f"bad task reference {ref!r}: a task id (TASK-7 or 7) or a key")
         try:
             return parse_id(ref)
         except KanbanError:
@@ -449,8 +451,9 @@ class Board:
         keys = {} if keys is None else keys
         title = _text(spec.get("title"), "title", required=True, limit=10_000)
         body = _text(spec.get("body"), "body")
-        kind = spec.get("kind") or "task"
-        if kind not in ("task", "goal"):
+        kind = spec.get("kind")
+        kind = "task" if kind is None or kind == "" else kind
+        if not isinstance(kind, str) or kind not in ("task", "goal"):
             raise invalid(f"bad kind {kind!r}: task or goal")
         priority = parse_int(spec.get("priority", 0) if spec.get("priority") is not None else 0, "priority")
         project = _name(spec.get("project"), "project")
@@ -762,8 +765,9 @@ class Board:
             raise KanbanError("forbidden", f"{agent} worked on {task_ref(task_id)} and may not review it",
                               task=task_ref(task_id), agent=agent)
 
-    def _check_lease(self, row, token, need_status=("in_progress",)):
-        """The fencing check every holder write makes."""
+    def _check_lease(self, row, token, need_status=("in_progress",), agent=None):
+        """The fencing check every holder write makes.  An `agent` that passes it on a
+        task in progress has acted as its holder: the review gate remembers it."""
         ref = task_ref(row["id"])
         if row["status"] not in need_status:
             if token is not None and self._was_token(row["id"], token):
@@ -776,6 +780,8 @@ class Board:
         if row["lease_until"] is None or row["lease_until"] <= self.now:
             raise KanbanError("lease_lost", f"the lease on {ref} expired at {clock.iso(row['lease_until'])}",
                               task=ref)
+        if agent and row["status"] == "in_progress" and agent != row["claimed_by"]:
+            self.db.execute("INSERT OR IGNORE INTO holders(task_id, agent) VALUES (?, ?)", (row["id"], agent))
 
     def _was_token(self, task_id, token):
         return self.db.scalar(
@@ -792,7 +798,7 @@ class Board:
         def apply():
             row = self._row(task)
             self._gate("heartbeat", agent, row)
-            self._check_lease(row, token, ("in_progress", "in_review"))
+            self._check_lease(row, token, ("in_progress", "in_review"), agent=agent)
             until = max(row["lease_until"], self.now + (extra_ms or row["lease_ms"]))
             self._update(task, lease_until=until)
             self._beat_runs(task)
@@ -809,7 +815,7 @@ class Board:
         def apply():
             row = self._row(task)
             self._gate("release", agent, row)
-            self._check_lease(row, token, ("in_progress", "in_review"))
+            self._check_lease(row, token, ("in_progress", "in_review"), agent=agent)
             if row["status"] == "in_review":
                 self._update(task, claimed_by=None, lease_until=None, lease_token=None, lease_ms=None)
             else:
@@ -838,7 +844,7 @@ class Board:
             row = self._row(task)
             data = {"message": message}
             if token is not None:
-                self._check_lease(row, token, ("in_progress", "in_review"))
+                self._check_lease(row, token, ("in_progress", "in_review"), agent=agent)
                 until = max(row["lease_until"], self.now + row["lease_ms"])
                 self._update(task, lease_until=until)
                 self._beat_runs(task)
@@ -911,7 +917,7 @@ class Board:
     def _complete(self, task, token, summary, review, agent):
         row = self._row(task)
         self._gate("complete", agent, row)
-        self._check_lease(row, token)
+        self._check_lease(row, token, agent=agent)
         data = {"token": token}
         if summary is not None:
             data["summary"] = summary
@@ -994,7 +1000,7 @@ class Board:
                 if not agent:
                     raise usage("block of a claimed task needs an agent (--agent or KANBAN_AGENT)")
                 self._gate("block", agent, row)
-                self._check_lease(row, token)
+                self._check_lease(row, token, agent=agent)
                 self._close_runs(task, "blocked", agent)
             elif row["status"] == "todo":
                 self._gate("block", self._actor(agent), row)
@@ -1428,7 +1434,7 @@ class Board:
 
         def apply():
             row = self._row(task)
-            self._check_lease(row, token)
+            self._check_lease(row, token, agent=agent)
             run_id = self.db.scalar(
                 "INSERT INTO runs(task_id, agent, lease_token, started_at, heartbeat_at)"
                 " VALUES (?, ?, ?, ?, ?) RETURNING id", (task, agent, token, self.now, self.now))
@@ -1445,7 +1451,7 @@ class Board:
         def apply():
             row = self._row(task)
             self._gate("heartbeat", agent, row)
-            self._check_lease(row, token)
+            self._check_lease(row, token, agent=agent)
             until = max(row["lease_until"], self.now + row["lease_ms"])
             self._update(task, lease_until=until)
             self._beat_runs(task)

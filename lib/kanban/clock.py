@@ -9,6 +9,9 @@ import time
 from .errors import invalid
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# the times ISO-8601 writes with four year digits: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z
+MIN_MS = -62_135_596_800_000
+MAX_MS = 253_402_300_799_999
 
 
 def now_ms():
@@ -51,8 +54,15 @@ def parse_time(text, what="time"):
     """ISO-8601, epoch seconds, or '+10m' (relative to the board clock) -> ms."""
     raw = str(text).strip()
     if raw.startswith("+"):
-        return now_ms() + parse_duration(raw[1:], what)
+        return _in_range(now_ms() + parse_duration(raw[1:], what), what, raw)
     return _parse_absolute(raw, what)
+
+
+def _in_range(ms, what, raw):
+    """A time between the years 1 and 9999, else invalid: every answer prints it as ISO-8601."""
+    if not MIN_MS <= ms <= MAX_MS:
+        raise invalid(f"{what} {raw!r} is out of range: years 1 to 9999 only")
+    return ms
 
 
 def _parse_absolute(raw, what):
@@ -64,7 +74,7 @@ def _parse_absolute(raw, what):
     else:
         if value != value or abs(value) > 1e11:
             raise invalid(f"bad {what} {raw!r}")
-        return int(value * 1000)
+        return _in_range(int(value * 1000), what, raw)
     from datetime import datetime, timezone  # only when a time is typed in
 
     text = raw[:-1] + "+00:00" if raw[-1:] in ("Z", "z") else raw
@@ -74,7 +84,11 @@ def _parse_absolute(raw, what):
         raise invalid(f"bad {what} {raw!r}: use ISO-8601, epoch seconds or +10m") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp() * 1000)
+    try:
+        ms = int(moment.timestamp() * 1000)
+    except (OverflowError, ValueError):
+        raise invalid(f"{what} {raw!r} is out of range: years 1 to 9999 only") from None
+    return _in_range(ms, what, raw)
 
 
 def iso(ms):

@@ -1,0 +1,25 @@
+"""The hardening answers on Postgres too: the same JSON as SQLite for the inputs that
+once broke the board (times past 9999, values of the wrong shape, the review gate by
+any path of holding, goals inside goals).  Skipped unless KANBAN_TEST_PG names a server."""
+import json
+
+from test_postgres import both, needs_pg, pg, pg_url  # noqa: F401 - fixtures
+
+
+@needs_pg
+def test_out_of_range_times_and_wrong_shapes(both):
+    for stamp in ("10000-01-01T00:59:59Z", "9999-12-31T23:59:59-01:00", "-99999999999"):
+        assert both("create", "t", "--not-before", stamp)["code"] == "invalid"
+    assert both("create", "edge", "--not-before", "9999-12-31T23:59:59Z")["not_before"] == "9999-12-31T23:59:59Z"
+    for line in ({"title": "x", "kind": []}, {"title": "x", "depends_on": [[1]]}, {"title": "x", "goal": {"id": 1}}):
+        assert both("create", "--stdin", input=json.dumps(line) + "\n")["code"] == "invalid"
+
+
+@needs_pg
+def test_review_gate_remembers_every_holder(both):
+    task = both("create", "shared token", "--review")["id"]
+    token = str(both("claim", task, agent="w1")["lease_token"])
+    both("event", "log", task, "--message", "w2 helps", "--token", token, agent="w2")
+    both("complete", task, "--token", token, agent="w1")
+    assert both("approve", task, agent="w2")["code"] == "forbidden"
+    assert both("approve", task, agent="r1")["status"] == "done"
