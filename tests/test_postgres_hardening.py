@@ -7,7 +7,7 @@ from test_postgres import both, needs_pg, pg, pg_url  # noqa: F401 - fixtures
 
 
 @needs_pg
-def test_out_of_range_times_and_wrong_shapes(both):
+def test_out_of_range_times_and_wrong_shapes(both):  # noqa: F811 - the fixture imported above
     for stamp in ("10000-01-01T00:59:59Z", "9999-12-31T23:59:59-01:00", "-99999999999"):
         assert both("create", "t", "--not-before", stamp)["code"] == "invalid"
     assert both("create", "edge", "--not-before", "9999-12-31T23:59:59Z")["not_before"] == "9999-12-31T23:59:59Z"
@@ -16,7 +16,7 @@ def test_out_of_range_times_and_wrong_shapes(both):
 
 
 @needs_pg
-def test_review_gate_remembers_every_holder(both):
+def test_review_gate_remembers_every_holder(both):  # noqa: F811 - the fixture imported above
     task = both("create", "shared token", "--review")["id"]
     token = str(both("claim", task, agent="w1")["lease_token"])
     both("event", "log", task, "--message", "w2 helps", "--token", token, agent="w2")
