@@ -123,6 +123,23 @@ def test_prune_vacuum(kb):
     assert kb("doctor").json["ok"] is True
 
 
+def test_prune_vacuum_frees_every_free_page(kb):
+    t = new(kb, "t", env=at(0))
+    for _ in range(20):
+        kb("event", "log", t, "--message", "x" * 20000, "--ttl", "1h", agent="w", env=at(0))
+    from kanban import Board
+
+    with Board(str(kb.path)) as board:
+        pages = board.db.scalar("PRAGMA page_count")
+    res = kb("prune", "--vacuum", env=at(7200))
+    assert res.rc == 0, res
+    assert res.json["pages_freed"] > 20, res.json  # 20 notes of 20 KB: over a hundred pages
+    with Board(str(kb.path)) as board:
+        assert board.db.scalar("PRAGMA freelist_count") == 0
+        assert board.db.scalar("PRAGMA page_count") == pages - res.json["pages_freed"]
+    assert kb("prune", "--vacuum", env=at(7200)).json["pages_freed"] == 0
+
+
 # -- doctor ----------------------------------------------------------------------------
 
 
@@ -213,3 +230,31 @@ def test_reading_verbs_take_format_table(kb):
             pass
         else:
             raise AssertionError(f"{args}: --format table printed JSON")
+
+
+def test_concurrent_backups_to_one_file(kb, tmp_path):
+    """Backups running at once to the same file each use a temp file of their own: all
+    succeed, the published file is always a whole board, no temp file is left."""
+    lines = "".join(json.dumps({"title": f"t{n}", "body": "b" * 2000}) + "\n" for n in range(300))
+    assert kb("create", "--stdin", input=lines).rc == 0
+    dest = tmp_path / "out" / "backup.db"
+    dest.parent.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env.update(KANBAN_DB=str(kb.path))
+    procs = [subprocess.Popen([str(KANBAN), "backup", str(dest)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]
+    for rc, out, err in results:
+        assert rc == 0, (out, err)
+        doc = json.loads(out)
+        assert doc["integrity"] == "ok" and doc["pages"] > 0, doc
+    assert sorted(os.listdir(dest.parent)) == ["backup.db"]
+    check = kb("list", "--limit", "1000", env={"KANBAN_DB": str(dest)})
+    assert check.rc == 0 and len(check.json["tasks"]) == 300, check
+    assert kb("doctor", env={"KANBAN_DB": str(dest)}).json["ok"] is True
+
+
+def test_a_backup_that_cannot_be_written_does_not_blame_the_board(kb, tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    error = assert_error(kb("backup", str(tmp_path / "a-file" / "b.db")), "db_error")
+    assert "backup" in error["error"] and "board" not in error["error"], error

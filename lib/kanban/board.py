@@ -1540,7 +1540,10 @@ class Board:
         if vacuum:
             try:
                 before_pages = self.db.scalar("PRAGMA freelist_count")
-                self.db.execute("PRAGMA incremental_vacuum")
+                steps = self.db.execute("PRAGMA incremental_vacuum")
+                if "://" not in self.path:
+                    for _ in steps:  # SQLite frees one page per step: read the cursor to its end
+                        pass
                 freed = before_pages - self.db.scalar("PRAGMA freelist_count")
             except Exception as exc:  # noqa: BLE001 - reported with its code
                 from .db import db_error
@@ -1704,16 +1707,20 @@ def _is_board_file(path, board):
 
 def write_board_file(dest, fill):
     """Write a SQLite board file at `dest` through fill(connection), by way of a
-    temporary file that is checked and then renamed into place, so `dest` is never
-    half written: {"backup", "bytes", "pages", "integrity", "at"}."""
+    temporary file of its own (a unique name in the same folder, so backups running at
+    once never touch each other's) that is checked and then renamed into place, so
+    `dest` is never half written: {"backup", "bytes", "pages", "integrity", "at"}."""
+    import tempfile
+
     import apsw
 
     from .db import db_error
 
-    tmp = dest + ".tmp-backup"
-    for leftover in (tmp, tmp + "-journal"):
-        _remove(leftover)
+    tmp = None
     try:
+        handle, tmp = tempfile.mkstemp(prefix=os.path.basename(dest) + ".", suffix=".tmp-backup",
+                                       dir=os.path.dirname(os.path.abspath(dest)))
+        os.close(handle)
         target = apsw.Connection(tmp)
         try:
             fill(target)
@@ -1721,15 +1728,26 @@ def write_board_file(dest, fill):
             pages = target.execute("PRAGMA page_count").fetchall()[0][0]
         finally:
             target.close()
+        size = os.path.getsize(tmp)
         os.replace(tmp, dest)
     except apsw.Error as exc:
-        _remove(tmp)
-        raise db_error(exc, dest) from None
+        _remove_backup_temp(tmp)
+        error = db_error(exc, dest)
+        # the copy failed, not the board: say which file
+        raise KanbanError("db_error", f"cannot write the backup {dest}: "
+                          + error.message.replace("the board ", "it ", 1),
+                          detail=error.extra.get("detail"), db=dest) from None
     except OSError as exc:
-        _remove(tmp)
-        raise KanbanError("db_error", f"cannot write the backup: {exc.strerror}", detail=str(exc)) from None
-    return {"backup": os.path.abspath(dest), "bytes": os.path.getsize(dest), "pages": pages,
+        _remove_backup_temp(tmp)
+        raise KanbanError("db_error", f"cannot write the backup {dest}: {exc.strerror}", detail=str(exc)) from None
+    return {"backup": os.path.abspath(dest), "bytes": size, "pages": pages,
             "integrity": check, "at": clock.iso(clock.now_ms())}
+
+
+def _remove_backup_temp(tmp):
+    if tmp is not None:
+        for name in (tmp, tmp + "-journal"):
+            _remove(name)
 
 
 def _remove(path):
