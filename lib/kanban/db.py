@@ -15,7 +15,7 @@ import apsw
 
 from .errors import KanbanError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Each entry takes the schema from version i to i+1.  Never edit a shipped entry:
 # add a new one, so boards made by older releases migrate forward.
@@ -136,6 +136,41 @@ MIGRATIONS = [
     # 3: the event log under the name seed 004's Verify step queries (task_events)
     """
     CREATE VIEW task_events AS SELECT id, task_id, kind, actor, at, data, expires_at FROM events;
+    """,
+    # 4: task_events also answers every task status change as status_changed {from, to, event},
+    # whatever event made it (claimed, completed, blocked, ...), so the audit trail reads alike
+    # for goals and tasks
+    """
+    DROP VIEW task_events;
+    CREATE VIEW task_events AS
+    WITH steps AS (
+        SELECT id, task_id, kind, actor, at, expires_at,
+               CASE
+                 WHEN json_extract(data, '$.to') IS NOT NULL THEN json_extract(data, '$.to')
+                 WHEN kind = 'created' THEN 'todo'
+                 WHEN kind IN ('claimed', 'released', 'lease_expired')
+                      AND coalesce(json_extract(data, '$.review'), 0) THEN NULL
+                 WHEN kind = 'claimed' THEN 'in_progress'
+                 WHEN kind = 'lease_expired' AND lead(kind) OVER w = 'failed' THEN NULL
+                 WHEN kind IN ('released', 'lease_expired', 'rejected', 'unblocked', 'reopened') THEN 'todo'
+                 WHEN kind IN ('completed', 'approved') THEN 'done'
+                 WHEN kind = 'submitted_for_review' THEN 'in_review'
+                 WHEN kind IN ('blocked', 'cancelled', 'failed') THEN kind
+               END AS status
+          FROM events
+        WINDOW w AS (PARTITION BY task_id ORDER BY id)
+    ),
+    changes AS (
+        SELECT id, task_id, kind, actor, at, expires_at, status,
+               lag(status) OVER (PARTITION BY task_id ORDER BY id) AS previous
+          FROM steps WHERE status IS NOT NULL
+    )
+    SELECT id, task_id, kind, actor, at, data, expires_at FROM events
+    UNION ALL
+    SELECT id, task_id, 'status_changed', actor, at,
+           json_object('from', previous, 'to', status, 'event', kind), expires_at
+      FROM changes
+     WHERE kind NOT IN ('created', 'status_changed') AND previous IS NOT NULL AND previous <> status;
     """,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -240,6 +240,41 @@ PG_MIGRATIONS = [
     """
     CREATE VIEW task_events AS SELECT id, task_id, kind, actor, at, data, expires_at FROM events;
     """,
+    # 4: task_events also answers every task status change as status_changed {from, to, event},
+    # whatever event made it (claimed, completed, blocked, ...), so the audit trail reads alike
+    # for goals and tasks
+    """
+    DROP VIEW task_events;
+    CREATE VIEW task_events AS
+    WITH steps AS (
+        SELECT id, task_id, kind, actor, at, expires_at,
+               CASE
+                 WHEN (data::jsonb ->> 'to') IS NOT NULL THEN (data::jsonb ->> 'to')
+                 WHEN kind = 'created' THEN 'todo'
+                 WHEN kind IN ('claimed', 'released', 'lease_expired')
+                      AND coalesce((data::jsonb ->> 'review') = 'true', false) THEN NULL
+                 WHEN kind = 'claimed' THEN 'in_progress'
+                 WHEN kind = 'lease_expired' AND lead(kind) OVER w = 'failed' THEN NULL
+                 WHEN kind IN ('released', 'lease_expired', 'rejected', 'unblocked', 'reopened') THEN 'todo'
+                 WHEN kind IN ('completed', 'approved') THEN 'done'
+                 WHEN kind = 'submitted_for_review' THEN 'in_review'
+                 WHEN kind IN ('blocked', 'cancelled', 'failed') THEN kind
+               END AS status
+          FROM events
+        WINDOW w AS (PARTITION BY task_id ORDER BY id)
+    ),
+    changes AS (
+        SELECT id, task_id, kind, actor, at, expires_at, status,
+               lag(status) OVER (PARTITION BY task_id ORDER BY id) AS previous
+          FROM steps WHERE status IS NOT NULL
+    )
+    SELECT id, task_id, kind, actor, at, data, expires_at FROM events
+    UNION ALL
+    SELECT id, task_id, 'status_changed', actor, at,
+           jsonb_build_object('from', previous, 'to', status, 'event', kind)::text, expires_at
+      FROM changes
+     WHERE kind NOT IN ('created', 'status_changed') AND previous IS NOT NULL AND previous <> status;
+    """,
 ]
 # kanban never waits inside a transaction: a session idle in one this long is stuck
 IDLE_IN_TRANSACTION_MS = 60_000
