@@ -23,9 +23,10 @@ import os
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
-KANBAN = os.path.join(ROOT, "bin", "kanban")
-LIB = os.path.join(ROOT, "lib")
+from . import paths
+
+KANBAN = paths.command()
+LIB = paths.LIB
 MAX_RETRIES = 100  # busy answers in a row before an agent gives up
 # the events that end whatever lease a task had (the log check of double claims)
 LEASE_ENDS = ("lease_expired", "released", "completed", "submitted_for_review", "blocked",

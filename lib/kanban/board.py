@@ -7,7 +7,7 @@ the commit.  Answers are plain dicts, exactly what the CLI prints.
 import os
 import sys
 
-from . import clock
+from . import __version__, clock
 from .db import open_board
 from .errors import KanbanError, conflict, invalid, not_found, usage
 from .jsontext import dumps
@@ -1589,6 +1589,7 @@ class Board:
         wal = self.path + "-wal"
         answer["wal"] = {"path": wal, "bytes": os.path.getsize(wal) if os.path.exists(wal) else 0}
         answer["db"] = os.path.abspath(self.path)
+        answer["kanban_version"] = __version__
         answer["filesystem"] = _filesystem(self.path)
         answer.update(getattr(self.db, "describe", dict)())  # a server board (lib/kanban/pg.py): no file
         fs = answer["filesystem"]

@@ -6,12 +6,13 @@ it for the shell session: verbs and aliases from `kanban commands`, each verb's
 options and sub-commands from its usage text (`kanban VERB --help`), task ids from
 `kanban list`.  So it never goes stale when a verb or option is added.
 """
-import os
 import sys
+
+from . import paths
 
 
 def script(shell="bash"):
-    with open(os.path.join(os.path.dirname(__file__), "kanban.bash"), encoding="utf-8") as handle:
+    with open(paths.completion_script(shell), encoding="utf-8") as handle:
         return handle.read()
 
 

@@ -2,6 +2,7 @@
 import os
 import sys
 
+from . import paths
 from .errors import KanbanError
 
 # aliases resolve here, not by extra files: alias -> (verb, leading arguments)
@@ -16,15 +17,17 @@ PYTHON_MARKER = "\n''''"
 
 
 def root_of(script):
-    return os.path.dirname(os.path.dirname(os.path.realpath(script)))
+    """The folder holding libexec/, porcelain/, man/...: kanban.paths answers for every
+    layout (a checkout, `make install`, an installed wheel), whoever the caller is."""
+    return paths.ROOT
 
 
 def exec_path(root):
-    return os.environ.get("KANBAN_EXEC_PATH") or os.path.join(root, "libexec")
+    return paths.exec_path()
 
 
 def folders(root):
-    return [("plumbing", exec_path(root)), ("porcelain", os.path.join(root, "porcelain"))]
+    return [("plumbing", paths.exec_path()), ("porcelain", paths.porcelain_path())]
 
 
 def find_verb(root, verb):
@@ -66,7 +69,7 @@ def commands(root):
     return out
 
 
-USAGE = """usage: kanban [--version] [--exec-path] [help] VERB [ARGS...]
+USAGE = """usage: kanban [--version] [--exec-path] [--man-path] [help] VERB [ARGS...]
 """
 GUIDES = {"workflow": ("kanban-workflow", "7")}  # `kanban help NAME` for the guides in man/man7
 
@@ -88,6 +91,9 @@ def main(script):
         return
     if verb == "--exec-path":
         sys.stdout.write(exec_path(root) + "\n")
+        return
+    if verb == "--man-path":
+        sys.stdout.write(paths.man_path() + "\n")
         return
     if verb == "commands":
         list_commands(root, rest)
@@ -111,7 +117,7 @@ def not_a_verb(root, verb):
     names = [c["name"] for c in commands(root)] + list(ALIASES) + ["help", "commands"]
     near = difflib.get_close_matches(verb, names, n=1, cutoff=0.6) if not verb.startswith("-") else []
     if verb.startswith("-"):
-        near = difflib.get_close_matches(verb, ["--help", "--version", "--exec-path"], n=1, cutoff=0.6)
+        near = difflib.get_close_matches(verb, ["--help", "--version", "--exec-path", "--man-path"], n=1, cutoff=0.6)
     hint = f"did you mean '{near[0]}'?" if near else None
     return KanbanError("usage", f"'{verb}' is not a kanban command" + (f" (did you mean '{near[0]}'?)" if near
                                                                        else "; see 'kanban help'"),
@@ -162,7 +168,7 @@ def help_verb(root, rest):
         return
     if verb in GUIDES:
         page, section = GUIDES[verb]
-        local = os.path.join(root, "man", f"man{section}", f"{page}.{section}")
+        local = paths.man_page(page, section)
         if shutil.which("man"):
             os.execvp("man", ["man", local if os.path.exists(local) else page])
         with open(local, encoding="utf-8") as handle:
@@ -173,10 +179,16 @@ def help_verb(root, rest):
     page = f"kanban-{verb}"
     if find_verb(root, verb) is None:
         fail(not_a_verb(root, verb))
-    local = os.path.join(root, "man", "man1", page + ".1")
+    local = paths.man_page(page)
     if shutil.which("man") and sys.stdout.isatty():
         target = local if os.path.exists(local) else page
         os.execvp("man", ["man", target])
     from .cli import read_header
 
     sys.stdout.write(read_header(find_verb(root, verb))[2] + "\n")
+
+
+def console():
+    """The `kanban` console script of an installed wheel ([project.scripts] in
+    pyproject.toml): the same dispatcher as bin/kanban."""
+    main(None)

@@ -72,7 +72,7 @@ _kanban() {
   done
   if [[ -z $verb ]]; then
     if [[ $cur == -* ]]; then
-      COMPREPLY=($(compgen -W '--version --exec-path --help' -- "$cur"))
+      COMPREPLY=($(compgen -W '--version --exec-path --man-path --help' -- "$cur"))
     else
       COMPREPLY=($(compgen -W "$(_kanban_verbs)" -- "$cur"))
     fi

@@ -12,14 +12,12 @@ document is read.
 """
 import datetime
 import json
-import os
 import re
 import sys
 
+from . import paths
 from .errors import KanbanError, invalid, not_found
 
-SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                          "schemas")
 KEY_PREFIX = "plan"
 TASK_ID = re.compile(r"^(?:TASK-)?[0-9]+$", re.IGNORECASE)
 FIELDS = ("body", "priority", "project", "role", "assignee", "review", "max_attempts", "not_before")
@@ -69,7 +67,7 @@ def _plain(value):
 
 
 def schema(name):
-    with open(os.path.join(SCHEMA_DIR, name), encoding="utf-8") as handle:
+    with open(paths.schema(name), encoding="utf-8") as handle:
         return json.load(handle)
 
 

@@ -26,13 +26,12 @@ import sys
 import tempfile
 import time
 
-from . import clock
+from . import clock, paths
 from .errors import KanbanError, conflict, invalid
 from .plan import check_schema, load_yaml
 
 DEFAULT_STALE_MS = 90_000
 DEFAULT_POLL_MS = 1_000
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MANY_COORDINATORS = ("team.yaml is invalid — dispatch_mode=coordinator requires exactly one member "
                      "with role=coordinator")
 MISMATCH = "member with role=coordinator ({member}) does not match top-level coordinator ({top})"
@@ -249,7 +248,7 @@ class Dispatcher:
             "KANBAN_TASK_ID": claim["id"], "KANBAN_LEASE_TOKEN": str(claim["lease_token"]),
             "KANBAN_DB": board_location(self.board), "KANBAN_AGENT": member["personality"],
             "KANBAN_RUN_ID": str(run["id"]), "KANBAN_TEAM": self.team.name,
-            "PATH": os.path.join(ROOT, "bin") + os.pathsep + env.get("PATH", os.defpath),
+            "PATH": os.path.dirname(paths.command()) + os.pathsep + env.get("PATH", os.defpath),
         })
         with tempfile.TemporaryFile() as stdin, open(log, "ab") as out:
             stdin.write(prompt(claim).encode("utf-8"))
