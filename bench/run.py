@@ -22,6 +22,7 @@ Sections (the issue's targets, then where the time goes):
   importtime  `python -X importtime` of a CLI claim, by module
   phases      a CLI claim split into start-up, imports, parsing, open, transaction
   profile     cProfile (and pyinstrument) of the in-process claim; cProfile of the CLI
+  installed   `kanban claim` through the wheel's console script (pip/pipx) vs bin/kanban
 """
 import argparse
 import importlib.util
@@ -70,7 +71,7 @@ SETTINGS = {
         "importtime_runs": 3, "phases_runs": 5, "profile_claims": 100, "profile_cli_runs": 3,
     },
 }
-SECTIONS = ("cli", "size", "contention", "engine", "backlog", "importtime", "phases", "profile")
+SECTIONS = ("cli", "size", "contention", "engine", "backlog", "importtime", "phases", "profile", "installed")
 
 
 class BenchFailure(Exception):
@@ -227,6 +228,51 @@ def section_cli(cfg, work):
             "kanban_claim": round(ms("kanban_claim") - ms("python_pass"), 2),
             "floor_claim": round(ms("floor_claim") - ms("python_pass"), 2),
         },
+    }
+
+
+# -- installed: the wheel's console script vs the checkout's bin/kanban ---------------
+
+def section_installed(cfg, work):
+    """`kanban claim` through the console script of the built wheel, installed in a fresh
+    venv as pip and pipx install it, against the checkout's bin/kanban: interleaved, one
+    board each, same tasks; and what the installed claim imports (it must not pull in
+    importlib.metadata or pkg_resources at start-up)."""
+    rounds, warm = cfg["cli_rounds"], cfg["cli_warm"]
+    folder = os.path.join(work, "installed")
+    dist, venv = os.path.join(folder, "dist"), os.path.join(folder, "venv")
+    env = kb.clean_env()
+    if not (importlib.util.find_spec("build") and importlib.util.find_spec("hatchling")):
+        raise BenchFailure("building the wheel needs build and hatchling (the test extra: make setup)")
+    run_ok([PY, "-m", "build", "--wheel", "--no-isolation", "--outdir", dist, ROOT], env, "python -m build")
+    run_ok([PY, "-m", "venv", "--without-pip", venv], env, "python -m venv")
+    wheel = os.path.join(dist, next(name for name in os.listdir(dist) if name.endswith(".whl")))
+    run_ok([PY, "-m", "pip", "--python", os.path.join(venv, "bin", "python"), "install", "-q", wheel], env,
+           "pip install of the wheel")
+    commands = {"installed": os.path.join(venv, "bin", "kanban"), "checkout": KANBAN}
+    envs = {}
+    for name in commands:
+        board = os.path.join(folder, f"{name}.db")
+        kb.prepare(board, rounds + warm + 2, None)
+        envs[name] = kb.clean_env(KANBAN_DB=board, KANBAN_AGENT="bench-installed")
+    samples = {name: [] for name in commands}
+    for number in range(rounds + warm):
+        for name in (list(commands) if number % 2 else list(reversed(commands))):  # alternate the order
+            result = run_ok([commands[name], "claim"], envs[name], f"{name} kanban claim")
+            if number >= warm:
+                samples[name].append(result)
+    traced = run_ok([os.path.join(venv, "bin", "python"), "-X", "importtime", commands["installed"], "claim"],
+                    envs["installed"], "importtime of the installed claim")
+    modules = [row[0] for row in parse_importtime(traced["err"])]
+    stats = {name: summary(values) for name, values in samples.items()}
+    return {
+        "rounds": rounds, "warm_up": warm,
+        "commands": {name: f"{path} claim" for name, path in commands.items()},
+        "stats": stats,
+        "ratios": {"installed_vs_checkout": ratio(stats["installed"]["ms"]["p50"], stats["checkout"]["ms"]["p50"])},
+        "installed_metadata_imports": sorted(m for m in modules if m.startswith(
+            ("importlib.metadata", "importlib_metadata", "pkg_resources"))),
+        "installed_forbidden_imported": sorted(m for m in modules if m.split(".")[0] in FORBIDDEN),
     }
 
 
@@ -865,6 +911,15 @@ def targets(report):
     if imp and "error" not in imp:
         add("-", "claim path imports none of " + ", ".join(FORBIDDEN),
             ", ".join(imp["forbidden_imported"]) or "none imported", None, "none", not imp["forbidden_imported"])
+    ins = s.get("installed")
+    if ins and "error" not in ins:
+        value = ins["ratios"]["installed_vs_checkout"]
+        add("-", "`kanban claim` installed from the wheel (pip/pipx) vs the checkout's bin/kanban",
+            f"{ins['stats']['installed']['ms']['p50']:.1f} vs {ins['stats']['checkout']['ms']['p50']:.1f} ms p50; "
+            f"metadata imports: {', '.join(ins['installed_metadata_imports']) or 'none'}", value, "<= 1.1x",
+            value is not None and value <= 1.1 and not ins["installed_metadata_imports"])
+    elif ins:
+        skipped("-", "installed vs checkout claim", ins["error"])
     return rows
 
 
@@ -997,7 +1052,7 @@ def main(argv=None):
         report["machine"] = machine(work)
         functions = {"cli": section_cli, "size": section_size, "contention": section_contention,
                      "engine": section_engine, "backlog": section_backlog, "importtime": section_importtime,
-                     "phases": section_phases, "profile": section_profile}
+                     "phases": section_phases, "profile": section_profile, "installed": section_installed}
         for name in chosen:
             log(f"{name} ...")
             began = time.perf_counter()
