@@ -1123,6 +1123,25 @@ class Board:
             return dict(self._task(task), **{"from": source})
         return self._write(apply)
 
+    def holders_of(self, task_ids):
+        """{task id: [agents that ever held it]}: who did the work of a task in review."""
+        ids = [parse_id(t) for t in task_ids]
+
+        def fetch():
+            found = {}
+            if ids:
+                for task_id, agent in self.db.execute(
+                        "SELECT task_id, agent FROM holders WHERE task_id IN (SELECT value FROM json_each(?))"
+                        " ORDER BY task_id, agent", (dumps(ids),)):
+                    found.setdefault(task_ref(task_id), []).append(agent)
+            return found
+        return self._read(fetch)
+
+    def projects(self):
+        """The projects named on the board, sorted."""
+        return self._read(lambda: [r[0] for r in self.db.execute(
+            "SELECT DISTINCT project FROM tasks WHERE project IS NOT NULL ORDER BY project")])
+
     # -- deps -----------------------------------------------------------------------
 
     def _dep_answer(self, task):

@@ -1,175 +1,207 @@
 """`kanban board`: the board for people.
 
 One read (Board.list with details, which adds waiting_on, reason and goal progress
-in set-based queries), then text: the goals with their progress, and a section per
-status saying who holds what until when, what each todo task waits on, why blocked
-tasks are blocked, and which leases have run out (the next claim or `kanban lease
-reap` hands those tasks back).
+in set-based queries, and who did the work of each task in review) becomes the
+board document — what `--format json` prints, described by
+schemas/kanban-board.schema.json, times in UTC.  render.py turns that document into
+text for a terminal (colour, width, local times) or Markdown; `--watch` redraws it
+in place, and a board taller than the terminal goes through the pager, as git's
+output does.
 """
+import os
+import shutil
 import sys
+import time
 
-from . import clock
+from . import clock, render
 from .board import STATUSES, Board
-from .errors import invalid
+from .errors import KanbanError, invalid
 
-TITLE_WIDTH = 44
-NOTE_WIDTH = 72
-CLOSED_SHOWN = 10  # done, failed and cancelled tasks shown per section without --all
-BAR_WIDTH = 10
-
-
-def _short(text, width):
-    text = " ".join(("" if text is None else str(text)).split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+FORMATS = ("table", "markdown", "json")
+COLORS = ("auto", "always", "never")
+DEFAULT_WATCH = "2s"
+PIPE_COLUMNS = 120  # piped text is cut to this width unless COLUMNS says otherwise
 
 
-def _ms(stamp):
-    return None if stamp is None else clock.parse_time(stamp)
+def prepare(argv):
+    """`--watch` alone means every 2s and `--color` alone means always, as in git."""
+    return [("--watch=" + DEFAULT_WATCH if a == "--watch" else "--color=always" if a == "--color" else a)
+            for a in argv]
 
 
-def _span(ms):
-    """A rough length of time for people: 45s, 12m, 3h, 2d."""
-    seconds = abs(ms) // 1000
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+def _entry(task, now, worked_by):
+    lease = task["lease_until"]
+    return {
+        "id": task["id"], "title": task["title"], "priority": task["priority"], "project": task["project"],
+        "goal": task["goal"], "assignee": task["assignee"], "role": task["role_boundary"],
+        "holder": task["claimed_by"], "lease_until": lease,
+        "lease_expired": bool(lease) and clock.parse_time(lease) <= now,
+        "reason": task.get("reason"), "waits_on": task.get("waiting_on") or [], "ready": task["ready"],
+        "attempts": task["attempts"], "review": task["review"], "worked_by": worked_by.get(task["id"], []),
+        "updated_at": task["updated_at"],
+    }
 
 
-def _clock(stamp, now):
-    """'2026-01-02T03:04:05.678Z' -> '03:04:05Z', with the date when it is not today's."""
-    day = "" if stamp[:10] == clock.iso(now)[:10] else stamp[:10] + " "
-    return day + stamp[11:19] + "Z"
-
-
-def _until(stamp, now):
-    """When a lease ends, relative to now; expired leases are flagged."""
-    left = _ms(stamp) - now
-    if left <= 0:
-        return f"LEASE EXPIRED at {_clock(stamp, now)} ({_span(left)} ago)"
-    return f"until {_clock(stamp, now)} ({_span(left)} left)"
-
-
-def _waiting(task):
-    parts = []
-    for why in task.get("waiting_on") or []:
-        if why["kind"] == "dep":
-            flag = "!" if why["status"] in ("failed", "cancelled") else ""
-            parts.append(f"{why['task']} ({why['status']}{flag})")
-        elif why["kind"] == "schedule":
-            parts.append(f"not before {why['until']}")
-    return parts
-
-
-def _row(task, now):
-    """(who, note) for a task, by its status."""
-    status = task["status"]
-    who, notes = "", []
-    if status == "todo":
-        who = task["assignee"] or (f"role:{task['role_boundary']}" if task["role_boundary"] else "")
-        waits = _waiting(task)
-        deps = [w for w in waits if not w.startswith("not before")]
-        if deps:
-            notes.append("waits on " + ", ".join(deps))
-        notes += [w for w in waits if w.startswith("not before")]
-        if task["ready"]:
-            notes.append("ready")
-        if task.get("reason"):
-            notes.append(f"last: {task['reason']}")
-        if task["attempts"]:
-            notes.append(f"{task['attempts']} attempt(s)")
-    elif status in ("in_progress", "in_review"):
-        who = task["claimed_by"] or ""
-        if task["lease_until"]:
-            notes.append(("reviewing " if status == "in_review" else "") + _until(task["lease_until"], now))
-        elif status == "in_review":
-            notes.append("waiting for a reviewer")
-        if status == "in_progress" and task["attempts"]:
-            notes.append(f"attempt {task['attempts'] + 1}")
-    elif status == "blocked":
-        notes.append(f"reason: {task.get('reason') or '(none given)'}")
+def document(b, *, project=None, goal=None):
+    """The board document: goals with progress, and a column per status."""
+    now = clock.now_ms()
+    if goal is not None:
+        head = b.show(goal, events=0)
+        if head["kind"] != "goal":
+            raise invalid(f"{head['id']} is not a goal", task=head["id"])
+        tasks = [head] + b.list(goal=goal, project=project, details=True)["tasks"]
     else:
-        notes.append(f"{status} {_span(now - _ms(task['updated_at']))} ago")
-        if status != "done" and task.get("reason"):
-            notes.append(task["reason"])
-    return who, "; ".join(notes)
+        tasks = b.list(project=project, details=True)["tasks"]
+    if project is not None and not tasks:
+        known = b.projects()
+        if project not in known:
+            from .diagnose import nearest
 
-
-def _goal_lines(goals):
-    lines = []
-    for goal in goals:
-        p = goal.get("progress") or {"total": 0, "done": 0, "cancelled": 0}
-        total, done, cancelled = p["total"], p["done"], p["cancelled"]
-        filled = round(BAR_WIDTH * (done + cancelled) / total) if total else 0
-        bar = "[" + "#" * filled + "." * (BAR_WIDTH - filled) + "]"
-        text = f"{done}/{total} done" + (f", {cancelled} cancelled" if cancelled else "")
-        lines.append([goal["id"], _short(goal["title"], TITLE_WIDTH), bar, text, goal["status"]])
-    return lines
-
-
-def _table(rows, headers=None):
-    from tabulate import tabulate
-
-    text = tabulate(rows, headers=headers or (), tablefmt="plain", disable_numparse=True)
-    return "\n".join("  " + line.rstrip() for line in text.splitlines())
-
-
-def render(tasks, *, now, db=None, show_all=False, title=None):
-    """The board as text, from Board.list(details=True)['tasks']."""
+            near = nearest(project, known)
+            raise KanbanError("not_found", f"no project {project!r} on this board"
+                              + (f" (did you mean {near!r}?)" if near else ""), project=project,
+                              hint=f"did you mean {near!r}?" if near else None)
     goals = [t for t in tasks if t["kind"] == "goal"]
     work = [t for t in tasks if t["kind"] == "task"]
-    by_status = {status: [t for t in work if t["status"] == status] for status in STATUSES}
-    ready = sum(1 for t in work if t["ready"])
-    expired = sum(1 for t in work if t["lease_until"] and _ms(t["lease_until"]) <= now)
-
-    out = [f"{title or 'kanban board'}" + (f"  {db}" if db else "") + f"  at {clock.iso(now)}"]
-    counts = ", ".join(f"{len(by_status[s])} {s.replace('_', ' ')}" for s in STATUSES if by_status[s])
-    summary = f"{len(work)} task(s), {len(goals)} goal(s)" + (f": {counts}" if counts else "")
-    summary += f"; {ready} ready"
-    if expired:
-        summary += f"; {expired} LEASE(S) EXPIRED"
-    out.append(summary)
-
-    if goals:
-        out += ["", f"GOALS ({len(goals)})", _table(_goal_lines(goals))]
+    worked_by = b.holders_of([t["id"] for t in work if t["status"] == "in_review"])
+    columns = []
     for status in STATUSES:
-        section = by_status[status]
-        out += ["", f"{status.upper().replace('_', ' ')} ({len(section)})"]
-        if not section:
-            out.append("  (none)")
-            continue
-        hidden = 0
-        if status in ("done", "failed", "cancelled"):
-            section = sorted(section, key=lambda t: t["updated_at"], reverse=True)
-            if not show_all and len(section) > CLOSED_SHOWN:
-                hidden = len(section) - CLOSED_SHOWN
-                section = section[:CLOSED_SHOWN]
-        rows = []
-        for task in section:
-            who, note = _row(task, now)
-            rows.append([task["id"], f"p{task['priority']}", _short(task["title"], TITLE_WIDTH),
-                         f"goal {task['goal']}" if task["goal"] else "", who, _short(note, NOTE_WIDTH)])
-        out.append(_table(rows))
-        if hidden:
-            out.append(f"  … and {hidden} more (kanban board --all)")
-    return "\n".join(out) + "\n"
+        section = [t for t in work if t["status"] == status]
+        if status in ("done", "failed", "cancelled"):  # the latest first
+            section.sort(key=lambda t: t["updated_at"], reverse=True)
+        columns.append({"status": status, "count": len(section),
+                        "tasks": [_entry(t, now, worked_by) for t in section]})
+    return {
+        "board": b.path,
+        "at": clock.iso(now),
+        "filter": {"project": project, "goal": goal},
+        "counts": {c["status"]: c["count"] for c in columns},
+        "ready": sum(1 for t in work if t["ready"]),
+        "expired_leases": sum(1 for c in columns for t in c["tasks"] if t["lease_expired"]),
+        "goals": [{"id": g["id"], "title": g["title"], "status": g["status"], "project": g["project"],
+                   "progress": g.get("progress") or {"total": 0, "done": 0, "cancelled": 0}} for g in goals],
+        "columns": columns,
+    }
+
+
+def terminal_columns(stream):
+    """The terminal's width; piped, COLUMNS when set, else PIPE_COLUMNS."""
+    if stream.isatty() or os.environ.get("COLUMNS"):
+        return shutil.get_terminal_size((80, 24)).columns
+    return PIPE_COLUMNS
+
+
+def _text(doc, fmt, *, columns, color, show_all):
+    if fmt == "markdown":
+        return render.board_markdown(doc, show_all=show_all)
+    return "\n".join(render.board_lines(doc, columns=columns, color=color, show_all=show_all)) + "\n"
+
+
+def _page(text, stream):
+    """Through the pager when the text is taller than the terminal (KANBAN_PAGER, PAGER,
+    else `less` with LESS=FRX, as git does); straight out otherwise."""
+    rows = shutil.get_terminal_size((80, 24)).lines
+    command = os.environ.get("KANBAN_PAGER", os.environ.get("PAGER", "less"))
+    if text.count("\n") < rows or not command.strip() or command.strip() == "cat":
+        stream.write(text)
+        return
+    import subprocess
+
+    env = dict(os.environ)
+    env.setdefault("LESS", "FRX")
+    env.setdefault("LV", "-c")
+    stream.flush()
+    try:
+        pager = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE, env=env)
+    except OSError:
+        stream.write(text)
+        return
+    try:
+        pager.stdin.write(text.encode("utf-8", "replace"))
+        pager.stdin.close()
+    except BrokenPipeError:
+        pass  # the reader quit early (q in less)
+    while True:
+        try:
+            pager.wait()
+            break
+        except KeyboardInterrupt:
+            continue  # Ctrl-C belongs to the pager
+
+
+def _watch(read, fmt, interval, *, color, show_all, stream):
+    """Redraw the board in place every `interval` seconds until Ctrl-C."""
+    tty = stream.isatty()
+    if tty:
+        stream.write("\x1b[?25l\x1b[2J")  # hide the cursor, clear once
+    try:
+        while True:
+            size = shutil.get_terminal_size((80, 24))
+            text = _text(read(), fmt, columns=terminal_columns(stream), color=color, show_all=show_all)
+            if tty:
+                lines = text.rstrip("\n").split("\n")[: max(size.lines - 1, 1)]
+                stream.write("\x1b[H" + "".join(line + "\x1b[K\n" for line in lines) + "\x1b[J")
+            else:
+                stream.write(text + "\n")
+            stream.flush()
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if tty:
+            stream.write("\x1b[?25h")
+            stream.flush()
+    return 0
 
 
 def board(args):
     """porcelain/kanban-board"""
+    fmt = args.get("--format") or "table"
+    if fmt not in FORMATS:
+        raise invalid(f"bad --format {fmt!r}: one of {', '.join(FORMATS)}")
+    when = args.get("--color") or "auto"
+    if when not in COLORS:
+        raise invalid(f"bad --color {when!r}: one of {', '.join(COLORS)}")
+    interval = None
+    if args.get("--watch"):
+        interval = clock.parse_duration(args["--watch"], "watch") / 1000
+        if interval <= 0:
+            raise invalid("--watch needs a positive interval, e.g. --watch=2s")
+    stream = sys.stdout
+    color = fmt == "table" and render.use_color(when, stream)
+    show_all = bool(args["--all"])
     with Board() as b:
-        goal = args["--goal"]
-        title = None
-        if goal is not None:
-            head = b.show(goal, events=0)
-            if head["kind"] != "goal":
-                raise invalid(f"{head['id']} is not a goal", task=head["id"])
-            tasks = [head] + b.list(goal=goal, project=args["--project"], details=True)["tasks"]
-            title = f"goal {head['id']}: {_short(head['title'], TITLE_WIDTH)}"
-        else:
-            tasks = b.list(project=args["--project"], details=True)["tasks"]
-            if args["--project"]:
-                title = f"project {args['--project']}"
-        db = b.path
-    sys.stdout.write(render(tasks, now=clock.now_ms(), db=db, show_all=bool(args["--all"]), title=title))
+        def read():
+            return document(b, project=args["--project"], goal=args["--goal"])
+
+        doc = read()
+        if fmt == "json":
+            from .cli import emit
+
+            if interval is None:
+                emit(doc)
+                return 0
+        if interval is not None:
+            if fmt == "json":
+                return _watch_json(read, interval, stream)
+            return _watch(read, fmt, interval, color=color, show_all=show_all, stream=stream)
+    columns = terminal_columns(stream)
+    text = _text(doc, fmt, columns=columns, color=color, show_all=show_all)
+    if stream.isatty() and not args.get("--no-pager"):
+        _page(text, stream)
+    else:
+        stream.write(text)
     return 0
+
+
+def _watch_json(read, interval, stream):
+    """--format json --watch: one document a line (JSON Lines) until Ctrl-C."""
+    from .jsontext import dumps
+
+    try:
+        while True:
+            stream.write(dumps(read(), compact=True) + "\n")
+            stream.flush()
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return 0

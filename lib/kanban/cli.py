@@ -91,10 +91,13 @@ class _Refused(Exception):
     """docopt refused an argv (the argument cache may have asked with placeholders)."""
 
 
-def main(path, argv=None, handler=None):
-    """Run the command whose file is `path` with argv (default sys.argv[1:])."""
+def main(path, argv=None, handler=None, prepare=None):
+    """Run the command whose file is `path` with argv (default sys.argv[1:]); `prepare`
+    may rewrite the arguments first (an option whose value is optional, as git's)."""
     verb = os.path.basename(path)[len("kanban-"):]
     argv = sys.argv[1:] if argv is None else argv
+    if prepare is not None:
+        argv = prepare(list(argv))
     try:
         _summary, _usage, help_text = read_header(path)
         args = parse(help_text, [verb] + list(argv))

@@ -6,12 +6,13 @@ import json
 def _tabulate(rows, headers):
     from tabulate import tabulate
 
+    # every cell as a terminal may show it: control characters escaped (see visible)
+    rows = [[visible(c) if isinstance(c, str) else c for c in row] for row in rows]
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
-def _short(text, width=48):
-    text = "" if text is None else str(text)
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _short(text, columns=48):
+    return fit(one_line(text), columns)
 
 
 def _when(stamp):
@@ -42,13 +43,13 @@ def table(kind, document):
                           for k, v in fields], ["field", "value"])
         waiting = document["waiting_on"]
         if waiting:
-            text += "\n\nwaiting on:\n" + "\n".join("  " + ", ".join(f"{k}={v}" for k, v in w.items())
+            text += "\n\nwaiting on:\n" + "\n".join("  " + ", ".join(f"{k}={one_line(v)}" for k, v in w.items())
                                                     for w in waiting)
         if document["comments"]:
-            text += "\n\ncomments:\n" + "\n".join(f"  {_when(c['at'])} {c['actor']}: {c['body']}"
+            text += "\n\ncomments:\n" + "\n".join(f"  {_when(c['at'])} {one_line(c['actor'])}: {one_line(c['body'])}"
                                                   for c in document["comments"])
         if document["events"]:
-            text += "\n\nevents:\n" + "\n".join(f"  {_when(e['at'])} {e['kind']:<22} {e['actor'] or ''}"
+            text += "\n\nevents:\n" + "\n".join(f"  {_when(e['at'])} {e['kind']:<22} {one_line(e['actor'])}"
                                                 for e in document["events"])
         return text
     if kind == "stats":
@@ -57,14 +58,15 @@ def table(kind, document):
         text += f"\n\nready: {document['ready']}   expired leases: {document['expired_leases']}"
         text += "\ndone in the last " + ", ".join(f"{k}: {v}" for k, v in document["done_in"].items())
         ct = document["cycle_time_s"]
-        text += f"\ncycle time (s): p50 {ct['p50']}  p90 {ct['p90']}  p99 {ct['p99']}"
+        text += "\ncycle time (s): " + "  ".join(f"{p} {'-' if ct[p] is None else ct[p]}"
+                                                 for p in ("p50", "p90", "p99"))
         return text
     if kind == "doctor":
         lines = [f"ok: {document['ok']}", f"integrity: {', '.join(document['integrity'])}",
                  f"sqlite: {document['sqlite_version']} ({document['driver']})",
                  f"schema: {document['schema_version']}", f"journal: {document['journal_mode']}",
                  f"wal: {document['wal']['bytes']} bytes"]
-        lines += [f"{f['level']}: {f['message']}" for f in document["findings"]]
+        lines += [f"{f['level']}: {one_line(f['message'])}" for f in document["findings"]]
         return "\n".join(lines)
     return json.dumps(document, indent=2, ensure_ascii=False)
 
@@ -77,14 +79,14 @@ COMMAND_GROUPS = (("plumbing", "Plumbing: one JSON document on stdout, one trans
 
 def command_overview(usage_line, commands, aliases):
     """git's `git help`: the verbs grouped, each with its summary."""
-    width = max([len(c["name"]) for c in commands] + [len(a) for a in aliases] + [8]) + 3
+    name_w = max([len(c["name"]) for c in commands] + [len(a) for a in aliases] + [8]) + 3
     out = [usage_line.rstrip(), ""]
     for kind, heading in COMMAND_GROUPS:
         out.append(heading)
-        out += [f"   {c['name']:<{width}}{c['summary']}" for c in commands if c["kind"] == kind]
+        out += [f"   {c['name']:<{name_w}}{c['summary']}" for c in commands if c["kind"] == kind]
         out.append("")
     out.append("Aliases")
-    out += [f"   {name:<{width}}{target}" for name, target in sorted(aliases.items())]
+    out += [f"   {name:<{name_w}}{target}" for name, target in sorted(aliases.items())]
     out += ["", "'kanban help VERB' opens a verb's manual, 'kanban help workflow' the guide to a sprint;",
             "'kanban commands' lists the verbs as JSON.", ""]
     return "\n".join(out)
@@ -93,3 +95,375 @@ def command_overview(usage_line, commands, aliases):
 def command_table(commands):
     rows = [[c["name"], c["kind"], c["summary"], ", ".join(c["aliases"])] for c in commands]
     return _tabulate(rows, ["verb", "kind", "summary", "aliases"])
+
+
+# -- text on a terminal: escaping, display width, colour ---------------------------------
+
+# bidirectional overrides and isolates reorder what follows them on screen
+_BIDI = frozenset([0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def visible(text):
+    """Text safe to show on a terminal: control characters (ESC, the BEL ending an OSC 52
+    clipboard write, C1 controls, DEL) and bidi overrides are shown escaped (`\\x1b`,
+    `\\u202e`) instead of acting on the terminal.  JSON output keeps the exact text."""
+    text = "" if text is None else str(text)
+    if text.isascii() and text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if code < 0x20 or 0x7F <= code < 0xA0:
+            out.append(_NAMED.get(ch) or f"\\x{code:02x}")
+        elif code in _BIDI:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def one_line(text):
+    """A table cell: runs of whitespace (newlines too) become one space, then visible()."""
+    return visible(" ".join(("" if text is None else str(text)).split()))
+
+
+def width(text):
+    """Columns `text` takes on a terminal (wide characters and emoji count two)."""
+    if text.isascii():
+        return len(text)
+    try:
+        from wcwidth import wcswidth, wcwidth
+    except ImportError:  # without wcwidth: East Asian wide and fullwidth characters count two
+        import unicodedata
+
+        return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+                   for c in text)
+    found = wcswidth(text)
+    return found if found >= 0 else sum(max(wcwidth(c), 0) for c in text)
+
+
+def fit(text, columns):
+    """`text` cut to `columns` display columns, ending in … when cut."""
+    if columns <= 0:
+        return ""
+    if width(text) <= columns:
+        return text
+    out, used = [], 0
+    for ch in text:
+        w = width(ch)
+        if used + w > columns - 1:
+            break
+        out.append(ch)
+        used += w
+    return "".join(out) + "…"
+
+
+def pad(text, columns):
+    """`text` cut or padded with spaces to exactly `columns` display columns."""
+    text = fit(text, columns)
+    return text + " " * (columns - width(text))
+
+
+def use_color(when, stream):
+    """git's --color=WHEN: always, never, or auto (a terminal, NO_COLOR unset, TERM not dumb)."""
+    import os
+
+    if when == "always":
+        return True
+    if when == "never":
+        return False
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+STATUS_SGR = {"todo": "36", "in_progress": "33", "in_review": "35", "blocked": "31", "done": "32",
+              "failed": "1;31", "cancelled": "2"}
+ALERT_SGR = "1;31"
+DIM_SGR = "2"
+
+
+def _join(segments, color):
+    """[(text, sgr or None)] -> one line, with colour codes when color is on."""
+    if not color:
+        return "".join(text for text, _ in segments)
+    return "".join(f"\x1b[{sgr}m{text}\x1b[0m" if sgr and text else text for text, sgr in segments)
+
+
+def _fit_segments(segments, columns):
+    """Cut a line of segments to `columns` display columns."""
+    out, used = [], 0
+    for text, sgr in segments:
+        room = columns - used
+        if room <= 0:
+            break
+        if width(text) > room:
+            out.append((fit(text, room), sgr))
+            break
+        out.append((text, sgr))
+        used += width(text)
+    return out
+
+
+# -- the board ------------------------------------------------------------------------------
+
+SECTION_CAP = 20     # tasks shown per open section without --all
+CLOSED_CAP = 10      # done, failed and cancelled tasks shown without --all
+BAR_WIDTH = 10
+WIDE = 72            # from this many columns on, a task takes one line; narrower, two
+
+
+def local_time(stamp, now_ms=None, *, seconds=False):
+    """An ISO UTC stamp in the local time zone, for people: '14:03', or 'Dec 02 14:03'."""
+    from datetime import datetime
+
+    from . import clock
+
+    moment = datetime.fromtimestamp(clock.parse_time(stamp) / 1000).astimezone()
+    today = datetime.fromtimestamp((now_ms if now_ms is not None else clock.now_ms()) / 1000).astimezone()
+    clock_text = moment.strftime("%H:%M:%S" if seconds else "%H:%M")
+    return clock_text if moment.date() == today.date() else moment.strftime("%b %d ") + clock_text
+
+
+def span(ms):
+    """A rough length of time for people: 45s, 12m, 3h, 2d."""
+    seconds = abs(int(ms)) // 1000
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _task_cells(task, status, now):
+    """(who, [(note, sgr)]) for a task of the board document, by its column."""
+    from . import clock
+
+    notes = []
+    who = ""
+    if status == "todo":
+        who = task["assignee"] or (f"role:{task['role']}" if task["role"] else "")
+        deps = []
+        for why in task["waits_on"]:
+            if why["kind"] == "dep":
+                deps.append(f"{why['task']} ({why['status']})")
+            elif why["kind"] == "schedule":
+                notes.append((f"not before {local_time(why['until'], now)}", None))
+            elif why.get("kind"):
+                notes.append((one_line(why["kind"].replace("_", " ")), None))
+        if deps:
+            notes.insert(0, ("waits on " + ", ".join(deps), None))
+        if task["ready"]:
+            notes.append(("ready", None))
+        if task["reason"]:
+            notes.append((f"last: {one_line(task['reason'])}", None))
+        if task["attempts"]:
+            notes.append((f"{task['attempts']} attempt(s)", None))
+    elif status in ("in_progress", "in_review"):
+        who = task["holder"] or ""
+        if task["lease_until"]:
+            left = clock.parse_time(task["lease_until"]) - now
+            doing = "reviewing, " if status == "in_review" else ""
+            if left <= 0:
+                notes.append((f"{doing}LEASE EXPIRED {span(left)} ago", ALERT_SGR))
+            else:
+                notes.append((f"{doing}{span(left)} left (until {local_time(task['lease_until'], now)})", None))
+        elif status == "in_review":
+            notes.append(("waiting for a reviewer", None))
+        if status == "in_review" and task["worked_by"]:
+            notes.append(("work by " + ", ".join(task["worked_by"]), None))
+        if status == "in_progress" and task["attempts"]:
+            notes.append((f"attempt {task['attempts'] + 1}", None))
+    elif status == "blocked":
+        notes.append((f"reason: {one_line(task['reason']) or '(none given)'}", STATUS_SGR["blocked"]))
+    else:
+        notes.append((f"{span(now - clock.parse_time(task['updated_at']))} ago", None))
+        if status != "done" and task["reason"]:
+            notes.append((one_line(task["reason"]), None))
+    return one_line(who), notes
+
+
+def _note_text(notes):
+    return "; ".join(text for text, _ in notes)
+
+
+def _note_sgr(notes):
+    return next((sgr for _, sgr in notes if sgr), None)
+
+
+def _more_hint(status, hidden, project):
+    where = f" --project {project}" if project else ""
+    return f"… and {hidden} more (kanban list --status {status}{where})"
+
+
+def board_lines(doc, *, columns=80, color=False, show_all=False):
+    """The board document (kanban board --format json) as text lines for a terminal of
+    `columns` columns: goals with a progress bar, then a section per non-empty status."""
+    from . import clock
+
+    now = clock.parse_time(doc["at"])
+    columns = max(columns, 20)
+    lines = []
+
+    def add(segments):
+        lines.append(_join(_fit_segments(segments, columns), color))
+
+    where = doc["filter"]
+    title = "kanban board"
+    if where.get("goal"):
+        named = [g["title"] for g in doc["goals"] if g["id"] == where["goal"]]
+        title = f"goal {where['goal']}" + (f": {one_line(named[0])}" if named else "")
+    elif where.get("project"):
+        title = f"project {where['project']}"
+    stamp = local_time(doc["at"], now, seconds=True)
+    add([(title, "1"), (f"  {one_line(doc['board'])}  at {stamp}", DIM_SGR)])
+
+    counts = doc["counts"]
+    tasks = sum(counts.values())
+    goals = doc["goals"]
+    if not tasks and not goals:
+        add([("", None)])
+        if where.get("project") or where.get("goal"):
+            add([("Nothing here yet.", None)])
+        else:
+            add([("The board is empty. Add the first task:", None)])
+            add([('  kanban create "Write the parser" --priority 5', "1")])
+            add([("or a whole plan:  kanban plan apply plan.yaml   (see: kanban help workflow)", None)])
+        return lines
+    parts = [(f"{tasks} task{'s' if tasks != 1 else ''}", None)]
+    for status, count in counts.items():
+        if count:
+            parts += [(", ", None), (f"{count} {status.replace('_', ' ')}", STATUS_SGR[status])]
+    parts.append((f"; {doc['ready']} ready", None))
+    if doc["expired_leases"]:
+        parts.append((f"; {doc['expired_leases']} lease(s) EXPIRED", ALERT_SGR))
+    add(parts)
+
+    if goals:
+        lines.append("")
+        add([(f"GOALS ({len(goals)})", "1")])
+        id_w = max(width(g["id"]) for g in goals)
+        for goal in goals:
+            p = goal["progress"]
+            finished = p["done"] + p["cancelled"]
+            filled = round(BAR_WIDTH * finished / p["total"]) if p["total"] else 0
+            count = f"{p['done']}/{p['total']}" + (f" +{p['cancelled']} cancelled" if p["cancelled"] else "")
+            sgr = STATUS_SGR.get(goal["status"])
+            head = [("  ", None), (pad(goal["id"], id_w), None), ("  ", None)]
+            if columns >= 40:
+                head += [("█" * filled, STATUS_SGR["done"]), ("░" * (BAR_WIDTH - filled), DIM_SGR), ("  ", None)]
+            head += [(count, sgr), ("  ", None)]
+            used = sum(width(t) for t, _ in head)
+            add(head + [(fit(one_line(goal["title"]), columns - used), None)])
+
+    sections = []
+    for column in doc["columns"]:
+        status = column["status"]
+        if not column["count"]:
+            continue
+        cap = CLOSED_CAP if status in ("done", "failed", "cancelled") else SECTION_CAP
+        shown = column["tasks"] if show_all else column["tasks"][:cap]
+        rows = [(task, *_task_cells(task, status, now)) for task in shown]
+        sections.append((status, column["count"], rows))
+    layout = _layout([row for _, _, rows in sections for row in rows], columns)
+    for status, count, rows in sections:
+        lines.append("")
+        add([(f"{status.upper().replace('_', ' ')} ({count})", "1;" + STATUS_SGR[status])])
+        for row in rows:
+            lines += [_join(_fit_segments(s, columns), color) for s in _row_lines(row, status, layout, columns)]
+        if count > len(rows):
+            add([("  " + _more_hint(status, count - len(rows), where.get("project")), DIM_SGR)])
+    return lines
+
+
+def _layout(rows, columns):
+    """Column widths shared by every section, so the board reads as one grid; None when
+    the terminal is too narrow for one line a task."""
+    if columns < WIDE or not rows:
+        return None
+    id_w = max(width(t["id"]) for t, _, _ in rows)
+    pri_w = max(width(f"p{t['priority']}") for t, _, _ in rows)
+    project_w = min(max(width(one_line(t["project"])) for t, _, _ in rows), 14)
+    who_w = min(max(width(w) for _, w, _ in rows), 16)
+    note_max = max(width(_note_text(n)) for _, _, n in rows)
+    title_max = max(width(one_line(t["title"])) for t, _, _ in rows)
+    fixed = 2 + id_w + 2 + pri_w + 2 + (project_w + 2 if project_w else 0) + (who_w + 2 if who_w else 0)
+    rest = columns - fixed
+    # the title first, up to its longest; the notes keep at least a quarter of the room
+    title_w = min(title_max, rest - (min(note_max, rest // 4) + 2 if note_max else 0))
+    note_w = min(note_max, rest - title_w - 2) if note_max else 0
+    return {"id": id_w, "pri": pri_w, "project": project_w, "who": who_w, "title": title_w, "note": note_w}
+
+
+def _row_lines(row, status, layout, columns):
+    """The segments of a task's line (wide), or of its two lines (narrow)."""
+    task, who, notes = row
+    sgr = STATUS_SGR[status]
+    if layout is not None:
+        line = [("  ", None), (pad(task["id"], layout["id"]), sgr), ("  ", None),
+                (pad(f"p{task['priority']}", layout["pri"]), DIM_SGR), ("  ", None),
+                (pad(one_line(task["title"]), layout["title"]), None)]
+        if layout["project"]:
+            line += [("  ", None), (pad(one_line(task["project"]), layout["project"]), DIM_SGR)]
+        if layout["who"]:
+            line += [("  ", None), (pad(who, layout["who"]), None)]
+        if layout["note"]:
+            line += [("  ", None), (fit(_note_text(notes), layout["note"]), _note_sgr(notes))]
+        return [_rstrip(line)]
+    head = [("  ", None), (task["id"], sgr), (" ", None), (f"p{task['priority']}", DIM_SGR), (" ", None)]
+    used = sum(width(t) for t, _ in head)
+    out = [head + [(fit(one_line(task["title"]), columns - used), None)]]
+    detail = " · ".join(x for x in (one_line(task["project"]), who, _note_text(notes)) if x)
+    if detail:
+        out.append([("      ", None), (fit(detail, columns - 6), _note_sgr(notes))])
+    return out
+
+
+def _rstrip(segments):
+    """Drop the padding at the end of a line."""
+    while segments and not segments[-1][0].strip():
+        segments = segments[:-1]
+    if segments:
+        text, sgr = segments[-1]
+        segments = segments[:-1] + [(text.rstrip(), sgr)]
+    return segments
+
+
+def board_markdown(doc, *, show_all=False):
+    """The board document as Markdown: a table per goal list and per non-empty status."""
+    from . import clock
+
+    now = clock.parse_time(doc["at"])
+
+    def cell(text):
+        return one_line(text).replace("|", "\\|")
+
+    out = ["# kanban board", "", f"{cell(doc['board'])} at {doc['at']}", ""]
+    if doc["goals"]:
+        out += ["## Goals", "", "| goal | done | title | status |", "|---|---|---|---|"]
+        for goal in doc["goals"]:
+            p = goal["progress"]
+            out.append(f"| {goal['id']} | {p['done']}/{p['total']} | {cell(goal['title'])} | {goal['status']} |")
+        out.append("")
+    for column in doc["columns"]:
+        status = column["status"]
+        if not column["count"]:
+            continue
+        cap = CLOSED_CAP if status in ("done", "failed", "cancelled") else SECTION_CAP
+        shown = column["tasks"] if show_all else column["tasks"][:cap]
+        out += [f"## {status.replace('_', ' ').capitalize()} ({column['count']})", "",
+                "| id | pri | title | project | who | notes |", "|---|---|---|---|---|---|"]
+        for task in shown:
+            who, notes = _task_cells(task, status, now)
+            out.append(f"| {task['id']} | {task['priority']} | {cell(task['title'])} | {cell(task['project'])} "
+                       f"| {cell(who)} | {cell(_note_text(notes))} |")
+        hidden = column["count"] - len(shown)
+        if hidden:
+            out += ["", _more_hint(status, hidden, doc["filter"].get("project"))]
+        out.append("")
+    if not doc["goals"] and not any(c["count"] for c in doc["columns"]):
+        out += ['The board is empty. Add the first task: `kanban create "Write the parser"`', ""]
+    return "\n".join(out)
