@@ -11,7 +11,7 @@ KANBAN_LIB := $(DESTDIR)$(PREFIX)/lib/kanban
 KANBAN = $(CURDIR)/bin/kanban
 include kanban.mk
 
-.PHONY: all setup demo test pytest bats check lint bench bench-quick soak install uninstall clean
+.PHONY: all setup demo test pytest bats check lint bench bench-quick soak dist install uninstall clean
 
 all: setup
 
@@ -65,6 +65,12 @@ bench-quick: setup
 soak: setup
 	$(PY) tests/chaos.py --minutes $${SOAK_MINUTES:-3}
 
+# the wheel and the sdist (pip install / pipx install them): what `python -m build` makes, with
+# the venv's build backend (the test extra has it) instead of downloading one
+dist: setup
+	rm -rf dist
+	$(PY) -m build --no-isolation --outdir dist .
+
 install:
 	$(PYTHON) -m venv $(KANBAN_LIB)/.venv
 	$(PYTHON) tools/requirements.py > $(KANBAN_LIB)/requirements.txt
@@ -89,4 +95,4 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/share/man/man7/kanban-*.7
 
 clean:
-	rm -rf $(VENV) .tools build *.egg-info lib/*.egg-info
+	rm -rf $(VENV) .tools build dist *.egg-info lib/*.egg-info
