@@ -8,7 +8,9 @@ review, some with deps and goals) is worked by worker processes of five kinds:
 loops over the Board API, loops over the real `kanban` CLI (one process per call),
 `kanban work` and `kanban review` loops running a command per task, and reviewer
 loops.  A pre-complete hook sleeps now and then and refuses now and then; a
-post-complete hook sleeps for one task in four.  A supervisor kills with SIGKILL, at
+post-complete hook sleeps for one task in four; now and then either leaves children
+behind (some in a session of their own), prints a megabyte, or (post-complete) ignores
+SIGTERM and hangs past KANBAN_HOOK_TIMEOUT.  A supervisor kills with SIGKILL, at
 random moments: a writer caught holding the board's write lock (inside its
 transaction), a `kanban` command, a worker or command while its hook runs, the hook
 itself, the command of a `kanban work` loop, or a worker - and restarts killed
@@ -50,10 +52,20 @@ P_REVIEW = 0.05   # complete --review
 P_BATCH = 0.08    # batch claim a few tasks, batch complete them in one transaction
 P_REJECT = 0.15   # a reviewer rejects
 HOOK = """#!/bin/sh
-# chaos: a slow post-complete hook, so kills land inside it
+# chaos: a slow post-complete hook, so kills land inside it, and a nasty one now and then:
+# it leaves children behind (in its group, or in a session of their own), ignores SIGTERM
+# and hangs past KANBAN_HOOK_TIMEOUT, or prints a megabyte
 cat >/dev/null
 n=${KANBAN_TASK_ID#TASK-}
 if [ $((n % 4)) -eq 0 ]; then sleep 0.3; fi
+case $((n % 41)) in
+  1) sleep 0.8 & ;;
+  2) setsid sleep 0.8 & ;;
+  3) head -c 1000000 /dev/zero | tr '\\0' x ;;
+  4) trap '' TERM; sleep 3 ;;
+  5) (sleep 0.5; echo "chaos: a child writes late" >&2) & exit 1 ;;
+esac
+exit 0
 """
 JUDGED = {"approve": "approved", "reject": "rejected"}
 PRE_HOOK = """#!/bin/sh
@@ -63,6 +75,11 @@ n=${KANBAN_TASK_ID#TASK-}
 if [ $((n % 5)) -eq 1 ]; then sleep 0.2; fi
 r=$(od -An -N1 -tu1 /dev/urandom | tr -d ' ')
 if [ "$r" -lt 6 ]; then echo "chaos: pre-complete refuses" >&2; exit 1; fi
+case $((n % 43)) in
+  1) sleep 0.8 & ;;                      # passes, and leaves a child behind
+  2) setsid sleep 0.8 & ;;
+  3) head -c 1000000 /dev/urandom ;;     # a megabyte that is not text
+esac
 exit 0
 """
 WORK_CMD = """#!{python}
@@ -366,7 +383,7 @@ class Chaos:
         self.db = os.path.join(self.folder, ".kanban", "board.db")
         self.journals = os.path.join(self.folder, "journals")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
-        self.env.update(KANBAN_DB=self.db, KANBAN_HOOK_TIMEOUT="5s")
+        self.env.update(KANBAN_DB=self.db, KANBAN_HOOK_TIMEOUT="2s")
         self.workers = {}   # slot -> Popen
         self.kinds = {}     # slot -> worker kind
         self.pending = {}   # slot -> restart time
@@ -518,7 +535,7 @@ class Chaos:
                 proc.kill()
         for proc in self.workers.values():
             proc.wait()
-        deadline = time.monotonic() + 5  # orphaned hooks sleep at most 0.3 s
+        deadline = time.monotonic() + 5  # orphaned hooks and their children sleep at most 1 s
         while time.monotonic() < deadline:
             reap_orphans(self.workers)
             if not any(ppid == os.getpid() and pid not in {p.pid for p in self.workers.values()}

@@ -2,9 +2,10 @@
 
 A hook is an executable file, run directly (never through a shell) with the event
 JSON on stdin and KANBAN_EVENT, KANBAN_TASK_ID, KANBAN_AGENT and KANBAN_DB in its
-environment.  Its stdout and stderr both go to the command's stderr, so a hook can
-never corrupt the JSON a command prints.  A hook is killed (with its children)
-after KANBAN_HOOK_TIMEOUT.  Hooks in a folder that others may write to, or owned by
+environment.  Its stdout and stderr both go to the command's stderr (up to 64 KB),
+so a hook can never corrupt the JSON a command prints.  A hook runs in a session
+of its own; at KANBAN_HOOK_TIMEOUT its whole process group is killed, and nothing
+it leaves behind is waited for.  Hooks in a folder that others may write to, or owned by
 another user, are refused with a warning: they would run with the caller's rights.
 """
 import os
@@ -107,37 +108,119 @@ def timeout_seconds():
         return 10.0
 
 
-def _run(path, payload, env_extra, capture_stderr):
-    """Run one hook; returns (exit status or None on timeout, captured stderr)."""
+# what of a hook's output reaches the command's stderr; the rest is read and dropped
+OUTPUT_LIMIT = 64 * 1024
+# how long the output of a hook that has exited is still read (its children may hold the pipe)
+DRAIN_SECONDS = 0.1
+
+
+class _Output:
+    """A hook's stdout and stderr, passed on to the command's stderr up to OUTPUT_LIMIT;
+    the end of it is kept for the error detail."""
+
+    def __init__(self):
+        import codecs
+
+        self.shown = 0
+        self.dropped = 0
+        self.tail = b""
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")  # bytes that are not text
+
+    def add(self, chunk):
+        room = OUTPUT_LIMIT - self.shown
+        if room > 0:
+            _write_stderr(self.decoder.decode(chunk[:room]).encode("utf-8"))
+            self.shown += min(room, len(chunk))
+        self.dropped += max(0, len(chunk) - max(room, 0))
+        self.tail = (self.tail + chunk)[-4000:]
+
+    def finish(self, path):
+        _write_stderr(self.decoder.decode(b"", final=True).encode("utf-8"))
+        if self.dropped:
+            _warn(f"{path} wrote {self.shown + self.dropped} bytes; only the first {self.shown} are shown")
+        return self.tail.decode("utf-8", "replace")
+
+
+def _write_stderr(data):
+    try:
+        sys.stderr.flush()
+        os.write(sys.stderr.fileno(), data)
+    except (OSError, ValueError):
+        pass  # no stderr to show it on: the hook still counts
+
+
+def _read_some(fd, output, until):
+    """Read what the hook writes until `until` (monotonic) or end of file; True at EOF."""
+    import select
+    import time
+
+    while True:
+        remaining = until - time.monotonic()
+        if remaining <= 0:
+            return False
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            return False
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return True
+        output.add(chunk)
+
+
+def _run(path, payload, env_extra, capture_stderr=True):
+    """Run one hook in a session of its own; returns (exit status, or None when it timed
+    out, the end of its output).  The hook reads the payload from a file (it may never
+    read it), and its output comes through a pipe the command reads, in time and size
+    bounds: at the timeout its whole process group is killed, and children it leaves
+    behind (even in a session of their own) are not waited for, nor is their output."""
     import signal
     import subprocess
+    import tempfile
+    import time
 
     env = dict(os.environ)
     env.update({k: ("" if v is None else str(v)) for k, v in env_extra.items()})
+    seconds = timeout_seconds()
+    read_end, write_end = os.pipe()
     try:
-        child = subprocess.Popen(
-            [path],
-            stdin=subprocess.PIPE,
-            stdout=sys.stderr.fileno(),
-            stderr=subprocess.PIPE if capture_stderr else sys.stderr.fileno(),
-            env=env,
-            start_new_session=True,  # so a timeout kills its children too
-        )
+        with tempfile.TemporaryFile() as stdin:
+            stdin.write(payload)
+            stdin.seek(0)
+            child = subprocess.Popen([path], stdin=stdin, stdout=write_end, stderr=write_end, env=env,
+                                     start_new_session=True)  # its own group: a timeout kills them all
     except OSError as exc:
+        os.close(read_end)
         return 127, f"cannot run {path}: {exc}"
+    finally:
+        os.close(write_end)
+    output = _Output()
+    deadline = time.monotonic() + seconds
+    status = None
     try:
-        _, err = child.communicate(payload, timeout=timeout_seconds())
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(child.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        child.communicate()
-        return None, f"{path} timed out"
-    err_text = (err or b"").decode("utf-8", "replace")
-    if capture_stderr and err_text:
-        sys.stderr.write(err_text)
-    return child.returncode, err_text
+        eof = False
+        while status is None and time.monotonic() < deadline:
+            if eof:
+                try:
+                    status = child.wait(timeout=max(0.0, min(0.05, deadline - time.monotonic())))
+                except subprocess.TimeoutExpired:
+                    pass
+                continue
+            eof = _read_some(read_end, output, min(deadline, time.monotonic() + 0.05))
+            status = child.poll()
+        if status is None:
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            child.wait()
+        if not eof:
+            _read_some(read_end, output, time.monotonic() + DRAIN_SECONDS)
+    finally:
+        os.close(read_end)
+    tail = output.finish(path)
+    if status is None:
+        return None, f"{path} timed out after {seconds:g}s" + (f": {tail.strip()[-1000:]}" if tail.strip() else "")
+    return status, tail
 
 
 def _env(event_kind, task_id, agent, db_path):
@@ -158,9 +241,7 @@ def run_post(db_path, event):
     failures = []
     for path in paths:
         payload = dumps(event).encode()
-        status, err = _run(
-            path, payload, _env(event["kind"], event["task"], event["actor"], db_path), False
-        )
+        status, err = _run(path, payload, _env(event["kind"], event["task"], event["actor"], db_path))
         if status != 0:
             reason = err if status is None else f"{os.path.basename(path)} exited {status}"
             failures.append({"hook": path, "event": event["id"], "reason": reason})
@@ -172,9 +253,7 @@ def run_pre_complete(db_path, task, agent, summary):
     paths = find(hooks_dir(db_path), "pre-complete")
     for path in paths:
         payload = dumps({"kind": "complete", "task": task, "actor": agent, "summary": summary})
-        status, err = _run(
-            path, payload.encode(), _env("complete", task["id"], agent, db_path), True
-        )
+        status, err = _run(path, payload.encode(), _env("complete", task["id"], agent, db_path))
         if status != 0:
             raise KanbanError(
                 "hook_rejected",
