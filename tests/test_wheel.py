@@ -64,6 +64,10 @@ def test_wheel_carries_every_run_time_file(dist):
             missing.append(f"lib/kanban/{name}")
     if "kanban/kanban.mk" not in infos:
         missing.append("kanban.mk")
+    # the man pages also as data, for man itself (<venv>/share/man, pipx's man folder)
+    for name in checkout_files("man"):
+        if f"kanban-{VERSION}.data/data/share/man/{name}" not in infos:
+            missing.append(f"share/man/{name}")
     assert not missing, f"the wheel lacks {missing}"
     assert not [n for n in infos if "__pycache__" in n or n.endswith(".pyc")]
     # command files and sample hooks stay executable (hooks are run directly)
@@ -142,6 +146,10 @@ def test_the_installed_kanban_runs_from_the_package_not_the_checkout(installed):
         res = subprocess.run(["man", "-w", "kanban-claim"], env=dict(installed.env, MANPATH=man_path),
                              capture_output=True, text=True, timeout=30)
         assert res.stdout.strip() == str(package / "man/man1/kanban-claim.1"), res.stderr
+        # and without MANPATH: man looks beside the venv's bin/ on PATH, where pip put the pages
+        env = {k: v for k, v in installed.env.items() if k != "MANPATH"}
+        res = subprocess.run(["man", "-w", "kanban-claim"], env=env, capture_output=True, text=True, timeout=30)
+        assert res.stdout.strip() == str(installed.venv / "share/man/man1/kanban-claim.1"), res.stderr
 
 
 def test_smoke_suite_through_the_installed_command(installed):
@@ -238,4 +246,5 @@ def test_uninstall_leaves_nothing(installed):
     res = installed.pip("uninstall", "-y", "kanban")
     assert res.returncode == 0, res.stderr
     assert not (installed.bin / "kanban").exists()
+    assert not (installed.venv / "share/man/man1/kanban-claim.1").exists()
     assert not [p.name for p in site.iterdir() if p.name.lower().startswith("kanban")]
