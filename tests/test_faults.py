@@ -28,8 +28,8 @@ import pytest
 from conftest import KANBAN, ROOT, run
 
 from kanban import Board
-from kanban.board import NETWORK_FILESYSTEMS, _filesystem
-from kanban.db import MIGRATIONS, SCHEMA_VERSION
+from kanban.store import SCHEMA_VERSION
+from kanban.store.sqlite import MIGRATIONS, NETWORK_FILESYSTEMS, filesystem
 
 TRACE_MARKERS = ("Traceback", 'File "', str(ROOT / "lib"))
 
@@ -402,11 +402,11 @@ server:/export/sub /mnt/nfs/local ext4 rw 0 0
 def test_filesystem_detection(tmp_path, path, kind):
     mounts = tmp_path / "mounts"
     mounts.write_text(MOUNTS)
-    assert _filesystem(path, str(mounts)) == kind
+    assert filesystem(path, str(mounts)) == kind
     assert (kind in NETWORK_FILESYSTEMS) == (kind in ("nfs4", "cifs", "fuse.sshfs"))
 
 
-def test_doctor_names_the_filesystem(tmp_path):
+def test_doctor_names_thefilesystem(tmp_path):
     with tmpfs(tmp_path / "fs", "4m") as folder:
         kb = board_at(folder / "board.db")
         assert kb("init").rc == 0
@@ -416,7 +416,7 @@ def test_doctor_names_the_filesystem(tmp_path):
 
 
 def test_unreadable_mounts_table_is_no_error(tmp_path):
-    assert _filesystem(str(tmp_path / "board.db"), str(tmp_path / "no-such-mounts")) is None
+    assert filesystem(str(tmp_path / "board.db"), str(tmp_path / "no-such-mounts")) is None
 
 
 def test_tempfile_module_is_not_a_board():

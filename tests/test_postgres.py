@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import KANBAN, ROOT, run
 
-from kanban.db import SCHEMA_VERSION
+from kanban.store import SCHEMA_VERSION
 
 SERVER = os.environ.get("KANBAN_TEST_PG", "")
 needs_pg = pytest.mark.skipif(
@@ -34,7 +34,7 @@ def schema_url(schema):
 
 def server_sql(sql, url=None):
     """Run `sql` (one statement or several) on the test server, as kanban connects to it."""
-    from kanban.pg import connect
+    from kanban.store.postgres import connect
 
     with connect(url or SERVER) as conn:
         conn.execute(sql)
@@ -370,7 +370,7 @@ def test_init_creates_the_schema_and_errors_are_the_closed_list(tmp_path):
 
 @needs_pg
 def test_an_older_board_is_migrated(pg_url):
-    from kanban.pg import PG_MIGRATIONS
+    from kanban.store.postgres import PG_MIGRATIONS
 
     server_sql(PG_MIGRATIONS[0] + "; INSERT INTO meta(key, value) VALUES ('schema_version', '1');"
                " INSERT INTO tasks(title, body, created_at, updated_at) VALUES ('old task', 'findme', 0, 0)", pg_url)
@@ -676,8 +676,8 @@ board._write(hold)
 # -- without a server ---------------------------------------------------------------------
 
 def test_every_sqlite_migration_has_a_postgres_one():
-    from kanban.db import MIGRATIONS
-    from kanban.pg import PG_MIGRATIONS
+    from kanban.store.postgres import PG_MIGRATIONS
+    from kanban.store.sqlite import MIGRATIONS
 
     assert len(PG_MIGRATIONS) == len(MIGRATIONS), "add the PostgreSQL text of the new migration to pg.py"
 
@@ -685,12 +685,12 @@ def test_every_sqlite_migration_has_a_postgres_one():
 def test_the_sqlite_path_never_loads_the_postgres_backend(kb):
     code = ("import sys; sys.path.insert(0, sys.argv[1]); from kanban import Board; "
             "b = Board(sys.argv[2]); b.create('x'); b.claim(agent='w'); b.close(); "
-            "assert 'kanban.pg' not in sys.modules and 'psycopg' not in sys.modules")
+            "assert 'kanban.store.postgres' not in sys.modules and 'psycopg' not in sys.modules")
     subprocess.run([sys.executable, "-c", code, str(ROOT / "lib"), str(kb.path)], check=True)
 
 
 def test_the_translator():
-    from kanban.pg import translate
+    from kanban.store.postgres import translate
 
     def pg(sql, writing=False):
         return " ".join(translate(sql, writing)[0].split())

@@ -24,6 +24,7 @@ import sys
 import time
 
 from . import paths
+from .store import is_server
 
 KANBAN = paths.command()
 LIB = paths.LIB
@@ -458,7 +459,7 @@ def claim_bench(agents=4, tasks=100, mode="cli", lease="15m", db=None, keep=Fals
         raise invalid(f"bad --mode {mode!r}: cli or api")
     parse_duration(lease, "--lease")
     scratch = tempfile.mkdtemp(prefix="kanban-bench-", dir=scratch_root)
-    path = (db if "://" in db else os.path.abspath(db)) if db else os.path.join(scratch, "board.db")
+    path = (db if is_server(db) else os.path.abspath(db)) if db else os.path.join(scratch, "board.db")
     project = f"bench-{os.getpid()}-{int(time.time())}"
     names = [f"bench-agent-{n}" for n in range(1, agents + 1)]
     try:

@@ -1,6 +1,6 @@
 """The board's operations.  The CLI verbs and the Python API are thin layers over this.
 
-Every write is one transaction (Database.write); everything it checks, it checks
+Every write is one transaction (Store.write, lib/kanban/store/); everything it checks, it checks
 inside that transaction, so a refused command changes nothing.  Hooks run after
 the commit.  Answers are plain dicts, exactly what the CLI prints.
 """
@@ -8,9 +8,9 @@ import os
 import sys
 
 from . import __version__, clock
-from .db import open_board
 from .errors import KanbanError, conflict, invalid, not_found, usage
 from .jsontext import dumps
+from .store import open_store
 
 STATUSES = ("todo", "in_progress", "in_review", "blocked", "done", "failed", "cancelled")
 OPEN = ("todo", "in_progress", "in_review", "blocked")
@@ -134,7 +134,7 @@ class Board:
     """A kanban board: `Board(path).claim(agent="w1")` returns what `kanban claim` prints."""
 
     def __init__(self, path=None, create=False):
-        self.db = open_board(path, create=create)
+        self.db = open_store(path, create=create)
         self.path = self.db.path
         self._fired = []
         self._now = None
@@ -297,9 +297,8 @@ class Board:
             raise not_found(f"no task {task_ref(task_id)}", task=task_ref(task_id))
 
     def _sql(self, name, sql):
-        """`sql` (SQLite's), or a server backend's own text for query `name` (lib/kanban/pg.py)."""
-        dialect = getattr(self.db, "sql", None)
-        return dialect(name, sql) if dialect else sql
+        """`sql` (SQLite's), or the backend's own text for query `name` (lib/kanban/store/)."""
+        return self.db.sql(name, sql)
 
     def _next_token(self):
         return self.db.scalar(self._sql(
@@ -703,9 +702,7 @@ class Board:
     def wait_for_work(self, seconds):
         """Sleep up to `seconds` between has_work() polls; a Postgres board wakes early on
         LISTEN/NOTIFY when a task may have become claimable."""
-        import time
-
-        getattr(self.db, "wait", time.sleep)(seconds)
+        self.db.wait(seconds)
 
     def claim_many(self, agent, count, *, role=None, project=None, lease=None):
         """Claim up to `count` ready tasks in one transaction: a list of claims."""
@@ -1555,29 +1552,14 @@ class Board:
                             {"now": self.now, "cut": self.now - cut_ms})
             return self.db.changes()
         pruned = self._write(apply)
-        freed = 0
-        if vacuum:
-            try:
-                before_pages = self.db.scalar("PRAGMA freelist_count")
-                steps = self.db.execute("PRAGMA incremental_vacuum")
-                if "://" not in self.path:
-                    for _ in steps:  # SQLite frees one page per step: read the cursor to its end
-                        pass
-                freed = before_pages - self.db.scalar("PRAGMA freelist_count")
-            except Exception as exc:  # noqa: BLE001 - reported with its code
-                from .db import db_error
-                raise db_error(exc, self.path) from None
+        freed = self.db.vacuum() if vacuum else 0
         return {"pruned": pruned, "before": clock.iso(clock.now_ms() - cut_ms), "vacuumed": bool(vacuum),
                 "pages_freed": freed}
 
     def doctor(self):
         """Integrity, versions, WAL state and findings."""
-        import apsw
-
-        from .db import SCHEMA_VERSION
-
         def fetch():
-            integrity = [r[0] for r in self.db.execute("PRAGMA integrity_check")]
+            integrity = self.db.integrity()
             findings = []
             mismatched = self.db.scalar(
                 """SELECT count(*) FROM tasks t WHERE unmet_deps <> (SELECT count(*) FROM deps d
@@ -1593,28 +1575,10 @@ class Board:
                 findings.append({"level": "warning",
                                  "message": f"{expired} expired lease(s): the next claim or 'kanban lease reap' "
                                             "returns them to the pool"})
-            return {
-                "integrity": integrity,
-                "sqlite_version": apsw.sqlite_lib_version(),
-                "driver": f"apsw {apsw.apsw_version()}",
-                "schema_version": self.db.scalar("PRAGMA user_version"),
-                "schema_expected": SCHEMA_VERSION,
-                "journal_mode": self.db.scalar("PRAGMA journal_mode"),
-                "page_count": self.db.scalar("PRAGMA page_count"),
-                "freelist_count": self.db.scalar("PRAGMA freelist_count"),
-                "findings": findings,
-            }
+            return {"integrity": integrity, **self.db.describe(), "findings": findings}
         answer = self._read(fetch)
-        wal = self.path + "-wal"
-        answer["wal"] = {"path": wal, "bytes": os.path.getsize(wal) if os.path.exists(wal) else 0}
-        answer["db"] = os.path.abspath(self.path)
         answer["kanban_version"] = __version__
-        answer["filesystem"] = _filesystem(self.path)
-        answer.update(getattr(self.db, "describe", dict)())  # a server board (lib/kanban/pg.py): no file
-        fs = answer["filesystem"]
-        if fs in NETWORK_FILESYSTEMS:
-            answer["findings"].append({"level": "warning", "message": f"the board is on a network filesystem ({fs}):"
-                                       " SQLite locking is not reliable there; use one machine or Postgres"})
+        answer["findings"] += [{"level": "warning", "message": message} for message in self.db.warnings()]
         from . import hooks
 
         folder = hooks.hooks_dir(self.path)
@@ -1626,22 +1590,8 @@ class Board:
         return answer
 
     def backup(self, dest):
-        """A consistent copy while agents run (SQLite's online backup)."""
-        dest = _text(dest, "backup file", required=True, limit=4096)
-        if "://" not in self.path and _is_board_file(dest, self.path):
-            # the copy replaces its target: over the board, its WAL or its lock, the board is lost
-            raise invalid("the backup cannot be the board itself or one of its files (-wal, -shm, .lock)")
-        if os.path.isdir(dest):
-            raise invalid(f"{dest} is a folder: name a file")
-        if "://" in self.path:  # a server board: one snapshot, written as a SQLite board file
-            return self.db.backup(dest)
-
-        def copy(target):
-            with target.backup("main", self.db.conn, "main") as job:
-                while not job.done:
-                    job.step(1024)
-            target.execute("PRAGMA journal_mode=DELETE")
-        return write_board_file(dest, copy)
+        """A consistent copy while agents run, as a SQLite board file (either backend)."""
+        return self.db.backup(_text(dest, "backup file", required=True, limit=4096))
 
     # -- who is calling -------------------------------------------------------------------
 
@@ -1682,111 +1632,7 @@ def _percentiles(values):
     return {"p50": pick(0.50), "p90": pick(0.90), "p99": pick(0.99), "max": round(ordered[-1], 3)}
 
 
-# where SQLite's locks (and so the board's guarantees) cannot be trusted
-NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb", "smb3", "smbfs", "ncpfs", "afs", "9p", "ceph", "glusterfs",
-                       "lustre", "gpfs", "beegfs", "davfs", "fuse.sshfs", "fuse.glusterfs", "fuse.s3fs",
-                       "fuse.rclone", "fuse.gcsfuse", "fuse.cephfs")
-
-
-def _filesystem(path, mounts="/proc/mounts"):
-    """The filesystem type holding `path`, from /proc/mounts (Linux), or None."""
-    import re
-
-    try:
-        target = os.path.realpath(path)
-        best, kind = "", None
-        with open(mounts, encoding="utf-8", errors="surrogateescape") as table:
-            for line in table:
-                parts = line.split()
-                if len(parts) < 3:
-                    continue
-                # the kernel writes a space in a mount point as \040 (tab \011, newline \012, \ \134)
-                point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), parts[1])
-                inside = target == point or target.startswith(point.rstrip("/") + "/")
-                if inside and len(point) >= len(best):
-                    best, kind = point, parts[2]
-        return kind
-    except OSError:
-        return None
-
-
-def _is_board_file(path, board):
-    """Is `path` the board file or one of its companions, by any name (symlinks, hard links)?"""
-    real = os.path.realpath(board)
-    for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
-        companion = real + suffix
-        if os.path.realpath(path) == companion:
-            return True
-        try:
-            if os.path.samefile(path, companion):
-                return True
-        except OSError:
-            pass  # one of them does not exist: not the same file
-    return False
-
-
-def write_board_file(dest, fill):
-    """Write a SQLite board file at `dest` through fill(connection), by way of a
-    temporary file of its own (a unique name in the same folder, so backups running at
-    once never touch each other's) that is checked and then renamed into place, so
-    `dest` is never half written: {"backup", "bytes", "pages", "integrity", "at"}."""
-    import tempfile
-
-    import apsw
-
-    from .db import db_error
-
-    tmp = None
-    try:
-        handle, tmp = tempfile.mkstemp(prefix=os.path.basename(dest) + ".", suffix=".tmp-backup",
-                                       dir=os.path.dirname(os.path.abspath(dest)))
-        os.close(handle)
-        target = apsw.Connection(tmp)
-        try:
-            fill(target)
-            check = target.execute("PRAGMA integrity_check").fetchall()[0][0]
-            pages = target.execute("PRAGMA page_count").fetchall()[0][0]
-        finally:
-            target.close()
-        size = os.path.getsize(tmp)
-        os.replace(tmp, dest)
-    except apsw.Error as exc:
-        _remove_backup_temp(tmp)
-        error = db_error(exc, dest)
-        # the copy failed, not the board: say which file
-        raise KanbanError("db_error", f"cannot write the backup {dest}: "
-                          + error.message.replace("the board ", "it ", 1),
-                          detail=error.extra.get("detail"), db=dest) from None
-    except OSError as exc:
-        _remove_backup_temp(tmp)
-        raise KanbanError("db_error", f"cannot write the backup {dest}: {exc.strerror}", detail=str(exc)) from None
-    return {"backup": os.path.abspath(dest), "bytes": size, "pages": pages,
-            "integrity": check, "at": clock.iso(clock.now_ms())}
-
-
-def _remove_backup_temp(tmp):
-    if tmp is not None:
-        for name in (tmp, tmp + "-journal"):
-            _remove(name)
-
-
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
 def init(path=None, harness=()):
     """Create (or open) the board: {"db", "schema_version", "created"}."""
-    from .db import find_board
-
-    path = path or find_board(create=True)
-    existed = os.path.exists(path) and os.path.getsize(path) > 0
-    board = Board(path, create=True)
-    try:
-        if "://" in path:  # a server board (lib/kanban/pg.py): the URL, without its password
-            return {"db": board.db.describe()["db"], "schema_version": board.db.version, "created": board.db.created}
-        return {"db": os.path.abspath(path), "schema_version": board.db.version, "created": not existed}
-    finally:
-        board.close()
+    with Board(path, create=True) as board:
+        return {"db": board.db.display(), "schema_version": board.db.version, "created": board.db.created}

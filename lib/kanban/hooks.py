@@ -14,6 +14,7 @@ import sys
 
 from .errors import KanbanError
 from .jsontext import dumps
+from .store import is_server
 
 # event kind -> the verb in the hook's name (post-<verb>)
 HOOK_FOR_EVENT = {
@@ -36,7 +37,7 @@ def hooks_dir(db_path):
     named = os.environ.get("KANBAN_HOOKS_DIR")
     if named:
         return named
-    if "://" in db_path:
+    if is_server(db_path):
         return None  # a server board has no folder of its own: KANBAN_HOOKS_DIR only
     return os.path.join(os.path.dirname(os.path.abspath(db_path)), "hooks.d")
 

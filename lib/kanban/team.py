@@ -175,18 +175,13 @@ def record(team, board):
 
 def team_folder(team, board):
     """.kanban/team/<name>/ next to the board file (for a server board, under ./.kanban)."""
-    if _is_url(board.path):
-        return os.path.join(os.path.abspath(".kanban"), "team", team.name)
-    return os.path.join(os.path.dirname(os.path.abspath(board.path)), "team", team.name)
-
-
-def _is_url(path):
-    return str(path).startswith(("postgresql://", "postgres://"))
+    folder = board.db.folder() or os.path.abspath(".kanban")
+    return os.path.join(folder, "team", team.name)
 
 
 def board_location(board):
     """What KANBAN_DB should say to reach this board from another process."""
-    return board.path if _is_url(board.path) else os.path.abspath(board.path)
+    return board.db.location()
 
 
 # -- the dispatcher ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from .board import init as init_board
 from .cli import EXIT_NOTHING, emit, env_or
 from .errors import invalid, usage
 from .jsontext import dumps
+from .store import is_server
 
 
 def _board():
@@ -67,7 +68,7 @@ def init(args):
         from .skill import install
 
         # a server board has no folder of its own: its skills go to ./.kanban
-        folder = os.path.join(os.getcwd(), ".kanban") if "://" in answer["db"] else os.path.dirname(answer["db"])
+        folder = os.path.join(os.getcwd(), ".kanban") if is_server(answer["db"]) else os.path.dirname(answer["db"])
         answer["skills"] = install(args["--harness"], folder)
     emit(answer)
 

@@ -165,7 +165,7 @@ class Loop:
         try:
             with Board() as board:
                 self.board = board
-                self.db = board.path if "://" in board.path else os.path.abspath(board.path)
+                self.db = board.db.location()
                 return self._loop()
         finally:
             for sig, handler in previous.items():

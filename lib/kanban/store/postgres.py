@@ -1,8 +1,7 @@
 """The PostgreSQL backend: KANBAN_DB=postgresql://... runs every verb on a server.
 
-PgDatabase offers Database's interface (rows/row/scalar/execute/script/read/write/
-changes/version/migrate/close), so board.py stays one body of SQL, written for
-SQLite.  A small translator turns that SQL into PostgreSQL's (placeholders,
+PgStore implements the storage interface (store.Store) on a server, so board.py
+stays one body of SQL, written for SQLite.  A small translator turns that SQL into PostgreSQL's (placeholders,
 json_each, INSERT OR IGNORE/REPLACE, IS NOT, sum(bool), FTS5 MATCH, PRAGMAs).  Where
 the SQL must differ, board.py asks `db.sql(name, sqlite_sql)` and gets OVERRIDES[name].
 
@@ -25,16 +24,16 @@ import re
 import time
 from urllib.parse import urlsplit, urlunsplit
 
-from .db import MIGRATIONS, SCHEMA_VERSION, busy_timeout_ms
-from .errors import KanbanError
-from .extras import require
+from ..errors import KanbanError
+from ..extras import require
+from . import SCHEMA_VERSION, Store, busy_timeout_ms
 
 try:
     import psycopg  # this module is imported for a server board only: see "the wire" below
 except ImportError:  # the `postgres` extra is not installed: connect() says so
     psycopg = None
 
-# Each entry takes a Postgres board from version i to i+1, as db.MIGRATIONS does for
+# Each entry takes a Postgres board from version i to i+1, as sqlite.MIGRATIONS does for
 # SQLite; the versions mean the same schema on both.
 PG_MIGRATIONS = [
     # 1: the core board
@@ -503,7 +502,7 @@ def _reads_task_status(sql):
 # psycopg 3 speaks to the server.  It is not light: `import psycopg` costs ~100 ms, so a
 # `kanban claim` on a Postgres board takes ~140 ms of CPU (~35 ms when this module drove
 # libpq through ctypes; ~20 ms on SQLite).  Only server boards pay it: this module, and
-# psycopg with it, is imported for a postgresql:// URL only (db.open_board).  Parameters
+# psycopg with it, is imported for a postgresql:// URL only (store.open_store).  Parameters
 # are bound on the client (ClientCursor), which also gives them SQLite's loose typing:
 # `:task IS NULL OR task_id = :task` works whatever :task holds.  The connection stays in
 # autocommit mode; PgDatabase says BEGIN/COMMIT/ROLLBACK itself.
@@ -591,6 +590,37 @@ def display_url(url):
         return "postgresql://..."
 
 
+def _secrets(url):
+    """Every spelling of the password a URL holds, however malformed the URL is: the
+    text between the user's colon and the last @ of the authority, raw and decoded,
+    and any password=... of its query."""
+    from urllib.parse import unquote
+
+    found = set()
+    rest = url.split("://", 1)[-1]
+    authority = rest.split("/", 1)[0]
+    if "@" in authority:
+        userinfo = authority.rsplit("@", 1)[0]
+        if ":" in userinfo:
+            found.add(userinfo.split(":", 1)[1])
+    elif "@" in rest:  # a password holding '/' pushes the @ past the first slash
+        userinfo = rest.rsplit("@", 1)[0]
+        if ":" in userinfo:
+            found.add(userinfo.split(":", 1)[1])
+    for match in re.finditer(r"password=([^&\s]*)", url):
+        found.add(match.group(1))
+    found |= {unquote(secret) for secret in found}
+    return sorted((secret for secret in found if secret), key=len, reverse=True)
+
+
+def scrub(text, url):
+    """`text` with the URL shown without its password, and no trace of the password."""
+    text = text.replace(url, display_url(url)) if url else text
+    for secret in _secrets(url or ""):
+        text = text.replace(secret, "***")
+    return text
+
+
 RETRY = ("40001", "40P01")  # serialization_failure, deadlock_detected: run the transaction again
 LOCK_TIMEOUT = "55P03"      # lock_not_available: a row lock waited out KANBAN_BUSY_TIMEOUT
 UNIQUE = "23505"            # unique_violation: two writers made the same idempotency key at once
@@ -614,15 +644,50 @@ def _pg_error(exc, url):
         message = "cannot reach the PostgreSQL server"
     else:
         message = "the board cannot be used"
-    detail = str(exc).strip()
-    detail = detail.replace(url, shown) if url else detail
+    detail = scrub(str(exc).strip(), url)
     return KanbanError("db_error", message, detail=f"{state or 'connection'}: {detail}", db=shown)
 
 
-class PgDatabase:
-    """One connection to a board on a PostgreSQL server, with Database's interface."""
+def _lost(exc):
+    """Is this the connection gone (ended by the server, the network, an administrator)?"""
+    state = getattr(exc, "sqlstate", None) or ""
+    return not state or state.startswith(("08", "57P"))
 
-    dialect = "pg"
+
+def _search_path_entries(path):
+    """search_path's entries, unquoted, in order."""
+    entries, current, quoted, index = [], "", False, 0
+    while index < len(path):
+        ch = path[index]
+        if quoted:
+            if ch == '"' and path[index + 1:index + 2] == '"':
+                current += '"'
+                index += 1
+            elif ch == '"':
+                quoted = False
+            else:
+                current += ch
+        elif ch == '"':
+            quoted = True
+        elif ch == ",":
+            entries.append(current.strip())
+            current = ""
+        else:
+            current += ch
+        index += 1
+    entries.append(current.strip())
+    return [entry for entry in entries if entry]
+
+
+def _quote(name):
+    return '"' + name.replace('"', '""') + '"'
+
+
+class PgStore(Store):
+    """One connection to a board on a PostgreSQL server."""
+
+    backend = "postgres"
+    is_server = True
 
     def __init__(self, url, create=False):
         self.path = url
@@ -631,22 +696,11 @@ class PgDatabase:
         self._writing = False
         self._rowcount = -1
         self._listening = False
+        self.conn = self._connect()
         try:
-            # a lock wait ends as `busy` at KANBAN_BUSY_TIMEOUT, as a locked SQLite file does;
-            # a client stuck inside a transaction (stopped, cut off) is ended by the server
-            self.conn = connect(url, lock_timeout=int(self.busy_ms),
-                                idle_in_transaction_session_timeout=IDLE_IN_TRANSACTION_MS)
-        except PgError as exc:
-            raise _pg_error(exc, url) from None
-        try:
-            schema, has_meta = self.conn.execute("SELECT current_schema(), to_regclass('meta') IS NOT NULL").fetchone()
-            if schema is None and create:
-                schema = self._create_schema()
-            if schema is None:
-                raise KanbanError("not_found", f"no schema to hold a board at {display_url(url)}"
-                                  " (its search_path names none that exists; run 'kanban init')",
-                                  db=display_url(url))
-            self.schema = schema
+            self.schema = self._board_schema(create)
+            has_meta = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL",
+                                         (_quote(self.schema) + ".meta",)).fetchone()[0]
             self.version = self._stored_version() if has_meta else 0
         except PgError as exc:
             self.conn.close()
@@ -663,29 +717,59 @@ class PgDatabase:
                 db=display_url(url),
             )
 
-    def _create_schema(self):
-        path = self.conn.execute("SELECT current_setting('search_path')").fetchone()[0]
-        for entry in path.split(","):
-            name = entry.strip()
-            if name and name != '"$user"':
-                quoted = name if name.startswith('"') else '"' + name.replace('"', '""') + '"'
-                self.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
-                return self.conn.execute("SELECT current_schema()").fetchone()[0]
-        return None
+    def _connect(self):
+        try:
+            # a lock wait ends as `busy` at KANBAN_BUSY_TIMEOUT, as a locked SQLite file does;
+            # a client stuck inside a transaction (stopped, cut off) is ended by the server
+            return connect(self.path, lock_timeout=int(self.busy_ms),
+                           idle_in_transaction_session_timeout=IDLE_IN_TRANSACTION_MS)
+        except PgError as exc:
+            raise _pg_error(exc, self.path) from None
+
+    def _board_schema(self, create):
+        """The schema that holds the board: the first one search_path names (\"$user\" when
+        that schema exists).  When it does not exist, `init` creates it, and everything
+        else is `not_found`: a later schema of the path (public) is never used instead,
+        so two teams never share a board by accident."""
+        path, user = self.conn.execute("SELECT current_setting('search_path'), current_user").fetchone()
+        wanted = None
+        for entry in _search_path_entries(path):
+            if entry == "$user":
+                exists = self.conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (user,)).fetchone()
+                if exists:
+                    wanted = user
+                    break
+                continue
+            if entry.startswith("pg_"):
+                continue  # pg_catalog, pg_temp: the server's own
+            wanted = entry
+            break
+        if wanted is None:
+            raise KanbanError("not_found", f"no schema to hold a board at {display_url(self.path)}"
+                              " (its search_path names none)", db=display_url(self.path))
+        exists = self.conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (wanted,)).fetchone()
+        if not exists:
+            if not create:
+                raise KanbanError("not_found", f"no schema {wanted} (the first in search_path) at "
+                                  f"{display_url(self.path)}: run 'kanban init'", db=display_url(self.path))
+            self.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(wanted)}")
+        current = self.conn.execute("SELECT current_schema()").fetchone()[0]
+        if current != wanted:
+            raise KanbanError("db_error", f"the schema {wanted} cannot be used (no USAGE or CREATE privilege?)",
+                              db=display_url(self.path))
+        return wanted
 
     def _stored_version(self):
         value = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(value[0]) if value else 0
 
-    # -- the SQL board.py asks for by name -----------------------------------------
+    # -- statements ------------------------------------------------------------------
 
-    def sql(self, name, default):
-        text = OVERRIDES.get(name, default)
+    def sql(self, name, sqlite_sql):
+        text = OVERRIDES.get(name, sqlite_sql)
         if self._writing and name in LOCKING:
             text = text.rstrip() + LOCKING[name]
         return text
-
-    # -- reading ---------------------------------------------------------------------
 
     def _run(self, sql, params=()):
         text, takes_params, changes = translate(sql, self._writing)
@@ -712,9 +796,6 @@ class PgDatabase:
 
     def execute(self, sql, params=()):
         return self._run(sql, params)
-
-    def script(self, sql):
-        self.conn.execute(sql)
 
     def changes(self):
         return max(self._rowcount, 0)
@@ -779,27 +860,128 @@ class PgDatabase:
             delay = min(delay * 2, 0.1)
 
     def wait(self, seconds):
-        """Sleep up to `seconds`, waking early when work may have become claimable."""
+        """Sleep up to `seconds`, waking early when work may have become claimable.
+
+        A listening session that the server ends (pg_terminate_backend, a restart) is
+        replaced by a new one, and the wait goes on: a waiter never fails for it."""
         deadline = time.monotonic() + seconds
-        try:
-            if not self._listening:
-                self.conn.execute("LISTEN kanban")
-                self._listening = True
-            notes = self.conn.notifies(timeout=max(0.0, deadline - time.monotonic()))
+        while True:
             try:
-                for note in notes:
-                    if note.payload == self.schema:  # the channel is the server's: other boards use it too
-                        return True
-            finally:
-                notes.close()
-            return False
+                if not self._listening:
+                    self.conn.execute("LISTEN kanban")
+                    self._listening = True
+                notes = self.conn.notifies(timeout=max(0.0, deadline - time.monotonic()))
+                try:
+                    for note in notes:
+                        if note.payload == self.schema:  # the channel is the server's: other boards use it too
+                            return True
+                finally:
+                    notes.close()
+                return False
+            except PgError as exc:
+                if not _lost(exc):
+                    raise _pg_error(exc, self.path) from None
+                self._listening = False
+                self._reconnect(deadline)
+                return True  # look again: work may have come while nobody listened
+
+    def _reconnect(self, deadline):
+        """A new session for a lost one, tried until `deadline` (at least once)."""
+        try:
+            self.conn.close()
+        except PgError:
+            pass
+        delay = 0.05
+        while True:
+            try:
+                self.conn = self._connect()
+                return
+            except KanbanError:
+                if time.monotonic() + delay >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    # -- the board as a whole ------------------------------------------------------------
+
+    def describe(self):
+        """doctor's facts, as a server answers them (a backup is a SQLite file: its version)."""
+        import apsw
+
+        server, client = self.conn.info.server_version, psycopg.pq.version()
+        try:
+            pages = self.conn.execute(
+                """SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
+                          / current_setting('block_size')::bigint
+                     FROM pg_class c WHERE c.relnamespace = %s::regnamespace AND c.relkind = 'r'""",
+                (_quote(self.schema),)).fetchone()[0]
         except PgError as exc:
             raise _pg_error(exc, self.path) from None
+        return {
+            "db": display_url(self.path),
+            "sqlite_version": apsw.sqlite_lib_version(),
+            "driver": f"psycopg {psycopg.__version__} (libpq {client // 10000}.{client % 10000})",
+            "schema_version": self.version,
+            "schema_expected": SCHEMA_VERSION,
+            "journal_mode": "postgresql",
+            "page_count": int(pages),
+            "freelist_count": 0,
+            "server_version": f"{server // 10000}.{server % 10000}",
+            "schema": self.schema,
+            "wal": {"path": "", "bytes": 0},
+            "filesystem": None,
+        }
+
+    def warnings(self):
+        return []
+
+    def integrity(self):
+        """What the server does not check for kanban: every id counter ahead of its table's
+        ids (a counter behind would hand out an id twice); the lease-token sequence ahead
+        of every token issued.  The server checks its own pages."""
+        problems = []
+        try:
+            for table in ("tasks", "events", "comments", "runs"):
+                behind = self.conn.execute(
+                    f"SELECT (SELECT value FROM counters WHERE name = %s) < (SELECT coalesce(max(id), 0) FROM {table})",
+                    (table,)).fetchone()[0]
+                if behind:
+                    problems.append(f"the id counter of {table} is behind its ids")
+            behind = self.conn.execute(
+                """SELECT (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM lease_token_seq)
+                          < (SELECT coalesce(max(lease_token), 0) FROM tasks)""").fetchone()[0]
+            if behind:
+                problems.append("the lease token sequence is behind the tokens issued")
+        except PgError as exc:
+            raise _pg_error(exc, self.path) from None
+        return problems or ["ok"]
+
+    def vacuum(self):
+        """VACUUM the event log (outside any transaction); the server reuses what it
+        frees in place and counts no pages given back."""
+        try:
+            self.conn.execute("VACUUM events")
+        except PgError as exc:
+            raise _pg_error(exc, self.path) from None
+        return 0
+
+    def backup(self, dest):
+        """A consistent copy of the board as a SQLite board file (one snapshot)."""
+        from .sqlite import check_backup_target
+
+        check_backup_target(dest)
+        return backup_to_sqlite(self, dest)
+
+    def folder(self):
+        return None
+
+    def location(self):
+        return self.path
+
+    def display(self):
+        return display_url(self.path)
 
     # -- schema ------------------------------------------------------------------------
-
-    def is_board(self):
-        return self.version > 0
 
     def migrate(self, target=SCHEMA_VERSION):
         """Bring the schema up to `target` in one transaction; no-op when current."""
@@ -809,7 +991,8 @@ class PgDatabase:
         def step():
             # one migrator at a time per schema; a second one finds the work done
             self.conn.execute("SELECT pg_advisory_xact_lock(1801545326, hashtext(current_schema()))")
-            exists = self.conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]
+            exists = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL",
+                                       (_quote(self.schema) + ".meta",)).fetchone()[0]
             current = self._stored_version() if exists else 0
             for index in range(current, target):
                 self.conn.execute(migration(index))
@@ -825,38 +1008,22 @@ class PgDatabase:
     def close(self):
         self.conn.close()
 
-    # -- what doctor and backup need from a server board ---------------------------------
-
-    def describe(self):
-        """doctor's file-level facts, as a server answers them."""
-        server, client = self.conn.info.server_version, psycopg.pq.version()
-        return {
-            "db": display_url(self.path),
-            "driver": f"psycopg {psycopg.__version__} (libpq {client // 10000}.{client % 10000})",
-            "server_version": f"{server // 10000}.{server % 10000}",
-            "schema": self.schema,
-            "wal": {"path": "", "bytes": 0},
-            "filesystem": None,
-        }
-
-    def backup(self, dest):
-        """A consistent copy of the board as a SQLite board file (one snapshot)."""
-        return backup_to_sqlite(self, dest)
-
 
 def migration(index):
     """The PostgreSQL text of migration `index` (0-based)."""
     if index >= len(PG_MIGRATIONS):
         raise KanbanError("internal", f"schema version {index + 1} has no PostgreSQL migration yet "
-                          f"(lib/kanban/pg.py PG_MIGRATIONS has {len(PG_MIGRATIONS)} of {len(MIGRATIONS)})")
+                          f"(lib/kanban/store/postgres.py PG_MIGRATIONS has {len(PG_MIGRATIONS)} "
+                          f"of {SCHEMA_VERSION})")
     return PG_MIGRATIONS[index]
+
 
 TABLES = ("tasks", "deps", "holders", "events", "comments", "runs")
 
 
 def backup_to_sqlite(database, dest):
     """Copy every row of a Postgres board into a new SQLite board file at `dest`."""
-    from .board import write_board_file
+    from .sqlite import MIGRATIONS, write_board_file
 
     def snapshot():
         counters = dict(database.conn.execute("SELECT name, value FROM counters").fetchall())
@@ -898,12 +1065,16 @@ def backup_to_sqlite(database, dest):
     return write_board_file(dest, fill)
 
 
-def open_pg_board(url, create=False):
+def open_board(url, create=False):
     """Open (and, with create, initialise) a board on a server; migrate when behind."""
-    database = PgDatabase(url, create=create)
-    if not database.is_board() and not create:
+    database = PgStore(url, create=create)
+    if not database.version and not create:
         database.close()
         raise KanbanError("not_found", f"{display_url(url)} holds no kanban board (run 'kanban init')",
                           db=display_url(url))
-    database.migrate()
+    try:
+        database.migrate()
+    except BaseException:
+        database.close()
+        raise
     return database

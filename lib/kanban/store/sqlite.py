@@ -1,4 +1,4 @@
-"""The one way to open the board and the one way to run a write transaction.
+"""The SQLite backend: a board in one file, opened one way, written one way.
 
 SQLite through apsw, which bundles a current SQLite (the stdlib module here links
 3.40.1, which has the WAL-reset corruption bug fixed in 3.44.6/3.50.7/3.51.3).
@@ -13,9 +13,13 @@ import time
 
 import apsw
 
-from .errors import KanbanError
+from ..errors import KanbanError, invalid
+from . import SCHEMA_VERSION, Store, busy_timeout_ms
 
-SCHEMA_VERSION = 4
+# The board's own mark in the file header (PRAGMA application_id): "Kanb".  A file
+# without it is a board only if it is an older board, known by its tables.
+APPLICATION_ID = 0x4B616E62
+BOARD_TABLES = {"meta", "tasks", "deps", "events"}
 
 # Each entry takes the schema from version i to i+1.  Never edit a shipped entry:
 # add a new one, so boards made by older releases migrate forward.
@@ -175,48 +179,6 @@ MIGRATIONS = [
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
-BOARD_DIR = ".kanban"
-BOARD_FILE = "board.db"
-
-
-def find_board(create=False):
-    """The board's location: KANBAN_DB, else .kanban/board.db here or above.
-
-    The search stops below any folder in KANBAN_CEILING_DIRECTORIES, as git's does.
-    With create=True, the answer for `init`: KANBAN_DB or ./.kanban/board.db.
-    """
-    named = os.environ.get("KANBAN_DB")
-    if named:
-        return named
-    here = os.getcwd()
-    if create:
-        return os.path.join(here, BOARD_DIR, BOARD_FILE)
-    ceilings = {
-        os.path.realpath(c) for c in os.environ.get("KANBAN_CEILING_DIRECTORIES", "").split(":") if c
-    }
-    folder = here
-    while True:
-        if os.path.realpath(folder) in ceilings:
-            break
-        candidate = os.path.join(folder, BOARD_DIR, BOARD_FILE)
-        if os.path.exists(candidate):
-            return candidate
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            break
-        folder = parent
-    raise KanbanError(
-        "not_found",
-        "no kanban board here or in any parent folder (run 'kanban init', or set KANBAN_DB)",
-    )
-
-
-def busy_timeout_ms():
-    from .clock import parse_duration
-
-    return parse_duration(os.environ.get("KANBAN_BUSY_TIMEOUT") or "10s", "KANBAN_BUSY_TIMEOUT")
-
-
 def db_error(exc, path=None):
     """Translate a driver exception into the closed list of codes."""
     if isinstance(exc, KanbanError):
@@ -311,11 +273,15 @@ class WriterLock:
             self.fd = None
 
 
-class Database:
+class SqliteStore(Store):
     """One connection to a board file, with the pragmas every connection needs."""
+
+    backend = "sqlite"
+    is_server = False
 
     def __init__(self, path, create=False):
         self.path = path
+        self.created = False
         self.busy_ms = busy_timeout_ms()
         if not create and not os.path.exists(path):
             raise KanbanError("not_found", f"no kanban board at {path} (run 'kanban init')", db=path)
@@ -336,15 +302,26 @@ class Database:
         except apsw.Error as exc:
             raise db_error(exc, path) from None
         self.lock = WriterLock(path)
-        if self.version > SCHEMA_VERSION:
-            raise KanbanError(
-                "db_error",
-                f"the board has schema version {self.version}, newer than this kanban "
-                f"understands ({SCHEMA_VERSION}): upgrade kanban",
-                db=path,
-            )
 
-    # -- reading ---------------------------------------------------------------
+    def kind(self):
+        """"board" (ours, by its mark or, for an older board, its tables), "empty" (a new
+        file), or "foreign" (someone else's database: never to be touched)."""
+        try:
+            mark = self.scalar("PRAGMA application_id")
+            if mark == APPLICATION_ID:
+                return "board"
+            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master")}
+        except apsw.Error as exc:
+            raise db_error(exc, self.path) from None
+        if mark == 0 and not tables and self.version == 0:
+            return "empty"
+        if mark == 0 and BOARD_TABLES <= tables and 0 < self.version <= SCHEMA_VERSION:
+            lease = self.scalar("SELECT count(*) FROM meta WHERE key = 'lease_token'")
+            if lease:
+                return "board"
+        return "foreign"
+
+    # -- statements ------------------------------------------------------------
 
     def rows(self, sql, params=()):
         cursor = self.conn.execute(sql, params)
@@ -373,6 +350,9 @@ class Database:
 
     def changes(self):
         return self.conn.changes()
+
+    def sql(self, name, sqlite_sql):
+        return sqlite_sql
 
     # -- transactions ----------------------------------------------------------
 
@@ -423,10 +403,74 @@ class Database:
             time.sleep(random.uniform(delay / 2, delay))  # jitter: no lockstep retries
             delay = min(delay * 2, 0.1)
 
-    # -- schema ------------------------------------------------------------------
+    def wait(self, seconds):
+        """A file tells nobody of changes: sleep."""
+        time.sleep(seconds)
+        return False
 
-    def is_board(self):
-        return self.version > 0
+    # -- the board as a whole ----------------------------------------------------
+
+    def describe(self):
+        wal = self.path + "-wal"
+        try:
+            return {
+                "db": os.path.abspath(self.path),
+                "sqlite_version": apsw.sqlite_lib_version(),
+                "driver": f"apsw {apsw.apsw_version()}",
+                "schema_version": self.scalar("PRAGMA user_version"),
+                "schema_expected": SCHEMA_VERSION,
+                "journal_mode": self.scalar("PRAGMA journal_mode"),
+                "page_count": self.scalar("PRAGMA page_count"),
+                "freelist_count": self.scalar("PRAGMA freelist_count"),
+                "wal": {"path": wal, "bytes": os.path.getsize(wal) if os.path.exists(wal) else 0},
+                "filesystem": filesystem(self.path),
+            }
+        except apsw.Error as exc:
+            raise db_error(exc, self.path) from None
+
+    def warnings(self):
+        fs = filesystem(self.path)
+        if fs in NETWORK_FILESYSTEMS:
+            return [f"the board is on a network filesystem ({fs}): SQLite locking is not reliable"
+                    " there; use one machine or Postgres"]
+        return []
+
+    def integrity(self):
+        try:
+            return [r[0] for r in self.conn.execute("PRAGMA integrity_check")]
+        except apsw.Error as exc:
+            raise db_error(exc, self.path) from None
+
+    def vacuum(self):
+        """incremental_vacuum frees a page per row it returns: read it to the end."""
+        try:
+            before = self.scalar("PRAGMA freelist_count")
+            self.script("PRAGMA incremental_vacuum")
+            return before - self.scalar("PRAGMA freelist_count")
+        except apsw.Error as exc:
+            raise db_error(exc, self.path) from None
+
+    def backup(self, dest):
+        """A consistent copy while agents run (SQLite's online backup)."""
+        check_backup_target(dest, self.path)
+
+        def copy(target):
+            with target.backup("main", self.conn, "main") as job:
+                while not job.done:
+                    job.step(1024)
+            target.execute("PRAGMA journal_mode=DELETE")
+        return write_board_file(dest, copy)
+
+    def folder(self):
+        return os.path.dirname(os.path.abspath(self.path))
+
+    def location(self):
+        return os.path.abspath(self.path)
+
+    def display(self):
+        return os.path.abspath(self.path)
+
+    # -- schema ------------------------------------------------------------------
 
     def migrate(self, target=SCHEMA_VERSION):
         """Bring the schema up to `target` in one write transaction; no-op when current."""
@@ -438,9 +482,11 @@ class Database:
             for index in range(current, target):
                 self.script(MIGRATIONS[index])
             self.conn.execute(f"PRAGMA user_version={int(target)}")
+            self.conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
             return current
 
-        self.write(step)
+        before = self.write(step)
+        self.created = before == 0
         self.version = target
         return True
 
@@ -449,38 +495,151 @@ class Database:
         self.conn.close()
 
 
-def open_board(path=None, create=False):
-    """Open (and, with create, initialise) the board; migrate when it is behind."""
-    path = path or find_board(create=create)
-    if path.startswith(("postgresql://", "postgres://")):
-        from .pg import open_pg_board  # psycopg is imported for a server board only
+def open_board(path, create=False):
+    """Open (and, with create, initialise) the board file; migrate when it is behind.
 
-        return open_pg_board(path, create=create)
+    Only a kanban board is ever changed: someone else's database is `db_error`, and is
+    left as it was, byte for byte."""
     if create:
         folder = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(folder, mode=0o777, exist_ok=True)  # the umask narrows it
         except OSError as exc:
             raise db_error(exc, path) from None
-    database = Database(path, create=create)
-    if not database.is_board():
-        if not create:
-            database.close()
-            raise KanbanError("not_found", f"{path} is not a kanban board (run 'kanban init')", db=path)
-        try:
-            foreign = database.scalar("SELECT count(*) FROM sqlite_master")
-        except apsw.Error as exc:
-            database.close()
-            raise db_error(exc, path) from None
-        if foreign:  # someone else's database: never turn it into a board
-            database.close()
+    database = SqliteStore(path, create=create)
+    try:
+        kind = database.kind()
+        if kind == "foreign":
             raise KanbanError("db_error", f"{path} is a SQLite database but not a kanban board", db=path)
-        try:
-            database.conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            mode = database.scalar("PRAGMA journal_mode=WAL")
-        except apsw.Error as exc:
-            raise db_error(exc, path) from None
-        if str(mode).lower() != "wal":
-            raise KanbanError("db_error", f"cannot put the board in WAL mode (got {mode})", db=path)
-    database.migrate()
+        if kind == "empty" and not create:
+            raise KanbanError("not_found", f"{path} is not a kanban board (run 'kanban init')", db=path)
+        if database.version > SCHEMA_VERSION:
+            raise KanbanError(
+                "db_error",
+                f"the board has schema version {database.version}, newer than this kanban "
+                f"understands ({SCHEMA_VERSION}): upgrade kanban",
+                db=path,
+            )
+        if kind == "empty":
+            try:
+                database.conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                mode = database.scalar("PRAGMA journal_mode=WAL")
+            except apsw.Error as exc:
+                raise db_error(exc, path) from None
+            if str(mode).lower() != "wal":
+                raise KanbanError("db_error", f"cannot put the board in WAL mode (got {mode})", db=path)
+        database.migrate()
+    except BaseException:
+        database.close()
+        raise
     return database
+
+
+# -- files -----------------------------------------------------------------------------
+
+# where SQLite's locks (and so the board's guarantees) cannot be trusted
+NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb", "smb3", "smbfs", "ncpfs", "afs", "9p", "ceph", "glusterfs",
+                       "lustre", "gpfs", "beegfs", "davfs", "fuse.sshfs", "fuse.glusterfs", "fuse.s3fs",
+                       "fuse.rclone", "fuse.gcsfuse", "fuse.cephfs")
+
+
+def filesystem(path, mounts="/proc/mounts"):
+    """The filesystem type holding `path`, from /proc/mounts (Linux), or None."""
+    import re
+
+    try:
+        target = os.path.realpath(path)
+        best, kind = "", None
+        with open(mounts, encoding="utf-8", errors="surrogateescape") as table:
+            for line in table:
+                parts = line.split()
+                if len(parts) < 3:
+                    continue
+                # the kernel writes a space in a mount point as \040 (tab \011, newline \012, \ \134)
+                point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), parts[1])
+                inside = target == point or target.startswith(point.rstrip("/") + "/")
+                if inside and len(point) >= len(best):
+                    best, kind = point, parts[2]
+        return kind
+    except OSError:
+        return None
+
+
+def _is_board_file(path, board):
+    """Is `path` the board file or one of its companions, by any name (symlinks, hard links)?"""
+    real = os.path.realpath(board)
+    for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
+        companion = real + suffix
+        if os.path.realpath(path) == companion:
+            return True
+        try:
+            if os.path.samefile(path, companion):
+                return True
+        except OSError:
+            pass  # one of them does not exist: not the same file
+    return False
+
+
+def check_backup_target(dest, board=None):
+    """Refuse a backup target that is a folder, or (for a file board) the board itself."""
+    if board is not None and _is_board_file(dest, board):
+        # the copy replaces its target: over the board, its WAL or its lock, the board is lost
+        raise invalid("the backup cannot be the board itself or one of its files (-wal, -shm, .lock)")
+    if os.path.isdir(dest):
+        raise invalid(f"{dest} is a folder: name a file")
+
+
+def write_board_file(dest, fill):
+    """Write a SQLite board file at `dest` through fill(connection), by way of a
+    temporary file of its own that is checked and then renamed into place, so `dest`
+    is never half written, and two backups to one file never share a temporary file:
+    {"backup", "bytes", "pages", "integrity", "at"}."""
+    import tempfile
+
+    from .. import clock
+
+    tmp = None
+    try:
+        handle, tmp = tempfile.mkstemp(prefix=os.path.basename(dest) + ".", suffix=".tmp-backup",
+                                       dir=os.path.dirname(os.path.abspath(dest)))
+        os.close(handle)
+        target = apsw.Connection(tmp)
+        try:
+            fill(target)
+            target.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            check = target.execute("PRAGMA integrity_check").fetchall()[0][0]
+            pages = target.execute("PRAGMA page_count").fetchall()[0][0]
+        finally:
+            target.close()
+        os.chmod(tmp, 0o666 & ~_umask())
+        size = os.path.getsize(tmp)
+        os.replace(tmp, dest)
+    except apsw.Error as exc:
+        _remove(tmp)
+        error = db_error(exc, dest)
+        # the copy failed, not the board: say which file
+        raise KanbanError("db_error", f"cannot write the backup {dest}: "
+                          + error.message.replace("the board ", "it ", 1),
+                          detail=error.extra.get("detail"), db=dest) from None
+    except OSError as exc:
+        _remove(tmp)
+        raise KanbanError("db_error", f"cannot write the backup {dest}: {exc.strerror}", detail=str(exc)) from None
+    finally:
+        if tmp:
+            _remove(tmp + "-journal")
+    return {"backup": os.path.abspath(dest), "bytes": size, "pages": pages,
+            "integrity": check, "at": clock.iso(clock.now_ms())}
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _remove(path):
+    if path:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
