@@ -107,7 +107,7 @@ def summary(samples):
 # -- the machine ---------------------------------------------------------------
 
 def machine(work):
-    from kanban.board import _filesystem
+    from kanban.store.sqlite import filesystem
 
     cpu = None
     try:
@@ -142,7 +142,7 @@ def machine(work):
         "cores": kb.cores(),
         "cpu_count": os.cpu_count(),
         "memory_gib": memory,
-        "filesystem": _filesystem(work),
+        "filesystem": filesystem(work),
         "scratch": work,
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),

@@ -116,7 +116,7 @@ def team_board(request, tmp_path_factory):
     if request.param == "sqlite":
         location = str(tmp_path_factory.mktemp("gate") / ".kanban" / "board.db")
     else:
-        from kanban.pg import connect
+        from kanban.store.postgres import connect
 
         schema = "k_" + uuid.uuid4().hex[:12]
         with connect(SERVER) as conn:

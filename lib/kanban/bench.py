@@ -449,9 +449,9 @@ def claim_bench(agents=4, tasks=100, mode="cli", lease="15m", db=None, keep=Fals
     import shutil
     import tempfile
 
-    from .board import _filesystem
     from .clock import parse_duration
     from .errors import invalid
+    from .store.sqlite import filesystem
 
     if agents < 1 or tasks < 1:
         raise invalid("--agents and --tasks must be at least 1")
@@ -476,7 +476,7 @@ def claim_bench(agents=4, tasks=100, mode="cli", lease="15m", db=None, keep=Fals
         else:
             records, wall, machine = run_api_agents(names, path, project, lease, scratch)
         answer = {"mode": mode, "agents": agents, "tasks": tasks, "lease": lease,
-                  "db": path if (db or keep) else None, "filesystem": _filesystem(path),
+                  "db": path if (db or keep) else None, "filesystem": filesystem(path),
                   "setup_s": round(setup, 3)}
         answer.update(summarize(records, wall))
         log = check_event_log(path, project)
