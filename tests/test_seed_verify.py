@@ -106,7 +106,7 @@ def test_status_changed_rows_on_postgres(tmp_path):
     server = os.environ.get("KANBAN_TEST_PG", "")
     if not server:
         pytest.skip("KANBAN_TEST_PG is not set: name a PostgreSQL server to test the Postgres backend")
-    from kanban.pg import connect
+    from kanban.store.postgres import connect
 
     schema = "k_" + uuid.uuid4().hex[:12]
     with connect(server) as conn:
