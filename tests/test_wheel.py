@@ -85,6 +85,16 @@ def test_sdist_carries_the_tree(dist):
     assert not [n for n in needed if n not in names]
 
 
+def test_one_version():
+    """__version__ in lib/kanban/__init__.py is the version; pyproject.toml reads it from
+    there, and each man page's footer must say the same."""
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'^dynamic = \["version"\]', pyproject, re.M) and not re.search(r"^version =", pyproject, re.M)
+    stale = [page.name for page in sorted((ROOT / "man").rglob("*.[17]"))
+             if f'"kanban {VERSION}"' not in page.read_text().split("\n", 1)[0]]
+    assert not stale, f"man pages whose .TH line is not kanban {VERSION}: {stale}"
+
+
 class Installed:
     """A venv outside the checkout with kanban installed from one built file."""
 
