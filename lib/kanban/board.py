@@ -662,7 +662,7 @@ class Board:
         self._writes(agent)
         self._reap(agent)
         if task is None:
-            task_id = self._pick(agent, role, project)
+            task_id = self._pick_within_limits(agent, role, project)
             if task_id is None:
                 return {}
             return self._claim_row(task_id, agent, lease_ms)
@@ -680,6 +680,8 @@ class Board:
             raise conflict(f"{ref} is not in project {project}", task=ref)
         if not row["ready"]:
             raise conflict(f"{ref} is not ready (see 'kanban show {ref}')", task=ref)
+        if self._full_limits_for(row, agent):
+            return {}  # a full WIP limit: nothing to claim now, as when no task is ready
         return self._claim_row(task, agent, lease_ms)
 
     def claim(self, agent, task=None, *, role=None, project=None, lease=None):
@@ -696,7 +698,7 @@ class Board:
         def peek():
             if self.db.scalar("SELECT 1 FROM tasks WHERE lease_until <= ? LIMIT 1", (self.now,)):
                 return True
-            return self._pick(agent, role, project) is not None
+            return self._pick_within_limits(agent, role, project) is not None
         return self._read(peek)
 
     def wait_for_work(self, seconds):
@@ -749,6 +751,8 @@ class Board:
             if row["claimed_by"] is not None:
                 raise conflict(f"{ref} is already being reviewed by {row['claimed_by']}", task=ref)
             self._not_a_holder(task_id, agent)
+            if self._full_review_limits(agent):
+                return {}  # this reviewer holds as many reviews as its WIP limit allows
             token = self._next_token()
             self._update(task_id, claimed_by=agent, lease_until=self.now + lease_ms,
                          lease_token=token, lease_ms=lease_ms)
@@ -1247,7 +1251,7 @@ class Board:
             if status in ("cancelled", "failed"):
                 entry["note"] = f"{task_ref(dep_id)} is {status} and will not become done by itself"
             unmet.setdefault(task_id, []).append(entry)
-        out = {}
+        out, limits = {}, None
         for r in rows:
             reasons = []
             if r["kind"] == "goal":
@@ -1263,6 +1267,10 @@ class Board:
             reasons += unmet.get(r["id"], [])
             if r["not_before"] is not None and r["not_before"] > self.now:
                 reasons.append({"kind": "schedule", "until": clock.iso(r["not_before"])})
+            if r["kind"] == "task" and r["status"] == "todo":
+                if limits is None:
+                    limits = self._wip_limits()
+                reasons += [_waiting_limit(limit) for limit in self._full_limits_for(r, r["assignee"], limits)]
             out[r["id"]] = reasons
         return out
 
@@ -1506,6 +1514,148 @@ class Board:
             return {"blocked": out}
         return self._write(apply)
 
+    # -- WIP limits -------------------------------------------------------------------
+    #
+    # A limit caps how many tasks of a scope (role, project, agent: any of them, or none
+    # for the whole column) may be in_progress or in_review at once.  A claim in the
+    # scope of a full in_progress limit claims nothing; so does a claim in the scope of
+    # a full in_review limit (stop starting, start finishing: the reviews come first);
+    # an in_review limit with --agent caps the reviews that agent holds.  Finishing work
+    # is never refused: `complete --review` may fill a review column past its limit.
+
+    def _wip_limits(self):
+        """Every limit with its current count; [] (one cheap read) on a board without any.
+        Inside a write on a server board the limit rows are locked: claims under a limit
+        run one at a time."""
+        limits = self.db.rows(self._sql(
+            "wip_limits", "SELECT scope, status, role, project, agent, max_count, created_at, updated_at"
+            " FROM wip_limits ORDER BY scope"))
+        if not limits:
+            return limits
+        for limit in limits:
+            where, params = self._limit_scope(limit)
+            limit["count"] = self.db.scalar(f"SELECT count(*) FROM tasks WHERE {where}", params)
+        return limits
+
+    @staticmethod
+    def _limit_scope(limit):
+        """The WHERE clause that counts the tasks a limit holds."""
+        where = ["status = :status", "kind = 'task'"]
+        for column, key in (("role_boundary", "role"), ("project", "project"), ("claimed_by", "agent")):
+            if limit[key] is not None:
+                where.append(f"{column} = :{key}")
+        return " AND ".join(where), {key: limit[key] for key in ("status", "role", "project", "agent")}
+
+    @staticmethod
+    def _limit_dict(limit):
+        return {"status": limit["status"], "max": limit["max_count"], "count": limit["count"],
+                "full": limit["count"] >= limit["max_count"], "role": limit["role"],
+                "project": limit["project"], "agent": limit["agent"],
+                "created_at": clock.iso(limit["created_at"]), "updated_at": clock.iso(limit["updated_at"])}
+
+    def _claim_limits(self, agent, limits=None):
+        """The full limits that stop claims of new work by `agent` (None: by anyone)."""
+        limits = self._wip_limits() if limits is None else limits
+        return [self._limit_dict(limit) for limit in limits
+                if limit["count"] >= limit["max_count"]
+                and (limit["status"] == "in_progress" or limit["agent"] is None)
+                and (limit["agent"] is None or limit["agent"] == agent)]
+
+    def _full_limits_for(self, row, agent, limits=None):
+        """The full limits a claim of this task (a row) by `agent` would break."""
+        return [limit for limit in self._claim_limits(agent, limits)
+                if (limit["role"] is None or limit["role"] == row["role_boundary"])
+                and (limit["project"] is None or limit["project"] == row["project"])]
+
+    def _full_review_limits(self, agent):
+        return [limit for limit in self._wip_limits() if limit["status"] == "in_review"
+                and limit["agent"] == agent and limit["count"] >= limit["max_count"]]
+
+    def _pick_within_limits(self, agent, role, project):
+        """_pick, passing over the scopes whose limit is full."""
+        full = self._claim_limits(agent)
+        if not full:
+            return self._pick(agent, role, project)
+        if any(limit["role"] is None and limit["project"] is None for limit in full):
+            return None
+        params = {"agent": agent, "role": role, "project": project, "now": self.now}
+        where = []
+        for number, limit in enumerate(full):
+            terms = []
+            for column, key in (("role_boundary", "role"), ("project", "project")):
+                if limit[key] is not None:
+                    terms.append(f"coalesce({column}, '') = :{key}{number}")
+                    params[f"{key}{number}"] = limit[key]
+            where.append(f" AND NOT ({' AND '.join(terms)})")
+        sql = ("SELECT id FROM tasks WHERE status = 'todo' AND kind = 'task' AND unmet_deps = 0"
+               " AND (role_boundary IS NULL OR role_boundary = :role) AND (assignee IS NULL OR assignee = :agent)"
+               " AND (not_before IS NULL OR not_before <= :now)"
+               + (" AND project = :project" if project is not None else "") + "".join(where)
+               + " ORDER BY priority DESC, created_at, id LIMIT 1")
+        return self.db.scalar(self._sql("skip_locked", sql), params)
+
+    @staticmethod
+    def _limit_key(status, role, project, agent):
+        if status not in ("in_progress", "in_review"):
+            raise invalid(f"bad status {status!r}: WIP limits are on in_progress or in_review")
+        role, project, agent = _name(role, "role"), _name(project, "project"), _name(agent, "agent")
+        return dumps([status, role, project, agent], compact=True), role, project, agent
+
+    def limit_set(self, status, count, *, role=None, project=None, agent=None):
+        """Set the WIP limit of a scope: at most `count` of its tasks in `status`."""
+        scope, role, project, agent = self._limit_key(status, role, project, agent)
+        count = parse_int(count, "limit", minimum=0)
+
+        def apply():
+            self.db.execute(
+                "INSERT INTO wip_limits(scope, status, role, project, agent, max_count, created_at, updated_at)"
+                " VALUES (:scope, :status, :role, :project, :agent, :max, :now, :now)"
+                " ON CONFLICT(scope) DO UPDATE SET max_count = excluded.max_count, updated_at = excluded.updated_at",
+                {"scope": scope, "status": status, "role": role, "project": project, "agent": agent,
+                 "max": count, "now": self.now})
+            return next(self._limit_dict(limit) for limit in self._wip_limits() if limit["scope"] == scope)
+        return self._write(apply)
+
+    def limit_rm(self, status, *, role=None, project=None, agent=None):
+        """Remove the WIP limit of a scope: the limit as it was."""
+        scope, *_ = self._limit_key(status, role, project, agent)
+
+        def apply():
+            found = [limit for limit in self._wip_limits() if limit["scope"] == scope]
+            if not found:
+                raise not_found(f"no WIP limit on {_scope_text(status, role, project, agent)}")
+            self.db.execute("DELETE FROM wip_limits WHERE scope = ?", (scope,))
+            return self._limit_dict(found[0])
+        return self._write(apply)
+
+    def limit_list(self):
+        """{"limits": [...]}: every WIP limit with how many tasks it holds now."""
+        return self._read(lambda: {"limits": [self._limit_dict(limit) for limit in self._wip_limits()]})
+
+    def column_limits(self):
+        """{status: {"max", "count"}} for the limits on whole columns: `IN PROGRESS 3/3`."""
+        return {limit["status"]: {"max": limit["max"], "count": limit["count"]}
+                for limit in self.limit_list()["limits"]
+                if limit["role"] is None and limit["project"] is None and limit["agent"] is None}
+
+    def flow_history(self):
+        """What the flow charts are drawn from, in one read: the tasks (their role, project,
+        goal and times), every state-change event oldest first, and the WIP limits
+        (lib/kanban/flow.py computes the series)."""
+        return self._read(self._history)
+
+    def _history(self):
+        from .flow import STATE_EVENTS
+
+        tasks = self.db.rows(
+            "SELECT id, kind, title, status, role_boundary, project, goal_id, created_at, started_at,"
+            " finished_at FROM tasks ORDER BY id")
+        events = self.db.rows(
+            "SELECT id, task_id, kind, actor, at, data FROM events"
+            " WHERE kind IN (SELECT value FROM json_each(?)) ORDER BY id", (dumps(list(STATE_EVENTS)),))
+        limits = [self._limit_dict(limit) | {"since": limit["created_at"]} for limit in self._wip_limits()]
+        return {"now": self.now, "tasks": tasks, "events": events, "limits": limits}
+
     # -- housekeeping ------------------------------------------------------------------
 
     def stats(self):
@@ -1538,8 +1688,19 @@ class Board:
                 "cycle_time_s": _percentiles([r["cycle"] / 1000 for r in recent]),
                 "lead_time_s": _percentiles([r["lead"] / 1000 for r in recent]),
                 "sample": len(recent),
+                "limits": self._limits_with_time_full(),
             }
         return self._read(fetch)
+
+    def _limits_with_time_full(self):
+        """Every WIP limit with its count and the seconds it has been full (from the event log)."""
+        if not self._wip_limits():
+            return []
+        from . import flow
+
+        history = self._history()
+        return [{key: value for key, value in limit.items() if key != "since"} | {"full_s": seconds}
+                for limit, seconds in zip(history["limits"], flow.time_full(history), strict=True)]
 
     def prune(self, before="30d", *, vacuum=False):
         """Drop expired progress notes and those older than `before`; never state changes."""
@@ -1611,6 +1772,18 @@ class Board:
 class _LoginName(str):
     """The login name standing in for an agent nobody named: recorded on events, but an
     outsider to a team board's gate, whatever the name is."""
+
+
+def _waiting_limit(limit):
+    """A full limit as a waiting_on reason."""
+    return {"kind": "wip_limit", "status": limit["status"], "max": limit["max"], "count": limit["count"],
+            "role": limit["role"], "project": limit["project"], "agent": limit["agent"]}
+
+
+def _scope_text(status, role=None, project=None, agent=None):
+    """'in_progress', or 'in_progress (role r, project p, agent a)': a limit's scope for people."""
+    parts = [f"{key} {value}" for key, value in (("role", role), ("project", project), ("agent", agent)) if value]
+    return status + (f" ({', '.join(parts)})" if parts else "")
 
 
 def login_name():

@@ -19,6 +19,21 @@ def _when(stamp):
     return "" if not stamp else stamp.replace("T", " ").rstrip("Z")[:16]
 
 
+def _scope(limit):
+    """A WIP limit's scope for people: 'project web, agent w1', or 'whole column'."""
+    parts = [f"{key} {limit[key]}" for key in ("role", "project", "agent") if limit[key]]
+    return ", ".join(parts) or "whole column"
+
+
+def _seconds(value):
+    value = int(value)
+    if value < 120:
+        return f"{value}s"
+    if value < 7200:
+        return f"{value // 60}m"
+    return f"{value // 3600}h{(value % 3600) // 60:02d}m"
+
+
 def tasks(tasks_):
     rows = [[t["id"], t["status"], t["priority"], _short(t["title"]), t["project"] or "",
              t["claimed_by"] or t["assignee"] or "", _when(t["lease_until"]),
@@ -60,7 +75,15 @@ def table(kind, document):
         ct = document["cycle_time_s"]
         text += "\ncycle time (s): " + "  ".join(f"{p} {'-' if ct[p] is None else ct[p]}"
                                                  for p in ("p50", "p90", "p99"))
+        if document.get("limits"):
+            rows = [[limit["status"], _scope(limit), f"{limit['count']}/{limit['max']}",
+                     "full" if limit["full"] else "", _seconds(limit["full_s"])] for limit in document["limits"]]
+            text += "\n\n" + _tabulate(rows, ["WIP limit", "scope", "wip", "", "time full"])
         return text
+    if kind == "limits":
+        rows = [[limit["status"], limit["role"] or "", limit["project"] or "", limit["agent"] or "",
+                 f"{limit['count']}/{limit['max']}", "full" if limit["full"] else ""] for limit in document["limits"]]
+        return _tabulate(rows, ["status", "role", "project", "agent", "wip", ""])
     if kind == "doctor":
         lines = [f"ok: {document['ok']}", f"integrity: {', '.join(document['integrity'])}",
                  f"sqlite: {document['sqlite_version']} ({document['driver']})",

@@ -280,6 +280,17 @@ def stats(args):
         _show(args, board.stats(), "stats")
 
 
+def limit(args):
+    scope = {"role": args["--role"], "project": args["--project"], "agent": args["--agent"]}
+    with _board() as board:
+        if args["set"]:
+            emit(board.limit_set(args["STATUS"], args["N"], **scope))
+        elif args["rm"]:
+            emit(board.limit_rm(args["STATUS"], **scope))
+        else:
+            _show(args, board.limit_list(), "limits")
+
+
 def prune(args):
     with _board() as board:
         emit(board.prune(args["--before"], vacuum=args["--vacuum"]))

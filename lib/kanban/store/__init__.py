@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from ..errors import KanbanError, usage
 
 # The schema's version, the same on both backends: version n means the same tables.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 BOARD_DIR = ".kanban"
 BOARD_FILE = "board.db"

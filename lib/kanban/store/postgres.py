@@ -274,6 +274,19 @@ PG_MIGRATIONS = [
       FROM changes
      WHERE kind NOT IN ('created', 'status_changed') AND previous IS NOT NULL AND previous <> status;
     """,
+    # 5: WIP limits (see store/sqlite.py MIGRATIONS)
+    """
+    CREATE TABLE wip_limits(
+        scope      TEXT PRIMARY KEY,
+        status     TEXT NOT NULL CHECK (status IN ('in_progress', 'in_review')),
+        role       TEXT,
+        project    TEXT,
+        agent      TEXT,
+        max_count  BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+    """,
 ]
 # kanban never waits inside a transaction: a session idle in one this long is stuck
 IDLE_IN_TRANSACTION_MS = 60_000
@@ -293,7 +306,9 @@ OVERRIDES = {
     "reaches": "SELECT 1 WHERE kanban_reaches(:start, :target)",
     "next_token": "SELECT nextval('lease_token_seq')",
 }
-LOCKING = {"pick": " FOR UPDATE SKIP LOCKED", "skip_locked": " FOR UPDATE SKIP LOCKED"}
+# a claim under WIP limits locks the limit rows first: claims under a limit go one at a
+# time, so the count each one reads already holds the claim committed before it
+LOCKING = {"pick": " FOR UPDATE SKIP LOCKED", "skip_locked": " FOR UPDATE SKIP LOCKED", "wip_limits": " FOR UPDATE"}
 
 PRAGMAS = {
     "integrity_check": "SELECT 'ok'",
@@ -1018,7 +1033,7 @@ def migration(index):
     return PG_MIGRATIONS[index]
 
 
-TABLES = ("tasks", "deps", "holders", "events", "comments", "runs")
+TABLES = ("tasks", "deps", "holders", "events", "comments", "runs", "wip_limits")
 
 
 def backup_to_sqlite(database, dest):

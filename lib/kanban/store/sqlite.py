@@ -176,6 +176,20 @@ MIGRATIONS = [
       FROM changes
      WHERE kind NOT IN ('created', 'status_changed') AND previous IS NOT NULL AND previous <> status;
     """,
+    # 5: WIP limits on in_progress and in_review, each on a scope (role, project, agent);
+    # scope is the JSON array [status, role, project, agent]: one limit per scope
+    """
+    CREATE TABLE wip_limits(
+        scope      TEXT PRIMARY KEY,
+        status     TEXT NOT NULL CHECK (status IN ('in_progress', 'in_review')),
+        role       TEXT,
+        project    TEXT,
+        agent      TEXT,
+        max_count  INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
