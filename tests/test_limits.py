@@ -178,3 +178,14 @@ def test_forty_claimers_never_pass_a_limit_of_three_on_postgres(pg_url):  # noqa
 
     assert run("init", env={"KANBAN_DB": pg_url}).rc == 0
     _race(pg_url)
+
+
+def test_a_move_into_a_full_column_is_a_conflict_naming_the_limit_unless_forced(kb):
+    ids = [kb("create", f"r{i}").json["id"] for i in range(3)]
+    kb("limit", "set", "in_review", "1")
+    assert kb("move", ids[0], "in_review").json["status"] == "in_review"
+    doc = assert_error(kb("move", ids[1], "in_review"), "conflict")
+    assert "in_review" in doc["error"] and "1/1" in doc["error"] and doc["limit"]["max"] == 1
+    assert kb("show", ids[1]).json["status"] == "todo"                # refused: nothing changed
+    assert kb("move", ids[1], "in_review", "--force").json["status"] == "in_review"
+    assert out(kb, "limit", "list")["limits"][0]["count"] == 2        # past its limit, by hand

@@ -1103,7 +1103,16 @@ class Board:
             approval = column == "done" and (row["review"] or source == "in_review")
             if approval:
                 self._not_a_holder(task, actor)  # the review gate: no one approves their own work
-            # WIP limits on the target column are checked here (conflict unless force)
+            if column == "in_review" and not force:
+                for limit in self._wip_limits():
+                    if (limit["status"] == "in_review" and limit["agent"] is None
+                            and limit["role"] in (None, row["role_boundary"])
+                            and limit["project"] in (None, row["project"])
+                            and limit["count"] >= limit["max_count"]):
+                        scope = _scope_text("in_review", limit["role"], limit["project"])
+                        raise conflict(f"{scope} is full ({limit['count']}/{limit['max_count']}, its WIP limit): "
+                                       "--force moves it anyway", task=ref,
+                                       limit=_waiting_limit(self._limit_dict(limit)))
             fields = {"reason": reason}
             if column in CLOSED:
                 fields["finished_at"] = self.now
