@@ -46,7 +46,7 @@ load test_helper
   [ "${lines[0]}" = "---" ]
   [[ "$output" == *"kanban complete ID --token T"* ]]
   kanban init --harness claude >/dev/null
-  [ -f .kanban/skills/claude/SKILL.md ]
+  [ -f .claude/skills/kanban/SKILL.md ]   # where Claude Code reads project skills
   run kanban skill --harness nope
   [ "$status" -eq 2 ]
 }

@@ -2,6 +2,7 @@
 import os
 import subprocess
 import time
+from pathlib import Path
 
 from conftest import ROOT, run
 
@@ -130,36 +131,90 @@ def test_skill_teaches_the_protocol(kb):
     assert res.rc == 2 and res.out == "" and res.error["code"] == "invalid"
 
 
-def test_init_harness_writes_the_skill_next_to_the_board(tmp_path):
-    res = run("init", "--harness", "claude", "--harness", "codex", cwd=tmp_path)
+def front_matter(text):
+    import yaml
+
+    assert text.startswith("---\n")
+    head, _, body = text[4:].partition("\n---\n")
+    return yaml.safe_load(head), body
+
+
+def test_init_harness_puts_each_file_where_its_agent_reads(tmp_path):
+    res = run("init", "--harness", "claude", "codex", "gemini", "pi", cwd=tmp_path)
     assert res.rc == 0, res
-    paths = res.json["skills"]
-    assert paths == [str(tmp_path / ".kanban" / "skills" / h / "SKILL.md") for h in ("claude", "codex")]
-    assert open(paths[0]).read() == run("skill", "--harness", "claude").out
-    assert sorted(os.listdir(tmp_path)) == [".kanban"]  # nothing outside .kanban
-    again = run("init", "--harness", "claude", cwd=tmp_path)
-    assert again.rc == 0 and again.json["created"] is False
+    files = {f["harness"]: f for f in res.json["harness_files"]}
+    places = {"claude": ".claude/skills/kanban/SKILL.md", "codex": "AGENTS.md", "gemini": "GEMINI.md",
+              "pi": ".pi/skills/kanban/SKILL.md"}
+    for harness, place in places.items():
+        assert files[harness] == {"harness": harness, "path": str(tmp_path / place), "action": "created"}
+        assert (tmp_path / place).read_text() == run("skill", "--harness", harness).out
+    for skill in (".claude/skills/kanban/SKILL.md", ".pi/skills/kanban/SKILL.md"):
+        meta, body = front_matter((tmp_path / skill).read_text())
+        assert meta["name"] == "kanban" == Path(skill).parent.name  # pi: the name is the folder's
+        assert 20 < len(meta["description"]) <= 1024 and "\n" not in meta["description"]
+        assert "kanban claim --exit-code" in body
+    # each agent's own way of running a command, and its MCP route where it has one
+    assert "Bash tool" in (tmp_path / places["claude"]).read_text()
+    assert "[mcp_servers.kanban]" in (tmp_path / "AGENTS.md").read_text()
+    assert "run_shell_command" in (tmp_path / "GEMINI.md").read_text()
+    assert "`bash` tool" in (tmp_path / places["pi"]).read_text()
+    for place in places.values():
+        text = (tmp_path / place).read_text()
+        for needle in ("heartbeat", "log-progress", "complete ID --token T", "block ID --token T",
+                       "claim --for-review", "lease_lost", "event list", "batch claim", "Team boards"):
+            assert needle in text, (place, needle)
+    ignore = (tmp_path / ".kanban" / ".gitignore").read_text()
+    assert res.json["gitignore"] == str(tmp_path / ".kanban" / ".gitignore")
+    for pattern in ("*.db", "*.db-wal", "*.db-shm", "*.lock"):
+        assert pattern in ignore.splitlines()
 
 
-def test_skill_install_never_replaces_a_users_file_outside_kanban(tmp_path):
-    from kanban.errors import KanbanError
-    from kanban.skill import install
+def test_a_users_agents_md_survives_byte_for_byte(tmp_path):
+    mine = "# My project\r\n\nUse tabs.  Trailing spaces stay.   \n\n\u00e9t\u00e9 \U0001f680\n"
+    agents = tmp_path / "AGENTS.md"
+    agents.write_bytes(mine.encode())
+    first = run("init", "--harness", "generic", cwd=tmp_path)
+    assert first.rc == 0 and first.json["harness_files"][0]["action"] == "updated"
+    after_one = agents.read_bytes()
+    assert after_one.startswith(mine.encode())
+    assert after_one.count(b"<!-- BEGIN kanban") == 1 and after_one.count(b"<!-- END kanban -->") == 1
+    again = run("init", "--harness", "generic", cwd=tmp_path)
+    assert again.json["harness_files"][0]["action"] == "unchanged" and agents.read_bytes() == after_one
+    # the user adds text after the block, and an old kanban wrote an older block: updated in place
+    block_start = after_one.index(b"<!-- BEGIN kanban")
+    old = after_one[:block_start] + b"<!-- BEGIN kanban: old -->\nold text\n<!-- END kanban -->\n" + \
+        b"\n## My own notes after it\n"
+    agents.write_bytes(old)
+    res = run("init", "--harness", "codex", cwd=tmp_path)
+    assert res.json["harness_files"][0]["action"] == "updated"
+    now = agents.read_bytes()
+    assert now.startswith(mine.encode()) and now.endswith(b"\n## My own notes after it\n")
+    assert b"old text" not in now and b"[mcp_servers.kanban]" in now and now.count(b"<!-- BEGIN kanban") == 1
 
-    mine = tmp_path / "skills" / "pi" / "SKILL.md"
+
+def test_kanbans_own_skill_files_are_refreshed_only_with_force(tmp_path):
+    assert run("init", "--harness", "claude", cwd=tmp_path).rc == 0
+    skill = tmp_path / ".claude" / "skills" / "kanban" / "SKILL.md"
+    edited = skill.read_text() + "\nmy local addition\n"
+    skill.write_text(edited)
+    res = run("init", "--harness", "claude", cwd=tmp_path)
+    assert res.json["harness_files"][0]["action"] == "kept" and skill.read_text() == edited
+    res = run("init", "--harness", "claude", "--force", cwd=tmp_path)
+    assert res.json["harness_files"][0]["action"] == "updated"
+    assert skill.read_text() == run("skill", "--harness", "claude").out
+
+
+def test_a_skill_file_kanban_did_not_write_is_never_replaced(tmp_path):
+    mine = tmp_path / ".pi" / "skills" / "kanban" / "SKILL.md"
     mine.parent.mkdir(parents=True)
     mine.write_text("my own notes\n")
-    try:
-        install(["pi"], str(tmp_path))
-        raise AssertionError("replaced a user's file")
-    except KanbanError as exc:
-        assert exc.code == "conflict"
-    assert mine.read_text() == "my own notes\n"
-    try:
-        install(["generic", "nope"], str(tmp_path))
-        raise AssertionError("accepted an unknown harness")
-    except KanbanError as exc:
-        assert exc.code == "invalid"
-    assert not (tmp_path / "skills" / "generic").exists()  # checked before writing anything
+    for extra in ([], ["--force"]):
+        res = run("init", "--harness", "claude", "pi", *extra, cwd=tmp_path)
+        assert res.rc == 2 and res.error["code"] == "conflict"
+        assert mine.read_text() == "my own notes\n"
+        assert not (tmp_path / ".claude").exists() and not (tmp_path / ".kanban").exists()  # nothing written
+    res = run("init", "--harness", "generic", "nope", cwd=tmp_path)
+    assert res.rc == 2 and res.error["code"] == "invalid" and not (tmp_path / "AGENTS.md").exists()
 
 
 # -- kanban completion --------------------------------------------------------------------

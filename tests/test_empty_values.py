@@ -44,7 +44,7 @@ def test_init_takes_several_harnesses(tmp_path):
 
     db = tmp_path / ".kanban" / "board.db"
     out = run("init", "--harness", "claude", "codex", env={"KANBAN_DB": db}).json
-    assert len(out["skills"]) == 2 and all(p.endswith("SKILL.md") for p in out["skills"])
+    assert out["skills"] == [str(tmp_path / ".claude" / "skills" / "kanban" / "SKILL.md"), str(tmp_path / "AGENTS.md")]
     res = run("init", "claude", env={"KANBAN_DB": tmp_path / "other.db"})
     assert res.rc == 2 and res.error["code"] == "usage" and not (tmp_path / "other.db").exists()
 

@@ -174,7 +174,7 @@ def test_init(kb, tmp_path):
     assert res.rc == 0, res
     doc = validate("kanban-init", res.json)
     assert doc["created"] is True and doc["schema_version"] >= 1 and "skills" not in doc
-    res = run("init", "--harness", "generic", env={"KANBAN_DB": fresh})
+    res = run("init", "--harness", "generic", env={"KANBAN_DB": fresh}, cwd=tmp_path)  # AGENTS.md goes here
     assert res.rc == 0, res
     skills = validate("kanban-init", res.json)["skills"]
     assert len(skills) == 1 and os.path.isfile(skills[0])

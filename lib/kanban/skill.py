@@ -1,37 +1,98 @@
-"""The agent skill: the protocol an agent follows to work on a kanban board.
+"""The agent skill: the protocol an agent follows to work on a kanban board, written
+where each agent looks for its instructions.
 
-`kanban skill --harness NAME` prints it; `kanban init --harness NAME` writes it to
-.kanban/skills/<harness>/SKILL.md next to the board (install below), where a
-harness can be pointed at it.  The text is the same for every harness; only the
-header differs (front matter for harnesses that load SKILL.md files, a line on
-where to hook it in for the others).
+`kanban skill --harness NAME` prints the text; `kanban init --harness NAME...`
+installs it, checked against each agent's own documentation:
+
+- claude: a project skill, .claude/skills/kanban/SKILL.md, with `name` and
+  `description` front matter (https://code.claude.com/docs/en/skills).
+- codex: AGENTS.md at the project root, which Codex reads from the Git root down to
+  the working folder (https://developers.openai.com/codex/guides/agents-md).
+- gemini: GEMINI.md at the project root, Gemini CLI's context file, loaded from the
+  workspace folders and their parents (https://geminicli.com/docs/cli/gemini-md).
+- pi: a project skill, .pi/skills/kanban/SKILL.md; pi requires `description` and a
+  `name` equal to the folder's name
+  (https://github.com/badlogic/pi-mono/blob/main/packages/coding-agent/docs/skills.md).
+- generic: AGENTS.md, the open format many agents read (https://agents.md).
+
+A SKILL.md under .claude/ or .pi/ is kanban's own file: written when missing,
+refreshed only with --force, and never one kanban did not write.  AGENTS.md and
+GEMINI.md belong to the user: kanban writes only a block between its markers and
+updates that block in place; every byte outside it stays as it was.
 """
 import os
 
 from .errors import KanbanError
 
-# harness -> (front matter?, how to load the file)
+# harness -> (file relative to the project, "own" file or a "block" in the user's file)
 HARNESSES = {
-    "claude": (True, "Claude Code loads skills from .claude/skills/<name>/SKILL.md: link this file there,\n"
-                     "e.g. `mkdir -p .claude/skills/kanban && ln -s ../../../.kanban/skills/claude/SKILL.md "
-                     ".claude/skills/kanban/`."),
-    "codex": (False, "Codex reads AGENTS.md: add a line there saying\n"
-                     "\"Coordinate through the kanban board: follow .kanban/skills/codex/SKILL.md\"."),
-    "gemini": (False, "Gemini CLI reads GEMINI.md: add a line there saying\n"
-                      "\"Coordinate through the kanban board: follow .kanban/skills/gemini/SKILL.md\"."),
-    "pi": (True, "pi loads skills from a skills folder: link or copy this file into it as kanban/SKILL.md."),
-    "generic": (False, "Give this file to the agent as part of its instructions."),
+    "claude": (os.path.join(".claude", "skills", "kanban", "SKILL.md"), "own"),
+    "codex": ("AGENTS.md", "block"),
+    "gemini": ("GEMINI.md", "block"),
+    "pi": (os.path.join(".pi", "skills", "kanban", "SKILL.md"), "own"),
+    "generic": ("AGENTS.md", "block"),
 }
 DEFAULT_HARNESS = "generic"
 MARKER = "<!-- written by kanban (kanban skill / kanban init --harness); edit the source, not this copy -->"
+BEGIN = "<!-- BEGIN kanban: written by `kanban init --harness`; kanban rewrites this block, edit outside it -->"
+END = "<!-- END kanban -->"
+BEGIN_PREFIX = "<!-- BEGIN kanban"
 
-FRONT_MATTER = """---
-name: kanban
-description: Coordinate with other agents through a shared kanban board (claim a task, keep its lease alive,
-  log progress, complete or block it, review others' work). Use when the project has a .kanban/ folder or
-  KANBAN_DB is set, or when asked to take work from the board.
----
-"""
+# one line each: pi's front-matter parser reads single-line `key: value` pairs
+FRONT_MATTER = (
+    "---\n"
+    "name: kanban\n"
+    "description: Coordinate with other agents through the shared kanban board - claim a task, keep its lease"
+    " alive, log progress, complete or block it, review others' work. Use when the project has a .kanban/ folder"
+    " or KANBAN_DB is set, or when asked to take work from the board.\n"
+    "---\n"
+)
+
+# how each agent runs a command, and when its MCP route is the better one
+HOW = {
+    "claude": """## In Claude Code
+
+Run every `kanban` command with the Bash tool, one command per call, and read its JSON
+answer (pipe through `jq` when you need one field). For long loops prefer the MCP
+tools: `claude mcp add kanban -- kanban mcp` (or a `.mcp.json` at the project root
+with `{"mcpServers": {"kanban": {"command": "kanban", "args": ["mcp"]}}}`) gives you
+`kanban_claim`, `kanban_heartbeat`, `kanban_complete`, `kanban_block`, ... with the
+same JSON, and the lease token is remembered for you.
+""",
+    "codex": """## In Codex
+
+Run `kanban` commands in the shell (one command per call) and read the JSON they print.
+With the MCP server configured, the `kanban_*` tools do the same and remember your
+lease token: `codex mcp add kanban -- kanban mcp`, or in `~/.codex/config.toml`:
+
+```toml
+[mcp_servers.kanban]
+command = "kanban"
+args = ["mcp"]
+```
+""",
+    "gemini": """## In Gemini CLI
+
+Run `kanban` commands with the `run_shell_command` tool and read the JSON they print.
+With the MCP server in `.gemini/settings.json`, the `kanban_*` tools do the same and
+remember your lease token:
+
+```json
+{"mcpServers": {"kanban": {"command": "kanban", "args": ["mcp"]}}}
+```
+""",
+    "pi": """## In pi
+
+Run `kanban` commands with the `bash` tool and read the JSON they print. pi has no MCP
+client of its own: the shell commands below are the whole interface.
+""",
+    "generic": """## Running the commands
+
+Run `kanban` commands in a shell and read the JSON they print. Agents with an MCP
+client can use `kanban mcp` (stdio) instead: the `kanban_*` tools take and return the
+same JSON and remember the lease token.
+""",
+}
 
 PROTOCOL = """# kanban: how to work on the shared board
 
@@ -106,6 +167,32 @@ What to do about each code:
 
 Only `busy` is worth retrying unchanged. Never loop on an error.
 """
+PROTOCOL_MORE = """## Events
+
+`kanban event list --task ID` is a task's history (who claimed, renewed, completed,
+rejected and why); `kanban event list --since CURSOR` returns what happened after a
+cursor a previous answer gave (`--follow` streams JSON Lines), so you can watch the
+board without polling every task. `kanban show ID` has the last events too.
+
+## Batch
+
+`kanban batch claim N` claims up to N tasks in one transaction; `kanban batch complete
+ID:TOKEN ...` completes several; `kanban batch set-priority N ID...` and `kanban batch
+set-project P ID...` change many. All or nothing: one failure changes nothing.
+
+## Team boards
+
+On a team board (`kanban team start team.yaml`) a role gate applies: only the
+coordinator creates, assigns, links and cancels; only the assignee completes, blocks,
+unblocks and heartbeats; anyone in the team comments, shows and lists. Whoever is
+neither a member nor an operator is refused (`forbidden`). The dispatcher gives you a
+task with `KANBAN_TASK_ID` and `KANBAN_LEASE_TOKEN` in your environment: heartbeat
+while you work, complete or block when you stop. Blocked work waits for the
+coordinator (or you, with `kanban unblock`).
+
+People may move a card by hand (`kanban move ID COLUMN --force`): if that was your
+task, your next write fails with `lease_lost`. Stop and claim another.
+"""
 
 
 def _check(harness):
@@ -116,48 +203,129 @@ def _check(harness):
 
 
 def text(harness=None):
-    """The skill for a harness, as the file it is written to."""
+    """The skill for a harness: a whole SKILL.md, or the block written into AGENTS.md/GEMINI.md."""
     harness = _check(harness or DEFAULT_HARNESS)
-    front, how = HARNESSES[harness]
-    head = FRONT_MATTER if front else ""
-    note = "\n".join(f"<!-- {line} -->" for line in how.splitlines())
-    return f"{head}{MARKER}\n{note}\n\n{PROTOCOL}"
+    _place, kind = HARNESSES[harness]
+    body = f"{PROTOCOL}\n{HOW[harness]}\n{PROTOCOL_MORE}"
+    if kind == "own":
+        return f"{FRONT_MATTER}{MARKER}\n\n{body}"
+    return f"{BEGIN}\n\n{body}\n{END}\n"
 
 
-def install(harnesses, board_dir):
-    """Write <board_dir>/skills/<harness>/SKILL.md for each harness; the paths written.
+def project_folder(board_path):
+    """Where the agent files go: the folder holding .kanban/, else the working folder."""
+    from .store import is_server
 
-    Files under a .kanban folder are kanban's and are rewritten.  Elsewhere (a board
-    kept outside .kanban/) an existing file is replaced only if kanban wrote it.
-    """
-    harnesses = [_check(h) for h in dict.fromkeys(harnesses or [])]  # all valid before any write
-    ours = os.path.basename(os.path.normpath(os.path.abspath(board_dir))) == ".kanban"
-    written = []
+    if not is_server(board_path):
+        folder = os.path.dirname(os.path.abspath(board_path))
+        if os.path.basename(folder) == ".kanban":
+            return os.path.dirname(folder)
+    return os.getcwd()
+
+
+def _read(path):
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KanbanError("invalid", f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}",
+                          path=path) from None
+
+
+def with_block(existing, block):
+    """The user's file with kanban's block put in place of the old one, or appended;
+    every byte outside the markers kept."""
+    if existing is None or existing == "":
+        return block
+    begin = existing.find(BEGIN_PREFIX)  # any kanban's block, older texts included
+    end = existing.find(END, begin) if begin >= 0 else -1
+    if begin >= 0 and end >= 0:
+        after = end + len(END)
+        if existing.startswith("\n", after):
+            after += 1
+        return existing[:begin] + block + existing[after:]
+    sep = "" if existing.endswith("\n\n") else "\n" if existing.endswith("\n") else "\n\n"
+    return existing + sep + block
+
+
+def plan(harnesses, project, force=False):
+    """[(harness, path, new content or None when left as is, action)]: every check made
+    before anything is written."""
+    harnesses = [_check(h) for h in dict.fromkeys(harnesses or [])]
+    # codex and generic share AGENTS.md: Codex's text says everything the generic one does
+    if "codex" in harnesses and "generic" in harnesses:
+        harnesses.remove("generic")
+    out = []
     for harness in harnesses:
-        folder = os.path.join(os.path.abspath(board_dir), "skills", harness)
-        path = os.path.join(folder, "SKILL.md")
-        content = text(harness)
-        try:
-            with open(path, encoding="utf-8") as handle:
-                existing = handle.read()
-        except FileNotFoundError:
-            existing = None
-        except OSError as exc:
-            raise KanbanError("invalid", f"cannot read {path}: {exc.strerror}", path=path) from None
-        if existing is not None and not ours and MARKER not in existing:
-            raise KanbanError("conflict", f"{path} exists and was not written by kanban: not replacing it",
-                              path=path)
-        if existing != content:
+        place, kind = HARNESSES[harness]
+        path = os.path.join(project, place)
+        existing = _read(path)
+        wanted = text(harness)
+        if kind == "block":
+            content = with_block(existing, wanted)
+        else:
+            content = wanted
+            if existing is not None and MARKER not in existing:
+                raise KanbanError("conflict", f"{path} exists and was not written by kanban: not replacing it",
+                                  path=path, harness=harness)
+            if existing is not None and existing != wanted and not force:
+                out.append((harness, path, None, "kept"))  # kanban's own file: refreshed with --force
+                continue
+        action = "unchanged" if existing == content else "created" if existing is None else "updated"
+        out.append((harness, path, None if action == "unchanged" else content, action))
+    return out
+
+
+def write(planned):
+    """Write what plan() decided: [{"harness", "path", "action"}]."""
+    done = []
+    for harness, path, content, action in planned:
+        if content is not None:
             try:
-                os.makedirs(folder, exist_ok=True)
-                tmp = path + ".tmp"
-                with open(tmp, "w", encoding="utf-8") as handle:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                tmp = f"{path}.kanban-tmp"
+                with open(tmp, "w", encoding="utf-8", newline="") as handle:
                     handle.write(content)
+                if os.path.exists(path):
+                    os.chmod(tmp, os.stat(path).st_mode & 0o7777)
                 os.replace(tmp, path)
             except OSError as exc:
                 raise KanbanError("db_error", f"cannot write {path}: {exc.strerror}", path=path) from None
-        written.append(path)
-    return written
+        done.append({"harness": harness, "path": path, "action": action})
+    return done
+
+
+def install(harnesses, project, force=False):
+    """Install the skill for each harness under `project`; what was done to each file."""
+    return write(plan(harnesses, project, force))
+
+
+GITIGNORE = """# written by kanban init: the board's runtime files stay out of git
+# (hooks/, teams/ and anything else you put here are yours to commit)
+*.db
+*.db-wal
+*.db-shm
+*.db-journal
+*.lock
+*.tmp
+*.log
+*.pid
+"""
+
+
+def write_gitignore(board_dir):
+    """.kanban/.gitignore for the board's runtime files; a user's own file is left alone."""
+    path = os.path.join(board_dir, ".gitignore")
+    if os.path.exists(path):
+        return path
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(GITIGNORE)
+    except OSError:
+        return None  # a read-only folder: the board works without it
+    return path
 
 
 def skill(args):

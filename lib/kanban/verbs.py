@@ -57,19 +57,26 @@ def init(args):
     if args["NAME"] and not args["--harness"]:
         raise usage(f"{args['NAME'][0]!r}: name harnesses after --harness")
     args["--harness"] = [*dict.fromkeys(args["--harness"] + args["NAME"])]  # `list` is a verb here
+    planned = None
     if args["--harness"]:
-        from .skill import HARNESSES
+        from .skill import plan, project_folder
 
-        unknown = [h for h in args["--harness"] if h not in HARNESSES]
-        if unknown:  # refuse before anything is created
-            raise invalid(f"unknown harness {unknown[0]!r}: one of {', '.join(HARNESSES)}")
+        # every agent file checked before the board or any file is written; init's board is
+        # KANBAN_DB or ./.kanban/board.db
+        where = os.environ.get("KANBAN_DB") or os.path.join(os.getcwd(), ".kanban", "board.db")
+        planned = plan(args["--harness"], project_folder(where), force=args["--force"])
     answer = init_board(harness=args["--harness"])
-    if args["--harness"]:
-        from .skill import install
+    if not is_server(answer["db"]) and os.path.basename(os.path.dirname(answer["db"])) == ".kanban":
+        from .skill import write_gitignore
 
-        # a server board has no folder of its own: its skills go to ./.kanban
-        folder = os.path.join(os.getcwd(), ".kanban") if is_server(answer["db"]) else os.path.dirname(answer["db"])
-        answer["skills"] = install(args["--harness"], folder)
+        ignore = write_gitignore(os.path.dirname(answer["db"]))
+        if ignore:
+            answer["gitignore"] = ignore
+    if planned is not None:
+        from .skill import write
+
+        answer["harness_files"] = write(planned)
+        answer["skills"] = [f["path"] for f in answer["harness_files"]]
     emit(answer)
 
 
