@@ -477,3 +477,100 @@ def test_the_last_and_first_representable_times_are_kept(scratch):
 ])
 def test_stdin_values_of_the_wrong_shape_are_invalid(shared, line):
     refused(shared, ["create", "--stdin"], {"invalid"}, stdin=json.dumps(line) + "\n")
+
+
+# -- YAML plans and team manifests: aliases, anchors, depth, size ---------------------------------
+
+def _laughs(levels, width=9):
+    lines = ["a0: &a0 [" + ", ".join(['"lol"'] * width) + "]"]
+    for n in range(1, levels):
+        lines.append(f"a{n}: &a{n} [" + ", ".join([f"*a{n - 1}"] * width) + "]")
+    return "\n".join(lines) + "\n"
+
+
+YAML_BOMBS = {
+    "self-alias": "a: &a [*a]\n",
+    "self-alias-in-mapping": "a: &a {b: *a}\n",
+    "alias-inside-its-anchor": "goals: &g\n  - key: x\n    title: t\n    tasks: *g\n",
+    "billion-laughs": _laughs(9),
+    "laughs-as-a-plan": "version: 1\nname: p\n" + _laughs(6, 12) + "tasks: *a5\n",
+    "deep-flow": "a: " + "[" * 100_000 + "]" * 100_000 + "\n",
+    "deep-flow-mapping": "a: " + "{b: " * 5000 + "1" + "}" * 5000 + "\n",
+    "deep-block": "a:\n" + "".join("  " * i + "- \n" for i in range(1, 400)),
+    "deep-through-aliases": "a: &a " + "[" * 40 + "1" + "]" * 40 + "\nb: &b " + "[" * 40 + "*a" + "]" * 40 + "\n",
+    "too-large": "name: p\nversion: 1\nbody: " + "x" * (5 * 1024 * 1024) + "\n",
+}
+
+
+def yaml_refused(args, text, tmp_path, shared):
+    import time
+
+    path = tmp_path / "doc.yaml"
+    path.write_text(text)
+    started = time.monotonic()
+    error = refused(shared, [*args, str(path)], {"invalid"})
+    assert time.monotonic() - started < 15, f"{args} took {time.monotonic() - started:.1f} s to refuse"
+    return error
+
+
+@pytest.mark.parametrize("bomb", sorted(YAML_BOMBS))
+@pytest.mark.parametrize("args", [["plan", "lint"], ["plan", "apply"], ["team", "validate"]])
+def test_yaml_bombs_are_refused_fast(shared, tmp_path, args, bomb):
+    yaml_refused(args, YAML_BOMBS[bomb], tmp_path, shared)
+
+
+@pytest.mark.parametrize("bomb", ["self-alias", "billion-laughs", "deep-flow"])
+def test_yaml_bombs_on_stdin(shared, bomb):
+    refused(shared, ["plan", "lint", "-"], {"invalid"}, stdin=YAML_BOMBS[bomb])
+
+
+def test_anchors_and_aliases_within_bounds_still_work(scratch, tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("""version: 1
+name: anchored
+defaults: &common {project: web, priority: 2}
+tasks:
+  - {key: a, title: first, <<: *common}
+  - {key: b, title: second, <<: *common, depends_on: [a]}
+""")
+    res = run("plan", "apply", str(plan), env=board_env(scratch))
+    assert res.rc == 0, res
+
+
+YAML_SCALAR = st.one_of(st.integers(-5, 5), st.sampled_from(["x", "lol", "''", "null", "true"]))
+
+
+@st.composite
+def yaml_with_aliases(draw):
+    """Small documents of anchors and aliases, some nested deep or expanded wide."""
+    lines, anchors = [], []
+    for n in range(draw(st.integers(1, 8))):
+        depth = draw(st.integers(1, 80))
+        width = draw(st.integers(1, 12))
+        items = [f"*{draw(st.sampled_from(anchors))}" if anchors and draw(st.booleans())
+                 else str(draw(YAML_SCALAR)) for _ in range(width)]
+        lines.append(f"k{n}: &n{n} " + "[" * depth + ", ".join(items) + "]" * depth)
+        anchors.append(f"n{n}")
+    if draw(st.booleans()):
+        lines.append(f"tasks: *{draw(st.sampled_from(anchors))}")
+    return "version: 1\nname: fuzz\n" + "\n".join(lines) + "\n"
+
+
+@SETTINGS
+@given(text=yaml_with_aliases(), args=st.sampled_from([["plan", "lint"], ["team", "validate"]]))
+def test_any_yaml_gets_a_clean_answer_fast(shared, tmp_path_factory, text, args):
+    import time
+
+    path = tmp_path_factory.mktemp("yaml") / "doc.yaml"
+    path.write_text(text)
+    started = time.monotonic()
+    res = run(*args, str(path), env=board_env(shared))
+    assert time.monotonic() - started < 15
+    if res.rc != 0:
+        assert_clean_error(res, {"invalid"})
+
+
+def test_deeply_nested_json_on_stdin_is_invalid(shared):
+    deep = '{"title": "x", "body": ' + "[" * 200_000 + "]" * 200_000 + "}"
+    error = refused(shared, ["create", "--stdin"], {"invalid"}, stdin=deep + "\n")
+    assert "deep" in error["error"]

@@ -41,14 +41,78 @@ def load_yaml(path, what="file"):
         raise invalid(f"{path} is a folder, not a {what}", file=path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise invalid(f"cannot read {what} {path}: {exc}", file=path) from None
+    if len(text) > MAX_YAML_CHARS:
+        raise invalid(f"{path}: a {what} is at most {MAX_YAML_CHARS // 1024 // 1024} MB", file=path)
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_bounded_loader(yaml))  # noqa: S506 - a SafeLoader, bounded
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise invalid(f"{path}: not valid YAML{where}: {problem}", file=path) from None
     return _plain(doc)
+
+
+# bounds on a YAML document, checked while it is read: a document that is small on disk
+# may name the same node many times over (aliases), and a "billion laughs" of nested
+# aliases would take minutes and all the memory to expand
+MAX_YAML_CHARS = 4 * 1024 * 1024
+MAX_YAML_DEPTH = 64
+MAX_YAML_NODES = 100_000  # nodes once every alias is expanded
+
+
+def _bounded_loader(yaml):
+    """yaml.SafeLoader refusing, as it composes, aliases to themselves (`a: &a [*a]`),
+    nesting deeper than MAX_YAML_DEPTH and more than MAX_YAML_NODES nodes once aliases
+    are expanded: a YAMLError, before anything is built."""
+    from yaml.composer import ComposerError
+    from yaml.events import AliasEvent
+    from yaml.nodes import MappingNode, SequenceNode
+
+    class BoundedLoader(yaml.SafeLoader):
+        def __init__(self, stream):
+            super().__init__(stream)
+            self.open_anchors = set()
+            self.depth = 0
+            self.measured = {}  # id(node) -> (nodes, depth) once aliases are expanded
+
+        def compose_node(self, parent, index):
+            event = self.peek_event()
+            if isinstance(event, AliasEvent):
+                if event.anchor in self.open_anchors:
+                    raise ComposerError(None, None, f"alias *{event.anchor} is inside its own anchor",
+                                        event.start_mark)
+                return super().compose_node(parent, index)
+            self.depth += 1
+            if self.depth > MAX_YAML_DEPTH:
+                raise ComposerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", event.start_mark)
+            anchor = getattr(event, "anchor", None)
+            if anchor is not None:
+                self.open_anchors.add(anchor)
+            try:
+                node = super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+                self.open_anchors.discard(anchor)
+            if isinstance(node, SequenceNode):
+                children = node.value
+            elif isinstance(node, MappingNode):
+                children = [part for pair in node.value for part in pair]
+            else:
+                children = []
+            sizes = [self.measured.get(id(child), (1, 1)) for child in children]
+            nodes = 1 + sum(n for n, _ in sizes)
+            depth = 1 + max((d for _, d in sizes), default=0)
+            if nodes > MAX_YAML_NODES:
+                raise ComposerError(None, None, f"more than {MAX_YAML_NODES} values once its aliases"
+                                    " are expanded", event.start_mark)
+            if depth > MAX_YAML_DEPTH:
+                raise ComposerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels once its"
+                                    " aliases are expanded", event.start_mark)
+            self.measured[id(node)] = (nodes, depth)
+            return node
+
+    return BoundedLoader
 
 
 def _plain(value):

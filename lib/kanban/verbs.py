@@ -94,6 +94,8 @@ def create(args):
                     specs.append(json.loads(line))
                 except ValueError as exc:
                     raise invalid(f"line {number} is not JSON: {exc}", line=number) from None
+                except RecursionError:
+                    raise invalid(f"line {number} is nested too deeply", line=number) from None
             emit(board.create_many(specs, actor=actor))
             return None
         emit(board.create(
