@@ -25,7 +25,6 @@ PACKAGE = os.path.dirname(os.path.abspath(__file__))
 LIB = os.path.dirname(PACKAGE)
 # the wheel carries libexec/ inside the package; elsewhere the package is ROOT/lib/kanban
 ROOT = PACKAGE if os.path.isdir(os.path.join(PACKAGE, "libexec")) else os.path.dirname(LIB)
-INSTALLED_WHEEL = ROOT == PACKAGE
 
 
 def exec_path():
