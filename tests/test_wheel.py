@@ -148,6 +148,9 @@ def test_the_installed_kanban_runs_from_the_package_not_the_checkout(installed):
     package = site_packages(installed) / "kanban"
     assert where == [str(package / "__init__.py"), str(package)]
     assert installed.run("--version").stdout == f"kanban {VERSION}\n"
+    module = subprocess.run([str(installed.bin / "python"), "-m", "kanban", "--version"], cwd=installed.work,
+                            env=installed.env, capture_output=True, text=True, timeout=60)
+    assert module.stdout == f"kanban {VERSION}\n", module.stderr
     exec_path = installed.run("--exec-path").stdout.strip()
     assert exec_path == str(package / "libexec") and os.path.isfile(os.path.join(exec_path, "kanban-claim"))
     man_path = installed.run("--man-path").stdout.strip()
