@@ -285,8 +285,32 @@ def batch(args):
 
 
 def stats(args):
+    if args["--chart"] is None:
+        if args["--goal"] is not None or args["--since"] is not None:
+            raise usage("--goal and --since go with --chart")
+        with _board() as board:
+            _show(args, board.stats(), "stats")
+        return
+    from . import charts, flow
+    from .board import parse_id
+
+    fmt = args["--format"] or "table"
+    if fmt not in ("json", "table"):
+        raise invalid(f"bad --format {fmt!r}: json or table")
+    name = args["--chart"]
+    if name not in charts.TEXT:
+        raise invalid(f"bad --chart {name!r}: one of {', '.join(charts.TEXT)}")
+    goal = parse_id(args["--goal"], "goal") if args["--goal"] is not None else None
     with _board() as board:
-        _show(args, board.stats(), "stats")
+        if goal is not None and board.show(goal, events=0)["kind"] != "goal":
+            raise invalid(f"TASK-{goal} is not a goal")
+        history = board.flow_history()
+    series = flow.chart(history, name, goal=goal, since=flow.since_ms(args["--since"], history["now"]))
+    if fmt == "json":
+        emit(series)
+    else:
+        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        sys.stdout.write(charts.TEXT[name](series, color=color) + "\n")
 
 
 def limit(args):

@@ -1,0 +1,236 @@
+"""The flow charts drawn for people: SVG for the web board, Unicode for a terminal.
+
+Both draw the series of lib/kanban/flow.py (the same numbers `stats --chart
+--format json` prints).  The SVG is made on the server, with nothing loaded from
+anywhere: a board runs offline.  Every text that comes from the board (a goal's
+title) is escaped.  Each series element carries `data-series` and `data-values`, so
+a test, or a person with the inspector, can read the numbers back.
+"""
+from html import escape
+
+# the colour of each status, on the web and in a terminal (256-colour SGR)
+COLOURS = {"todo": "#9aa5b1", "in_progress": "#2f80ed", "in_review": "#9b51e0", "blocked": "#eb5757",
+           "done": "#27ae60", "failed": "#6d4c41", "cancelled": "#c4c4c4"}
+SGR = {"todo": "37", "in_progress": "34", "in_review": "35", "blocked": "31", "done": "32", "failed": "33",
+       "cancelled": "90"}
+GLYPHS = {"done": "█", "in_review": "▓", "in_progress": "▒", "blocked": "▞", "todo": "░"}
+EIGHTHS = " ▁▂▃▄▅▆▇█"
+STACK = ("done", "in_review", "in_progress", "blocked", "todo")  # bottom to top
+
+
+# -- SVG -----------------------------------------------------------------------------
+
+W, H = 720, 240
+LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 28
+
+
+def _frame(kind, title, body, legend=(), extra=""):
+    keys = "".join(
+        f'<g transform="translate({LEFT + 110 * n},{H + 14})"><rect width="10" height="10" fill="{colour}"/>'
+        f'<text x="14" y="9">{escape(label)}</text></g>' for n, (label, colour) in enumerate(legend))
+    height = H + (24 if legend else 0)
+    return (f'<svg class="chart" data-chart="{kind}" viewBox="0 0 {W} {height}" width="100%" role="img" '
+            f'xmlns="http://www.w3.org/2000/svg"{extra}><title>{escape(title)}</title>{body}{keys}</svg>')
+
+
+def _axes(top_value, labels):
+    """The y axis from 0 to top_value, and x labels [(x, text)]."""
+    bottom, top = H - BOTTOM, TOP
+    parts = [f'<line class="axis" x1="{LEFT}" y1="{bottom}" x2="{W - RIGHT}" y2="{bottom}"/>',
+             f'<line class="axis" x1="{LEFT}" y1="{top}" x2="{LEFT}" y2="{bottom}"/>',
+             f'<text class="tick" x="{LEFT - 6}" y="{bottom}" text-anchor="end">0</text>',
+             f'<text class="tick" x="{LEFT - 6}" y="{top + 8}" text-anchor="end">{top_value}</text>']
+    parts += [f'<text class="tick" x="{x:.1f}" y="{H - 8}" text-anchor="middle">{escape(text)}</text>'
+              for x, text in labels]
+    return "".join(parts)
+
+
+def _xs(count):
+    span = W - LEFT - RIGHT
+    if count <= 1:
+        return [LEFT + span / 2] * count
+    return [LEFT + span * i / (count - 1) for i in range(count)]
+
+
+def _y(value, top_value):
+    return (H - BOTTOM) - (H - BOTTOM - TOP) * (value / top_value if top_value else 0)
+
+
+def _time_labels(times, xs):
+    if not times:
+        return []
+    picks = sorted({0, len(times) // 2, len(times) - 1})
+    return [(xs[i], times[i][:16].replace("T", " ")) for i in picks]
+
+
+def _values(values):
+    return ",".join(str(v) for v in values)
+
+
+def svg_cfd(data):
+    times, series = data["t"], data["series"]
+    xs = _xs(len(times))
+    totals = [sum(series[s][i] for s in STACK) for i in range(len(times))]
+    top_value = max(totals, default=0) or 1
+    below = [0] * len(times)
+    paths = []
+    for status in STACK:
+        above = [below[i] + series[status][i] for i in range(len(times))]
+        upper = " ".join(f"{xs[i]:.1f},{_y(above[i], top_value):.1f}" for i in range(len(times)))
+        lower = " ".join(f"{xs[i]:.1f},{_y(below[i], top_value):.1f}" for i in reversed(range(len(times))))
+        paths.append(f'<polygon data-series="{status}" data-values="{_values(series[status])}" '
+                     f'fill="{COLOURS[status]}" points="{upper} {lower}"/>')
+        below = above
+    body = "".join(paths) + _axes(top_value, _time_labels(times, xs))
+    return _frame("cfd", "Cumulative flow", body, [(s, COLOURS[s]) for s in reversed(STACK)])
+
+
+def svg_burndown(data):
+    times, goals = data["t"], data["goals"][:8]
+    xs = _xs(len(times))
+    top_value = max((max(g["total"], default=0) for g in goals), default=0) or 1
+    palette = ("#2f80ed", "#27ae60", "#9b51e0", "#f2994a", "#eb5757", "#56ccf2", "#6d4c41", "#333333")
+    lines, legend = [], []
+    for n, goal in enumerate(goals):
+        colour = palette[n % len(palette)]
+        points = " ".join(f"{xs[i]:.1f},{_y(v, top_value):.1f}" for i, v in enumerate(goal["remaining"]))
+        lines.append(f'<polyline data-series="{escape(goal["goal"])}" data-values="{_values(goal["remaining"])}" '
+                     f'fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>')
+        legend.append((f'{goal["goal"]} {goal["title"] or ""}'[:16], colour))
+    body = "".join(lines) + _axes(top_value, _time_labels(times, xs))
+    if not goals:
+        body += f'<text class="empty" x="{W / 2}" y="{H / 2}" text-anchor="middle">no goal has tasks yet</text>'
+    return _frame("burndown", "Burndown: tasks left per goal", body, legend)
+
+
+def _bars(kind, title, labels, groups, label_every=1):
+    """Grouped bars: groups is [(name, colour, values)], one bar per label and group."""
+    count = len(labels)
+    top_value = max((max(values, default=0) for _, _, values in groups), default=0) or 1
+    span = W - LEFT - RIGHT
+    slot = span / max(count, 1)
+    width = max(1.0, slot * 0.8 / max(len(groups), 1))
+    parts = []
+    for g, (name, colour, values) in enumerate(groups):
+        rects = []
+        for i, value in enumerate(values):
+            x = LEFT + slot * i + slot * 0.1 + width * g
+            y = _y(value, top_value)
+            rects.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{H - BOTTOM - y:.1f}">'
+                         f'<title>{escape(labels[i])}: {value}</title></rect>')
+        parts.append(f'<g data-series="{escape(name)}" data-values="{_values(values)}" fill="{colour}">'
+                     + "".join(rects) + "</g>")
+    ticks = [(LEFT + slot * (i + 0.5), labels[i]) for i in range(0, count, label_every)]
+    return _frame(kind, title, "".join(parts) + _axes(top_value, ticks),
+                  [(name, colour) for name, colour, _ in groups] if len(groups) > 1 else ())
+
+
+def svg_throughput(data):
+    days, done = data["days"][-60:], data["done"][-60:]
+    every = max(1, len(days) // 6)
+    return _bars("throughput", "Throughput: tasks done per day", [d[5:] for d in days],
+                 [("done", COLOURS["done"], done)], every)
+
+
+def svg_times(data):
+    return _bars("times", "Cycle and lead time", data["bins"],
+                 [("cycle", COLOURS["in_progress"], data["cycle"]), ("lead", COLOURS["todo"], data["lead"])])
+
+
+SVG = {"cfd": svg_cfd, "burndown": svg_burndown, "throughput": svg_throughput, "times": svg_times}
+
+
+# -- Unicode, for a terminal ---------------------------------------------------------------
+
+def _paint(text, status, color):
+    return f"\x1b[{SGR[status]}m{text}\x1b[0m" if color and text.strip() else text
+
+
+def _columns(values, height):
+    """Each value as a column of `height` cells drawn with eighth blocks; rows top to bottom."""
+    top_value = max(values, default=0) or 1
+    rows = []
+    for row in range(height, 0, -1):
+        line = ""
+        for value in values:
+            filled = value / top_value * height
+            part = filled - (row - 1)
+            line += EIGHTHS[max(0, min(8, round(part * 8)))]
+        rows.append(line)
+    return rows, top_value
+
+
+def _with_axis(rows, top_value, first, last, width):
+    label = len(str(top_value))
+    out = [f"{(str(top_value) if n == 0 else ''):>{label}} ┤{row}" for n, row in enumerate(rows)]
+    out.append(f"{'0':>{label}} └" + "─" * width)
+    gap = max(1, width - len(first) - len(last))
+    out.append(" " * (label + 2) + first + " " * gap + last)
+    return out
+
+
+def text_cfd(data, color=False, height=12):
+    times, series = data["t"], data["series"]
+    totals = [sum(series[s][i] for s in STACK) for i in range(len(times))]
+    top_value = max(totals, default=0) or 1
+    rows = []
+    for row in range(height, 0, -1):
+        line = ""
+        for i in range(len(times)):
+            level, below, cell = (row - 0.5) / height * top_value, 0, " "
+            for status in STACK:
+                below += series[status][i]
+                if level < below:
+                    cell = _paint(GLYPHS[status], status, color)
+                    break
+            line += cell
+        rows.append(line)
+    out = ["Cumulative flow (tasks by status)"]
+    out += _with_axis(rows, top_value, _short_time(times[0]) if times else "", _short_time(times[-1]) if times else "",
+                      len(times))
+    last = {s: series[s][-1] if series[s] else 0 for s in STACK}
+    out.append("  ".join(f"{_paint(GLYPHS[s], s, color)} {s} {last[s]}" for s in reversed(STACK)))
+    return "\n".join(out)
+
+
+def _short_time(stamp):
+    return stamp[:16].replace("T", " ")
+
+
+def text_burndown(data, color=False, height=8):
+    out = []
+    for goal in data["goals"]:
+        rows, top_value = _columns(goal["remaining"], height)
+        left = goal["remaining"][-1] if goal["remaining"] else 0
+        out.append(f"Burndown {goal['goal']} {goal['title'] or ''}: {left} of "
+                   f"{goal['total'][-1] if goal['total'] else 0} left")
+        out += _with_axis([_paint(r, "in_progress", color) for r in rows], top_value,
+                          _short_time(data["t"][0]) if data["t"] else "",
+                          _short_time(data["t"][-1]) if data["t"] else "", len(goal["remaining"]))
+        out.append("")
+    return "\n".join(out).rstrip() if out else "Burndown: no goal has tasks yet"
+
+
+def text_throughput(data, color=False, height=8):
+    days, done = data["days"][-60:], data["done"][-60:]
+    rows, top_value = _columns(done, height)
+    out = [f"Throughput: tasks done per day ({sum(done)} in {len(days)} days)"]
+    out += _with_axis([_paint(r, "done", color) for r in rows], top_value, days[0] if days else "",
+                      days[-1] if days else "", len(days))
+    return "\n".join(out)
+
+
+def text_times(data, color=False, width=40):
+    out = [f"Cycle and lead time ({data['sample']} done tasks)"]
+    top_value = max(data["cycle"] + data["lead"], default=0) or 1
+    label = max(len(b) for b in data["bins"])
+    for name, status in (("cycle", "in_progress"), ("lead", "todo")):
+        out.append(f"{name} time")
+        for bin_label, value in zip(data["bins"], data[name], strict=True):
+            if value:
+                bar = "█" * max(1, round(value / top_value * width))
+                out.append(f"  {bin_label:>{label}} {_paint(bar, status, color)} {value}")
+    return "\n".join(out)
+
+
+TEXT = {"cfd": text_cfd, "burndown": text_burndown, "throughput": text_throughput, "times": text_times}

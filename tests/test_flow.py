@@ -1,0 +1,75 @@
+"""Flow charts from the event log (`stats --chart`, SPEC §5 stats): the series are the
+event log replayed, the same on the terminal (Unicode) and in JSON."""
+from conftest import assert_error, at
+from test_schemas import validate
+
+
+def sprint(kb):
+    """A goal of 6 review tasks over a day: 4 claimed, 3 submitted, 2 approved, 1 blocked."""
+    goal = kb("create", "Ship it", "--kind", "goal", env=at(0)).json["id"]
+    ids = [kb("create", f"t{n}", "--goal", goal, "--review", env=at(60 * n)).json["id"] for n in range(6)]
+    for n, task in enumerate(ids[:4]):
+        start = 3600 * (n + 1)
+        claim = kb("claim", task, "--lease", "2h", agent=f"w{n}", env=at(start)).json
+        if n < 3:
+            kb("complete", task, "--token", claim["lease_token"], agent=f"w{n}", env=at(start + 1800))
+        if n < 2:
+            kb("approve", task, agent="rev", env=at(start + 2400))
+    kb("block", ids[5], "--reason", "waits on a vendor", env=at(7200))
+    return goal, ids
+
+
+def chart(kb, *args, now=86400):
+    res = kb("stats", "--chart", *args, "--format", "json", env=at(now))
+    assert res.rc == 0, res
+    return validate("kanban-stats", res.json)
+
+
+def test_cfd_is_the_log_replayed(kb):
+    sprint(kb)
+    cfd = chart(kb, "cfd")
+    series = cfd["series"]
+    assert cfd["t"][-1] == "2030-03-18T17:46:40Z"                      # the last sample is now
+    last = {status: values[-1] for status, values in series.items()}
+    assert last == {"todo": 1, "in_progress": 1, "in_review": 1, "blocked": 1, "done": 2, "failed": 0,
+                    "cancelled": 0}
+    totals = [sum(series[s][i] for s in series) for i in range(len(cfd["t"]))]
+    assert totals == sorted(totals) and totals[-1] == 6                 # tasks only: the goal is no work
+    assert max(series["in_progress"]) >= 1 and series["done"] == sorted(series["done"])
+
+
+def test_burndown_throughput_and_times(kb):
+    goal, _ids = sprint(kb)
+    burn = chart(kb, "burndown", "--goal", goal)
+    [mine] = burn["goals"]
+    assert mine["goal"] == goal and mine["title"] == "Ship it"
+    assert mine["remaining"][-1] == 4 and mine["total"][-1] == 6
+    assert max(mine["remaining"]) == 6 and mine["remaining"].index(6) < len(mine["remaining"]) - 1
+    through = chart(kb, "throughput")
+    assert through["days"][-1] == "2030-03-18" and sum(through["done"]) == 2
+    times = chart(kb, "times")
+    assert times["sample"] == 2 and sum(times["cycle"]) == 2 and sum(times["lead"]) == 2
+    # cycle: claimed to approved is 40 minutes: the <1h bin
+    assert times["cycle"][times["bins"].index("<1h")] == 2
+    recent = chart(kb, "cfd", "--since", "2h")
+    assert recent["t"][0] > "2030-03-18T15:46:40Z" and recent["step_s"] <= 300
+
+
+def test_charts_in_the_terminal(kb):
+    sprint(kb)
+    for name, words in (("cfd", ["Cumulative flow", "done 2", "in_review 1"]),
+                        ("burndown", ["Burndown TASK-1 Ship it: 4 of 6 left"]),
+                        ("throughput", ["2 in 2 days"]), ("times", ["cycle time", "<1h"])):
+        res = kb("stats", "--chart", name, env=at(86400))
+        assert res.rc == 0 and all(w in res.out for w in words), (name, res.out)
+        assert "\x1b[" not in res.out                                  # piped: no colour
+    assert "█" in kb("stats", "--chart", "cfd", env=at(86400)).out
+
+
+def test_chart_errors(kb):
+    goal, ids = sprint(kb)
+    assert_error(kb("stats", "--chart", "pie"), "invalid")
+    assert_error(kb("stats", "--chart", "burndown", "--goal", ids[0]), "invalid")
+    assert_error(kb("stats", "--chart", "burndown", "--goal", "TASK-999"), "not_found")
+    assert_error(kb("stats", "--chart", "cfd", "--since", "yesterday"), "invalid")
+    assert_error(kb("stats", "--goal", goal), "usage")
