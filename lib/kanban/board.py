@@ -33,15 +33,38 @@ MOVE_GATE = {"todo": "assign", "in_review": "complete", "blocked": "block", "don
 MOVE_EVENT = {"blocked": "blocked", "cancelled": "cancelled"}
 
 # the columns a task answer is made from; `ready` is computed by SQLite itself
-TASK_SELECT = """
-SELECT t.id, t.kind, t.title, t.body, t.status, t.priority, t.project, t.role_boundary,
-       t.assignee, t.goal_id, t.review, t.claimed_by, t.lease_until, t.lease_token,
-       t.lease_ms, t.attempts, t.max_attempts, t.not_before, t.idempotency_key, t.reason,
-       t.unmet_deps, t.created_at, t.updated_at,
-       (t.status = 'todo' AND t.kind = 'task' AND t.unmet_deps = 0
-        AND (t.not_before IS NULL OR t.not_before <= :now)) AS ready
-  FROM tasks t
-"""
+TASK_COLUMNS = ("id", "kind", "title", "body", "status", "priority", "project", "role_boundary",
+                "assignee", "goal_id", "review", "claimed_by", "lease_until", "lease_token",
+                "lease_ms", "attempts", "max_attempts", "not_before", "idempotency_key", "reason",
+                "unmet_deps", "created_at", "updated_at")
+TASK_SELECT = (
+    "SELECT " + ", ".join("t." + name for name in TASK_COLUMNS) + ","
+    " (t.status = 'todo' AND t.kind = 'task' AND t.unmet_deps = 0"
+    " AND (t.not_before IS NULL OR t.not_before <= :now)) AS ready FROM tasks t"
+)
+# a write that answers with the task as it left it (UPDATE ... RETURNING): no re-read
+TASK_RETURNING = " RETURNING " + ", ".join(TASK_COLUMNS)
+
+
+_UPDATES = {}  # the UPDATE ... RETURNING text of each set of fields, made once
+
+# The claim pick on SQLite, for the common case: the best task open to every agent (no
+# role, no assignee: one seek on tasks_claim, as cheap as a bare claim script's), and
+# whether any task is assigned to the agent or bound to a role at all.  Only when there
+# is does the pick look at those classes too.  (`found[1]` is that second answer.)
+_PICK_READY = ("status = 'todo' AND kind = 'task' AND unmet_deps = 0"
+               " AND (not_before IS NULL OR not_before <= :now)")
+_PICK_OPEN = tuple(
+    f"""SELECT (SELECT id FROM tasks INDEXED BY tasks_claim
+                 WHERE {_PICK_READY} AND role_boundary IS NULL AND assignee IS NULL{extra}
+                 ORDER BY priority DESC, created_at, id LIMIT 1),
+               EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_claim
+                        WHERE status = 'todo' AND kind = 'task' AND unmet_deps = 0
+                          AND role_boundary IS NULL AND assignee = :agent)
+               + EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_claim
+                          WHERE status = 'todo' AND kind = 'task' AND unmet_deps = 0
+                            AND role_boundary = :role)"""
+    for extra in ("", " AND project = :project"))
 
 
 def _loads(text):
@@ -292,6 +315,27 @@ class Board:
     def _task(self, task_id):
         return self._dicts([self._row(task_id)])[0]
 
+    def _answer(self, row):
+        """The task dict of a row a write returned (TASK_RETURNING): what _task would
+        read back, built from what the write already knows."""
+        row["ready"] = (row["status"] == "todo" and row["kind"] == "task" and row["unmet_deps"] == 0
+                        and (row["not_before"] is None or row["not_before"] <= self.now))
+        # no ORDER BY: with one, SQLite prepares this statement again on every run
+        deps = sorted(dep_id for (dep_id,) in self.db.execute(
+            "SELECT dep_id FROM deps WHERE task_id = ?", (row["id"],)))
+        return self._dict(row, [task_ref(dep_id) for dep_id in deps])
+
+    def _update_returning(self, task_id, **fields):
+        """_update, answering the task's row as the write left it."""
+        fields["updated_at"] = self.now
+        names = tuple(fields)
+        sql = _UPDATES.get(names)
+        if sql is None:
+            sql = _UPDATES[names] = ("UPDATE tasks SET " + ", ".join(f"{name} = :{name}" for name in names)
+                                     + " WHERE id = :id" + TASK_RETURNING)
+        fields["id"] = task_id
+        return self.db.row(sql, fields)
+
     def _exists(self, task_id):
         if self.db.scalar("SELECT 1 FROM tasks WHERE id = ?", (task_id,)) is None:
             raise not_found(f"no task {task_ref(task_id)}", task=task_ref(task_id))
@@ -311,9 +355,10 @@ class Board:
         self.db.execute(f"UPDATE tasks SET {sets} WHERE id = :id", fields)
 
     def _end_lease(self, task_id, status, **fields):
-        """Move a task out of in_progress/in_review: its lease ends with it."""
-        self._update(task_id, status=status, claimed_by=None, lease_until=None,
-                     lease_token=None, lease_ms=None, **fields)
+        """Move a task out of in_progress/in_review: its lease ends with it.  Returns
+        the task's row as the write left it."""
+        return self._update_returning(task_id, status=status, claimed_by=None, lease_until=None,
+                                      lease_token=None, lease_ms=None, **fields)
 
     # -- the team role gate (seed 004) -------------------------------------------
 
@@ -628,6 +673,11 @@ class Board:
 
     def _pick(self, agent, role, project):
         """The best ready task this agent may take: one index seek per eligibility class."""
+        if not hasattr(self.db, "sql"):  # SQLite: the common case in one seek
+            params = {"agent": agent, "role": role, "project": project, "now": self.now}
+            found = self.db.execute(_PICK_OPEN[project is not None], params).fetchone()
+            if found is not None and found[1] == 0:
+                return found[0]
         classes = [("role_boundary IS NULL", "assignee IS NULL"),
                    ("role_boundary IS NULL", "assignee = :agent")]
         if role is not None:
@@ -646,17 +696,17 @@ class Board:
 
     def _claim_row(self, task_id, agent, lease_ms, data=None):
         token = self._next_token()
-        self.db.execute(
+        until = self.now + lease_ms
+        row = self.db.row(
             """UPDATE tasks SET status = 'in_progress', claimed_by = :agent, lease_until = :until,
                       lease_token = :token, lease_ms = :lease_ms, reason = NULL,
                       started_at = coalesce(started_at, :now), updated_at = :now
-                WHERE id = :id""",
-            {"agent": agent, "until": self.now + lease_ms, "token": token, "lease_ms": lease_ms,
+                WHERE id = :id""" + TASK_RETURNING,
+            {"agent": agent, "until": until, "token": token, "lease_ms": lease_ms,
              "now": self.now, "id": task_id})
         self.db.execute("INSERT OR IGNORE INTO holders(task_id, agent) VALUES (?, ?)", (task_id, agent))
-        self._event(task_id, "claimed", agent,
-                    dict(data or {}, token=token, lease_until=clock.iso(self.now + lease_ms)))
-        return dict(self._task(task_id), lease_token=token)
+        self._event(task_id, "claimed", agent, dict(data or {}, token=token, lease_until=clock.iso(until)))
+        return dict(self._answer(row), lease_token=token)
 
     def _claim(self, agent, task, role, project, lease_ms):
         self._writes(agent)
@@ -923,14 +973,14 @@ class Board:
         if summary is not None:
             data["summary"] = summary
         if review or row["review"]:
-            self._end_lease(task, "in_review", review=1)
+            after = self._end_lease(task, "in_review", review=1)
             self._event(task, "submitted_for_review", agent, data)
         else:
-            self._end_lease(task, "done", finished_at=self.now)
+            after = self._end_lease(task, "done", finished_at=self.now)
             self._event(task, "completed", agent, data)
             self._sync_goal(row["goal_id"], agent)
         self._close_runs(task, "completed", agent)
-        return self._task(task)
+        return self._answer(after)
 
     def complete_many(self, pairs, *, agent=None, verify=True):
         """Complete many (task, token) pairs in one transaction: all or nothing."""
