@@ -205,6 +205,9 @@ class Board:
     def _run_hooks(self, events):
         from . import hooks
 
+        directory = hooks.hooks_dir(self.path)
+        if not directory or not os.path.isdir(directory):
+            return  # no hooks folder: one stat for the whole transaction, not one per event
         failures = []
         for event in events:
             try:
