@@ -676,7 +676,7 @@ class Board:
 
     def _pick(self, agent, role, project):
         """The best ready task this agent may take: one index seek per eligibility class."""
-        if not hasattr(self.db, "sql"):  # SQLite: the common case in one seek
+        if self.db.backend == "sqlite":  # the common case in one seek
             params = {"agent": agent, "role": role, "project": project, "now": self.now}
             found = self.db.execute(_PICK_OPEN[project is not None], params).fetchone()
             if found is not None and found[1] == 0:
