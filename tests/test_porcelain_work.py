@@ -296,3 +296,124 @@ def test_demo_sprint_runs_and_every_task_ends_done():
     assert "rejected TASK-" in proc.stderr and "approved TASK-" in proc.stderr
     for agent in ("alice", "bob", "carol", "rita"):
         assert f"({agent}): claimed" in proc.stderr
+
+
+# -- poison tasks: output that is huge, binary or full of control characters ----------------------
+
+POISON = {
+    "150kb-one-line": "head -c 150000 /dev/zero | tr '\\0' x",
+    "150kb-lines": "i=0; while [ $i -lt 3000 ]; do echo 'fifty bytes of output, over and over and over....'; i=$((i+1)); done",
+    "binary": "head -c 200000 /dev/urandom",
+    "nul": "printf 'before\\000after\\n'",
+    "escapes": "printf '\\033[2J\\033]52;c;cHduZWQ=\\007\\033[31mred\\r\\b\\n'",
+}
+CONTROL = [chr(c) for c in range(32) if chr(c) not in "\t\n"] + ["\x7f"]
+
+
+def assert_clean(text, limit, newlines=True):
+    assert text is not None
+    assert len(text) <= limit, len(text)
+    assert not any(c in text for c in CONTROL), repr(text[:200])
+    if not newlines:
+        assert "\n" not in text
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+@pytest.mark.parametrize("poison", sorted(POISON))
+def test_work_loop_survives_poison_output(kb, tmp_path, poison, stream):
+    """Whatever the command prints, the loop passes on something clean and bounded,
+    finishes the task (done on exit 0, blocked otherwise) and goes on."""
+    redirect = " >&2" if stream == "stderr" else ""
+    ok = kb("create", "prints poison, exits 0", "--priority", "2").json["id"]
+    bad = kb("create", "prints poison, exits 1", "--priority", "1").json["id"]
+    after = kb("create", "an ordinary task after them").json["id"]
+    cmd = script(tmp_path, "poison", f"""cat >/dev/null
+{{ {POISON[poison]}; }}{redirect}
+[ "$KANBAN_TASK_ID" = "{bad}" ] && exit 1
+exit 0
+""")
+    res = subprocess.run([str(KANBAN), "work", "--agent", "w1", "--", cmd], capture_output=True,
+                         env={**{k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")},
+                              "KANBAN_DB": str(kb.path)}, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    done = kb("show", ok).json
+    assert done["status"] == "done", done
+    [completed] = events(kb, ok, "completed")
+    if stream == "stdout" and "summary" in completed["data"]:
+        assert_clean(completed["data"]["summary"], 2000, newlines=False)
+    blocked = kb("show", bad).json
+    assert blocked["status"] == "blocked" and blocked["reason"].startswith("poison exited 1"), blocked
+    assert_clean(blocked["reason"], 2100)
+    assert kb("show", after).json["status"] == "done"
+
+
+@pytest.mark.parametrize("poison", ["150kb-one-line", "binary", "nul", "escapes"])
+def test_review_loop_survives_poison_output(kb, tmp_path, poison):
+    approve = kb("create", "to approve", "--review", "--priority", "1").json["id"]
+    reject = kb("create", "to reject", "--review").json["id"]
+    for task in (approve, reject):
+        token = kb("claim", task, agent="w1").json["lease_token"]
+        assert kb("complete", task, "--token", token, agent="w1").rc == 0
+    cmd = script(tmp_path, "judge", f"""cat >/dev/null
+{{ {POISON[poison]}; }}
+{{ {POISON[poison]}; }} >&2
+[ "$KANBAN_TASK_ID" = "{reject}" ] && exit 1
+exit 0
+""")
+    res = subprocess.run([str(KANBAN), "review", "--agent", "r1", "--", cmd], capture_output=True,
+                         env={**{k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")},
+                              "KANBAN_DB": str(kb.path)}, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert kb("show", approve).json["status"] == "done"
+    for comment in kb("show", approve).json["comments"]:
+        assert_clean(comment["body"], 2000, newlines=False)
+    rejected = kb("show", reject).json
+    assert rejected["status"] == "todo"
+    assert_clean(rejected["reason"], 2100)
+
+
+def test_a_pre_complete_refusal_full_of_control_characters_still_blocks(kb, tmp_path):
+    hooks = kb.path.parent / "hooks.d"
+    hooks.mkdir()
+    hook = hooks / "pre-complete"
+    hook.write_text("#!/bin/sh\nprintf 'no\\000way \\033[2J' >&2\nhead -c 100000 /dev/urandom >&2\nexit 1\n")
+    hook.chmod(0o755)
+    task = kb("create", "t").json["id"]
+    res = kb("work", "--agent", "w1", "--once", "--", "true")
+    assert res.rc == 0, res.err[-2000:]
+    shown = kb("show", task).json
+    assert shown["status"] == "blocked" and "refused the completion" in shown["reason"]
+    assert_clean(shown["reason"], 2100)
+
+
+def test_a_command_that_keeps_crashing_its_loop_fails_at_max_attempts(kb, tmp_path):
+    """A task whose command kills the loop running it: each crash costs an attempt
+    (the lease runs out), and max_attempts ends it as failed; the other work goes on."""
+    poison = kb("create", "kills its worker", "--max-attempts", "2", "--priority", "1").json["id"]
+    fine = kb("create", "ordinary").json["id"]
+    cmd = script(tmp_path, "crash", f"""cat >/dev/null
+[ "$KANBAN_TASK_ID" = "{poison}" ] && kill -9 $PPID && sleep 5
+exit 0
+""")
+    statuses = []
+    for _ in range(4):
+        kb("work", "--agent", "w1", "--once", "--lease", "1s", "--", cmd, timeout=60)
+        statuses.append(kb("show", poison).json["status"])
+        if statuses[-1] == "failed":
+            break
+        time.sleep(1.2)  # the crashed loop's lease runs out
+    shown = kb("show", poison).json
+    assert shown["status"] == "failed" and shown["attempts"] == 2, (statuses, shown)
+    assert kb("work", "--agent", "w1", "--", cmd).rc == 0
+    assert kb("show", fine).json["status"] == "done"
+
+
+def test_give_back_counts_an_attempt_and_fails_at_max_attempts(board):
+    task = board.create("refused every time", max_attempts=2, actor="boss")["id"]
+    for attempt, status in ((1, "todo"), (2, "failed")):
+        token = board.claim("w1", task)["lease_token"]
+        back = board.give_back(task, token, "the board refused its summary", agent="w1")
+        assert back["attempts"] == attempt and back["status"] == status, back
+    assert back["claimed_by"] is None
+    kinds = [e["kind"] for e in board.events(task=task)["events"]]
+    assert kinds.count("released") == 2 and kinds[-1] == "failed"

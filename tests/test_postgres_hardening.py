@@ -23,3 +23,15 @@ def test_review_gate_remembers_every_holder(both):  # noqa: F811 - the fixture i
     both("complete", task, "--token", token, agent="w1")
     assert both("approve", task, agent="w2")["code"] == "forbidden"
     assert both("approve", task, agent="r1")["status"] == "done"
+
+
+@needs_pg
+def test_give_back_counts_attempts_on_postgres(pg):  # noqa: F811 - the fixture imported above
+    from kanban import Board
+
+    with Board(pg.db) as board:
+        task = board.create("refused every time", max_attempts=2, actor="boss")["id"]
+        for attempt, status in ((1, "todo"), (2, "failed")):
+            token = board.claim("w1", task)["lease_token"]
+            back = board.give_back(task, token, "refused", agent="w1")
+            assert back["attempts"] == attempt and back["status"] == status, back

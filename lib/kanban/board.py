@@ -879,6 +879,32 @@ class Board:
             return self._task(task)
         return self._write(apply)
 
+    def give_back(self, task, token, reason, *, agent=None):
+        """A holder that cannot finish its task gives it back counting an attempt:
+        todo again, or failed at max_attempts, as when its lease expires.  What
+        `kanban work` does when the board refuses what the task's command produced."""
+        agent = self._agent(agent)
+        task = parse_id(task)
+        token = parse_token(token)
+        reason = _text(reason, "reason", required=True, limit=100_000)
+
+        def apply():
+            row = self._row(task)
+            self._gate("release", agent, row)
+            self._check_lease(row, token, agent=agent)
+            attempts = row["attempts"] + 1
+            failed = row["max_attempts"] is not None and attempts >= row["max_attempts"]
+            self._end_lease(task, "failed" if failed else "todo", attempts=attempts,
+                            reason=reason if failed else None, finished_at=self.now if failed else None)
+            self._close_runs(task, "released", agent)
+            self._event(task, "released", agent, {"token": token, "review": False, "attempts": attempts,
+                                                  "reason": reason})
+            if failed:
+                self._event(task, "failed", agent, {"reason": reason})
+                self._sync_goal(row["goal_id"], agent)
+            return self._task(task)
+        return self._write(apply)
+
     # -- events -------------------------------------------------------------------
 
     def log(self, task, message, *, token=None, agent=None, ttl=None):

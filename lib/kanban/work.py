@@ -40,36 +40,82 @@ TAIL_CHARS = 2000  # how much of the command's stderr a block or reject reason k
 TAIL_LINES = 20
 # a lease renewal failing with one of these means the task is no longer ours
 LOST = ("lease_lost", "conflict", "not_found")
+# errors of the board itself, not of a task: the loop stops without counting an attempt
+BOARD_TROUBLE = ("busy", "db_error", "internal", "usage")
+
+
+SUMMARY_CHARS = 2000  # how much of the command's last stdout line a summary or comment keeps
+LINE_BYTES = 64 * 1024  # a "line" longer than this is cut: the rest never reaches the board
+
+
+def clean(text, keep_newlines=False):
+    """Text fit for the board: NUL and other control characters (escape sequences
+    included) written out visibly as \\xNN; tabs kept, newlines kept when asked."""
+    def visible(char):
+        code = ord(char)
+        if char == "\t" or (keep_newlines and char == "\n"):
+            return char
+        if code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0:
+            return f"\\x{code:02x}"
+        return char
+    return "".join(visible(c) for c in text)
+
+
+def bound(text, limit):
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class _Pump(threading.Thread):
-    """Copy a child's stream to one of ours, keeping its tail and last line."""
+    """Copy a child's stream to one of ours, keeping (bounded) its tail and last line.
+    Reads in blocks, so output without newlines, binary or huge costs no more memory."""
 
     def __init__(self, source, sink):
         super().__init__(daemon=True)
         self.source, self.sink = source, sink
         self.tail = deque()
         self.tail_len = 0
-        self.last_line = None
+        self._line = b""       # the line being read (its first LINE_BYTES)
+        self._last = None      # the last complete non-blank line
 
     def run(self):
-        for line in iter(self.source.readline, b""):
+        for block in iter(lambda: self.source.read1(65536), b""):
             try:
-                self.sink.write(line)
+                self.sink.write(block)
                 self.sink.flush()
             except (OSError, ValueError):
                 pass  # our own stream is gone: keep draining the child
-            text = line.decode("utf-8", "replace")
-            if text.strip():
-                self.last_line = text.strip()
-            self.tail.append(text)
-            self.tail_len += len(text)
-            while self.tail_len > TAIL_CHARS * 2 and len(self.tail) > 1:
-                self.tail_len -= len(self.tail.popleft())
+            self._keep(block)
         self.source.close()
 
+    def _keep(self, block):
+        text = block.decode("utf-8", "replace")
+        self.tail.append(text)
+        self.tail_len += len(text)
+        while self.tail_len > TAIL_CHARS * 2 and len(self.tail) > 1:
+            self.tail_len -= len(self.tail.popleft())
+        if self.tail_len > TAIL_CHARS * 4:  # one huge block: keep its end only
+            joined = "".join(self.tail)[-TAIL_CHARS * 2:]
+            self.tail, self.tail_len = deque([joined]), len(joined)
+        *complete, rest = block.split(b"\n")
+        for piece in complete:
+            line = (self._line + piece)[:LINE_BYTES]
+            self._line = b""
+            if line.strip():
+                self._last = line
+        self._line = (self._line + rest)[:LINE_BYTES]
+
+    @property
+    def last_line(self):
+        """The last non-blank line, cleaned and bounded: a summary or a comment."""
+        line = self._line if self._line.strip() else self._last
+        if line is None:
+            return None
+        text = clean(line.decode("utf-8", "replace").strip())
+        return bound(text, SUMMARY_CHARS) if text else None
+
     def text(self):
-        lines = "".join(self.tail).strip().splitlines()[-TAIL_LINES:]
+        """The tail: at most TAIL_LINES lines and TAIL_CHARS characters, cleaned."""
+        lines = clean("".join(self.tail).strip(), keep_newlines=True).splitlines()[-TAIL_LINES:]
         text = "\n".join(lines)
         return text if len(text) <= TAIL_CHARS else "…" + text[-(TAIL_CHARS - 1):]
 
@@ -133,7 +179,7 @@ class Loop:
         self.exit_code = bool(args["--exit-code"])
         self.cmd = list(args["CMD"])
         _check_command(self.cmd)
-        self.name = os.path.basename(self.cmd[0])
+        self.name = clean(os.path.basename(self.cmd[0]))
         self.signum = None
         self.board = None
 
@@ -223,11 +269,25 @@ class Loop:
         try:
             self.finish(task, token, outcome)
         except KanbanError as exc:
-            if exc.code != "lease_lost":
-                self._release(task_id, token)
+            if exc.code in BOARD_TROUBLE:
+                self._release(task_id, token)  # not the task's fault: no attempt counted
                 raise
+            if exc.code != "lease_lost":
+                # the board refused what this task led to: the task, not the loop, pays
+                self._give_back(task_id, token, f"kanban {self.verb} could not finish it: {exc.code}: "
+                                f"{clean(exc.message)}")
+                return
             now = self.board.show(task_id, events=0)["status"]
             self.say(f"{task_id} moved on without us (now {now}): {exc.message}")
+
+    def _give_back(self, task_id, token, reason):
+        """Give the task back counting an attempt (failed at max_attempts), and go on."""
+        reason = bound(reason, TAIL_CHARS)
+        try:
+            back = self.board.give_back(task_id, token, reason, agent=self.agent)
+            self.say(f"gave {task_id} back (attempt {back['attempts']}, now {back['status']}): {reason}")
+        except KanbanError as exc:
+            self.say(f"could not give {task_id} back: {exc.message}")
 
     def _release(self, task_id, token):
         try:
@@ -328,7 +388,8 @@ class Worker(Loop):
                 if exc.code != "hook_rejected":
                     raise
                 detail = exc.extra.get("detail") or ""
-                reason = exc.message + (f": {detail}" if detail else "")
+                reason = bound(clean(exc.message + (f": {detail}" if detail else ""), keep_newlines=True),
+                               TAIL_CHARS)
                 self.board.block(task_id, reason, token=token, agent=self.agent)
                 self.say(f"blocked {task_id}: {reason}")
                 return
@@ -344,6 +405,11 @@ class Worker(Loop):
 
 class Reviewer(Loop):
     verb = "review"
+
+    def _give_back(self, task_id, token, reason):
+        # a review claim counts no attempts: the review lease goes back, the task stays in review
+        self.say(f"could not judge {task_id}: {reason}")
+        self._release(task_id, token)
 
     def extra_env(self):
         return {"KANBAN_REVIEW": "1"}
