@@ -302,7 +302,7 @@ def test_demo_sprint_runs_and_every_task_ends_done():
 
 POISON = {
     "150kb-one-line": "head -c 150000 /dev/zero | tr '\\0' x",
-    "150kb-lines": "i=0; while [ $i -lt 3000 ]; do echo 'fifty bytes of output, over and over and over....'; i=$((i+1)); done",
+    "150kb-lines": "i=0; while [ $i -lt 3000 ]; do echo 'fifty bytes of output, over and over.'; i=$((i+1)); done",
     "binary": "head -c 200000 /dev/urandom",
     "nul": "printf 'before\\000after\\n'",
     "escapes": "printf '\\033[2J\\033]52;c;cHduZWQ=\\007\\033[31mred\\r\\b\\n'",
