@@ -1842,6 +1842,20 @@ class Board:
         """A consistent copy while agents run, as a SQLite board file (either backend)."""
         return self.db.backup(_text(dest, "backup file", required=True, limit=4096))
 
+    def export_lines(self):
+        """The whole board as JSON Lines (lib/kanban/transfer.py), from one snapshot."""
+        from . import transfer
+
+        return self._read(lambda: transfer.export_lines(self.db))
+
+    def import_lines(self, lines):
+        """Load an export into this empty board in one transaction: what was placed."""
+        from . import transfer
+
+        parsed = transfer.parse(lines)
+        answer = self._write(lambda: transfer.load(self.db, *parsed))
+        return {"db": self.db.display(), **answer}
+
     # -- who is calling -------------------------------------------------------------------
 
     @staticmethod

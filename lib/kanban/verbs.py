@@ -4,6 +4,7 @@ One function per libexec/kanban-<verb>, named after it.  Each opens the board,
 makes one call into Board (one transaction), and prints the answer.  The return
 value is the exit status (None for 0).
 """
+import errno
 import os
 import sys
 import time
@@ -11,7 +12,7 @@ import time
 from .board import Board
 from .board import init as init_board
 from .cli import EXIT_NOTHING, emit, env_or
-from .errors import invalid, usage
+from .errors import invalid, not_found, usage
 from .jsontext import dumps
 from .store import is_server
 
@@ -341,4 +342,28 @@ def doctor(args):
 def backup(args):
     with _board() as board:
         emit(board.backup(args["FILE"]))
+
+
+def export(args):
+    with _board() as board:
+        lines = board.export_lines()
+    sys.stdout.write("".join(line + "\n" for line in lines))
+
+
+def import_board(args):
+    """`kanban import` (its libexec file names this handler: `import` is Python's word)."""
+    name = args["FILE"]
+    try:
+        if name in (None, "-"):
+            lines = sys.stdin.read().splitlines()
+        else:
+            with open(name, encoding="utf-8") as source:
+                lines = source.read().splitlines()
+    except OSError as exc:
+        raise (not_found if exc.errno == errno.ENOENT else invalid)(
+            f"cannot read {name}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise invalid(f"{name or 'stdin'} is not UTF-8 text") from None
+    with _board() as board:
+        emit(board.import_lines(lines))
 

@@ -15,6 +15,9 @@ from ..errors import KanbanError, usage
 # The schema's version, the same on both backends: version n means the same tables.
 SCHEMA_VERSION = 5
 
+# meta's keys that belong to the backend, not to the board (an export leaves them out)
+INTERNAL_META = ("lease_token", "schema_version")
+
 BOARD_DIR = ".kanban"
 BOARD_FILE = "board.db"
 SERVER_SCHEMES = ("postgresql://", "postgres://")
@@ -171,6 +174,22 @@ class Store(ABC):
     @abstractmethod
     def sql(self, name, sqlite_sql):
         """The text of query `name` on this backend: `sqlite_sql` where it is the same."""
+
+    @abstractmethod
+    def tables(self):
+        """The board's tables and their columns ({table: [column, ...]}), as both backends
+        hold them: a backend's own tables (search indexes, id counters) and derived
+        columns are left out."""
+
+    @abstractmethod
+    def counters(self):
+        """The counters a board hands numbers out from, those past zero: each table's
+        last id ({table: n}) and "lease_token" (the last fencing token)."""
+
+    @abstractmethod
+    def set_counters(self, values):
+        """Set counters (as counters() names them), inside a write; a name this board
+        has no counter for is `invalid`."""
 
     # -- transactions --------------------------------------------------------------
     @abstractmethod

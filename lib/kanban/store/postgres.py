@@ -288,6 +288,10 @@ PG_MIGRATIONS = [
     );
     """,
 ]
+# this backend's own tables, and columns derived from others (the search's tokens)
+OWN_TABLES = ("counters",)
+DERIVED = {"tasks": ("fts_title", "fts_body")}
+
 # kanban never waits inside a transaction: a session idle in one this long is stuck
 IDLE_IN_TRANSACTION_MS = 60_000
 
@@ -785,6 +789,30 @@ class PgStore(Store):
         if self._writing and name in LOCKING:
             text = text.rstrip() + LOCKING[name]
         return text
+
+    def tables(self):
+        found = {}
+        for table, column in self.conn.execute(
+                """SELECT c.table_name, c.column_name FROM information_schema.columns c
+                     JOIN information_schema.tables t USING (table_schema, table_name)
+                    WHERE c.table_schema = %s AND t.table_type = 'BASE TABLE'
+                    ORDER BY c.table_name, c.ordinal_position""", (self.schema,)):
+            if table not in OWN_TABLES and column not in DERIVED.get(table, ()):
+                found.setdefault(table, []).append(column)
+        return found
+
+    def counters(self):
+        values = dict(self.conn.execute("SELECT name, value FROM counters").fetchall())
+        last, called = self.conn.execute("SELECT last_value, is_called FROM lease_token_seq").fetchone()
+        values["lease_token"] = last if called else 0
+        return {name: int(value) for name, value in values.items() if value}
+
+    def set_counters(self, values):
+        for name, value in values.items():
+            if name == "lease_token":
+                self.conn.execute("SELECT setval('lease_token_seq', greatest(%s, 1), %s > 0)", (value, value))
+            elif not self.conn.execute("UPDATE counters SET value = %s WHERE name = %s", (value, name)).rowcount:
+                raise KanbanError("invalid", f"this board has no counter {name!r}")
 
     def _run(self, sql, params=()):
         text, takes_params, changes = translate(sql, self._writing)

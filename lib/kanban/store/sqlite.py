@@ -368,6 +368,30 @@ class SqliteStore(Store):
     def sql(self, name, sqlite_sql):
         return sqlite_sql
 
+    def tables(self):
+        found = self.rows("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        virtual = [r["name"] for r in found if r["sql"].upper().startswith("CREATE VIRTUAL TABLE")]
+        return {r["name"]: [c[1] for c in self.conn.execute(f"PRAGMA table_info({r['name']})")]
+                for r in found
+                if not any(r["name"] == v or r["name"].startswith(v + "_") for v in virtual)}
+
+    def counters(self):
+        values = {name: seq for name, seq in self.conn.execute("SELECT name, seq FROM sqlite_sequence")}
+        values["lease_token"] = int(self.scalar("SELECT value FROM meta WHERE key = 'lease_token'") or 0)
+        return {name: value for name, value in values.items() if value}
+
+    def set_counters(self, values):
+        autoincrement = {r[0] for r in self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%AUTOINCREMENT%'")}
+        for name, value in values.items():
+            if name == "lease_token":
+                self.execute("UPDATE meta SET value = ? WHERE key = 'lease_token'", (value,))
+            elif name in autoincrement:
+                self.execute("DELETE FROM sqlite_sequence WHERE name = ?", (name,))
+                self.execute("INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)", (name, value))
+            else:
+                raise invalid(f"this board has no counter {name!r}")
+
     # -- transactions ----------------------------------------------------------
 
     def read(self, fn):
