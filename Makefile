@@ -17,15 +17,22 @@ all: setup
 
 setup: $(VENV)/.done
 
-$(VENV)/.done: pyproject.toml
+# the run-time half (what `make demo` needs), then the test tools on top of it
+$(VENV)/.runtime: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "kanban needs Python 3.11+" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) tools/requirements.py test > $(VENV)/requirements.txt
-	$(PY) -m pip install -q -r $(VENV)/requirements.txt
+	$(PY) tools/requirements.py > $(VENV)/requirements-runtime.txt
+	$(PY) -m pip install -q -r $(VENV)/requirements-runtime.txt
 	@# the package itself is this checkout's lib/, put on the venv's path (no build step, no copy)
 	$(PY) -c 'import site; open(site.getsitepackages()[0] + "/kanban.pth", "w").write("$(CURDIR)/lib\n")'
 	@# setuptools' distutils-precedence.pth costs every kanban call an import: not needed at run time
+	$(PY) -m pip uninstall -q -y setuptools
+	touch $@
+
+$(VENV)/.done: $(VENV)/.runtime pyproject.toml
+	$(PY) tools/requirements.py test > $(VENV)/requirements.txt
+	$(PY) -m pip install -q -r $(VENV)/requirements.txt
 	$(PY) -m pip uninstall -q -y setuptools
 	touch $@
 
@@ -34,7 +41,7 @@ $(BATS):
 	npm install --silent --no-audit --no-fund --prefix .tools bats@1 >/dev/null
 	@test -x $(BATS)
 
-demo: setup
+demo: $(VENV)/.runtime
 	./examples/demo-sprint
 
 test: setup $(BATS)

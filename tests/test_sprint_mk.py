@@ -1,5 +1,8 @@
-"""kanban.mk: a Makefile sprint (plan, workers and a reviewer, board) drains a board."""
+"""kanban.mk and kanban sprint: a Makefile sprint (board, plan, workers and a reviewer)
+drains the board, and tells the truth when it cannot: exit status and a summary."""
 import os
+import re
+import signal
 import subprocess
 import textwrap
 
@@ -18,25 +21,116 @@ PLAN = textwrap.dedent("""\
     """)
 
 
-def test_make_sprint_drains_the_board(tmp_path):
-    plan = tmp_path / "sprint.yaml"
-    plan.write_text(PLAN)
-    db = tmp_path / ".kanban" / "board.db"
+def make(folder, *targets, **variables):
     env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
-    env.update(KANBAN_DB=str(db), MAKEFLAGS="")
-    assert run("init", env={"KANBAN_DB": db}).rc == 0
-    proc = subprocess.run(
-        ["make", "--no-print-directory", "-f", str(ROOT / "kanban.mk"), "sprint",
-         f"KANBAN={KANBAN}", f"KANBAN_PLAN={plan}", "KANBAN_WORKERS=2", "KANBAN_WAIT=4s"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    env.update(KANBAN_DB=str(folder / ".kanban" / "board.db"), MAKEFLAGS="")
+    argv = ["make", "--no-print-directory", "-f", str(ROOT / "kanban.mk"), *targets, f"KANBAN={KANBAN}",
+            "KANBAN_WAIT=1s", *(f"{k}={v}" for k, v in variables.items())]
+    proc = subprocess.Popen(argv, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the sprint's loops too
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def tasks(folder):
+    return run("list", env={"KANBAN_DB": folder / ".kanban" / "board.db"}).json["tasks"]
+
+
+def test_make_sprint_from_an_empty_folder_drains_the_board(tmp_path):
+    (tmp_path / "sprint.yaml").write_text(PLAN)
+    proc = make(tmp_path, "sprint", KANBAN_WORK_CMD="true", KANBAN_REVIEW_CMD="true", KANBAN_WORKERS=2)
     assert proc.returncode == 0, proc.stderr
-    tasks = run("list", env={"KANBAN_DB": db}).json["tasks"]
-    assert len(tasks) == 4
-    assert {t["status"] for t in tasks} == {"done"}, [(t["title"], t["status"]) for t in tasks]
+    assert len(tasks(tmp_path)) == 4
+    assert {t["status"] for t in tasks(tmp_path)} == {"done"}
     assert "Cut the release" in proc.stdout  # the board is printed at the end
+    assert "kanban sprint: done: all 3 task(s) done" in proc.stderr
     # applying the plan again creates nothing new
-    again = subprocess.run(["make", "--no-print-directory", "-f", str(ROOT / "kanban.mk"), "sprint-plan",
-                            f"KANBAN={KANBAN}", f"KANBAN_PLAN={plan}"],
-                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    again = make(tmp_path, "sprint-plan")
     assert again.returncode == 0, again.stderr
-    assert len(run("list", env={"KANBAN_DB": db}).json["tasks"]) == 4
+    assert len(tasks(tmp_path)) == 4
+
+
+def test_a_sprint_without_a_work_command_refuses_to_start(tmp_path):
+    (tmp_path / "sprint.yaml").write_text(PLAN)
+    proc = make(tmp_path, "sprint")
+    assert proc.returncode != 0
+    assert "no work command" in proc.stderr and "KANBAN_WORK_CMD=" in proc.stderr and "CMD=" in proc.stderr
+    assert not (tmp_path / ".kanban").exists()  # nothing was started
+    res = run("sprint", env={"KANBAN_DB": tmp_path / "b.db"})
+    assert res.rc == 2 and res.error["code"] == "usage" and "KANBAN_WORK_CMD" in res.error["error"]
+
+
+def test_workers_keep_serving_while_a_review_rejects_once(tmp_path):
+    (tmp_path / "sprint.yaml").write_text(PLAN)
+    state = tmp_path / "state"
+    state.mkdir()
+    # (make reads `$`: `$$` reaches the shell as `$`)
+    reviewer = (f'f={state}/rejected-$$KANBAN_TASK_ID; if [ -e "$$f" ]; then exit 0; fi; '
+                'touch "$$f"; echo "the notes miss the upgrade steps" >&2; exit 1')
+    proc = make(tmp_path, "sprint", KANBAN_WORK_CMD="sleep 0.2", KANBAN_REVIEW_CMD=reviewer, KANBAN_WORKERS=2)
+    assert proc.returncode == 0, proc.stderr
+    assert {t["status"] for t in tasks(tmp_path)} == {"done"}
+    rejected = run("event", "list", "--kind", "rejected",
+                   env={"KANBAN_DB": tmp_path / ".kanban" / "board.db"}).json["events"]
+    assert len(rejected) == 1 and "upgrade steps" in rejected[0]["data"]["reason"]
+
+
+def test_a_task_nobody_can_take_is_reported_not_waited_on(tmp_path):
+    db = {"KANBAN_DB": tmp_path / ".kanban" / "board.db"}
+    assert run("init", env=db).rc == 0
+    fine = run("create", "An ordinary task", env=db).json["id"]
+    ghost = run("create", "For a ghost", "--assignee", "ghost", env=db).json["id"]
+    dba = run("create", "Needs a DBA", "--role", "dba", env=db).json["id"]
+    stuck = run("create", "Will fail", "--assignee", "worker-1", env=db).json["id"]
+    cmd = f'if [ "$$KANBAN_TASK_ID" = {stuck} ]; then echo "no disk left" >&2; exit 1; fi'
+    proc = make(tmp_path, "sprint", KANBAN_PLAN="none.yaml", KANBAN_WORK_CMD=cmd)
+    assert proc.returncode != 0
+    status = {t["id"]: t["status"] for t in tasks(tmp_path)}
+    assert status == {fine: "done", ghost: "todo", dba: "todo", stuck: "blocked"}
+    err = proc.stderr
+    assert "kanban sprint: NOT DONE: 1 of 4 task(s) done; left: 2 todo, 1 blocked" in err
+    assert f"{ghost}" in err and "nobody can take it: assigned to ghost" in err
+    assert f"{dba}" in err and "needs role dba, which no worker has" in err
+    assert f"{stuck}" in err and "blocked: " in err and "no disk left" in err
+
+
+def test_review_work_with_no_reviewer_is_left_and_said(tmp_path):
+    db = {"KANBAN_DB": tmp_path / ".kanban" / "board.db"}
+    assert run("init", env=db).rc == 0
+    task = run("create", "Reviewed work", "--review", env=db).json["id"]
+    proc = make(tmp_path, "sprint-run", KANBAN_WORK_CMD="true")
+    assert proc.returncode != 0
+    assert f"{task}" in proc.stderr and "waiting for a reviewer (no KANBAN_REVIEW_CMD set)" in proc.stderr
+
+
+def test_standup_groups_what_changed_by_agent(tmp_path):
+    db = {"KANBAN_DB": tmp_path / ".kanban" / "board.db"}
+    assert run("init", env=db).rc == 0
+    task = run("create", "Write the notes", env=db).json["id"]
+    token = run("claim", "--agent", "w1", env=db).json["lease_token"]
+    run("complete", task, "--token", str(token), "--summary", "notes written", "--agent", "w1", env=db)
+    run("comment", task, "--message", "nice", "--agent", "alice", env=db)
+    proc = make(tmp_path, "standup")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.index("alice (1)") < out.index("w1 (2)")
+    assert "claimed" in out and "completed" in out and "notes written" in out and "Write the notes" in out
+    doc = run("standup", "--format", "json", env=db).json
+    assert [e["kind"] for e in doc["agents"]["w1"]] == ["claimed", "completed"]
+    assert run("standup", "--since", "1s", env={**db, "KANBAN_NOW": "4102444800"}).out.startswith("Nothing")
+
+
+def test_a_task_rejected_again_and_again_is_blocked_not_looped_on(tmp_path):
+    db = {"KANBAN_DB": tmp_path / ".kanban" / "board.db"}
+    assert run("init", env=db).rc == 0
+    task = run("create", "Never good enough", "--review", env=db).json["id"]
+    proc = make(tmp_path, "sprint-run", KANBAN_WORK_CMD="true", KANBAN_REVIEW_CMD="echo no >&2; exit 1")
+    assert proc.returncode != 0
+    shown = run("show", task, env=db).json
+    assert shown["status"] == "blocked", shown
+    times = int(re.search(r"rejected (\d+) times in this sprint", shown["reason"]).group(1))
+    assert times >= 3 and f"rejected {times} times in this sprint" in proc.stderr

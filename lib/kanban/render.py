@@ -490,3 +490,30 @@ def board_markdown(doc, *, show_all=False):
     if not doc["goals"] and not any(c["count"] for c in doc["columns"]):
         out += ['The board is empty. Add the first task: `kanban create "Write the parser"`', ""]
     return "\n".join(out)
+
+
+# -- kanban standup ---------------------------------------------------------------------------
+
+def standup_text(doc):
+    """What changed since `since`, grouped by agent, in local time."""
+    from . import clock
+
+    now = clock.parse_time(doc["until"])
+    head = f"since {local_time(doc['since'], now)} ({span(now - clock.parse_time(doc['since']))} ago)"
+    if not doc["agents"]:
+        return f"Nothing happened on the board {head}.\n"
+    out = [f"What changed {head}, by agent:"]
+    for agent, events in doc["agents"].items():
+        out += ["", f"{one_line(agent)} ({len(events)})"]
+        for event in events:
+            data = event["data"] or {}
+            detail = data.get("summary") or data.get("reason") or data.get("message") or data.get("comment") or ""
+            if event["kind"] == "status_changed" and data.get("to"):
+                detail = f"{data.get('from')} -> {data['to']}" + (f": {detail}" if detail else "")
+            title = fit(one_line(event.get("title") or ""), 40)
+            kind = event["kind"].replace("_", " ")
+            line = f"  {local_time(event['at'], now)}  {event['task'] or '':<9} {kind:<20} {title}"
+            if detail:
+                line += f"  — {fit(one_line(detail), 60)}"
+            out.append(line.rstrip())
+    return "\n".join(out) + "\n"
