@@ -95,6 +95,19 @@ def test_one_version():
     assert not stale, f"man pages whose .TH line is not kanban {VERSION}: {stale}"
 
 
+def test_paths_are_computed_in_one_place():
+    """Only kanban.paths turns a module's own location into the toolkit's folders: a path
+    computed from __file__ elsewhere finds the checkout's layout, which a wheel lacks."""
+    found = []
+    for module in sorted((ROOT / "lib/kanban").rglob("*.py")):
+        if module.name == "paths.py" and module.parent.name == "kanban":
+            continue
+        for number, line in enumerate(module.read_text().splitlines(), 1):
+            if re.search(r"(path\.\w+|Path)\(\s*__file__", line):
+                found.append(f"{module.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not found, "use kanban.paths instead:\n" + "\n".join(found)
+
+
 class Installed:
     """A venv outside the checkout with kanban installed from one built file."""
 

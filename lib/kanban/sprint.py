@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from . import clock
+from . import clock, paths
 from .board import Board, parse_int
 from .cli import env_or
 from .errors import invalid, usage
@@ -25,9 +25,9 @@ HOW_TO_SET = ("set the command that does a task: make sprint KANBAN_WORK_CMD=./d
 
 
 def _kanban():
-    """bin/kanban of this installation (the loops run as their own processes)."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return os.path.join(root, "bin", "kanban")
+    """The kanban command of this installation (the loops run as their own processes):
+    bin/kanban of a checkout or `make install`, the console script of a wheel."""
+    return paths.command()
 
 
 class Crew:
