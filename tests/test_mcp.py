@@ -1,7 +1,8 @@
 """kanban mcp: the seed's kanban_* tools over MCP's stdio transport (SPEC §6).
 
 Every test drives a real `kanban mcp` process over pipes, one JSON-RPC message a
-line, and checks its answers against the CLI's own JSON.
+line, and checks its answers against the CLI's own JSON.  The server runs on the
+official `mcp` package (the `mcp` extra); without it these tests skip.
 """
 import json
 import os
@@ -12,9 +13,11 @@ import time
 import pytest
 from conftest import KANBAN
 
+mcp_types = pytest.importorskip("mcp.types", reason="the mcp package (kanban's `mcp` extra) is not installed")
+
 TOOLS = {"kanban_create_goal", "kanban_create", "kanban_show", "kanban_list", "kanban_comment",
          "kanban_update_status", "kanban_complete", "kanban_block", "kanban_unblock", "kanban_heartbeat",
-         "kanban_claim"}
+         "kanban_claim", "kanban_approve", "kanban_reject", "kanban_assign", "kanban_cancel"}
 
 
 class Client:
@@ -128,13 +131,15 @@ def test_initialize_ping_and_tools_list(mcp):
     client = mcp(initialize=False)
     result = client.initialize("2025-06-18")
     assert result["protocolVersion"] == "2025-06-18"
-    assert result["capabilities"] == {"tools": {"listChanged": False}}
+    assert result["capabilities"]["tools"] == {"listChanged": False}
     assert result["serverInfo"]["name"] == "kanban" and result["serverInfo"]["version"]
     assert client.request("ping")["result"] == {}
     tools = client.request("tools/list")["result"]["tools"]
     assert {t["name"] for t in tools} == TOOLS
     for tool in tools:
         assert tool["description"] and tool["inputSchema"]["type"] == "object"
+        assert set(tool["annotations"]) >= {"readOnlyHint", "destructiveHint", "idempotentHint"}
+        assert tool["outputSchema"]["type"] == "object"
     by_name = {t["name"]: t for t in tools}
     assert by_name["kanban_create"]["inputSchema"]["properties"]["parents"]["type"] == "array"
     assert set(by_name["kanban_list"]["inputSchema"]["properties"]) >= {"parent_id", "status", "assignee"}
@@ -142,7 +147,7 @@ def test_initialize_ping_and_tools_list(mcp):
 
 def test_older_and_unknown_protocol_versions(mcp):
     assert mcp(initialize=False).initialize("2024-11-05")["protocolVersion"] == "2024-11-05"
-    assert mcp(initialize=False).initialize("1999-01-01")["protocolVersion"] == "2025-06-18"
+    assert mcp(initialize=False).initialize("1999-01-01")["protocolVersion"] == mcp_types.LATEST_PROTOCOL_VERSION
 
 
 def test_protocol_errors_do_not_stop_the_server(mcp):
@@ -156,8 +161,8 @@ def test_protocol_errors_do_not_stop_the_server(mcp):
     client.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}})
     client.send({"id": 99, "method": "ping"})  # not JSON-RPC 2.0
     assert client.receive()["error"]["code"] == -32600
-    client.send([{"jsonrpc": "2.0", "id": "a", "method": "ping"}, {"jsonrpc": "2.0", "method": "notifications/x"}])
-    assert client.receive() == [{"jsonrpc": "2.0", "id": "a", "result": {}}]
+    client.send([{"jsonrpc": "2.0", "id": "a", "method": "ping"}])  # no batches since protocol 2025-06-18
+    assert client.receive()["error"]["code"] == -32600
     assert client.request("ping")["result"] == {}
 
 
@@ -275,8 +280,8 @@ def test_arguments_are_checked_against_the_input_schema(mcp):
     assert "title" in doc["error"]
     client.refused("kanban_create", "invalid", title="x", priority="high")
     client.refused("kanban_show", "invalid", task_id="TASK-1", colour="red")
-    result = client.request("tools/call", {"name": "kanban_show", "arguments": ["TASK-1"]})["result"]
-    assert result["isError"] is True
+    answer = client.request("tools/call", {"name": "kanban_show", "arguments": ["TASK-1"]})
+    assert answer["error"]["code"] == -32602 and "arguments" in answer["error"]["message"]
 
 
 def test_no_agent_means_no_claims(mcp):
@@ -337,3 +342,149 @@ def test_a_reviewer_claims_and_heartbeats_a_review(kb, mcp):
     assert claim["id"] == task and claim["status"] == "in_review" and claim["claimed_by"] == "r1"
     beat = reviewer.ok("kanban_heartbeat", task_id=task)
     assert beat["lease_token"] == claim["lease_token"] and beat["status"] == "in_review"
+    # the review ends over MCP: approve under the session's own review lease
+    approved = reviewer.ok("kanban_approve", task_id=task, comment="fine")
+    assert approved["status"] == "done" and approved == {k: v for k, v in kb("show", task).json.items()
+                                                         if k in approved}
+
+
+def test_a_review_claimed_over_mcp_finishes_over_mcp(kb, mcp):
+    first = kb("create", "review me", "--review").json["id"]
+    second = kb("create", "and me", "--review").json["id"]
+    for task in (first, second):
+        token = kb("claim", task, agent="w1").json["lease_token"]
+        kb("complete", task, "--token", token, agent="w1")
+    reviewer = mcp("r1")
+    assert reviewer.ok("kanban_claim", task_id=first, for_review=True)["claimed_by"] == "r1"
+    # the seed's generic tool finishes it: done approves a review the caller holds
+    done = reviewer.ok("kanban_update_status", task_id=first, status="done", summary="good")
+    assert done["status"] == "done" and kb("show", first).json["claimed_by"] is None
+    assert reviewer.ok("kanban_claim", task_id=second, for_review=True)["id"] == second
+    # completing a review is named for what it is, not a lost lease
+    doc = reviewer.refused("kanban_complete", "conflict", task_id=second)
+    assert "kanban_approve" in doc["error"] and "lease" not in doc["error"].split(":")[0]
+    rejected = reviewer.ok("kanban_reject", task_id=second, reason="needs tests")
+    assert rejected["status"] == "todo" and kb("show", second).json["reason"] == "needs tests"
+    mcp("w1").refused("kanban_approve", "conflict", task_id=second)  # not in review any more
+
+
+def test_toolsets_follow_the_role(kb, mcp, tmp_path):
+    manifest = tmp_path / "team.yaml"
+    manifest.write_text(json.dumps({"name": "analytics", "coordinator": "coordinator", "operators": ["ops"],
+                                    "members": [{"personality": "coordinator", "role": "coordinator"},
+                                                {"personality": "data-engineer"},
+                                                {"personality": "researcher",
+                                                 "tools": ["kanban_show", "kanban_list", "kanban_comment"]}]}),
+                        encoding="utf-8")
+    assert kb("team", "tick", manifest).rc == 0
+
+    def names(agent):
+        return {t["name"] for t in mcp(agent).request("tools/list")["result"]["tools"]}
+    seed_eight = {"kanban_show", "kanban_list", "kanban_comment", "kanban_update_status", "kanban_complete",
+                  "kanban_block", "kanban_unblock", "kanban_heartbeat"}
+    planning = {"kanban_create_goal", "kanban_create", "kanban_assign", "kanban_cancel"}
+    member = names("data-engineer")
+    assert seed_eight <= member and not planning & member and {"kanban_approve", "kanban_reject"} <= member
+    assert planning | seed_eight <= names("coordinator")
+    assert names("researcher") == {"kanban_show", "kanban_list", "kanban_comment"}  # narrowed by tools:
+    assert names("ops") == TOOLS
+    assert names("mallory") == {"kanban_show", "kanban_list"}
+    doc = mcp("data-engineer").refused("kanban_create_goal", "forbidden", title="mine")
+    assert "toolset" in doc["error"]
+
+
+def test_tools_carry_annotations_and_output_schemas(kb, mcp):
+    from jsonschema import Draft202012Validator
+
+    client = mcp("w1")
+    tools = {t["name"]: t for t in client.request("tools/list")["result"]["tools"]}
+    assert tools["kanban_show"]["annotations"]["readOnlyHint"] is True
+    assert tools["kanban_cancel"]["annotations"]["destructiveHint"] is True
+    assert tools["kanban_heartbeat"]["annotations"]["idempotentHint"] is True
+    for tool in tools.values():
+        Draft202012Validator.check_schema(tool["outputSchema"])
+        assert "https://" not in json.dumps(tool["outputSchema"]).replace("https://json-schema.org", "")
+    created = client.ok("kanban_create", title="schema me")
+    Draft202012Validator(tools["kanban_create"]["outputSchema"]).validate(created)
+    Draft202012Validator(tools["kanban_show"]["outputSchema"]).validate(client.ok("kanban_show",
+                                                                                  task_id=created["id"]))
+    Draft202012Validator(tools["kanban_claim"]["outputSchema"]).validate(client.ok("kanban_claim"))
+
+
+def test_the_sdk_stdio_client_drives_it(kb):
+    """The mcp package's own stdio client: initialize, list, call, with output validation on."""
+    import anyio
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    task = kb("create", "for the sdk client").json["id"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env.update(KANBAN_DB=str(kb.path), KANBAN_AGENT="w1")
+
+    async def main():
+        params = StdioServerParameters(command=str(KANBAN), args=["mcp"], env=env)
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            listed = await session.list_tools()
+            assert {t.name for t in listed.tools} == TOOLS
+            claimed = await session.call_tool("kanban_claim", {"task_id": task})
+            assert not claimed.isError and claimed.structuredContent["claimed_by"] == "w1"
+            done = await session.call_tool("kanban_complete", {"task_id": task, "summary": "sdk"})
+            assert not done.isError and done.structuredContent["status"] == "done"
+    anyio.run(main)
+
+
+# -- one message never kills the session --------------------------------------------------------------
+
+def _nasty_messages():
+    """JSON-RPC shapes, types, sizes and nesting a client might send, on purpose or not."""
+    import random
+
+    rng = random.Random(20261201)
+    values = [None, True, False, 0, -1, 2**63, 10**40, 1.5, "", "x" * 70_000, "\u0000\u202e\ud7ff", [], {},
+              [1, [2, [3]]], {"a": {"b": {}}}, "kanban_show", "TASK-1", ["kanban_show"], {"name": "kanban_show"}]
+    raw = [b"", b"{", b"}", b"[", b"null", b"42", b'"str"', b"[]", b"{}", b"\xff\xfe\x00", b"[" * 200_000,
+           b"{\"a\":" * 100_000, b'{"jsonrpc":"2.0","id":NaN,"method":"ping"}',
+           b'{"jsonrpc":"2.0","id":Infinity,"method":"ping"}', b'{"jsonrpc":"2.0","id":-Infinity,"method":"ping"}',
+           b'{"jsonrpc":"2.0","id":1e999,"method":"ping"}', b'{"jsonrpc":"2.0","id":1,"method":"ping"' + b" " * 10,
+           b'{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"kanban_show","arguments":'
+           + b"[" * 5000 + b"]" * 5000 + b"}}",
+           b'{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"kanban_create","arguments":{"title":'
+           + b'"' + b"t" * 2_000_000 + b'"}}}']
+    messages = list(raw)
+    for _ in range(300):
+        message = {}
+        for key in ("jsonrpc", "id", "method", "params"):
+            if rng.random() < 0.8:
+                message[key] = rng.choice(values + {"jsonrpc": ["2.0", "1.0"], "method": [
+                    "tools/call", "tools/list", "initialize", "ping", "notifications/initialized", "resources/list",
+                    "no/such"]}.get(key, []) * 3)
+        if message.get("method") == "tools/call" and rng.random() < 0.7:
+            message["params"] = {"name": rng.choice(values + ["kanban_show", "kanban_create", "kanban_claim",
+                                                              "kanban_update_status"] * 3),
+                                 "arguments": rng.choice(values + [{"task_id": rng.choice(values)},
+                                                                   {"title": rng.choice(values)},
+                                                                   {"task_id": "TASK-1", "status": rng.choice(values)}])}
+        messages.append(json.dumps(message).encode("utf-8"))
+    return messages
+
+
+def test_no_message_kills_the_session_and_stdout_is_only_json_rpc(kb, mcp):
+    kb("create", "a task to show")
+    client = mcp("w1")
+    for number, message in enumerate(_nasty_messages()):
+        client.send(message)
+        probe = f"probe-{number}"
+        client.send({"jsonrpc": "2.0", "id": probe, "method": "ping"})
+        while True:  # the session lives on: its answers, then the probe's; each line one JSON-RPC message
+            answer = client.receive()
+            assert answer.get("jsonrpc") == "2.0" and ("result" in answer or "error" in answer), (number, answer)
+            if answer.get("id") == probe:
+                assert answer["result"] == {}
+                break
+    client.proc.stdin.close()
+    rest = client.proc.stdout.read()
+    for line in (client.buffer + rest).splitlines():
+        answer = json.loads(line)
+        assert answer["jsonrpc"] == "2.0" and ("result" in answer or "error" in answer)
+    assert client.proc.wait(timeout=60) == 0

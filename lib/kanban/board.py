@@ -1856,6 +1856,90 @@ class Board:
         answer = self._write(lambda: transfer.load(self.db, *parsed))
         return {"db": self.db.display(), **answer}
 
+    # -- access tokens (kanban mcp --http, the web board) ------------------------------------
+    # A token is "kbt_<id>_<secret>": the id finds the row, the secret's SHA-256 is compared
+    # in constant time with the stored hash.  The secret itself is shown once, by token_add,
+    # and is never stored or logged.
+
+    TOKEN_PREFIX = "kbt_"
+
+    def _token_gate(self, actor):
+        """On a team board only its operators manage tokens (a token acts as its agent)."""
+        team = self._team()
+        if not team:
+            return
+        self._check_writer(team, actor)
+        if actor in team.get("members", {}):
+            raise KanbanError("forbidden", f"only an operator of team {team.get('name')} manages access tokens "
+                              f"(add {actor} under `operators:` in {team.get('manifest') or 'the team manifest'})",
+                              agent=actor, key="operators")
+
+    @staticmethod
+    def _token_dict(r):
+        return {"id": r["id"], "agent": r["agent"], "created_at": clock.iso(r["created_at"]),
+                "created_by": r["created_by"], "revoked_at": clock.iso(r["revoked_at"]) if r["revoked_at"] else None,
+                "active": r["revoked_at"] is None}
+
+    def token_add(self, agent, *, actor=None):
+        """A new bearer token for `agent`: {"id", "agent", "token", ...}; the token is shown only here."""
+        import hashlib
+        import secrets
+
+        agent = self._agent(agent)
+        actor = self._actor(actor)
+        secret = secrets.token_urlsafe(32)
+
+        def apply():
+            self._token_gate(actor)
+            token_id = self.db.scalar(
+                "INSERT INTO access_tokens(agent, hash, created_at, created_by) VALUES (?, ?, ?, ?) RETURNING id",
+                (agent, hashlib.sha256(secret.encode("ascii")).hexdigest(), self.now, str(actor)))
+            row = self.db.rows("SELECT * FROM access_tokens WHERE id = ?", (token_id,))[0]
+            return dict(self._token_dict(row), token=f"{self.TOKEN_PREFIX}{token_id}_{secret}")
+        return self._write(apply)
+
+    def token_list(self):
+        """Every token (never a secret): {"tokens": [...]}."""
+        def fetch():
+            rows = self.db.rows("SELECT * FROM access_tokens ORDER BY id")
+            return {"tokens": [self._token_dict(r) for r in rows]}
+        return self._read(fetch)
+
+    def token_revoke(self, token_id, *, actor=None):
+        """Revoke a token by its id (revoking twice is the same as once)."""
+        token_id = parse_int(token_id, "token id", minimum=1)
+        actor = self._actor(actor)
+
+        def apply():
+            self._token_gate(actor)
+            rows = self.db.rows("SELECT * FROM access_tokens WHERE id = ?", (token_id,))
+            if not rows:
+                raise not_found(f"no access token {token_id} (see 'kanban mcp token list')", token=token_id)
+            if rows[0]["revoked_at"] is None:
+                self.db.execute("UPDATE access_tokens SET revoked_at = ? WHERE id = ?", (self.now, token_id))
+            return self._token_dict(self.db.rows("SELECT * FROM access_tokens WHERE id = ?", (token_id,))[0])
+        return self._write(apply)
+
+    def token_check(self, token):
+        """The agent a bearer token acts as, or None (malformed, unknown, revoked)."""
+        import hashlib
+        import hmac
+
+        text = str(token or "")
+        body = text[len(self.TOKEN_PREFIX):] if text.startswith(self.TOKEN_PREFIX) else ""
+        number, _, secret = body.partition("_")
+        given = hashlib.sha256(secret.encode("utf-8", "replace")).hexdigest()
+        row = None
+        if number.isascii() and number.isdigit() and len(number) < 19 and secret:
+            found = self._read(lambda: self.db.rows(
+                "SELECT agent, hash, revoked_at FROM access_tokens WHERE id = ?", (int(number),)))
+            row = found[0] if found else None
+        stored = row["hash"] if row is not None else "0" * 64
+        matches = hmac.compare_digest(given, stored)  # constant time, whatever matched before
+        if row is None or not matches or row["revoked_at"] is not None:
+            return None
+        return row["agent"]
+
     # -- who is calling -------------------------------------------------------------------
 
     @staticmethod

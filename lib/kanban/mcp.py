@@ -1,40 +1,51 @@
-"""`kanban mcp`: the seed's kanban_* tools over the Model Context Protocol (stdio).
+"""`kanban mcp`: the team board's kanban_* tools over the Model Context Protocol.
 
-JSON-RPC 2.0, one message a line on stdin and stdout (MCP's stdio transport),
-written by hand: initialize, ping, tools/list, tools/call and the notifications a
-client sends.  Every tool calls the same Board operation as its CLI verb and
-answers with the same JSON, as text content (and as structuredContent when it is
-an object); a refused call is a tool result with isError and the JSON error the
-CLI would print on stderr.  Nothing but JSON-RPC is ever written to stdout.
+This module is the tools themselves, with no protocol in it: their definitions
+(input schemas, annotations, and output schemas taken from schemas/), the toolset
+each caller sees, and a Session that runs a call on the Board API and answers with
+the same JSON as the tool's CLI verb.  The protocol (JSON-RPC, initialize, protocol
+versions, the stdio and Streamable HTTP transports) is the official `mcp` package's,
+driven from mcp_server.py, which only `kanban mcp` imports: nothing of the SDK is
+loaded on the plumbing path.
 
-The caller is one agent: --agent or KANBAN_AGENT.  Lease tokens come from the
-call's `token`, else from this session's own kanban_claim, else from
-KANBAN_LEASE_TOKEN when the task is KANBAN_TASK_ID (what `kanban team` sets for
-the member it starts), so an agent rarely has to carry one.
+The caller is one agent: --agent or KANBAN_AGENT on stdio, the owner of the bearer
+token over HTTP.  Lease tokens come from the call's `token`, else from this
+session's own kanban_claim, else from KANBAN_LEASE_TOKEN when the task is
+KANBAN_TASK_ID (what `kanban team` sets for the member it starts), so an agent
+rarely has to carry one.
+
+Toolsets follow the caller's role on a team board: the coordinator's planning tools
+(kanban_create_goal, kanban_create, kanban_assign, kanban_cancel), every member's
+participation tools (the seed's eight, plus kanban_claim), and the review tools
+(kanban_approve, kanban_reject) for members, who review each other's work; a
+member's `tools:` in the manifest narrows its list.  Off a team board, and for its
+operators, every tool is listed; an outsider sees only the reading tools.
 """
-import json
 import os
-import sys
 
 from .errors import KanbanError, invalid
 
-PROTOCOL_VERSIONS = ("2025-06-18", "2025-03-26", "2024-11-05")
 STATUSES = ("todo", "in_progress", "in_review", "blocked", "done", "cancelled")
-
-# JSON-RPC error codes
-PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = (
-    -32700, -32600, -32601, -32602, -32603)
+SCHEMAS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "schemas")
 
 _ID = {"type": "string", "description": "A task id, e.g. TASK-12."}
 _TOKEN = {"type": "integer", "minimum": 1,
           "description": "The lease token of your claim. Optional: defaults to the token of this session's "
                          "kanban_claim, or KANBAN_LEASE_TOKEN for the task the dispatcher gave you."}
 
+# what a tool does to the board, for clients that ask before calling (MCP tool annotations)
+READS = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
+ADDS = {"readOnlyHint": False, "destructiveHint": False, "idempotentHint": False, "openWorldHint": False}
+SETS = {"readOnlyHint": False, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
+ENDS = {"readOnlyHint": False, "destructiveHint": True, "idempotentHint": False, "openWorldHint": False}
 
-def _tool(name, description, properties, required=()):
+
+def _tool(name, description, properties, required=(), *, annotations=ADDS, output=None):
     return {"name": name, "description": description,
             "inputSchema": {"type": "object", "properties": properties, "required": list(required),
-                            "additionalProperties": False}}
+                            "additionalProperties": False},
+            "annotations": dict(annotations, title=name.replace("kanban_", "").replace("_", " ")),
+            "output": output}
 
 
 TOOLS = [
@@ -44,7 +55,7 @@ TOOLS = [
           {"title": {"type": "string", "minLength": 1}, "body": {"type": "string"},
            "priority": {"type": "integer"}, "project": {"type": "string"},
            "key": {"type": "string", "description": "Idempotency key: the same key again returns the first goal."}},
-          ["title"]),
+          ["title"], output="kanban-create.schema.json"),
     _tool("kanban_create",
           "Create a task, usually with an assignee and parents. A parent that is a goal becomes the task's "
           "goal; other parents become dependencies (the task waits until they are done). "
@@ -59,65 +70,185 @@ TOOLS = [
            "not_before": {"type": "string", "description": "ISO-8601, epoch seconds or +10m."},
            "max_attempts": {"type": "integer", "minimum": 1},
            "key": {"type": "string", "description": "Idempotency key: the same key again returns the first task."}},
-          ["title"]),
+          ["title"], output="kanban-create.schema.json"),
     _tool("kanban_show",
           "One task with its comments, runs, recent events and why it is not ready. Same JSON as `kanban show`.",
-          {"task_id": _ID}, ["task_id"]),
+          {"task_id": _ID}, ["task_id"], annotations=READS, output="kanban-show.schema.json"),
     _tool("kanban_list",
           "List tasks, best first. parent_id: the tasks of that goal (or the tasks waiting on that task). "
           "Same JSON as `kanban list`.",
           {"parent_id": _ID, "status": {"type": "string", "description": "A status, or several with commas."},
            "assignee": {"type": "string"}, "project": {"type": "string"},
            "ready": {"type": "boolean", "description": "Only tasks that can be claimed now."},
-           "limit": {"type": "integer", "minimum": 1}}),
+           "limit": {"type": "integer", "minimum": 1}}, annotations=READS, output="kanban-list.schema.json"),
     _tool("kanban_comment", "Add a comment to a task (any team member may). Same JSON as `kanban comment`.",
-          {"task_id": _ID, "body": {"type": "string", "minLength": 1}}, ["task_id", "body"]),
+          {"task_id": _ID, "body": {"type": "string", "minLength": 1}}, ["task_id", "body"],
+          output="kanban-comment.schema.json"),
     _tool("kanban_update_status",
-          "Move a task to a status: in_progress (claim it), done or in_review (complete it), blocked "
-          "(needs reason), todo (unblock, release your claim, or reopen), cancelled. "
-          "Answers with the JSON of the verb it ran.",
+          "Move a task to a status: in_progress (claim it), done or in_review (complete it; done on a task "
+          "you claimed for review approves it), blocked (needs reason), todo (unblock, release your claim, "
+          "reject a review you hold, or reopen), cancelled. Answers with the JSON of the verb it ran.",
           {"task_id": _ID, "status": {"enum": list(STATUSES)}, "reason": {"type": "string"},
-           "summary": {"type": "string"}, "token": _TOKEN}, ["task_id", "status"]),
+           "summary": {"type": "string"}, "token": _TOKEN}, ["task_id", "status"], annotations=ENDS,
+          output="task.schema.json"),
     _tool("kanban_complete",
           "Finish your task with a one-line summary: done, or in_review when it asks for review. "
           "Same JSON as `kanban complete`.",
           {"task_id": _ID, "summary": {"type": "string"}, "review": {"type": "boolean"}, "token": _TOKEN},
-          ["task_id"]),
+          ["task_id"], output="kanban-complete.schema.json"),
     _tool("kanban_block", "Stop work on a task and say why; it shows as blocked on the board. "
           "Same JSON as `kanban block`.",
-          {"task_id": _ID, "reason": {"type": "string", "minLength": 1}, "token": _TOKEN}, ["task_id", "reason"]),
+          {"task_id": _ID, "reason": {"type": "string", "minLength": 1}, "token": _TOKEN}, ["task_id", "reason"],
+          output="kanban-block.schema.json"),
     _tool("kanban_unblock", "Put a blocked task back to todo. Same JSON as `kanban unblock`.",
-          {"task_id": _ID, "reason": {"type": "string"}}, ["task_id"]),
+          {"task_id": _ID, "reason": {"type": "string"}}, ["task_id"], annotations=SETS,
+          output="kanban-unblock.schema.json"),
     _tool("kanban_heartbeat",
-          "Say you are still working on a task: renews its lease and its run's heartbeat. Call it at least "
-          "every minute on long work. Same JSON as `kanban heartbeat`.",
-          {"task_id": _ID, "token": _TOKEN}, ["task_id"]),
+          "Say you are still working on a task (or still judging a review you claimed): renews its lease and "
+          "its run's heartbeat. Call it at least every minute on long work. Same JSON as `kanban heartbeat`.",
+          {"task_id": _ID, "token": _TOKEN}, ["task_id"], annotations=SETS, output="kanban-lease.schema.json"),
     _tool("kanban_claim",
           "Claim a task to work on it: the named one, or the best ready task you may take. Answers {} when "
           "there is nothing to do. Same JSON as `kanban claim` (with lease_token).",
           {"task_id": _ID, "role": {"type": "string"}, "project": {"type": "string"},
            "lease": {"type": "string", "description": "Lease length, e.g. 15m."},
            "for_review": {"type": "boolean", "description": "Claim a task in review to judge it "
-                                                            "(as `kanban claim --for-review`)."}}),
+                                                            "(as `kanban claim --for-review`)."}},
+          output="kanban-claim.schema.json"),
+    _tool("kanban_approve",
+          "Approve a task in review: it is done. You must not have worked on it. Claiming it first with "
+          "kanban_claim {for_review: true} holds it while you judge (optional). Same JSON as `kanban approve`.",
+          {"task_id": _ID, "comment": {"type": "string", "description": "A note kept as a comment."},
+           "token": _TOKEN}, ["task_id"], output="kanban-approve.schema.json"),
+    _tool("kanban_reject",
+          "Reject a task in review with the reason: it goes back to todo for its worker. "
+          "Same JSON as `kanban reject`.",
+          {"task_id": _ID, "reason": {"type": "string", "minLength": 1}, "token": _TOKEN}, ["task_id", "reason"],
+          annotations=ENDS, output="kanban-reject.schema.json"),
+    _tool("kanban_assign",
+          "Give a task to a member (the only agent who may claim it). Same JSON as `kanban set --assignee`.",
+          {"task_id": _ID, "assignee": {"type": "string", "minLength": 1}}, ["task_id", "assignee"],
+          annotations=SETS, output="kanban-set.schema.json"),
+    _tool("kanban_cancel",
+          "Cancel a task that will not be done, with the reason. Same JSON as `kanban cancel`.",
+          {"task_id": _ID, "reason": {"type": "string"}}, ["task_id"], annotations=ENDS,
+          output="kanban-cancel.schema.json"),
 ]
+TOOL_NAMES = [t["name"] for t in TOOLS]
+PLANNING = ("kanban_create_goal", "kanban_create", "kanban_assign", "kanban_cancel")
+PARTICIPATION = ("kanban_show", "kanban_list", "kanban_comment", "kanban_update_status", "kanban_complete",
+                 "kanban_block", "kanban_unblock", "kanban_heartbeat", "kanban_claim")
+REVIEW = ("kanban_approve", "kanban_reject")
+READING = ("kanban_show", "kanban_list")
 
 
-class Server:
-    """One MCP session for one agent."""
+def toolset(team, agent):
+    """The names of the tools `agent` is offered on a board whose team is `team` (None: no team)."""
+    if not team:
+        return list(TOOL_NAMES)
+    members = team.get("members", {})
+    if agent not in members:
+        runs_it = agent in team.get("operators", ()) or agent == team.get("dispatcher")
+        return list(TOOL_NAMES) if runs_it else [n for n in TOOL_NAMES if n in READING]
+    wanted = set(PARTICIPATION) | set(REVIEW)
+    if members[agent] == "coordinator" or team.get("dispatch_mode") == "direct":
+        wanted |= set(PLANNING)
+    narrowed = (team.get("tools") or {}).get(agent)
+    if narrowed is not None:
+        wanted &= set(narrowed)
+    return [n for n in TOOL_NAMES if n in wanted]
 
-    def __init__(self, agent=None, role=None, lease=None):
+
+_OUTPUT_SCHEMAS = {}
+
+
+def output_schema(name):
+    """The published schema `name`, self-contained (the schema files it refers to copied
+    under its $defs) and an object at the top, as MCP's outputSchema must be."""
+    if name not in _OUTPUT_SCHEMAS:
+        defs = {}
+        root = _bundle(name, defs, None)
+        root.pop("$id", None)
+        if defs:
+            root.setdefault("$defs", {}).update(defs)
+        root["type"] = "object"
+        _OUTPUT_SCHEMAS[name] = root
+    return _OUTPUT_SCHEMAS[name]
+
+
+def _bundle(name, defs, key):
+    """Schema file `name` with its $refs rewritten for the bundle; `key` is where it
+    sits under the top's $defs (None for the top itself)."""
+    import json
+
+    with open(os.path.join(SCHEMAS, name), encoding="utf-8") as handle:
+        schema = json.load(handle)
+    here = "#" if key is None else f"#/$defs/{key}"
+
+    def walk(node):
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for field, value in node.items():
+            if field == "$ref" and isinstance(value, str):
+                out[field] = _rewrite(value, here, defs)
+            elif field in ("$id", "$schema") and key is not None:
+                continue
+            else:
+                out[field] = walk(value)
+        return out
+
+    return walk(schema)
+
+
+def _rewrite(ref, here, defs):
+    target, _, fragment = ref.partition("#")
+    if not target:  # within the same file
+        return here + fragment if here != "#" else ref
+    key = target.replace(".schema.json", "").replace(".", "_")
+    if key not in defs:
+        defs[key] = {}  # reserved: a file referring back is not copied twice
+        defs[key] = _bundle(target, defs, key)
+    return f"#/$defs/{key}{fragment}"
+
+
+def listed(names):
+    """The tools/list entries for these names, as MCP spells them."""
+    out = []
+    for tool in TOOLS:
+        if tool["name"] in names:
+            entry = {k: v for k, v in tool.items() if k != "output"}
+            if tool["output"]:
+                entry["outputSchema"] = output_schema(tool["output"])
+            out.append(entry)
+    return out
+
+
+class UnknownTool(Exception):
+    """A tools/call for a tool this server does not have (a protocol error, not a tool error)."""
+
+
+class Session:
+    """One agent's MCP session: its tool calls on the board, and the lease tokens of its claims."""
+
+    def __init__(self, agent=None, role=None, lease=None, boards=None, env_tokens=True):
         self.agent = agent
+        self.env_tokens = env_tokens  # a remote agent over HTTP never gets this process's environment
         self.role = role
         self.lease = lease
         self.tokens = {}  # task id -> token of a claim made in this session
+        self._boards = boards  # where a board comes from (one per thread over HTTP); else one of its own
         self._board = None
-        self.protocol = PROTOCOL_VERSIONS[0]
-        self.handlers = {tool["name"]: getattr(self, tool["name"]) for tool in TOOLS}
+        self.handlers = {name: getattr(self, name) for name in TOOL_NAMES}
 
     # -- the board and the caller -------------------------------------------------------
 
     @property
     def board(self):
+        if self._boards is not None:
+            return self._boards()
         if self._board is None:
             from .board import Board
 
@@ -127,6 +258,41 @@ class Server:
     def close(self):
         if self._board is not None:
             self._board.close()
+            self._board = None
+
+    def team(self):
+        try:
+            return self.board.team()
+        except KanbanError:
+            return None  # no board yet: every tool is listed, and each call says why it fails
+
+    def tool_names(self):
+        return toolset(self.team(), self.agent)
+
+    def tools(self):
+        return listed(self.tool_names())
+
+    def call(self, name, args):
+        """(the JSON document, is it an error?); UnknownTool for a name no tool has."""
+        if not isinstance(name, str) or name not in self.handlers:
+            raise UnknownTool(f"Unknown tool: {name!r}" if not isinstance(name, str) else f"Unknown tool: {name}")
+        args = {} if args is None else args
+        try:
+            if not isinstance(args, dict):
+                raise invalid("arguments must be an object")
+            offered = self.tool_names()
+            if name not in offered:
+                who = self.agent or "a caller with no agent"
+                raise KanbanError("forbidden", f"{name} is not in {who}'s toolset on this team board "
+                                  f"(it has: {', '.join(offered)})", tool=name, agent=self.agent)
+            check_arguments(name, args)
+            return self.handlers[name](args), False
+        except KanbanError as exc:
+            return exc.to_dict(), True
+        except RecursionError:
+            return KanbanError("invalid", f"{name}: arguments nested too deeply").to_dict(), True
+        except Exception as exc:  # noqa: BLE001 - a bug: a tool error in JSON, never a dead server
+            return KanbanError("internal", f"internal error: {type(exc).__name__}: {exc}").to_dict(), True
 
     def token(self, args, task_id):
         from .board import parse_id, task_ref
@@ -137,7 +303,7 @@ class Server:
         if ref in self.tokens:
             return self.tokens[ref]
         env_task, env_token = os.environ.get("KANBAN_TASK_ID"), os.environ.get("KANBAN_LEASE_TOKEN")
-        if env_task and env_token:
+        if self.env_tokens and env_task and env_token:
             try:
                 if task_ref(parse_id(env_task)) == ref:
                     return env_token
@@ -183,8 +349,19 @@ class Server:
     def kanban_comment(self, args):
         return self.board.comment(args["task_id"], args["body"], actor=self.agent)
 
+    def _my_review(self, task):
+        """The task's row when this agent holds it for review (a review lease, not a work lease)."""
+        shown = self.board.show(task, events=0)
+        if shown["status"] == "in_review" and shown["claimed_by"] == self.agent and self.agent:
+            return shown
+        return None
+
     def kanban_complete(self, args):
         task = args["task_id"]
+        if self._my_review(task):
+            raise KanbanError("conflict", f"{task} is in review and you hold it as its reviewer: finish the review "
+                              "with kanban_approve or kanban_reject (kanban_complete is for the worker)",
+                              task=task, status="in_review")
         return self.board.complete(task, self.token(args, task), summary=args.get("summary"),
                                    review=bool(args.get("review", False)), agent=self.agent)
 
@@ -198,12 +375,9 @@ class Server:
     def kanban_heartbeat(self, args):
         task = args["task_id"]
         token = self.token(args, task)
-        try:
-            return self.board.run_heartbeat(task, agent=self.agent, token=token)
-        except KanbanError as exc:
-            if exc.extra.get("status") != "in_review":
-                raise
+        if self._my_review(task):
             return self.board.renew(task, token, agent=self.agent)  # a reviewer's lease: no run
+        return self.board.run_heartbeat(task, agent=self.agent, token=token)
 
     def kanban_claim(self, args):
         if args.get("for_review"):
@@ -215,8 +389,36 @@ class Server:
             self.tokens[answer["id"]] = answer["lease_token"]
         return answer
 
+    def _review_token(self, args, task):
+        """The review lease to judge under: the call's, else this session's claim (None: no claim)."""
+        if args.get("token") is not None:
+            return args["token"]
+        return self.tokens.get(task) if self._my_review(task) else None
+
+    def kanban_approve(self, args):
+        task = args["task_id"]
+        return self.board.approve(task, agent=self.agent, token=self._review_token(args, task),
+                                  comment=args.get("comment"))
+
+    def kanban_reject(self, args):
+        task = args["task_id"]
+        return self.board.reject(task, args["reason"], agent=self.agent, token=self._review_token(args, task))
+
+    def kanban_assign(self, args):
+        return self.board.set(args["task_id"], assignee=args["assignee"], actor=self.agent)
+
+    def kanban_cancel(self, args):
+        return self.board.cancel(args["task_id"], reason=args.get("reason"), actor=self.agent)
+
     def kanban_update_status(self, args):
         task, status = args["task_id"], args["status"]
+        review = self._my_review(task)
+        if review and status == "done":
+            return self.kanban_approve({"task_id": task, "token": args.get("token"), "comment": args.get("summary")})
+        if review and status == "todo":
+            if not args.get("reason"):
+                raise invalid("a reason is required to send a review back (status todo rejects it)")
+            return self.kanban_reject(args)
         if status == "in_progress":
             return self.kanban_claim({"task_id": task})
         if status in ("done", "in_review"):
@@ -236,123 +438,11 @@ class Server:
             return self.board.reopen(task, actor=self.agent)
         return self.board.show(task, events=0)
 
-    # -- JSON-RPC -----------------------------------------------------------------------------
-
-    def call_tool(self, params):
-        name = params.get("name")
-        if name not in self.handlers:
-            raise RpcError(INVALID_PARAMS, f"Unknown tool: {name}")
-        args = params.get("arguments")
-        args = {} if args is None else args
-        try:
-            if not isinstance(args, dict):
-                raise invalid("arguments must be an object")
-            _check_arguments(name, args)
-            answer = self.handlers[name](args)
-        except KanbanError as exc:
-            return _content(exc.to_dict(), True)
-        except Exception as exc:  # noqa: BLE001 - a bug: a tool error in JSON, never a dead server
-            error = KanbanError("internal", f"internal error: {type(exc).__name__}: {exc}")
-            return _content(error.to_dict(), True)
-        return _content(answer, False)
-
-    def handle(self, message):
-        """One JSON-RPC message -> the response, or None for a notification."""
-        if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or not isinstance(
-                message.get("method"), str):
-            return _error(message.get("id") if isinstance(message, dict) else None, INVALID_REQUEST,
-                          "Invalid Request: expected a JSON-RPC 2.0 request")
-        is_request = "id" in message
-        method, params = message["method"], message.get("params") or {}
-        try:
-            if not isinstance(params, dict):
-                raise RpcError(INVALID_PARAMS, "params must be an object")
-            if method == "initialize":
-                result = self.initialize(params)
-            elif method == "ping":
-                result = {}
-            elif method == "tools/list":
-                result = {"tools": TOOLS}
-            elif method == "tools/call":
-                result = self.call_tool(params)
-            elif method.startswith("notifications/"):
-                return None
-            else:
-                raise RpcError(METHOD_NOT_FOUND, f"Method not found: {method}")
-        except RpcError as exc:
-            return _error(message.get("id"), exc.code, exc.message) if is_request else None
-        if not is_request:
-            return None
-        return {"jsonrpc": "2.0", "id": message["id"], "result": result}
-
-    def initialize(self, params):
-        asked = params.get("protocolVersion")
-        self.protocol = asked if asked in PROTOCOL_VERSIONS else PROTOCOL_VERSIONS[0]
-        from . import __version__
-
-        who = self.agent or "(no agent: set KANBAN_AGENT or --agent to claim and complete)"
-        return {
-            "protocolVersion": self.protocol,
-            "capabilities": {"tools": {"listChanged": False}},
-            "serverInfo": {"name": "kanban", "title": "kanban board", "version": __version__},
-            "instructions": (
-                f"A shared kanban board. You are {who}. Work on the tasks assigned to you: finish with "
-                "kanban_complete and a one-line summary, call kanban_block with the reason when stuck, and "
-                "kanban_heartbeat at least every minute on long work. Every tool answers with the board's JSON."),
-        }
-
-    def serve(self, stdin, stdout):
-        """Read messages until end of input; answer each on one line."""
-        while True:
-            line = stdin.readline()
-            if not line:
-                return
-            if not line.strip():
-                continue
-            try:
-                message = json.loads(line)
-            except ValueError as exc:
-                _write(stdout, _error(None, PARSE_ERROR, f"Parse error: {exc}"))
-                continue
-            if isinstance(message, list):  # a batch (protocol 2025-03-26)
-                answers = [a for a in (self.handle(m) for m in message) if a is not None]
-                if not message:
-                    answers = _error(None, INVALID_REQUEST, "Invalid Request: empty batch")
-                if answers:
-                    _write(stdout, answers)
-                continue
-            answer = self.handle(message)
-            if answer is not None:
-                _write(stdout, answer)
-
-
-class RpcError(Exception):
-    def __init__(self, code, message):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def _error(request_id, code, message):
-    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
-
-
-def _content(document, is_error):
-    result = {"content": [{"type": "text", "text": json.dumps(document, ensure_ascii=False)}], "isError": is_error}
-    if isinstance(document, dict):
-        result["structuredContent"] = document
-    return result
-
-
-def _write(stdout, document):
-    stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
-    stdout.flush()
-
 
 _VALIDATORS = {}
 
 
-def _check_arguments(name, args):
+def check_arguments(name, args):
     """The tool's inputSchema, enforced: `invalid` naming the argument."""
     from jsonschema import Draft202012Validator
 
@@ -369,18 +459,37 @@ def _check_arguments(name, args):
 # -- the porcelain ----------------------------------------------------------------------------
 
 def mcp(args):
-    """porcelain/kanban-mcp: serve MCP on stdin/stdout until end of input."""
+    """porcelain/kanban-mcp: serve MCP on stdio or Streamable HTTP; manage HTTP tokens."""
     from .cli import emit, env_or
 
     if args["--list-tools"]:
-        emit({"tools": TOOLS})
+        emit({"tools": listed(TOOL_NAMES)})
         return 0
-    for stream in (sys.stdin, sys.stdout):
-        stream.reconfigure(encoding="utf-8", errors="replace", newline="\n" if stream is sys.stdout else None)
-    server = Server(agent=env_or(args, "--agent", "KANBAN_AGENT"), role=env_or(args, "--role", "KANBAN_ROLE"),
-                    lease=env_or(args, "--lease", "KANBAN_LEASE"))
-    try:
-        server.serve(sys.stdin, sys.stdout)
-    finally:
-        server.close()
+    if args["token"]:
+        return token_command(args)
+    from .extras import require
+
+    require("mcp", "mcp", "kanban mcp")
+    from . import mcp_server
+
+    lease = env_or(args, "--lease", "KANBAN_LEASE")
+    if args["--http"]:
+        return mcp_server.serve_http(args["--http"], lease=lease)
+    return mcp_server.serve_stdio(Session(agent=env_or(args, "--agent", "KANBAN_AGENT"),
+                                          role=env_or(args, "--role", "KANBAN_ROLE"), lease=lease))
+
+
+def token_command(args):
+    """kanban mcp token add AGENT | list | revoke ID."""
+    from .board import Board
+    from .cli import emit, env_or
+
+    actor = env_or(args, "--agent", "KANBAN_AGENT")
+    with Board() as board:
+        if args["add"]:
+            emit(board.token_add(args["AGENT"], actor=actor))
+        elif args["list"]:
+            emit(board.token_list())
+        else:
+            emit(board.token_revoke(args["ID"], actor=actor))
     return 0

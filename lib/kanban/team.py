@@ -93,6 +93,7 @@ class Team:
         return {"name": self.name, "dispatch_mode": self.dispatch_mode, "coordinator": self.coordinator,
                 "members": {m["personality"]: m["role"] for m in self.members},
                 "operators": self.operators, "dispatcher": f"dispatcher@{self.name}",
+                "tools": {m["personality"]: m["tools"] for m in self.members if "tools" in m},
                 "manifest": os.path.abspath(self.source)}
 
     def describe(self):

@@ -190,6 +190,18 @@ MIGRATIONS = [
         updated_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 6: bearer tokens for `kanban mcp --http` (and the web board): only a hash of each secret is kept
+    """
+    CREATE TABLE access_tokens(
+        id         INTEGER PRIMARY KEY,
+        agent      TEXT NOT NULL,
+        hash       TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        created_by TEXT,
+        revoked_at INTEGER
+    );
+    CREATE INDEX access_tokens_agent ON access_tokens(agent);
+    """,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
