@@ -94,7 +94,7 @@ YAML
 
 @test "kanban mcp answers initialize and tools/call over stdio" {
   output=$(printf '%s\n' \
-    '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}' \
+    '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bats","version":"1"}}}' \
     '{"jsonrpc":"2.0","method":"notifications/initialized"}' \
     '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"kanban_create_goal","arguments":{"title":"G"}}}' \
     | KANBAN_AGENT=lead kanban mcp)

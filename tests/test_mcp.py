@@ -462,9 +462,9 @@ def _nasty_messages():
         if message.get("method") == "tools/call" and rng.random() < 0.7:
             message["params"] = {"name": rng.choice(values + ["kanban_show", "kanban_create", "kanban_claim",
                                                               "kanban_update_status"] * 3),
-                                 "arguments": rng.choice(values + [{"task_id": rng.choice(values)},
-                                                                   {"title": rng.choice(values)},
-                                                                   {"task_id": "TASK-1", "status": rng.choice(values)}])}
+                                 "arguments": rng.choice(values + [
+                                     {"task_id": rng.choice(values)}, {"title": rng.choice(values)},
+                                     {"task_id": "TASK-1", "status": rng.choice(values)}])}
         messages.append(json.dumps(message).encode("utf-8"))
     return messages
 

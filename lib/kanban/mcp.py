@@ -26,7 +26,6 @@ import os
 from .errors import KanbanError, invalid
 
 STATUSES = ("todo", "in_progress", "in_review", "blocked", "done", "cancelled")
-SCHEMAS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "schemas")
 
 _ID = {"type": "string", "description": "A task id, e.g. TASK-12."}
 _TOKEN = {"type": "integer", "minimum": 1,
@@ -181,7 +180,9 @@ def _bundle(name, defs, key):
     sits under the top's $defs (None for the top itself)."""
     import json
 
-    with open(os.path.join(SCHEMAS, name), encoding="utf-8") as handle:
+    from .paths import schema as schema_file
+
+    with open(schema_file(name), encoding="utf-8") as handle:
         schema = json.load(handle)
     here = "#" if key is None else f"#/$defs/{key}"
 
