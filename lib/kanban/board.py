@@ -1726,6 +1726,10 @@ class Board:
                 for limit in self.limit_list()["limits"]
                 if limit["role"] is None and limit["project"] is None and limit["agent"] is None}
 
+    def latest_cursor(self):
+        """The cursor of the newest event: `event list --since` it answers only what comes next."""
+        return self._read(lambda: str(self.db.scalar("SELECT coalesce(max(id), 0) FROM events")))
+
     def flow_history(self):
         """What the flow charts are drawn from, in one read: the tasks (their role, project,
         goal and times), every state-change event oldest first, and the WIP limits

@@ -1,0 +1,79 @@
+"""`kanban serve`: run the web board (lib/kanban/web) under uvicorn.
+
+The web stack is the `web` extra, imported here only.  Bound to a loopback address
+(the default) the board answers this machine; bound to anything else it needs the
+board's access tokens (`kanban mcp token add AGENT`) on every request, and refuses
+to start on a board that cannot check them.
+"""
+import os
+import sys
+
+from .board import Board, login_name, parse_int
+from .errors import KanbanError, usage
+
+
+def serve(args):
+    from .extras import require
+
+    uvicorn = require("uvicorn", "web", "kanban serve")
+    require("starlette", "web", "kanban serve")
+    require("jinja2", "web", "kanban serve")
+    from .web import guard
+    from .web.app import create_app
+
+    host = args["--bind"] or "127.0.0.1"
+    port = parse_int(args["--port"] or "8765", "--port", minimum=0)
+    if port > 65535:
+        raise KanbanError("invalid", f"bad --port {port}: 0 to 65535")
+    with Board() as board:  # the board must exist before anything listens
+        location = board.path
+        loopback = guard.is_loopback(host)
+        token_check = None
+        if not loopback:
+            if not hasattr(board, "token_check"):
+                raise usage(f"--bind {host} is not a loopback address, and this board cannot check access "
+                            "tokens: bind 127.0.0.1")
+            token_check = _checker(location)
+    hosts = None
+    if loopback:
+        hosts = {"localhost", "127.0.0.1", "[::1]", "::1", host.lower(),
+                 f"[{host.lower()}]" if ":" in host else host.lower()}
+    actor = os.environ.get("KANBAN_AGENT") or login_name()
+    app = create_app(location, write=bool(args["--write"]), token_check=token_check, hosts=hosts, actor=actor)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    _announce(server, host)
+    try:
+        server.run()
+    except OSError as exc:
+        raise KanbanError("usage", f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return 0
+
+
+def _checker(location):
+    import threading
+
+    local = threading.local()
+
+    def check(token):
+        if getattr(local, "board", None) is None:
+            local.board = Board(location)
+        return local.board.token_check(token)
+    return check
+
+
+def _announce(server, host):
+    """Print the board's address once uvicorn listens (the port may have been 0)."""
+    startup = server.startup
+
+    async def started(sockets=None):
+        await startup(sockets=sockets)
+        for listener in server.servers:
+            for sock in listener.sockets:
+                port = sock.getsockname()[1]
+                shown = f"[{host}]" if ":" in host else host
+                sys.stdout.write(f"kanban serve: http://{shown}:{port}/\n")
+                sys.stdout.flush()
+                return
+    server.startup = started

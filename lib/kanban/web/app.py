@@ -1,0 +1,224 @@
+"""The web board's routes.  Every page is made from Board calls, as the CLI's answers are.
+
+    GET  /              the board: goals with progress, a column per status, filters
+    GET  /columns       the same board's goals and columns only (what a live page refetches)
+    GET  /task/ID       a task with its whole history from the event log
+    GET  /charts        cumulative flow, burndown per goal, cycle and lead time, throughput
+    GET  /events        Server-Sent Events: `change` whenever the event log moves
+    POST /move          with --write: Board.move, the CLI's `kanban move` (CSRF token required)
+    GET  /static/...    the page's own CSS and JavaScript
+"""
+import asyncio
+import contextlib
+import os
+import secrets
+import threading
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+from starlette.applications import Starlette
+from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .. import boardview, charts, clock, flow
+from ..board import CLOSED, STATUSES, Board
+from ..errors import KanbanError
+from . import guard
+from .live import Hub
+
+HERE = Path(__file__).resolve().parent
+FILTERS = ("project", "role", "agent", "goal")
+OPEN_CAP, CLOSED_CAP = 200, 30  # cards drawn per column; the count says how many there are
+HTTP_STATUS = {"usage": 400, "invalid": 400, "not_found": 404, "conflict": 409, "lease_lost": 409,
+               "forbidden": 403, "cycle": 409, "busy": 503, "hook_rejected": 409, "db_error": 500, "internal": 500}
+TITLES = {status: status.replace("_", " ").upper() for status in STATUSES}
+
+
+def create_app(location, *, write=False, token_check=None, hosts=None, actor=None):
+    """The ASGI application for the board at `location`.
+
+    write: people may move cards.  token_check: token -> agent (None: no token needed).
+    hosts: the Host names accepted (None: any).  actor: who moves cards without a token."""
+    local = threading.local()
+
+    def open_board():
+        return Board(location)
+
+    def board():
+        if getattr(local, "board", None) is None:
+            local.board = open_board()
+        return local.board
+
+    hub = Hub(open_board)
+    csrf = secrets.token_urlsafe(32)
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.globals.update(titles=TITLES, write=write, csrf=csrf if write else "", static=_static_version())
+    env.filters["when"] = lambda stamp: (stamp or "").replace("T", " ").rstrip("Z")[:19]
+    env.filters["waits"] = _waits
+
+    def page(name, status=200, **values):
+        return HTMLResponse(env.get_template(name).render(**values), status_code=status)
+
+    def failed(exc):
+        return page("error.html", HTTP_STATUS.get(exc.code, 500), error=exc.to_dict())
+
+    def view(request):
+        filters = {key: (request.query_params.get(key) or None) for key in FILTERS}
+        try:
+            doc = board_view(board(), filters)
+        except KanbanError as exc:
+            return None, failed(exc)
+        return doc, None
+
+    def index(request):
+        doc, error = view(request)
+        if error:
+            return error
+        return page("board.html", doc=doc, filters=doc["filter"], cursor=hub.cursor or "",
+                    query=request.url.query)
+
+    def columns(request):
+        doc, error = view(request)
+        if error:
+            return error
+        return page("columns.html", doc=doc)
+
+    def task(request):
+        try:
+            b = board()
+            shown = b.show(request.path_params["ref"], events=0)
+            history, cursor = [], None
+            while True:
+                batch = b.events(task=shown["id"], since=cursor, limit=1000)
+                history += batch["events"]
+                if not batch["events"]:
+                    break
+                cursor = batch["cursor"]
+            worked_by = b.holders_of([shown["id"]]).get(shown["id"], [])
+        except KanbanError as exc:
+            return failed(exc)
+        return page("task.html", task=shown, history=history, worked_by=worked_by, cursor=hub.cursor or "",
+                    columns=Board.MOVE_COLUMNS)
+
+    def chart_page(request):
+        goal, since = request.query_params.get("goal") or None, request.query_params.get("since") or None
+        try:
+            b = board()
+            history = b.flow_history()
+            start = flow.since_ms(since, history["now"])
+            goal_id = None
+            if goal is not None:
+                from ..board import parse_id
+
+                goal_id = parse_id(goal, "goal")
+            drawn = {name: Markup(charts.SVG[name](flow.chart(history, name, goal=goal_id, since=start)))
+                     for name in ("cfd", "burndown", "throughput", "times")}
+            limits = b.stats()["limits"]
+        except KanbanError as exc:
+            return failed(exc)
+        goals = [t for t in history["tasks"] if t["kind"] == "goal"]
+        return page("charts.html", charts=drawn, goals=goals, goal=goal, since=since or "", limits=limits,
+                    cursor=hub.cursor or "", seconds=_seconds)
+
+    async def events(request):
+        return StreamingResponse(hub.stream(request, request.query_params.get("since")),
+                                 media_type="text/event-stream",
+                                 headers={"cache-control": "no-store", "x-accel-buffering": "no"})
+
+    async def move(request):
+        if not write:
+            return JSONResponse({"error": "this board is read-only: serve it with --write", "code": "forbidden"},
+                                status_code=403)
+        from urllib.parse import parse_qsl
+
+        # an urlencoded form, as the page sends it (no multipart parser needed)
+        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if not guard.same_origin(headers) or not guard.csrf_ok(
+                csrf, headers.get("x-csrf-token") or form.get("csrf")):
+            return JSONResponse({"error": "missing or wrong CSRF token: move cards from the board's own page",
+                                 "code": "forbidden"}, status_code=403)
+        who = request.scope.get("state", {}).get("agent") or actor
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            moved = await run_in_threadpool(
+                board().move, form.get("task", ""), form.get("column", ""), reason=form.get("reason") or None,
+                force=form.get("force") in ("1", "on", "true"), actor=who)
+        except KanbanError as exc:
+            return JSONResponse(exc.to_dict(), status_code=HTTP_STATUS.get(exc.code, 500))
+        return JSONResponse(moved)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        hub.start(asyncio.get_running_loop())
+        try:
+            yield
+        finally:
+            hub.stop()
+
+    routes = [
+        Route("/", index), Route("/columns", columns), Route("/task/{ref}", task), Route("/charts", chart_page),
+        Route("/events", events), Route("/move", move, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.hub = hub
+    return guard.Guard(app, hosts=hosts, check_token=token_check)
+
+
+def board_view(b, filters):
+    """The board document (boardview.document), filtered by role and agent too, each
+    column capped, with the column's WIP limit and the filter's choices."""
+    doc = boardview.document(b, project=filters["project"], goal=filters["goal"])
+    role, agent = filters["role"], filters["agent"]
+    roles, agents = set(), set()
+    limits = b.column_limits()
+    for column in doc["columns"]:
+        for card in column["tasks"]:
+            roles.update([card["role"]] if card["role"] else [])
+            agents.update(a for a in [card["holder"], card["assignee"], *card["worked_by"]] if a)
+        cards = [card for card in column["tasks"]
+                 if (role is None or card["role"] == role)
+                 and (agent is None or agent in (card["holder"], card["assignee"], *card["worked_by"]))]
+        column["count"] = len(cards)
+        column["tasks"] = cards[:CLOSED_CAP if column["status"] in CLOSED else OPEN_CAP]
+        column["limit"] = limits.get(column["status"])
+    doc["filter"] = dict(filters)
+    doc["choices"] = {"project": b.projects(), "role": sorted(roles), "agent": sorted(agents),
+                      "goal": [(g["id"], g["title"]) for g in doc["goals"]]}
+    doc["now_ms"] = clock.now_ms()
+    return doc
+
+
+def _waits(entry):
+    """One waiting_on reason in words."""
+    kind = entry.get("kind")
+    if kind == "dep":
+        return f"{entry['task']} ({entry['status']})"
+    if kind == "schedule":
+        return "not before " + entry["until"].replace("T", " ").rstrip("Z")
+    if kind == "wip_limit":
+        scope = ", ".join(f"{k} {entry[k]}" for k in ("role", "project", "agent") if entry.get(k))
+        return f"WIP limit {entry['status']}{' (' + scope + ')' if scope else ''} {entry['count']}/{entry['max']}"
+    if kind == "status":
+        return entry.get("reason") or entry["status"]
+    return entry.get("note") or str(kind)
+
+
+def _seconds(value):
+    value = int(value)
+    if value < 120:
+        return f"{value}s"
+    if value < 7200:
+        return f"{value // 60}m"
+    return f"{value // 3600}h{(value % 3600) // 60:02d}m"
+
+
+def _static_version():
+    """A cache-busting mark for the static files: their newest change."""
+    folder = HERE / "static"
+    return str(int(max((os.stat(folder / name).st_mtime for name in os.listdir(folder)), default=0)))

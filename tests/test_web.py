@@ -1,0 +1,319 @@
+"""`kanban serve` (SPEC §6): the live board in a real browser.
+
+A real `kanban serve` process on a seeded board, a real Chromium (Debian's `chromium`
+package) driven by Playwright for Python, real `kanban` processes changing the board
+while the page is open.  Playwright cannot download browsers here: the tests use
+/usr/bin/chromium (or KANBAN_TEST_CHROMIUM) and skip, saying how to get one, when
+there is none.  The HTTP-level checks (CSRF, Host, tokens) need no browser.
+"""
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+from conftest import KANBAN, run
+
+pytest.importorskip("starlette", reason="kanban serve needs the 'web' extra (pip install 'kanban[web]')")
+pytest.importorskip("uvicorn", reason="kanban serve needs the 'web' extra (pip install 'kanban[web]')")
+pytest.importorskip("jinja2", reason="kanban serve needs the 'web' extra (pip install 'kanban[web]')")
+
+CHROMIUM = os.environ.get("KANBAN_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"]
+EVIL = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2"> & "quotes"'
+
+
+def _env(db, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env.update(KANBAN_DB=str(db), **{k: str(v) for k, v in extra.items()})
+    return env
+
+
+def kanban(db, *args, agent=None):
+    res = run(*args, env={"KANBAN_DB": db, **({"KANBAN_AGENT": agent} if agent else {})})
+    assert res.rc == 0, res
+    return res.json if res.out.strip().startswith(("{", "[")) else res.out
+
+
+@pytest.fixture
+def seeded(tmp_path):
+    """A board with a goal, work in every open column, a WIP limit and an evil title."""
+    db = tmp_path / "board.db"
+    kanban(db, "init")
+    goal = kanban(db, "create", "Launch", "--kind", "goal")["id"]
+    ids = {}
+    for name, project in (("write docs", "docs"), ("fix login", "web"), ("review api", "api"),
+                          ("vendor contract", "ops"), ("ship it", "web"), ("polish", "web")):
+        ids[name] = kanban(db, "create", name, "--project", project, "--goal", goal, "--review")["id"]
+    ids["evil"] = kanban(db, "create", EVIL, "--body", "<b>not bold</b>")["id"]
+    claim = kanban(db, "claim", ids["review api"], "--agent", "w1")
+    kanban(db, "complete", ids["review api"], "--token", claim["lease_token"], agent="w1")
+    kanban(db, "claim", ids["fix login"], "--agent", "w2", "--lease", "1h")
+    kanban(db, "block", ids["vendor contract"], "--reason", "waits on legal")
+    done = kanban(db, "claim", ids["write docs"], "--agent", "w3")
+    kanban(db, "complete", ids["write docs"], "--token", done["lease_token"], agent="w3")
+    kanban(db, "approve", ids["write docs"], agent="rev")
+    kanban(db, "limit", "set", "in_progress", "2")
+    return db, goal, ids
+
+
+class Server:
+    def __init__(self, db, *args, port=0):
+        self.proc = subprocess.Popen([str(KANBAN), "serve", "--port", str(port), *args], env=_env(db),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"kanban serve did not start: {self.proc.stderr.read()}")
+        self.url = line.split()[-1]
+        self.db = db
+
+    def get(self, path, headers=None):
+        return _http(self.url.rstrip("/") + path, headers=headers)
+
+    def post(self, path, fields, headers=None):
+        return _http(self.url.rstrip("/") + path, urllib.parse.urlencode(fields).encode(), headers)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _http(url, data=None, headers=None):
+    request = urllib.request.Request(url, data=data, headers=headers or {})
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args):
+            return None
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(request, timeout=10) as answer:
+            return answer.status, dict(answer.headers), answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read().decode()
+
+
+@pytest.fixture
+def server(seeded):
+    made = []
+
+    def start(*args):
+        made.append(Server(seeded[0], *args))
+        return made[-1]
+    yield start
+    for one in made:
+        one.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright for Python "
+                                   "(pip install playwright; it is in the test extra)")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium (Debian's package; .ci/run installs it "
+                    "when it runs as root), or set KANBAN_TEST_CHROMIUM to a Chromium executable")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1500, "height": 950})
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def card(page, status, task):
+    return page.locator(f'.column[data-status="{status}"] .card[data-id="{task}"]')
+
+
+# -- in the browser ---------------------------------------------------------------------
+
+def test_columns_and_cards_of_a_seeded_board(seeded, server, page, tmp_path):
+    db, goal, ids = seeded
+    serving = server()
+    page.goto(serving.url)
+    page.wait_for_selector("#live-state.on", timeout=10_000)
+    statuses = page.eval_on_selector_all(".column", "cs => cs.map(c => c.dataset.status)")
+    assert statuses == ["todo", "in_progress", "in_review", "blocked", "done", "failed", "cancelled"]
+    assert card(page, "todo", ids["ship it"]).count() == 1
+    assert card(page, "blocked", ids["vendor contract"]).inner_text().count("waits on legal") == 1
+    review = card(page, "in_review", ids["review api"]).inner_text()
+    assert "work by w1" in review and "api" in review
+    working = card(page, "in_progress", ids["fix login"]).inner_text()
+    assert "w2" in working and "left" in working                         # the lease counts down
+    assert card(page, "done", ids["write docs"]).count() == 1
+    assert page.inner_text('.column[data-status="in_progress"] h2 .wip') == "1/2"  # count against the WIP limit
+    progress = page.locator(f'.goal[data-id="{goal}"] progress')
+    assert progress.get_attribute("value") == "1" and progress.get_attribute("max") == "6"
+    page.screenshot(path=str(tmp_path / "board.png"))
+    assert (tmp_path / "board.png").stat().st_size > 10_000
+    # the task page: the whole history from the event log
+    page.goto(serving.url + "task/" + ids["review api"])
+    kinds = page.eval_on_selector_all(".history tbody td:nth-child(3)", "tds => tds.map(t => t.textContent)")
+    assert kinds == ["created", "linked", "claimed", "submitted_for_review"]
+
+
+def test_a_claim_by_a_kanban_process_moves_its_card_within_a_second(seeded, server, page):
+    db, _goal, ids = seeded
+    serving = server()
+    page.goto(serving.url)
+    page.wait_for_selector("#live-state.on", timeout=10_000)
+    assert card(page, "todo", ids["ship it"]).count() == 1
+    claim = subprocess.run([str(KANBAN), "claim", ids["ship it"], "--agent", "w7"], env=_env(db),
+                           capture_output=True, text=True, timeout=30)
+    committed = time.monotonic()
+    assert claim.returncode == 0 and json.loads(claim.stdout)["id"] == ids["ship it"], claim
+    card(page, "in_progress", ids["ship it"]).wait_for(timeout=5_000)
+    seen = time.monotonic() - committed
+    assert seen < 1.0, f"the card moved {seen:.2f}s after the claim committed"
+    assert card(page, "todo", ids["ship it"]).count() == 0
+    assert page.inner_text('.column[data-status="in_progress"] h2 .wip') == "2/2"
+
+
+def test_the_page_reconnects_by_itself(seeded, server, page):
+    db, _goal, ids = seeded
+    serving = server()
+    page.goto(serving.url)
+    page.wait_for_selector("#live-state.on", timeout=10_000)
+    serving.stop()
+    page.wait_for_selector("#live-state.off", timeout=10_000)
+    again = Server(db, port=serving.url.rsplit(":", 1)[1].strip("/"))
+    try:
+        page.wait_for_selector("#live-state.on", timeout=15_000)
+        kanban(db, "cancel", ids["polish"], "--reason", "not needed")
+        card(page, "cancelled", ids["polish"]).wait_for(timeout=5_000)
+    finally:
+        again.stop()
+
+
+def test_charts_have_the_right_series(seeded, server, page):
+    db, goal, ids = seeded
+    page.goto(server().url + "charts")
+    series = page.eval_on_selector_all('svg[data-chart="cfd"] [data-series]',
+                                       "es => es.map(e => [e.dataset.series, e.dataset.values])")
+    values = {name: [int(v) for v in text.split(",")] for name, text in series}
+    assert list(values) == ["done", "in_review", "in_progress", "blocked", "todo"]
+    assert {name: v[-1] for name, v in values.items()} == {"done": 1, "in_review": 1, "in_progress": 1,
+                                                          "blocked": 1, "todo": 3}
+    burn = page.locator(f'svg[data-chart="burndown"] [data-series="{goal}"]')
+    assert burn.get_attribute("data-values").split(",")[-1] == "5"       # 6 tasks, 1 done
+    done = page.locator('svg[data-chart="throughput"] [data-series="done"]').get_attribute("data-values")
+    assert sum(int(v) for v in done.split(",")) == 1
+    for name in ("cycle", "lead"):
+        counts = page.locator(f'svg[data-chart="times"] [data-series="{name}"]').get_attribute("data-values")
+        assert sum(int(v) for v in counts.split(",")) == 1
+    assert page.inner_text(".limits") .count("1/2") == 1
+
+
+def test_filters_are_kept_in_the_url_and_survive_a_reload(seeded, server, page):
+    db, _goal, ids = seeded
+    page.goto(server().url)
+    page.select_option('select[name="project"]', "web")
+    page.click("#filters button[type=submit]")
+    page.wait_for_url("**project=web**")
+    page.reload()
+    assert page.input_value('select[name="project"]') == "web"
+    shown = set(page.eval_on_selector_all(".card", "cs => cs.map(c => c.dataset.id)"))
+    assert shown == {ids["fix login"], ids["ship it"], ids["polish"]}
+    page.goto(page.url + "&agent=w2")
+    page.reload()
+    assert page.input_value('select[name="agent"]') == "w2"
+    assert set(page.eval_on_selector_all(".card", "cs => cs.map(c => c.dataset.id)")) == {ids["fix login"]}
+
+
+def test_a_script_title_is_text(seeded, server, page):
+    db, _goal, ids = seeded
+    serving = server()
+    for path in ("", "task/" + ids["evil"]):
+        page.goto(serving.url + path)
+        page.wait_for_load_state("load")
+        assert page.evaluate("window.pwned") is None
+        assert page.locator("img[src=x]").count() == 0
+    assert page.inner_text("h1").endswith(EVIL)
+    assert page.inner_text("pre.body") == "<b>not bold</b>"
+
+
+def test_write_moves_cards_with_the_csrf_token_only(seeded, server, page):
+    db, _goal, ids = seeded
+    read_only = server()
+    status, _h, body = read_only.post("/move", {"task": ids["ship it"], "column": "cancelled"})
+    assert status == 403 and "read-only" in body
+    serving = server("--write")
+    status, _h, body = serving.post("/move", {"task": ids["ship it"], "column": "cancelled"})
+    assert status == 403 and json.loads(body)["code"] == "forbidden"
+    page.goto(serving.url)
+    token = page.get_attribute('meta[name="csrf-token"]', "content")
+    status, _h, body = serving.post("/move", {"task": ids["ship it"], "column": "cancelled", "csrf": token},
+                                    {"Origin": "http://evil.example"})
+    assert status == 403                                                  # another site, even with the token
+    assert kanban(db, "show", ids["ship it"])["status"] == "todo"        # refused: nothing changed
+    # from the board's own page: the task page's form, then a drag into blocked
+    page.goto(serving.url + "task/" + ids["ship it"])
+    page.select_option('#move select[name="column"]', "cancelled")
+    page.fill('#move input[name="reason"]', "not this sprint")
+    page.click("#move button[type=submit]")
+    page.wait_for_selector(".status-cancelled", timeout=5_000)
+    shown = kanban(db, "show", ids["ship it"])
+    assert shown["status"] == "cancelled" and shown["events"][-1]["data"]["moved"] is True
+    page.goto(serving.url)
+    page.on("dialog", lambda dialog: dialog.accept("legal said no"))
+    page.drag_and_drop(f'.card[data-id="{ids["polish"]}"]', '.column[data-status="blocked"]')
+    card(page, "blocked", ids["polish"]).wait_for(timeout=5_000)
+    assert kanban(db, "show", ids["polish"])["reason"] == "legal said no"
+
+
+# -- over HTTP ----------------------------------------------------------------------------
+
+def test_host_header_and_security_headers(seeded, server):
+    serving = server()
+    status, headers, _ = serving.get("/")
+    assert status == 200
+    assert "script-src 'self'" in headers["content-security-policy"] and headers["x-frame-options"] == "DENY"
+    status, _h, _b = serving.get("/", {"Host": "evil.example"})
+    assert status == 400                                                  # no DNS rebinding onto the board
+    assert serving.get("/task/TASK-999")[0] == 404
+
+
+def test_a_non_loopback_bind_needs_a_token(seeded, tmp_path):
+    db = seeded[0]
+    from kanban import Board
+
+    with Board(str(db)) as board:
+        can_check = hasattr(board, "token_check")
+    if not can_check:
+        res = run("serve", "--bind", "0.0.0.0", "--port", "0", env={"KANBAN_DB": db}, timeout=30)
+        assert res.rc == 2 and json.loads(res.err.splitlines()[-1])["code"] == "usage", res
+        return
+    token = run("mcp", "token", "add", "person1", env={"KANBAN_DB": db}).json["token"]
+    serving = Server(db, "--bind", "0.0.0.0")
+    try:
+        local = serving.url.replace("0.0.0.0", "127.0.0.1")
+        assert _http(local)[0] == 401                                     # no token
+        assert _http(local, headers={"Authorization": "Bearer kb_1_wrong"})[0] == 401
+        assert _http(local, headers={"Authorization": f"Bearer {token}"})[0] == 200
+        status, headers, _ = _http(local + "?project=web&token=" + urllib.parse.quote(token))
+        assert status == 303 and headers["location"] == "/?project=web"   # the token leaves the address
+        assert "HttpOnly" in headers["set-cookie"] and "SameSite=Strict" in headers["set-cookie"]
+        cookie = headers["set-cookie"].split(";")[0]
+        assert _http(local, headers={"Cookie": cookie})[0] == 200
+    finally:
+        serving.stop()
+
+
+def test_serve_refuses_a_bad_port_and_a_missing_board(tmp_path):
+    res = run("serve", "--port", "70000", env={"KANBAN_DB": tmp_path / "none.db"})
+    assert res.rc == 2
+    res = run("serve", "--port", "0", env={"KANBAN_DB": tmp_path / "none.db"})
+    assert res.rc == 2 and json.loads(res.err.splitlines()[-1])["code"] == "not_found"
