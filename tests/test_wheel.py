@@ -199,7 +199,14 @@ def test_smoke_suite_through_the_installed_command(installed):
     assert applied["created"] == 5 and kb.json("plan", "apply", str(ROOT / "examples/plan.yaml"))["created"] == 0
     doctor = kb.json("doctor")
     assert doctor["ok"] is True and doctor["kanban_version"] == VERSION
-    assert kb.json("commands")["commands"]
+    # every verb's file is there and loads its module (porcelain files import theirs first)
+    verbs = [line.split()[0][len("kanban-"):] for line in (ROOT / "command-list.txt").read_text().splitlines()
+             if line.startswith("kanban-")]
+    listed = {c["name"] for c in kb.json("commands")["commands"]}
+    assert set(verbs) <= listed, set(verbs) - listed
+    for verb in verbs:
+        res = kb.run(verb, "--help")
+        assert res.returncode == 0 and "Usage:" in res.stdout, (verb, res.stderr)
     help_text = kb.run("help", "claim")  # not a terminal: the usage text from the installed command file
     assert help_text.returncode == 0 and "kanban claim [ID]" in help_text.stdout
     # an error: exit 2, nothing on stdout, one JSON line with a code from the closed list
