@@ -189,3 +189,15 @@ def test_a_move_into_a_full_column_is_a_conflict_naming_the_limit_unless_forced(
     assert kb("show", ids[1]).json["status"] == "todo"                # refused: nothing changed
     assert kb("move", ids[1], "in_review", "--force").json["status"] == "in_review"
     assert out(kb, "limit", "list")["limits"][0]["count"] == 2        # past its limit, by hand
+
+
+def test_the_terminal_board_shows_a_column_against_its_limit(kb):
+    make(kb, 3)
+    kb("limit", "set", "in_progress", "2")
+    kb("claim", agent="w1")
+    kb("claim", agent="w2")
+    text = kb("board", env={"COLUMNS": "100"}).out
+    assert "IN PROGRESS 2/2 full" in text
+    doc = kb("board", "--format", "json").json
+    assert [c["limit"] for c in doc["columns"] if c["status"] == "in_progress"] == [{"max": 2, "count": 2}]
+    assert [c["limit"] for c in doc["columns"] if c["status"] == "todo"] == [None]

@@ -64,12 +64,13 @@ def document(b, *, project=None, goal=None):
     goals = [t for t in tasks if t["kind"] == "goal"]
     work = [t for t in tasks if t["kind"] == "task"]
     worked_by = b.holders_of([t["id"] for t in work if t["status"] == "in_review"])
+    limits = b.column_limits()  # WIP limits on whole columns: IN PROGRESS 3/3
     columns = []
     for status in STATUSES:
         section = [t for t in work if t["status"] == status]
         if status in ("done", "failed", "cancelled"):  # the latest first
             section.sort(key=lambda t: t["updated_at"], reverse=True)
-        columns.append({"status": status, "count": len(section),
+        columns.append({"status": status, "count": len(section), "limit": limits.get(status),
                         "tasks": [_entry(t, now, worked_by) for t in section]})
     return {
         "board": b.path,

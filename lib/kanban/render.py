@@ -392,9 +392,10 @@ def board_lines(doc, *, columns=80, color=False, show_all=False):
         rows = [(task, *_task_cells(task, status, now)) for task in shown]
         sections.append((status, column["count"], rows))
     layout = _layout([row for _, _, rows in sections for row in rows], columns)
+    limits = {column["status"]: column.get("limit") for column in doc["columns"]}
     for status, count, rows in sections:
         lines.append("")
-        add([(f"{status.upper().replace('_', ' ')} ({count})", "1;" + STATUS_SGR[status])])
+        add([(_column_title(status, count, limits.get(status)), "1;" + STATUS_SGR[status])])
         for row in rows:
             lines += [_join(_fit_segments(s, columns), color) for s in _row_lines(row, status, layout, columns)]
         if count > len(rows):
@@ -453,6 +454,15 @@ def _rstrip(segments):
         text, sgr = segments[-1]
         segments = segments[:-1] + [(text.rstrip(), sgr)]
     return segments
+
+
+def _column_title(status, count, limit):
+    """'IN PROGRESS (2)', or under a WIP limit on the column 'IN PROGRESS 3/3' (its whole count)."""
+    title = status.upper().replace("_", " ")
+    if limit is None:
+        return f"{title} ({count})"
+    return f"{title} {limit['count']}/{limit['max']}" + (" full" if limit["count"] >= limit["max"] else "") \
+        + (f" ({count} shown)" if count != limit["count"] else "")
 
 
 def board_markdown(doc, *, show_all=False):
