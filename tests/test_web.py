@@ -157,7 +157,8 @@ def test_columns_and_cards_of_a_seeded_board(seeded, server, page, tmp_path):
     assert page.inner_text('.column[data-status="in_progress"] h2 .wip') == "1/2"  # count against the WIP limit
     progress = page.locator(f'.goal[data-id="{goal}"] progress')
     assert progress.get_attribute("value") == "1" and progress.get_attribute("max") == "6"
-    page.screenshot(path=str(tmp_path / "board.png"))
+    page.set_viewport_size({"width": 1400, "height": 300})
+    page.screenshot(path=str(tmp_path / "board.png"), full_page=True)  # the README's picture
     assert (tmp_path / "board.png").stat().st_size > 10_000
     # the task page: the whole history from the event log
     page.goto(serving.url + "task/" + ids["review api"])
