@@ -222,6 +222,10 @@ def test_smoke_suite_through_the_installed_command(installed):
     error = json.loads(res.stderr)
     assert res.returncode == 2 and error["code"] == "usage" and error["extra"] == "postgres", res.stderr
     assert "pip install 'kanban[postgres]'" in error["error"]
+    for argv, extra in ((["serve", "--port", "0"], "web"), (["mcp"], "mcp")):  # the extras' other commands
+        res = kb.run(*argv, input="")
+        error = json.loads(res.stderr)
+        assert res.returncode == 2 and error["code"] == "usage" and error["extra"] == extra, res.stderr
 
 
 def test_help_opens_the_installed_man_page(installed):
