@@ -357,8 +357,19 @@ class Session:
             return shown
         return None
 
+    def _holder_only(self, task):
+        """Over MCP an agent writes only under its own claims: a lease token is not a
+        key to act as whoever holds it (its claimer is checked too)."""
+        shown = self.board.show(task, events=0)
+        holder = shown["claimed_by"]
+        if shown["status"] in ("in_progress", "in_review") and holder is not None and holder != self.agent:
+            raise KanbanError("forbidden", f"{shown['id']} is held by {holder}, not {self.agent}: an agent acts only "
+                              "on its own claims", task=shown["id"], holder=holder, agent=self.agent)
+        return shown
+
     def kanban_complete(self, args):
         task = args["task_id"]
+        self._holder_only(task)
         if self._my_review(task):
             raise KanbanError("conflict", f"{task} is in review and you hold it as its reviewer: finish the review "
                               "with kanban_approve or kanban_reject (kanban_complete is for the worker)",
@@ -368,6 +379,7 @@ class Session:
 
     def kanban_block(self, args):
         task = args["task_id"]
+        self._holder_only(task)
         return self.board.block(task, args["reason"], token=self.token(args, task), agent=self.agent)
 
     def kanban_unblock(self, args):
@@ -376,6 +388,7 @@ class Session:
     def kanban_heartbeat(self, args):
         task = args["task_id"]
         token = self.token(args, task)
+        self._holder_only(task)
         if self._my_review(task):
             return self.board.renew(task, token, agent=self.agent)  # a reviewer's lease: no run
         return self.board.run_heartbeat(task, agent=self.agent, token=token)
@@ -434,6 +447,7 @@ class Session:
         if current == "blocked":
             return self.kanban_unblock(args)
         if current in ("in_progress", "in_review"):
+            self._holder_only(task)
             return self.board.release(task, self.token(args, task), agent=self.agent)
         if current in ("done", "failed", "cancelled"):
             return self.board.reopen(task, actor=self.agent)

@@ -1,0 +1,161 @@
+"""kanban mcp --http: MCP's Streamable HTTP transport, one board, many agents, each by
+its own bearer token (SPEC §6, §8).  A real server process, driven by the mcp
+package's own HTTP client."""
+import json
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+from conftest import KANBAN
+
+pytest.importorskip("mcp", reason="the mcp package (kanban's `mcp` extra) is not installed")
+import anyio  # noqa: E402
+import httpx  # noqa: E402
+from mcp import ClientSession  # noqa: E402
+from mcp.client.streamable_http import streamable_http_client  # noqa: E402
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(kb):
+    """(url, token_of(agent)): a running `kanban mcp --http` on this test's board."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env["KANBAN_DB"] = str(kb.path)
+    proc = subprocess.Popen([str(KANBAN), "mcp", "--http", f"127.0.0.1:{port}"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "kanban mcp --http did not start"
+            time.sleep(0.1)
+    tokens = {}
+
+    def token_of(agent):
+        if agent not in tokens:
+            tokens[agent] = kb("mcp", "token", "add", agent).json["token"]
+        return tokens[agent]
+    yield f"http://127.0.0.1:{port}/mcp", token_of
+    proc.terminate()
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    for secret in tokens.values():  # tokens are secrets: never logged
+        assert secret.encode() not in err
+
+
+class connect:
+    """An initialized MCP client session over HTTP with this bearer token."""
+
+    def __init__(self, url, bearer):
+        self.url, self.bearer = url, bearer
+
+    async def __aenter__(self):
+        from contextlib import AsyncExitStack
+
+        self.stack = AsyncExitStack()
+        http = await self.stack.enter_async_context(
+            httpx.AsyncClient(headers={"Authorization": f"Bearer {self.bearer}"}, timeout=60))
+        read, write, _ = await self.stack.enter_async_context(streamable_http_client(self.url, http_client=http))
+        session = await self.stack.enter_async_context(ClientSession(read, write))
+        await session.initialize()
+        return session
+
+    async def __aexit__(self, *exc):
+        return await self.stack.__aexit__(*exc)
+
+
+async def call(url, bearer, tool, **arguments):
+    async with connect(url, bearer) as session:
+        result = await session.call_tool(tool, arguments)
+        return result.isError, json.loads(result.content[0].text)
+
+
+def run(coroutine_fn, *args, **kwargs):
+    return anyio.run(lambda: coroutine_fn(*args, **kwargs))
+
+
+def test_two_agents_with_their_own_tokens(kb, server):
+    url, token_of = server
+    task = kb("create", "shared work").json["id"]
+    is_error, claimed = run(call, url, token_of("dev"), "kanban_claim", task_id=task)
+    assert not is_error and claimed["claimed_by"] == "dev"  # the session acts as the token's agent
+    lease = claimed["lease_token"]
+    # qa, with dev's lease token: never a success
+    for tool, extra in (("kanban_complete", {"summary": "mine"}), ("kanban_heartbeat", {}),
+                        ("kanban_block", {"reason": "no"})):
+        is_error, doc = run(call, url, token_of("qa"), tool, task_id=task, token=lease, **extra)
+        assert is_error and doc["code"] in ("forbidden", "lease_lost"), (tool, doc)
+    assert kb("show", task).json["claimed_by"] == "dev"
+    is_error, done = run(call, url, token_of("dev"), "kanban_complete", task_id=task, token=lease, summary="ok")
+    assert not is_error and done["status"] == "done"
+    assert kb("show", task).json["events"][-1]["actor"] == "dev"
+
+
+def test_no_token_no_access(kb, server):
+    url, token_of = server
+    token_of("dev")
+    hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+             "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                        "clientInfo": {"name": "t", "version": "1"}}}
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    for extra in ({}, {"Authorization": "Bearer kbt_1_wrong"}, {"Authorization": "Bearer"},
+                  {"Authorization": "Basic ZGV2OmRldg=="}, {"Authorization": "Bearer kbt_999_x"}):
+        answer = httpx.post(url, json=hello, headers=dict(headers, **extra), timeout=30)
+        assert answer.status_code == 401, (extra, answer.text)
+        assert answer.headers["www-authenticate"].startswith("Bearer")
+    good = httpx.post(url, json=hello, headers=dict(headers, Authorization=f"Bearer {token_of('dev')}"), timeout=30)
+    assert good.status_code == 200
+    # a revoked token stops working at once
+    revoked = kb("mcp", "token", "add", "gone").json
+    kb("mcp", "token", "revoke", str(revoked["id"]))
+    assert httpx.post(url, json=hello, headers=dict(headers, Authorization=f"Bearer {revoked['token']}"),
+                      timeout=30).status_code == 401
+    listed = kb("mcp", "token", "list").json["tokens"]
+    assert all("token" not in t and "hash" not in t for t in listed)
+    assert [t["active"] for t in listed if t["agent"] == "gone"] == [False]
+
+
+def test_twenty_concurrent_claimers_never_share_a_task(kb, server):
+    url, token_of = server
+    from kanban import Board
+
+    with Board(str(kb.path)) as board:
+        ids = {t["id"] for t in board.create_many([{"title": f"t{i}"} for i in range(40)])}
+    tokens = {f"w{i}": token_of(f"w{i}") for i in range(20)}
+    claims = {}
+
+    async def worker(agent, token):
+        async with connect(url, token) as session:
+            while True:
+                result = await session.call_tool("kanban_claim", {})
+                document = json.loads(result.content[0].text)
+                if result.isError:
+                    assert document["code"] == "busy", document
+                    continue
+                if not document:
+                    return
+                assert document["claimed_by"] == agent
+                claims.setdefault(document["id"], []).append(agent)
+
+    async def main():
+        async with anyio.create_task_group() as group:
+            for agent, token in tokens.items():
+                group.start_soon(worker, agent, token)
+    anyio.run(main)
+    assert set(claims) == ids
+    assert all(len(holders) == 1 for holders in claims.values()), claims
+    assert len({a for holders in claims.values() for a in holders}) > 1  # the work was shared
