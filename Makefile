@@ -6,6 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BATS := .tools/node_modules/bats/bin/bats
 KANBAN_LIB := $(DESTDIR)$(PREFIX)/lib/kanban
+# extras for make install, e.g. EXTRAS="postgres web" (see pyproject.toml)
+EXTRAS ?=
 
 # sprint targets (kanban.mk) against this checkout's kanban
 KANBAN = $(CURDIR)/bin/kanban
@@ -80,7 +82,7 @@ dist: setup
 
 install:
 	$(PYTHON) -m venv $(KANBAN_LIB)/.venv
-	$(PYTHON) tools/requirements.py > $(KANBAN_LIB)/requirements.txt
+	$(PYTHON) tools/requirements.py $(EXTRAS) > $(KANBAN_LIB)/requirements.txt
 	$(KANBAN_LIB)/.venv/bin/pip install -q -r $(KANBAN_LIB)/requirements.txt
 	mkdir -p $(KANBAN_LIB) $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7
 	cp -R bin libexec porcelain lib schemas hooks.d kanban.mk $(KANBAN_LIB)/

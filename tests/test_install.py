@@ -33,6 +33,8 @@ def test_install_runs_from_prefix_and_uninstall_removes_it(tmp_path):
     assert json.loads(run("init").stdout)["created"] is True
     assert json.loads(run("create", "from the installed copy").stdout)["id"] == "TASK-1"
     assert run("--exec-path").stdout.strip() == str(prefix / "lib" / "kanban" / "libexec")
+    assert run("--man-path").stdout.strip() == str(prefix / "share" / "man")
+    assert (prefix / "share/man/man1/kanban-claim.1").is_file()
     res = make("uninstall", f"PREFIX={prefix}")
     assert res.returncode == 0, res.stderr
     assert not kanban.exists() and not (prefix / "lib" / "kanban").exists()
@@ -40,9 +42,13 @@ def test_install_runs_from_prefix_and_uninstall_removes_it(tmp_path):
 
 
 def test_destdir_stages_under_destdir_only(tmp_path):
-    res = make("install", f"DESTDIR={tmp_path / 'stage'}", "PREFIX=/opt/kanban-test")
+    res = make("install", f"DESTDIR={tmp_path / 'stage'}", "PREFIX=/opt/kanban-test", "EXTRAS=postgres")
     assert res.returncode == 0, res.stderr
     staged = tmp_path / "stage" / "opt" / "kanban-test"
+    # EXTRAS installs the optional parts' dependencies into the installed venv
+    assert "psycopg" in (staged / "lib/kanban/requirements.txt").read_text()
+    assert subprocess.run([str(staged / "lib/kanban/.venv/bin/python"), "-c", "import psycopg"],
+                          capture_output=True, timeout=60).returncode == 0
     assert (staged / "bin" / "kanban").is_symlink()
     assert (staged / "lib/kanban/bin/kanban").read_text().splitlines()[0] == \
         "#!/opt/kanban-test/lib/kanban/.venv/bin/python -E"

@@ -37,13 +37,17 @@ def porcelain_path():
 
 
 def man_path():
-    """The folder to add to MANPATH (`kanban --man-path`): it holds man1/ and man7/."""
-    return os.path.join(ROOT, "man")
+    """The folder to add to MANPATH (`kanban --man-path`): it holds man1/ and man7/.
+    `make install` puts the pages in PREFIX/share/man, ROOT being PREFIX/lib/kanban."""
+    beside = os.path.join(ROOT, "man")
+    if os.path.isdir(beside):
+        return beside
+    return os.path.join(os.path.dirname(os.path.dirname(ROOT)), "share", "man")
 
 
 def man_page(page, section="1"):
     """The file of man page `page` (e.g. kanban-claim) in `section`."""
-    return os.path.join(ROOT, "man", f"man{section}", f"{page}.{section}")
+    return os.path.join(man_path(), f"man{section}", f"{page}.{section}")
 
 
 def schema(name):
