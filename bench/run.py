@@ -23,6 +23,8 @@ Sections (the issue's targets, then where the time goes):
   phases      a CLI claim split into start-up, imports, parsing, open, transaction
   profile     cProfile (and pyinstrument) of the in-process claim; cProfile of the CLI
   installed   `kanban claim` through the wheel's console script (pip/pipx) vs bin/kanban
+  web         `kanban serve` on a 10,000-task board: time to first render (server, browser)
+              vs `kanban board --format json`; SSE latency from a CLI claim to the DOM
 """
 import argparse
 import importlib.util
@@ -71,7 +73,7 @@ SETTINGS = {
         "importtime_runs": 3, "phases_runs": 5, "profile_claims": 100, "profile_cli_runs": 3,
     },
 }
-SECTIONS = ("cli", "size", "contention", "engine", "backlog", "importtime", "phases", "profile", "installed")
+SECTIONS = ("cli", "size", "contention", "engine", "backlog", "importtime", "phases", "profile", "installed", "web")
 
 
 class BenchFailure(Exception):
@@ -350,6 +352,13 @@ def build_board(path, total, ready):
             " AND role_boundary IS NULL AND assignee IS NULL")
     return {"total": total, "ready": ready_now, **{k: v for k, v in counts.items()},
             "bytes": os.path.getsize(path)}
+
+
+def section_web(cfg, work):
+    """The web board: time to first render of a 10,000-task board, SSE latency CLI write -> DOM (bench/web_board.py)."""
+    import web_board as web_bench
+
+    return web_bench.section_web(cfg, work, build_board, KANBAN, PY)
 
 
 def section_size(cfg, work):
@@ -1028,6 +1037,10 @@ def markdown(report):
                            f"{row['fullscan_steps_per_call']} | {row['sorts_per_call']} |")
         out += ["", f"cProfile of `kanban claim` as a process ({p['cli_cprofile_runs']} runs merged, by own time):",
                 "", "```", p["cli_cprofile_tottime"], "```"]
+    if "web" in s:
+        import web_board as web_bench
+
+        out += web_bench.markdown(s["web"])
     out += ["", "Everything, with every percentile: `report.json`."]
     return "\n".join(out) + "\n"
 
@@ -1052,7 +1065,8 @@ def main(argv=None):
         report["machine"] = machine(work)
         functions = {"cli": section_cli, "size": section_size, "contention": section_contention,
                      "engine": section_engine, "backlog": section_backlog, "importtime": section_importtime,
-                     "phases": section_phases, "profile": section_profile, "installed": section_installed}
+                     "phases": section_phases, "profile": section_profile, "installed": section_installed,
+                     "web": section_web}
         for name in chosen:
             log(f"{name} ...")
             began = time.perf_counter()

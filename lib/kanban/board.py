@@ -1726,6 +1726,46 @@ class Board:
                 for limit in self.limit_list()["limits"]
                 if limit["role"] is None and limit["project"] is None and limit["agent"] is None}
 
+    def _column_where(self, project, goal, role, agent):
+        """WHERE terms for a filtered board: project, goal, role boundary, and an agent who
+        holds, is assigned or ever held the task."""
+        where, params, goal_id = self._filters(project=project, goal=goal, kind="task")
+        if role is not None:
+            where.append("t.role_boundary = :role")
+            params["role"] = _name(role, "role")
+        if agent is not None:
+            where.append("(t.claimed_by = :agent OR t.assignee = :agent OR EXISTS"
+                         " (SELECT 1 FROM holders h WHERE h.task_id = t.id AND h.agent = :agent))")
+            params["agent"] = _name(agent, "agent")
+        return where, params
+
+    def column_counts(self, *, project=None, goal=None, role=None, agent=None):
+        """{status: how many tasks} on a filtered board, in one query."""
+        where, params = self._column_where(project, goal, role, agent)
+        counts = dict.fromkeys(STATUSES, 0)
+
+        def fetch():
+            for status, count in self.db.execute(
+                    "SELECT t.status, count(*) FROM tasks t WHERE " + " AND ".join(where) + " GROUP BY t.status",
+                    params):
+                counts[status] = count
+            return counts
+        return self._read(fetch)
+
+    def recent(self, status, *, project=None, goal=None, role=None, agent=None, limit=30):
+        """The tasks of one status on a filtered board, the latest moved first, with details."""
+        where, params = self._column_where(project, goal, role, agent)
+        where.append("t.status = :status")
+        params["status"] = status
+
+        def fetch():
+            rows = self._rows(" WHERE " + " AND ".join(where), params, " ORDER BY t.updated_at DESC, t.id DESC",
+                              parse_int(limit, "limit", minimum=1))
+            tasks = self._dicts(rows)
+            self._add_details(rows, tasks)
+            return {"tasks": tasks}
+        return self._read(fetch)
+
     def latest_cursor(self):
         """The cursor of the newest event: `event list --since` it answers only what comes next."""
         return self._read(lambda: str(self.db.scalar("SELECT coalesce(max(id), 0) FROM events")))

@@ -171,27 +171,46 @@ def create_app(location, *, write=False, token_check=None, hosts=None, actor=Non
 
 
 def board_view(b, filters):
-    """The board document (boardview.document), filtered by role and agent too, each
-    column capped, with the column's WIP limit and the filter's choices."""
-    doc = boardview.document(b, project=filters["project"], goal=filters["goal"])
-    role, agent = filters["role"], filters["agent"]
-    roles, agents = set(), set()
+    """The board for a page: goals with progress, and a column per status whose cards
+    have the shape of `kanban board`'s (boardview); open columns drawn up to OPEN_CAP
+    cards, closed ones their latest CLOSED_CAP, each with its whole count and WIP limit.
+    Only what is drawn is read, so a board of many done tasks renders as fast as a
+    small one."""
+    project, goal, role, agent = (filters[key] for key in ("project", "goal", "role", "agent"))
+    now = clock.now_ms()
+    scope = {"project": project, "goal": goal}
+    if goal is not None:
+        head = b.show(goal, events=0)
+        if head["kind"] != "goal":
+            raise KanbanError("invalid", f"{head['id']} is not a goal", task=head["id"])
+        goals = [head]
+    else:
+        goals = b.list(kind="goal", project=project, details=True)["tasks"]
+    counts = b.column_counts(role=role, agent=agent, **scope)
+    work = b.list(status=",".join(s for s in STATUSES if s not in CLOSED), kind="task", details=True,
+                  **scope)["tasks"]
+    worked_by = b.holders_of([t["id"] for t in work if t["status"] == "in_review"])
+    cards = [(t["status"], boardview._entry(t, now, worked_by)) for t in work]
+    roles = sorted({c["role"] for _, c in cards if c["role"]})
+    agents = sorted({a for _, c in cards for a in (c["holder"], c["assignee"], *c["worked_by"]) if a})
+    cards = [(status, c) for status, c in cards if (role is None or c["role"] == role)
+             and (agent is None or agent in (c["holder"], c["assignee"], *c["worked_by"]))]
     limits = b.column_limits()
-    for column in doc["columns"]:
-        for card in column["tasks"]:
-            roles.update([card["role"]] if card["role"] else [])
-            agents.update(a for a in [card["holder"], card["assignee"], *card["worked_by"]] if a)
-        cards = [card for card in column["tasks"]
-                 if (role is None or card["role"] == role)
-                 and (agent is None or agent in (card["holder"], card["assignee"], *card["worked_by"]))]
-        column["count"] = len(cards)
-        column["tasks"] = cards[:CLOSED_CAP if column["status"] in CLOSED else OPEN_CAP]
-        column["limit"] = limits.get(column["status"])
-    doc["filter"] = dict(filters)
-    doc["choices"] = {"project": b.projects(), "role": sorted(roles), "agent": sorted(agents),
-                      "goal": [(g["id"], g["title"]) for g in doc["goals"]]}
-    doc["now_ms"] = clock.now_ms()
-    return doc
+    columns = []
+    for status in STATUSES:
+        if status in CLOSED:
+            shown = [boardview._entry(t, now, {}) for t in b.recent(status, role=role, agent=agent, limit=CLOSED_CAP,
+                                                                     **scope)["tasks"]]
+        else:
+            shown = [c for card_status, c in cards if card_status == status][:OPEN_CAP]
+        columns.append({"status": status, "count": counts[status], "tasks": shown, "limit": limits.get(status)})
+    return {
+        "goals": [{"id": g["id"], "title": g["title"], "status": g["status"],
+                   "progress": g.get("progress") or {"total": 0, "done": 0, "cancelled": 0}} for g in goals],
+        "columns": columns, "filter": dict(filters),
+        "choices": {"project": b.projects(), "role": roles, "agent": agents,
+                    "goal": [(g["id"], g["title"]) for g in goals]},
+    }
 
 
 def _waits(entry):
