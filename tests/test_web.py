@@ -17,6 +17,7 @@ import urllib.request
 
 import pytest
 from conftest import KANBAN, run
+from test_postgres import needs_pg, pg_url  # noqa: F401 - the fixture
 
 pytest.importorskip("starlette", reason="kanban serve needs the 'web' extra (pip install 'kanban[web]')")
 pytest.importorskip("uvicorn", reason="kanban serve needs the 'web' extra (pip install 'kanban[web]')")
@@ -289,14 +290,6 @@ def test_host_header_and_security_headers(seeded, server):
 
 def test_a_non_loopback_bind_needs_a_token(seeded, tmp_path):
     db = seeded[0]
-    from kanban import Board
-
-    with Board(str(db)) as board:
-        can_check = hasattr(board, "token_check")
-    if not can_check:
-        res = run("serve", "--bind", "0.0.0.0", "--port", "0", env={"KANBAN_DB": db}, timeout=30)
-        assert res.rc == 2 and json.loads(res.err.splitlines()[-1])["code"] == "usage", res
-        return
     token = run("mcp", "token", "add", "person1", env={"KANBAN_DB": db}).json["token"]
     serving = Server(db, "--bind", "0.0.0.0")
     try:
@@ -318,3 +311,66 @@ def test_serve_refuses_a_bad_port_and_a_missing_board(tmp_path):
     assert res.rc == 2
     res = run("serve", "--port", "0", env={"KANBAN_DB": tmp_path / "none.db"})
     assert res.rc == 2 and json.loads(res.err.splitlines()[-1])["code"] == "not_found"
+
+
+def _stream(url, since):
+    """An open Server-Sent Events stream of the board at `url`: a line reader."""
+    import http.client
+
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn.request("GET", "/events?since=" + urllib.parse.quote(since))
+    answer = conn.getresponse()
+    assert answer.status == 200 and answer.headers["content-type"].startswith("text/event-stream")
+    return conn, answer
+
+
+def _live_within_a_second(db, task):
+    from kanban import Board
+
+    with Board(str(db)) as board:
+        since = board.latest_cursor()
+    serving = Server(db)
+    try:
+        conn, answer = _stream(serving.url, since)
+        assert answer.readline().decode().startswith("retry:")
+        claim = subprocess.run([str(KANBAN), "claim", task, "--agent", "w8"], env=_env(db), capture_output=True,
+                               text=True, timeout=30)
+        committed = time.monotonic()
+        assert claim.returncode == 0, claim
+        lines = []
+        while not lines or lines[-1] != "":
+            lines.append(answer.readline().decode().rstrip("\n"))
+            if lines == [""]:
+                lines = []
+        seen = time.monotonic() - committed
+        assert lines[0] == "event: change", lines
+        note = json.loads(lines[2][len("data: "):])
+        assert task in note["tasks"] and "claimed" in note["kinds"] and lines[1] == f"id: {note['cursor']}"
+        assert seen < 1.0, f"the change reached the stream {seen:.2f}s after the claim committed"
+        conn.close()
+    finally:
+        serving.stop()
+
+
+def test_a_change_reaches_the_event_stream_within_a_second(seeded):
+    db, _goal, ids = seeded
+    _live_within_a_second(db, ids["ship it"])
+
+
+@needs_pg
+def test_live_on_a_postgres_board(pg_url):  # noqa: F811
+    """The same board on PostgreSQL: the page, the task page and the stream."""
+    db = pg_url
+    kanban(db, "init")
+    goal = kanban(db, "create", "Launch", "--kind", "goal")["id"]
+    first = kanban(db, "create", EVIL, "--goal", goal)["id"]
+    serving = Server(db)
+    try:
+        status, _h, body = serving.get("/")
+        assert status == 200 and first in body and "<script>window.pwned" not in body
+        assert serving.get("/task/" + first)[0] == 200
+        assert serving.get("/charts")[0] == 200
+    finally:
+        serving.stop()
+    _live_within_a_second(db, first)
