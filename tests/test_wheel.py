@@ -82,6 +82,10 @@ def test_sdist_carries_the_tree(dist):
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
     needed = [f"{folder}/{name}" for folder in (*RUN_TIME_FOLDERS, "lib/kanban") for name in checkout_files(folder)]
     needed += ["kanban.mk", "pyproject.toml", "README.md", "command-list.txt", "bin/kanban", "Makefile"]
+    tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files"], capture_output=True, text=True)
+    if tracked.returncode == 0:  # a git checkout: every tracked file but CI's own
+        needed += [name for name in tracked.stdout.splitlines()
+                   if not name.startswith(".ci/") and (ROOT / name).exists()]
     assert not [n for n in needed if n not in names]
 
 
