@@ -34,6 +34,8 @@ DEFAULT_STALE_MS = 90_000
 DEFAULT_POLL_MS = 1_000
 MANY_COORDINATORS = ("team.yaml is invalid — dispatch_mode=coordinator requires exactly one member "
                      "with role=coordinator")
+MANUAL_MEMBER = "{member} has no command or harness: nothing will run its tasks (it works them by hand)"
+MANUAL_TASK = "{task} is ready for {member}, who has no command or harness: nothing will run it"
 MISMATCH = "member with role=coordinator ({member}) does not match top-level coordinator ({top})"
 
 PROMPT = """## Task {id}: {title}
@@ -85,8 +87,12 @@ class Team:
         return next((m for m in self.members if m["personality"] == personality), None)
 
     def running(self):
-        """The members the dispatcher delivers to: those with a command."""
-        return {m["personality"]: m for m in self.members if m.get("command")}
+        """The members the dispatcher delivers to: those with a command or a harness."""
+        return {m["personality"]: m for m in self.members if m.get("command") or m.get("harness")}
+
+    def manual(self):
+        """Members with neither a command nor a harness: nothing runs their tasks."""
+        return {m["personality"]: m for m in self.members if not (m.get("command") or m.get("harness"))}
 
     def record(self):
         """What the board keeps for the role gate (Board.set_team)."""
@@ -102,12 +108,17 @@ class Team:
             "description": self.description, "domain_capabilities": self.capabilities,
             "dispatch_mode": self.dispatch_mode, "coordinator": self.coordinator, "operators": self.operators,
             "members": [{"personality": m["personality"], "role": m["role"], "command": m.get("command"),
-                         "dispatched": bool(m.get("command"))} for m in self.members],
+                         "harness": m.get("harness"), "dispatched": bool(m.get("command") or m.get("harness"))}
+                        for m in self.members],
             "kanban": {"stale_ms": self.stale_ms, "poll_ms": self.poll_ms, "lease": self.lease},
+            "warnings": [MANUAL_MEMBER.format(member=name) for name in self.manual()],
         }
 
     def argv(self, member):
-        """The member's command; a first word starting ./ or ../ is relative to the manifest."""
+        """The member's command; a first word starting ./ or ../ is relative to the manifest.
+        For a harness member, the agent CLI's name (harness.py builds the whole line)."""
+        if not member.get("command"):
+            return [member["harness"]]
         argv = list(member["command"])
         if argv[0].startswith(("./", "../")):
             argv[0] = os.path.normpath(os.path.join(self.folder, argv[0]))
@@ -200,15 +211,18 @@ class Dispatcher:
     def tick(self):
         board, team = self.board, self.team
         report = {"team": team.name, "at": clock.iso(clock.now_ms()), "expired": [], "stale": [],
-                  "ready": [], "dispatched": [], "skipped": [], "failed": [], "exited": []}
+                  "ready": [], "dispatched": [], "skipped": [], "failed": [], "exited": [], "manual": []}
         report["exited"] = self._reap_children()
         report["expired"] = [t["id"] for t in board.reap(actor=self.actor)["expired"]]
         report["stale"] = [t["id"] for t in board.stale_runs(team.stale_ms, actor=self.actor)["blocked"]]
-        running = team.running()
+        running, manual = team.running(), team.manual()
         for task in board.list(ready=True)["tasks"]:
             report["ready"].append(task["id"])
             if task["assignee"] in running:
                 self._dispatch(task, running[task["assignee"]], report)
+            elif task["assignee"] in manual:
+                report["manual"].append({"task": task["id"], "agent": task["assignee"],
+                                         "message": MANUAL_TASK.format(task=task["id"], member=task["assignee"])})
         return report
 
     def _dispatch(self, task, member, report):
@@ -246,13 +260,20 @@ class Dispatcher:
             "KANBAN_RUN_ID": str(run["id"]), "KANBAN_TEAM": self.team.name,
             "PATH": os.path.dirname(paths.command()) + os.pathsep + env.get("PATH", os.defpath),
         })
+        text = prompt(claim)
+        argv = self.team.argv(member)
+        if member.get("harness") and not member.get("command"):
+            from . import harness
+
+            argv, extra = harness.launch(member["harness"], member["personality"], text, folder, env)
+            env.update(extra)
         with tempfile.TemporaryFile() as stdin, open(log, "ab") as out:
-            stdin.write(prompt(claim).encode("utf-8"))
+            stdin.write(text.encode("utf-8"))
             stdin.seek(0)
             out.write(f"--- {clock.iso(clock.now_ms())} {claim['id']} run {run['id']}: "
-                      f"{' '.join(self.team.argv(member))}\n".encode("utf-8"))
+                      f"{' '.join(argv)[:500]}\n".encode("utf-8"))
             out.flush()
-            proc = subprocess.Popen(self.team.argv(member), stdin=stdin, stdout=out, stderr=out, env=env,
+            proc = subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=out, env=env,
                                     start_new_session=True, close_fds=True)
         return proc, log
 
@@ -289,7 +310,7 @@ def _file_name(name):
 
 
 def did_something(report):
-    return any(report[k] for k in ("expired", "stale", "dispatched", "skipped", "failed", "exited"))
+    return any(report.get(k) for k in ("expired", "stale", "dispatched", "skipped", "failed", "exited"))
 
 
 # -- status --------------------------------------------------------------------------------
@@ -313,7 +334,7 @@ def status(team, board):
             if task["status"] == "in_progress":
                 runs += [r for r in board.show(task["id"], events=0)["runs"] if r["ended_at"] is None]
         beats = [clock.parse_time(r["heartbeat_at"]) for r in runs]
-        if not member.get("command"):
+        if not (member.get("command") or member.get("harness")):
             state = "manual"
         elif not runs:
             state = "idle"
@@ -416,6 +437,8 @@ def describe_report(report):
                      f"{item['title']}")
     for item in report["failed"]:
         lines.append(f"{name}: {item['task']} blocked: {item['reason']}")
+    for item in report.get("manual", ()):
+        lines.append(f"{name}: {item['message']}")
     for item in report["skipped"]:
         lines.append(f"{name}: {item['task']} skipped: {item['reason']}")
     return lines
@@ -446,7 +469,7 @@ def start(team, board, *, ticks=None, until_idle=False, fmt="text", out=None):
             out.write(line["message"] + "\n")
         out.flush()
 
-    count, reason = 0, None
+    count, reason, told = 0, None, set()  # a manual member's ready task is said once per start
     try:
         hint = operator_hint(team)
         say(line={"team": team.name, "started": True, "board": board_location(board), "pid": os.getpid(),
@@ -456,8 +479,10 @@ def start(team, board, *, ticks=None, until_idle=False, fmt="text", out=None):
         while True:
             report = dispatcher.tick()
             count += 1
-            if did_something(report):
-                say(report)
+            news = [m for m in report["manual"] if (m["task"], m["agent"]) not in told]
+            told.update((m["task"], m["agent"]) for m in report["manual"])
+            if did_something(report) or news:
+                say(dict(report, manual=news))
             if stopping:
                 reason = stopping[0]
             elif ticks is not None and count >= ticks:
