@@ -290,6 +290,8 @@ def test_host_header_and_security_headers(seeded, server):
 
 def test_a_non_loopback_bind_needs_a_token(seeded, tmp_path):
     db = seeded[0]
+    res = run("serve", "--bind", "0.0.0.0", "--port", "0", env={"KANBAN_DB": db}, timeout=30)
+    assert res.rc == 2 and json.loads(res.err.splitlines()[-1])["code"] == "usage", res  # no token yet
     token = run("mcp", "token", "add", "person1", env={"KANBAN_DB": db}).json["token"]
     serving = Server(db, "--bind", "0.0.0.0")
     try:

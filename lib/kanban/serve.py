@@ -3,7 +3,7 @@
 The web stack is the `web` extra, imported here only.  Bound to a loopback address
 (the default) the board answers this machine; bound to anything else it needs the
 board's access tokens (`kanban mcp token add AGENT`) on every request, and refuses
-to start on a board that cannot check them.
+to start on a board that has none.
 """
 import os
 import sys
@@ -30,9 +30,9 @@ def serve(args):
         loopback = guard.is_loopback(host)
         token_check = None
         if not loopback:
-            if not hasattr(board, "token_check"):
-                raise usage(f"--bind {host} is not a loopback address, and this board cannot check access "
-                            "tokens: bind 127.0.0.1")
+            if not [t for t in board.token_list()["tokens"] if not t.get("revoked_at")]:
+                raise usage(f"--bind {host} is not a loopback address: every request needs an access token, "
+                            "and this board has none", hint="kanban mcp token add AGENT, or bind 127.0.0.1")
             token_check = _checker(location)
     hosts = None
     if loopback:
