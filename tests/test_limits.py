@@ -5,7 +5,7 @@ import multiprocessing
 import os
 import time
 
-from conftest import assert_error
+from conftest import assert_error, at
 from test_postgres import needs_pg, pg_url  # noqa: F401 - the fixture
 from test_schemas import out
 
@@ -193,11 +193,12 @@ def test_a_move_into_a_full_column_is_a_conflict_naming_the_limit_unless_forced(
 
 def test_the_terminal_board_shows_a_column_against_its_limit(kb):
     make(kb, 3)
-    kb("limit", "set", "in_progress", "2")
-    kb("claim", agent="w1")
-    kb("claim", agent="w2")
-    text = kb("board", env={"COLUMNS": "100"}).out
-    assert "IN PROGRESS 2/2 full" in text
+    kb("limit", "set", "in_progress", "2", env=at(0))
+    kb("claim", agent="w1", env=at(0))
+    kb("claim", agent="w2", env=at(0))
+    text = kb("board", env={"COLUMNS": "100", **at(600)}).out
+    assert "IN PROGRESS 2/2 full (full 10m in all)" in text            # full since the second claim
     doc = kb("board", "--format", "json").json
-    assert [c["limit"] for c in doc["columns"] if c["status"] == "in_progress"] == [{"max": 2, "count": 2}]
+    [limit] = [c["limit"] for c in doc["columns"] if c["status"] == "in_progress"]
+    assert (limit["max"], limit["count"]) == (2, 2) and limit["full_s"] >= 0
     assert [c["limit"] for c in doc["columns"] if c["status"] == "todo"] == [None]

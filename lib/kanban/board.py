@@ -1721,10 +1721,18 @@ class Board:
         return self._read(lambda: {"limits": [self._limit_dict(limit) for limit in self._wip_limits()]})
 
     def column_limits(self):
-        """{status: {"max", "count"}} for the limits on whole columns: `IN PROGRESS 3/3`."""
-        return {limit["status"]: {"max": limit["max"], "count": limit["count"]}
-                for limit in self.limit_list()["limits"]
-                if limit["role"] is None and limit["project"] is None and limit["agent"] is None}
+        """{status: {"max", "count", "full_s"}} for the limits on whole columns (`IN PROGRESS
+        3/3`), with the seconds each has been full (a replay of the event log, made only
+        when such a limit exists)."""
+        def fetch():
+            whole = [limit for limit in self._wip_limits()
+                     if limit["role"] is None and limit["project"] is None and limit["agent"] is None]
+            if not whole:
+                return {}
+            return {limit["status"]: {"max": limit["max"], "count": limit["count"], "full_s": limit["full_s"]}
+                    for limit in self._limits_with_time_full()
+                    if limit["role"] is None and limit["project"] is None and limit["agent"] is None}
+        return self._read(fetch)
 
     def _column_where(self, project, goal, role, agent):
         """WHERE terms for a filtered board: project, goal, role boundary, and an agent who

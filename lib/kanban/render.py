@@ -461,8 +461,10 @@ def _column_title(status, count, limit):
     title = status.upper().replace("_", " ")
     if limit is None:
         return f"{title} ({count})"
+    full = limit.get("full_s")
     return f"{title} {limit['count']}/{limit['max']}" + (" full" if limit["count"] >= limit["max"] else "") \
-        + (f" ({count} shown)" if count != limit["count"] else "")
+        + (f" ({count} shown)" if count != limit["count"] else "") \
+        + (f" (full {_seconds(full)} in all)" if full else "")
 
 
 def board_markdown(doc, *, show_all=False):

@@ -58,6 +58,7 @@ def create_app(location, *, write=False, token_check=None, hosts=None, actor=Non
     env.globals.update(titles=TITLES, write=write, csrf=csrf if write else "", static=_static_version())
     env.filters["when"] = lambda stamp: (stamp or "").replace("T", " ").rstrip("Z")[:19]
     env.filters["waits"] = _waits
+    env.globals["seconds"] = _seconds
 
     def page(name, status=200, **values):
         return HTMLResponse(env.get_template(name).render(**values), status_code=status)
