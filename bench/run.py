@@ -25,6 +25,8 @@ Sections (the issue's targets, then where the time goes):
   installed   `kanban claim` through the wheel's console script (pip/pipx) vs bin/kanban
   web         `kanban serve` on a 10,000-task board: time to first render (server, browser)
               vs `kanban board --format json`; SSE latency from a CLI claim to the DOM
+  postgres    CLI claim/complete on a Postgres board (through the helper, and directly) vs
+              SQLite, interleaved (bench/pg_bench.py; needs KANBAN_BENCH_PG or KANBAN_TEST_PG)
 """
 import argparse
 import importlib.util
@@ -44,6 +46,9 @@ sys.path.insert(0, os.path.join(ROOT, "lib"))
 
 from kanban import bench as kb  # noqa: E402  (after the path is set)
 
+sys.path.insert(0, HERE)
+import pg_bench  # noqa: E402  (bench/pg_bench.py, next to this file)
+
 PY = os.path.join(ROOT, ".venv", "bin", "python")
 if not os.path.exists(PY):
     PY = sys.executable
@@ -62,6 +67,7 @@ SETTINGS = {
         "engine_cycles": 1500, "engine_rounds": 5,
         "backlog_rounds": 10, "backlog_warm": 2,
         "importtime_runs": 7, "phases_runs": 15, "profile_claims": 500, "profile_cli_runs": 10,
+        "pg_rounds": 30, "pg_warm": 3,
     },
     "quick": {
         "cli_rounds": 12, "cli_warm": 2,
@@ -71,9 +77,11 @@ SETTINGS = {
         "engine_cycles": 300, "engine_rounds": 1,
         "backlog_rounds": 3, "backlog_warm": 1,
         "importtime_runs": 3, "phases_runs": 5, "profile_claims": 100, "profile_cli_runs": 3,
+        "pg_rounds": 8, "pg_warm": 2,
     },
 }
-SECTIONS = ("cli", "size", "contention", "engine", "backlog", "importtime", "phases", "profile", "installed", "web")
+SECTIONS = ("cli", "size", "contention", "engine", "backlog", "importtime", "phases", "profile", "installed", "web",
+            "postgres")
 
 
 class BenchFailure(Exception):
@@ -929,6 +937,7 @@ def targets(report):
             value is not None and value <= 1.1 and not ins["installed_metadata_imports"])
     elif ins:
         skipped("-", "installed vs checkout claim", ins["error"])
+    pg_bench.target_rows(s.get("postgres"), add, skipped)
     return rows
 
 
@@ -1066,7 +1075,7 @@ def main(argv=None):
         functions = {"cli": section_cli, "size": section_size, "contention": section_contention,
                      "engine": section_engine, "backlog": section_backlog, "importtime": section_importtime,
                      "phases": section_phases, "profile": section_profile, "installed": section_installed,
-                     "web": section_web}
+                     "web": section_web, "postgres": section_postgres}
         for name in chosen:
             log(f"{name} ...")
             began = time.perf_counter()
@@ -1096,6 +1105,10 @@ def main(argv=None):
         out.write(markdown(report))
     log(f"wrote {options.out}/report.json and report.md in {report['seconds']} s")
     return 1 if report["checks"]["sections_failed"] or report["checks"]["double_claims"] else 0
+
+
+def section_postgres(cfg, work):
+    return pg_bench.section_postgres(cfg, work, KANBAN, summary, ratio, BenchFailure)
 
 
 def kb_errors():

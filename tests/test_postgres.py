@@ -78,6 +78,7 @@ def _answer(res):
     for doc in body:
         if isinstance(doc, dict):
             doc.pop("db", None)
+            doc.pop("gitignore", None)  # a file board's .kanban/.gitignore: a server board has no folder
     return res.rc, body
 
 

@@ -26,12 +26,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import KanbanError
 from ..extras import require
-from . import SCHEMA_VERSION, Store, busy_timeout_ms
+from . import SCHEMA_VERSION, Store, busy_timeout_ms, helper
 
-try:
-    import psycopg  # this module is imported for a server board only: see "the wire" below
-except ImportError:  # the `postgres` extra is not installed: connect() says so
-    psycopg = None
+psycopg = None  # the driver, imported when a call connects directly (see "the wire" below)
 
 # Each entry takes a Postgres board from version i to i+1, as sqlite.MIGRATIONS does for
 # SQLite; the versions mean the same schema on both.
@@ -538,14 +535,23 @@ def _reads_task_status(sql):
 # `:task IS NULL OR task_id = :task` works whatever :task holds.  The connection stays in
 # autocommit mode; PgDatabase says BEGIN/COMMIT/ROLLBACK itself.
 
-class _NoDriver(Exception):
-    """Stands in for psycopg.Error without psycopg (nothing raises it)."""
+# A failure reported by the server or the connection (directly, or through the helper);
+# its sqlstate is None for the latter.  psycopg.Error joins when the driver is imported.
+PgError = (helper.RemoteError,)
 
-    sqlstate = None
+
+def driver():
+    """psycopg, imported on first need (the `postgres` extra: require() says so when absent)."""
+    global psycopg, PgError
+    if psycopg is None:
+        psycopg = require("psycopg", "postgres", "a Postgres board")
+        PgError = (psycopg.Error, helper.RemoteError)
+    return psycopg
 
 
-# A failure reported by the server or the connection; its sqlstate is None for the latter.
-PgError = psycopg.Error if psycopg is not None else _NoDriver
+def driver_name():
+    client = driver().pq.version()
+    return f"psycopg {psycopg.__version__} (libpq {client // 10000}.{client % 10000})"
 _ADAPTERS = None
 # result columns psycopg reads as SQLite does (bool, integers, floats); numeric and the rest: below
 _NATIVE = {"bool", "int2", "int4", "int8", "oid", "float4", "float8"}
@@ -588,8 +594,7 @@ def connect(url, **settings):
     The server sends no NOTICEs: nobody reads them."""
     from urllib.parse import parse_qs
 
-    if psycopg is None:
-        require("psycopg", "postgres", "a Postgres board")  # says which extra to install
+    driver()
     settings = dict({"client_min_messages": "error"}, **settings)
     try:
         query = parse_qs(urlsplit(url).query)
@@ -679,10 +684,10 @@ def _pg_error(exc, url):
     return KanbanError("db_error", message, detail=f"{state or 'connection'}: {detail}", db=shown)
 
 
-def _lost(exc):
-    """Is this the connection gone (ended by the server, the network, an administrator)?"""
+def _lost(exc, conn):
+    """Is this the session gone (ended by the server, the network, an administrator)?"""
     state = getattr(exc, "sqlstate", None) or ""
-    return not state or state.startswith(("08", "57P"))
+    return state.startswith(("08", "57P")) or (not state and conn.closed)
 
 
 def _search_path_entries(path):
@@ -749,11 +754,14 @@ class PgStore(Store):
             )
 
     def _connect(self):
+        """A session through this user's helper (lib/kanban/store/helper.py), else a
+        direct one: the same session settings either way."""
+        # a lock wait ends as `busy` at KANBAN_BUSY_TIMEOUT, as a locked SQLite file does;
+        # a client stuck inside a transaction (stopped, cut off) is ended by the server
+        settings = {"lock_timeout": int(self.busy_ms),
+                    "idle_in_transaction_session_timeout": IDLE_IN_TRANSACTION_MS}
         try:
-            # a lock wait ends as `busy` at KANBAN_BUSY_TIMEOUT, as a locked SQLite file does;
-            # a client stuck inside a transaction (stopped, cut off) is ended by the server
-            return connect(self.path, lock_timeout=int(self.busy_ms),
-                           idle_in_transaction_session_timeout=IDLE_IN_TRANSACTION_MS)
+            return helper.connect(self.path, settings) or connect(self.path, **settings)
         except PgError as exc:
             raise _pg_error(exc, self.path) from None
 
@@ -858,8 +866,8 @@ class PgStore(Store):
     # -- transactions ------------------------------------------------------------------
 
     def _in_transaction(self):
-        status = psycopg.pq.TransactionStatus
-        return self.conn.info.transaction_status in (status.INTRANS, status.INERROR, status.ACTIVE)
+        # libpq's PGTransactionStatusType: ACTIVE 1, INTRANS 2, INERROR 3
+        return self.conn.info.transaction_status in (1, 2, 3)
 
     def _rollback(self):
         if not self.conn.closed and self._in_transaction():
@@ -872,14 +880,20 @@ class PgStore(Store):
         """Run fn() inside one read-only transaction: a consistent snapshot."""
         if self._in_transaction():
             return fn()
-        try:
-            self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        deadline = time.monotonic() + self.busy_ms / 1000
+        while True:
             try:
-                return fn()
-            finally:
-                self._rollback()
-        except PgError as exc:
-            raise _pg_error(exc, self.path) from None
+                self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    return fn()
+                finally:
+                    self._rollback()
+            except PgError as exc:
+                if not (_lost(exc, self.conn) and time.monotonic() < deadline):
+                    raise _pg_error(exc, self.path) from None
+                # the session ended (the server or the helper went away): read again
+                self._listening = False
+                self._reconnect(deadline)
 
     def write(self, fn):
         """Run fn() inside one transaction; retry serialisation failures and deadlocks.
@@ -891,11 +905,13 @@ class PgStore(Store):
         delay = 0.002
         duplicates = 0
         while True:
+            committing = False
             try:
                 self.conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
                 self._writing = True
                 try:
                     result = fn()
+                    committing = True
                     self.conn.execute("COMMIT")
                     return result
                 except BaseException:
@@ -906,6 +922,12 @@ class PgStore(Store):
                     self._writing = False
             except PgError as exc:
                 retry = exc.sqlstate in RETRY and time.monotonic() < deadline
+                if _lost(exc, self.conn) and not committing and time.monotonic() < deadline:
+                    # the session ended before COMMIT was sent (the server or the helper
+                    # went away): nothing of this transaction stands; run it again
+                    self._listening = False
+                    self._reconnect(deadline)
+                    continue
                 if exc.sqlstate == UNIQUE:
                     duplicates += 1
                     retry = duplicates <= 3 and time.monotonic() < deadline
@@ -925,20 +947,30 @@ class PgStore(Store):
                 if not self._listening:
                     self.conn.execute("LISTEN kanban")
                     self._listening = True
-                notes = self.conn.notifies(timeout=max(0.0, deadline - time.monotonic()))
-                try:
-                    for note in notes:
-                        if note.payload == self.schema:  # the channel is the server's: other boards use it too
-                            return True
-                finally:
-                    notes.close()
-                return False
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                # the channel is the server's: other boards use it too
+                if self.schema in self._notifications(remaining):
+                    return True
             except PgError as exc:
-                if not _lost(exc):
+                if not _lost(exc, self.conn):
                     raise _pg_error(exc, self.path) from None
                 self._listening = False
                 self._reconnect(deadline)
                 return True  # look again: work may have come while nobody listened
+
+    def _notifications(self, timeout):
+        """The payloads of the first notifications to come within `timeout` seconds."""
+        if isinstance(self.conn, helper.Remote):
+            return self.conn.notifications(timeout)
+        notes = self.conn.notifies(timeout=timeout)
+        try:
+            for note in notes:
+                return [note.payload]
+        finally:
+            notes.close()
+        return []
 
     def _reconnect(self, deadline):
         """A new session for a lost one, tried until `deadline` (at least once)."""
@@ -963,7 +995,11 @@ class PgStore(Store):
         """doctor's facts, as a server answers them (a backup is a SQLite file: its version)."""
         import apsw
 
-        server, client = self.conn.info.server_version, psycopg.pq.version()
+        server = self.conn.info.server_version
+        if isinstance(self.conn, helper.Remote):
+            name = f"{self.conn.driver}, through the kanban helper"
+        else:
+            name = driver_name()
         try:
             pages = self.conn.execute(
                 """SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
@@ -975,7 +1011,7 @@ class PgStore(Store):
         return {
             "db": display_url(self.path),
             "sqlite_version": apsw.sqlite_lib_version(),
-            "driver": f"psycopg {psycopg.__version__} (libpq {client // 10000}.{client % 10000})",
+            "driver": name,
             "schema_version": self.version,
             "schema_expected": SCHEMA_VERSION,
             "journal_mode": "postgresql",
