@@ -96,10 +96,14 @@ install:
 	cp man/man7/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/
 	mkdir -p $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	./bin/kanban completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/kanban
+	mkdir -p $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	./bin/kanban completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_kanban
+	./bin/kanban completion fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/kanban.fish
 
 uninstall:
 	rm -rf $(KANBAN_LIB)
 	rm -f $(DESTDIR)$(PREFIX)/bin/kanban $(DESTDIR)$(PREFIX)/share/bash-completion/completions/kanban
+	rm -f $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_kanban $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/kanban.fish
 	rm -f $(DESTDIR)$(PREFIX)/share/man/man1/kanban.1 $(DESTDIR)$(PREFIX)/share/man/man1/kanban-*.1
 	rm -f $(DESTDIR)$(PREFIX)/share/man/man7/kanban-*.7
 

@@ -224,7 +224,9 @@ def test_completion_script_is_the_shipped_one(kb):
     assert res.rc == 0
     assert res.out == (ROOT / "lib" / "kanban" / "kanban.bash").read_text()
     assert kb("completion").out == res.out
-    assert kb("completion", "zsh").error["code"] == "usage"
+    for shell in ("zsh", "fish"):
+        assert kb("completion", shell).out == (ROOT / "lib" / "kanban" / f"kanban.{shell}").read_text()
+    assert kb("completion", "tcsh").error["code"] == "usage"
 
 
 def complete(kb, *words):
