@@ -17,7 +17,7 @@ import time
 from . import clock, paths
 from .board import Board, parse_int
 from .cli import env_or
-from .errors import invalid, usage
+from .errors import KanbanError, invalid, usage
 
 TICK_S = 0.5
 HOW_TO_SET = ("set the command that does a task: make sprint KANBAN_WORK_CMD=./do-task (or CMD=./do-task), "
@@ -91,8 +91,11 @@ class Rejections:
         self.cursor = self._drain()
         for task, count in self.counts.items():
             if count >= self.limit and self.board.show(task, events=0)["status"] == "todo":
-                self.board.block(task, f"rejected {count} times in this sprint: a person should look at it",
-                                 agent="kanban-sprint")
+                try:
+                    self.board.block(task, f"rejected {count} times in this sprint: a person should look at it",
+                                     agent="kanban-sprint")
+                except KanbanError:
+                    continue  # a worker claimed it in between: block it when it comes back
                 self.counts[task] = -1  # said once
 
 
@@ -202,6 +205,9 @@ def sprint(args):
         crew.stop()
         sys.stderr.write("kanban sprint: stopped; the loops gave their tasks back\n")
         return 130
+    except BaseException:
+        crew.stop()  # never leave loops running without the sprint that watches them
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
     status, text = summary(tasks, crew)
