@@ -247,6 +247,8 @@ def check(path, finished=False, tasks=None, events=None, doctor=None):
             if task.status in CLOSED:
                 bad(f"{where}: cancelled while {task.status}")
             task.status, task.lease = "cancelled", None
+        elif kind == "reopened" and data.get("goal"):  # a goal rolled up: a task of it is open again
+            task.status = "todo"
         elif kind == "reopened":
             if task.status not in CLOSED:
                 bad(f"{where}: reopened while {task.status}")

@@ -250,3 +250,60 @@ def test_goal_created_in_a_batch(kb):
     assert a["goal"] == goal["id"]
     finish(kb, a["id"])
     assert kb("show", goal["id"]).json["status"] == "done"
+
+
+# -- goals rolled up: nested, blocked and unblocked, reopened ---------------------------------------
+
+
+def status(kb, task_id):
+    return kb("show", task_id).json["status"]
+
+
+def test_a_goal_inside_a_goal_finishes_the_outer_one(kb):
+    outer = new(kb, "outer", "--kind", "goal")
+    inner = new(kb, "inner", "--kind", "goal", "--goal", outer)
+    deeper = new(kb, "deeper", "--kind", "goal", "--goal", inner)
+    task = new(kb, "the work", "--goal", deeper)
+    after = new(kb, "after the outer goal", "--depends-on", outer)
+    assert kb("show", after).json["ready"] is False
+    finish(kb, task)
+    assert [status(kb, g) for g in (deeper, inner, outer)] == ["done", "done", "done"]
+    assert kb("show", after).json["ready"] is True
+    assert kb("claim", agent="w").json["id"] == after
+    # a task added deep inside reopens every goal above it
+    late = new(kb, "late", "--goal", deeper)
+    assert [status(kb, g) for g in (deeper, inner, outer)] == ["todo", "todo", "todo"]
+    finish(kb, late)
+    assert [status(kb, g) for g in (deeper, inner, outer)] == ["done", "done", "done"]
+    # reopening a task inside reopens them all
+    assert kb("reopen", task).rc == 0
+    assert [status(kb, g) for g in (deeper, inner, outer)] == ["todo", "todo", "todo"]
+
+
+def test_a_goal_blocked_while_its_tasks_finish_is_done_when_unblocked(kb):
+    goal = new(kb, "goal", "--kind", "goal")
+    task = new(kb, "work", "--goal", goal)
+    waiting = new(kb, "waits on the goal", "--depends-on", goal)
+    assert kb("block", goal, "--reason", "on hold").rc == 0
+    finish(kb, task)
+    assert status(kb, goal) == "blocked"
+    assert kb("unblock", goal).json["status"] == "done"
+    assert kb("show", waiting).json["ready"] is True
+
+
+def test_a_reopened_goal_whose_tasks_are_done_is_done_again(kb):
+    outer = new(kb, "outer", "--kind", "goal")
+    goal = new(kb, "goal", "--kind", "goal", "--goal", outer)
+    task = new(kb, "work", "--goal", goal)
+    waiting = new(kb, "waits on the goal", "--depends-on", goal)
+    finish(kb, task)
+    assert status(kb, goal) == "done" and status(kb, outer) == "done"
+    assert kb("reopen", goal).json["status"] == "done"  # every task is done: it rolls up at once
+    assert status(kb, outer) == "done" and kb("show", waiting).json["ready"] is True
+    # a cancelled goal reopened, the same
+    assert kb("reopen", task).rc == 0
+    assert kb("cancel", goal).rc == 0
+    assert status(kb, outer) == "done"  # its one task is cancelled: closed
+    finish(kb, task)
+    assert kb("reopen", goal).json["status"] == "done"
+    assert status(kb, outer) == "done"

@@ -1,12 +1,16 @@
 """The board against a reference model: a hypothesis state machine (issue 5).
 
-Random sequences of create, claim (best or by id), claim --for-review, renew,
-release, complete (--review), approve, reject, block, unblock, cancel, reopen,
-dep add/rm, lease reap and KANBAN_NOW clock jumps (forward and back) run against
+Random sequences of create (tasks and goals, goals inside goals), claim (best or by
+id), claim --for-review, renew, release, complete (--review), approve, reject, block,
+unblock, cancel, reopen (of tasks and of goals), dep add/rm (on goals too), lease reap
+and KANBAN_NOW clock jumps (forward and back) run against
 the real Board and against the small model below, written from SPEC section 4.
 Every answer is checked (the task it returns, or the error code), and after every
 step the whole board is compared with the model: status, holder, lease, attempts,
-deps and `ready`; a claimed task has a holder and a lease (live, or expired and
+deps, goals and `ready` (a goal in todo or done is done exactly when it has tasks
+and all are done or cancelled, nested goals included); the review gate refuses every
+agent that held the task by any path (claimed it, or completed, blocked, renewed or
+released it with the current token); a claimed task has a holder and a lease (live, or expired and
 reclaimable); fencing tokens go up by one at every claim and never otherwise; and
 tests/invariants.py replays the event log to the same state.
 """
@@ -41,8 +45,10 @@ class Refusal(Exception):
 
 
 class Task:
-    def __init__(self, number, now, priority, review, max_attempts, not_before, deps):
+    def __init__(self, number, now, priority, review, max_attempts, not_before, deps, kind="task", goal=None):
         self.id = number
+        self.kind = kind
+        self.goal = goal
         self.status = "todo"
         self.priority = priority
         self.created_at = now
@@ -52,7 +58,7 @@ class Task:
         self.deps = set(deps)
         self.attempts = 0
         self.holder = self.token = self.until = self.lease_ms = None
-        self.holders = set()  # agents that ever claimed it for work (the review gate)
+        self.holders = set()  # agents that ever held it for work, by any path (the review gate)
         self.tokens = set()   # every token issued on it (worker or review)
 
     def end_lease(self):
@@ -76,7 +82,7 @@ class Model:
         return self.tasks[number]
 
     def ready(self, t):
-        return (t.status == "todo" and all(self.tasks[d].status == "done" for d in t.deps)
+        return (t.status == "todo" and t.kind == "task" and all(self.tasks[d].status == "done" for d in t.deps)
                 and (t.not_before is None or t.not_before <= self.now))
 
     def order(self, t):
@@ -107,6 +113,7 @@ class Model:
             raise Refusal("lease_lost")
 
     def reaches(self, start, target):
+        """Does `start` wait on `target`: through deps, or (a goal) through its tasks?"""
         seen, todo = set(), [start]
         while todo:
             node = todo.pop()
@@ -115,19 +122,48 @@ class Model:
             if node not in seen:
                 seen.add(node)
                 todo += list(self.tasks[node].deps)
+                todo += [t.id for t in self.tasks.values() if t.goal == node]
         return False
+
+    def settle(self):
+        """SPEC 4: a goal (todo or done) is done when it has tasks, all done or cancelled;
+        goals inside goals count as tasks of theirs.  Applied until nothing changes."""
+        changed = True
+        while changed:
+            changed = False
+            for g in self.tasks.values():
+                if g.kind != "goal" or g.status not in ("todo", "done"):
+                    continue
+                members = [t for t in self.tasks.values() if t.goal == g.id]
+                want = "done" if members and all(t.status in ("done", "cancelled") for t in members) else "todo"
+                if g.status != want:
+                    g.status, changed = want, True
+
+    def held(self, t, agent):
+        """An agent that passed the lease check on a task in progress held it."""
+        if t.status == "in_progress":
+            t.holders.add(agent)
 
     # -- operations: each returns what the board must answer, or raises Refusal --------
 
-    def create(self, priority, review, max_attempts, not_before, deps):
+    def create(self, priority, review, max_attempts, not_before, deps, kind="task", goal=None):
+        if goal is not None:
+            self.get(goal)
         for dep in deps:
             self.get(dep)
+        if goal is not None:
+            if self.tasks[goal].kind != "goal":
+                raise Refusal("invalid")
+            if any(self.reaches(dep, goal) for dep in deps):
+                raise Refusal("cycle")
         number = len(self.tasks) + 1
-        self.tasks[number] = Task(number, self.now, priority, review, max_attempts, not_before, deps)
+        self.tasks[number] = Task(number, self.now, priority, review, max_attempts, not_before, deps, kind, goal)
+        self.settle()
         return number
 
     def claim(self, agent, number, lease_ms):
         self.reap()
+        self.settle()
         if number is None:
             ready = sorted((t for t in self.tasks.values() if self.ready(t)), key=self.order)
             if not ready:
@@ -143,6 +179,7 @@ class Model:
 
     def claim_review(self, agent, number, lease_ms):
         self.reap()
+        self.settle()
         if number is None:
             waiting = sorted((t for t in self.tasks.values() if t.status == "in_review" and t.holder is None
                               and agent not in t.holders), key=self.order)
@@ -157,26 +194,30 @@ class Model:
                 raise Refusal("forbidden")
         return t.id, self.issue(t, agent, lease_ms)
 
-    def renew(self, number, token, lease_ms):
+    def renew(self, number, token, lease_ms, agent):
         t = self.get(number)
         self.check_lease(t, token, ("in_progress", "in_review"))
+        self.held(t, agent)
         t.until = max(t.until, self.now + (lease_ms or t.lease_ms))
 
-    def release(self, number, token):
+    def release(self, number, token, agent):
         t = self.get(number)
         self.check_lease(t, token, ("in_progress", "in_review"))
+        self.held(t, agent)
         if t.status == "in_progress":
             t.status = "todo"
         t.end_lease()
 
-    def complete(self, number, token, review):
+    def complete(self, number, token, review, agent):
         t = self.get(number)
         self.check_lease(t, token)
+        self.held(t, agent)
         if review or t.review:
             t.status, t.review = "in_review", True
         else:
             t.status = "done"
         t.end_lease()
+        self.settle()
 
     def judge(self, agent, number, token, verdict):
         t = self.get(number)
@@ -189,11 +230,13 @@ class Model:
             raise Refusal("lease_lost")
         t.status = "done" if verdict == "approve" else "todo"
         t.end_lease()
+        self.settle()
 
-    def block(self, number, token):
+    def block(self, number, token, agent):
         t = self.get(number)
         if t.status == "in_progress":
             self.check_lease(t, token)
+            self.held(t, agent)
         elif t.status != "todo":
             raise Refusal("conflict")
         t.status = "blocked"
@@ -204,6 +247,7 @@ class Model:
         if t.status != "blocked":
             raise Refusal("conflict")
         t.status = "todo"
+        self.settle()
 
     def cancel(self, number):
         t = self.get(number)
@@ -211,12 +255,14 @@ class Model:
             raise Refusal("conflict")
         t.status = "cancelled"
         t.end_lease()
+        self.settle()
 
     def reopen(self, number):
         t = self.get(number)
         if t.status not in ("done", "failed", "cancelled"):
             raise Refusal("conflict")
         t.status, t.attempts = "todo", 0
+        self.settle()
 
     def dep_add(self, number, dep):
         t = self.get(number)
@@ -302,8 +348,9 @@ class BoardMachine(RuleBasedStateMachine):
         t = self.model.tasks[number]
         assert answer["id"] == f"TASK-{number}"
         got = {k: answer[k] for k in ("status", "claimed_by", "lease_until", "attempts", "ready", "review",
-                                      "priority", "max_attempts", "depends_on", "created_at", "not_before")}
-        want = {"status": t.status, "claimed_by": t.holder, "lease_until": iso(t.until), "attempts": t.attempts,
+                                      "priority", "max_attempts", "depends_on", "created_at", "not_before",
+                                      "kind", "goal")}
+        want = {"kind": t.kind, "goal": None if t.goal is None else f"TASK-{t.goal}", "status": t.status, "claimed_by": t.holder, "lease_until": iso(t.until), "attempts": t.attempts,
                 "ready": self.model.ready(t), "review": t.review, "priority": t.priority,
                 "max_attempts": t.max_attempts, "depends_on": [f"TASK-{d}" for d in sorted(t.deps)],
                 "created_at": iso(t.created_at), "not_before": iso(t.not_before)}
@@ -313,7 +360,9 @@ class BoardMachine(RuleBasedStateMachine):
 
     CREATE = dict(priority=st.integers(-1, 2), review=st.booleans(), max_attempts=st.none() | st.integers(1, 2),
                   not_before=st.one_of(st.none(), st.none(), st.none(), st.integers(-60, 600)),
-                  deps=st.one_of(st.just([]), st.just([]), st.lists(PICK, min_size=1, max_size=2)))
+                  deps=st.one_of(st.just([]), st.just([]), st.lists(PICK, min_size=1, max_size=2)),
+                  kind=st.sampled_from(["task", "task", "task", "goal"]),
+                  goal=st.one_of(st.none(), st.none(), PICK))
 
     @initialize(tasks=st.lists(st.fixed_dictionaries(CREATE), min_size=1, max_size=4))
     def first_tasks(self, tasks):
@@ -322,14 +371,20 @@ class BoardMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: len(self.model.tasks) < MAX_TASKS)
     @rule(**CREATE)
-    def create(self, priority, review, max_attempts, not_before, deps):
+    def create(self, priority, review, max_attempts, not_before, deps, kind, goal):
         deps = sorted({pick % len(self.model.tasks) + 1 for pick in deps}) if self.model.tasks else []
+        goals = [t.id for t in self.model.tasks.values() if t.kind == "goal"]
+        # mostly a goal that exists; now and then a plain task (refused: invalid)
+        goal = None if goal is None or not self.model.tasks else (
+            goals[goal % len(goals)] if goals and goal % 4 else goal % len(self.model.tasks) + 1)
         at = None if not_before is None else self.model.now + not_before * 1000
         number, answer = self.both(
-            "create", lambda m: m.create(priority, review, max_attempts, at, deps),
+            f"create {kind} goal={goal} deps={deps}", lambda m: m.create(priority, review, max_attempts, at, deps,
+                                                                         kind, goal),
             lambda: self.board.create(f"task {len(self.model.tasks) + 1}", priority=priority, review=review,
                                       max_attempts=max_attempts, not_before=None if at is None else at // 1000,
-                                      depends_on=[f"TASK-{d}" for d in deps]))
+                                      depends_on=[f"TASK-{d}" for d in deps], kind=kind,
+                                      goal=None if goal is None else f"TASK-{goal}"))
         if answer is not None:
             assert answer["created"] is True
             self.expect_task(answer, number)
@@ -372,7 +427,7 @@ class BoardMachine(RuleBasedStateMachine):
     def renew(self, agent, held, how, pick, lease):
         number, value = self.token_for(held, how, pick)
         _, answer = self.both(
-            f"renew {number} {value}", lambda m: m.renew(number, value, lease and lease * 1000),
+            f"renew {number} {value} by {agent}", lambda m: m.renew(number, value, lease and lease * 1000, agent),
             lambda: self.board.renew(number, value, lease=lease and f"{lease}s", agent=agent))
         if answer is not None:
             assert answer["lease_token"] == value
@@ -381,7 +436,7 @@ class BoardMachine(RuleBasedStateMachine):
     @rule(agent=AGENTS, held=leases | review_leases, how=HOW, pick=PICK)
     def release(self, agent, held, how, pick):
         number, value = self.token_for(held, how, pick)
-        _, answer = self.both(f"release {number} {value}", lambda m: m.release(number, value),
+        _, answer = self.both(f"release {number} {value} by {agent}", lambda m: m.release(number, value, agent),
                               lambda: self.board.release(number, value, agent=agent))
         if answer is not None:
             self.expect_task(answer, number)
@@ -389,8 +444,8 @@ class BoardMachine(RuleBasedStateMachine):
     @rule(agent=AGENTS, held=leases | review_leases, how=HOW, pick=PICK, review=st.booleans())
     def complete(self, agent, held, how, pick, review):
         number, value = self.token_for(held, how, pick, ("in_progress",))
-        _, answer = self.both(f"complete {number} {value} review={review}",
-                              lambda m: m.complete(number, value, review),
+        _, answer = self.both(f"complete {number} {value} review={review} by {agent}",
+                              lambda m: m.complete(number, value, review, agent),
                               lambda: self.board.complete(number, value, review=review, agent=agent))
         if answer is not None:
             self.expect_task(answer, number)
@@ -410,8 +465,17 @@ class BoardMachine(RuleBasedStateMachine):
     @rule(agent=AGENTS, held=leases | review_leases, how=HOW, pick=PICK)
     def block(self, agent, held, how, pick):
         number, value = self.token_for(held, how, pick, ("in_progress",))
-        _, answer = self.both(f"block {number} {value}", lambda m: m.block(number, value),
+        _, answer = self.both(f"block {number} {value} by {agent}", lambda m: m.block(number, value, agent),
                               lambda: self.board.block(number, "stuck", token=value, agent=agent))
+        if answer is not None:
+            self.expect_task(answer, number)
+
+    @rule(number=PICK)
+    def park(self, number):
+        """Block a todo task or goal by id, as a person does (no token)."""
+        number = self.pick(number)
+        _, answer = self.both(f"block {number} (todo)", lambda m: m.block(number, None, "lead"),
+                              lambda: self.board.block(number, "parked", agent="lead"))
         if answer is not None:
             self.expect_task(answer, number)
 

@@ -35,3 +35,19 @@ def test_give_back_counts_attempts_on_postgres(pg):  # noqa: F811 - the fixture 
             token = board.claim("w1", task)["lease_token"]
             back = board.give_back(task, token, "refused", agent="w1")
             assert back["attempts"] == attempt and back["status"] == status, back
+
+
+@needs_pg
+def test_goals_roll_up_the_same(both):  # noqa: F811 - the fixture imported above
+    outer = both("create", "outer", "--kind", "goal")["id"]
+    inner = both("create", "inner", "--kind", "goal", "--goal", outer)["id"]
+    task = both("create", "work", "--goal", inner)["id"]
+    waiting = both("create", "waits", "--depends-on", outer)["id"]
+    both("block", inner, "--reason", "on hold")
+    token = str(both("claim", task, agent="w1")["lease_token"])
+    both("complete", task, "--token", token, agent="w1")
+    assert both("unblock", inner)["status"] == "done"
+    assert both("show", outer)["status"] == "done" and both("show", waiting)["ready"] is True
+    assert both("reopen", inner)["status"] == "done"
+    both("reopen", task)
+    assert both("show", outer)["status"] == "todo"

@@ -433,24 +433,33 @@ class Board:
 
     def _sync_goal(self, goal_id, actor):
         """A goal is done when it has tasks and all are done or cancelled; a done goal
-        whose tasks are no longer all closed reopens."""
-        if goal_id is None:
-            return
-        goal = self.db.row("SELECT status FROM tasks WHERE id = ?", (goal_id,))
-        if goal is None or goal["status"] not in ("todo", "done"):
-            return
-        total, closed = self.db.execute(
-            "SELECT count(*), coalesce(sum(status IN ('done','cancelled')), 0)"
-            " FROM tasks WHERE goal_id = ?", (goal_id,)).fetchone()
-        complete = total > 0 and total == closed
-        if complete and goal["status"] == "todo":
-            self._update(goal_id, status="done", finished_at=self.now)
-            self._event(goal_id, "status_changed", actor, {"from": "todo", "to": "done", "goal": True})
-            self._event(goal_id, "completed", actor, {"goal": True, "tasks": total})
-        elif not complete and goal["status"] == "done":
-            self._update(goal_id, status="todo", finished_at=None)
-            self._event(goal_id, "status_changed", actor, {"from": "done", "to": "todo", "goal": True})
-            self._event(goal_id, "reopened", actor, {"goal": True, "tasks": total})
+        whose tasks are no longer all closed reopens.  A goal inside a goal is one of
+        its tasks: a change rolls up to the goal above it, and so on up."""
+        while goal_id is not None:
+            goal = self.db.row("SELECT status, goal_id FROM tasks WHERE id = ?", (goal_id,))
+            if goal is None or goal["status"] not in ("todo", "done"):
+                return
+            total, closed = self.db.execute(
+                "SELECT count(*), coalesce(sum(status IN ('done','cancelled')), 0)"
+                " FROM tasks WHERE goal_id = ?", (goal_id,)).fetchone()
+            complete = total > 0 and total == closed
+            if complete and goal["status"] == "todo":
+                self._update(goal_id, status="done", finished_at=self.now)
+                self._event(goal_id, "status_changed", actor, {"from": "todo", "to": "done", "goal": True})
+                self._event(goal_id, "completed", actor, {"goal": True, "tasks": total})
+            elif not complete and goal["status"] == "done":
+                self._update(goal_id, status="todo", finished_at=None)
+                self._event(goal_id, "status_changed", actor, {"from": "done", "to": "todo", "goal": True})
+                self._event(goal_id, "reopened", actor, {"goal": True, "tasks": total})
+            else:
+                return
+            goal_id = goal["goal_id"]
+
+    def _sync_own_goal(self, row, actor):
+        """A goal that becomes todo again (unblocked, reopened) whose tasks are all closed
+        is done at once; then the goal it belongs to."""
+        if row["kind"] == "goal":
+            self._sync_goal(row["id"], actor)
 
     def _check_goal(self, goal_id, task_id=None):
         goal = self.db.row("SELECT kind FROM tasks WHERE id = ?", (goal_id,))
@@ -1109,6 +1118,7 @@ class Board:
             self._gate("unblock", actor, row)
             self._update(task, status="todo", reason=None)
             self._event(task, "unblocked", actor, {"reason": reason} if reason else {})
+            self._sync_own_goal(row, actor)
             return self._task(task)
         return self._write(apply)
 
@@ -1142,6 +1152,7 @@ class Board:
             self._update(task, status="todo", attempts=0, reason=None, finished_at=None)
             self._event(task, "reopened", actor, {"from": row["status"]})
             self._sync_goal(row["goal_id"], actor)
+            self._sync_own_goal(row, actor)
             return self._task(task)
         return self._write(apply)
 
