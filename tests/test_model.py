@@ -350,7 +350,8 @@ class BoardMachine(RuleBasedStateMachine):
         got = {k: answer[k] for k in ("status", "claimed_by", "lease_until", "attempts", "ready", "review",
                                       "priority", "max_attempts", "depends_on", "created_at", "not_before",
                                       "kind", "goal")}
-        want = {"kind": t.kind, "goal": None if t.goal is None else f"TASK-{t.goal}", "status": t.status, "claimed_by": t.holder, "lease_until": iso(t.until), "attempts": t.attempts,
+        want = {"kind": t.kind, "goal": None if t.goal is None else f"TASK-{t.goal}",
+                "status": t.status, "claimed_by": t.holder, "lease_until": iso(t.until), "attempts": t.attempts,
                 "ready": self.model.ready(t), "review": t.review, "priority": t.priority,
                 "max_attempts": t.max_attempts, "depends_on": [f"TASK-{d}" for d in sorted(t.deps)],
                 "created_at": iso(t.created_at), "not_before": iso(t.not_before)}
