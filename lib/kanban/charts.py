@@ -25,23 +25,27 @@ LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 28
 
 
 def _frame(kind, title, body, legend=(), extra=""):
-    keys = "".join(
-        f'<g transform="translate({LEFT + 110 * n},{H + 14})"><rect width="10" height="10" fill="{colour}"/>'
-        f'<text x="14" y="9">{escape(label)}</text></g>' for n, (label, colour) in enumerate(legend))
+    keys, x = [], LEFT
+    for label, colour in legend:  # each key as wide as its label
+        keys.append(f'<g transform="translate({x},{H + 14})"><rect width="10" height="10" fill="{colour}"/>'
+                    f'<text x="14" y="9">{escape(label)}</text></g>')
+        x += 30 + 8 * len(label)
+    keys = "".join(keys)
     height = H + (24 if legend else 0)
     return (f'<svg class="chart" data-chart="{kind}" viewBox="0 0 {W} {height}" width="100%" role="img" '
             f'xmlns="http://www.w3.org/2000/svg"{extra}><title>{escape(title)}</title>{body}{keys}</svg>')
 
 
-def _axes(top_value, labels):
+def _axes(top_value, labels, clamp=True):
     """The y axis from 0 to top_value, and x labels [(x, text)]."""
     bottom, top = H - BOTTOM, TOP
     parts = [f'<line class="axis" x1="{LEFT}" y1="{bottom}" x2="{W - RIGHT}" y2="{bottom}"/>',
              f'<line class="axis" x1="{LEFT}" y1="{top}" x2="{LEFT}" y2="{bottom}"/>',
              f'<text class="tick" x="{LEFT - 6}" y="{bottom}" text-anchor="end">0</text>',
              f'<text class="tick" x="{LEFT - 6}" y="{top + 8}" text-anchor="end">{top_value}</text>']
-    parts += [f'<text class="tick" x="{x:.1f}" y="{H - 8}" text-anchor="middle">{escape(text)}</text>'
-              for x, text in labels]
+    for x, text in labels:  # the labels at the ends stay inside the frame
+        anchor = "middle" if not clamp else "start" if x - LEFT < 60 else "end" if W - RIGHT - x < 60 else "middle"
+        parts.append(f'<text class="tick" x="{x:.1f}" y="{H - 8}" text-anchor="{anchor}">{escape(text)}</text>')
     return "".join(parts)
 
 
@@ -96,7 +100,7 @@ def svg_burndown(data):
         points = " ".join(f"{xs[i]:.1f},{_y(v, top_value):.1f}" for i, v in enumerate(goal["remaining"]))
         lines.append(f'<polyline data-series="{escape(goal["goal"])}" data-values="{_values(goal["remaining"])}" '
                      f'fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>')
-        legend.append((f'{goal["goal"]} {goal["title"] or ""}'[:16], colour))
+        legend.append((f'{goal["goal"]} {goal["title"] or ""}'[:28], colour))
     body = "".join(lines) + _axes(top_value, _time_labels(times, xs))
     if not goals:
         body += f'<text class="empty" x="{W / 2}" y="{H / 2}" text-anchor="middle">no goal has tasks yet</text>'
@@ -121,7 +125,7 @@ def _bars(kind, title, labels, groups, label_every=1):
         parts.append(f'<g data-series="{escape(name)}" data-values="{_values(values)}" fill="{colour}">'
                      + "".join(rects) + "</g>")
     ticks = [(LEFT + slot * (i + 0.5), labels[i]) for i in range(0, count, label_every)]
-    return _frame(kind, title, "".join(parts) + _axes(top_value, ticks),
+    return _frame(kind, title, "".join(parts) + _axes(top_value, ticks, clamp=False),
                   [(name, colour) for name, colour, _ in groups] if len(groups) > 1 else ())
 
 
