@@ -66,6 +66,7 @@ def test_options_and_their_values(kb, held):
     assert values(kb, "board", "--format", "") == ["json", "markdown", "table"]
     assert values(kb, "list", "--status=in") == ["--status=in_progress", "--status=in_review"]
     assert values(kb, "move", held["todo"], "") == ["blocked", "cancelled", "done", "in_review", "todo"]
+    assert values(kb, "limit", "set", "") == ["in_progress", "in_review"]
     assert values(kb, "skill", "--harness", "c") == ["claude", "codex"]
     assert values(kb, "plan", "apply", "") == [":files"]
     assert values(kb, "work", "--agent", "w1", "--", "") == [":commands"]

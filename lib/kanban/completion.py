@@ -213,6 +213,8 @@ def candidates(words, cur):
         return [(":files", "")]
     if name == "COLUMN" and verb == "move":
         return _filter([(c, "") for c in MOVE_COLUMNS], cur)
+    if name == "STATUS" and verb == "limit":  # WIP limits are on these two columns
+        return _filter([("in_progress", ""), ("in_review", "")], cur)
     if name in ("ID", "DEP", "PAIR"):
         key = " ".join([verb] + operands[:1]) if subs else verb
         which = TASKS_FOR.get(key, TASKS_FOR.get(verb, "any"))
