@@ -244,7 +244,8 @@ def test_cycles_are_refused(kb, tmp_path, text, loop):
 
 def test_yaml_and_file_errors(kb, tmp_path):
     doc = error(kb("plan", "lint", write(tmp_path, "name: x\ntasks: [\n")), "invalid")
-    assert "not valid YAML" in doc["error"] and "line 3" in doc["error"]
+    # FILE:LINE:COL: where the parser stopped
+    assert "not valid YAML" in doc["error"] and ".yaml:3:1: " in doc["error"] and doc["line"] == 3
     doc = error(kb("plan", "lint", write(tmp_path, "- just\n- a list\n")), "invalid")
     assert "mapping" in doc["error"]
     error(kb("plan", "lint", tmp_path / "missing.yaml"), "not_found")

@@ -360,15 +360,98 @@ def apply(plan, agent=None, board=None):
     return {"plan": plan.name, "created": created, "existing": len(tasks) - created, "tasks": tasks}
 
 
+# -- where in the file: FILE:LINE:COL, as a compiler says it -----------------------------
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def locate(text, path=None):
+    """(line, column), 1-based, of a problem in a YAML text: the syntax error's own mark
+    (for a quote never closed, where it opened), else the node at `path`, a JSON path such
+    as goals[0].tasks[1].depends_on[0] (the deepest node the file has on that path)."""
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=_bounded_loader(yaml))  # noqa: S506 - a SafeLoader, bounded
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        context = getattr(exc, "context_mark", None)
+        opened = (getattr(exc, "context", None) or "").startswith(("while scanning a quoted",
+                                                                    "while parsing a flow"))
+        if context is not None and (mark is None or opened):
+            mark = context  # a quote or bracket never closed: where it was opened
+        return (mark.line + 1, mark.column + 1) if mark else None
+    if node is None or path is None:
+        return None
+    for name, index in _PATH_PART.findall(path if path != "(top level)" else ""):
+        if index:
+            if not isinstance(node, yaml.SequenceNode) or int(index) >= len(node.value):
+                break
+            node = node.value[int(index)]
+        else:
+            if not isinstance(node, yaml.MappingNode):
+                break
+            found = [value for key, value in node.value if getattr(key, "value", None) == name]
+            if not found:
+                break
+            node = found[0]
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _read_located(path):
+    """read(path), its errors saying FILE:LINE:COL: first (and each listed error its line)."""
+    try:
+        return read(path)
+    except KanbanError as exc:
+        if path == "-" or exc.code not in ("invalid", "cycle") or exc.extra.get("file") != path:
+            raise
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError):
+            raise exc from None
+        where = locate(text, exc.extra.get("path"))
+        if where is None:
+            raise
+        line, column = where
+        message = exc.message
+        if message.startswith(f"{path}: "):
+            message = message[len(path) + 2:]
+        message = re.sub(r"^not valid YAML \(line \d+, column \d+\): ", "not valid YAML: ", message)
+        exc.message = f"{path}:{line}:{column}: {message}"
+        exc.args = (exc.message,)
+        exc.extra.update(line=line, column=column)
+        for listed in exc.extra.get("errors") or []:
+            spot = locate(text, listed.get("path"))
+            if spot:
+                listed.update(line=spot[0], column=spot[1])
+        raise exc from None
+
+
 # -- the porcelain ----------------------------------------------------------------------
 
 def plan(args):
-    """porcelain/kanban-plan: `plan lint FILE`, `plan apply FILE [--agent A]`."""
+    """porcelain/kanban-plan: `plan lint FILE`, `plan apply FILE [--agent A]`; JSON, or on a
+    terminal a summary (--format json keeps the document there too)."""
     from .cli import emit, env_or
 
-    checked = read(args["FILE"])
+    fmt = args.get("--format") or ("table" if sys.stdout.isatty() else "json")
+    if fmt not in ("json", "table"):
+        raise invalid(f"bad --format {fmt!r}: json or table")
+    checked = _read_located(args["FILE"])
     if args["lint"]:
-        emit(checked.summary())
+        doc = checked.summary()
+        if fmt == "json":
+            emit(doc)
+        else:
+            sys.stdout.write(f"{args['FILE']}: ok: plan {doc['plan']}, {doc['goals']} goal(s), {doc['tasks']} task(s)"
+                             + (f", refers to {', '.join(doc['external'])}" if doc["external"] else "") + "\n")
         return 0
-    emit(apply(checked, agent=env_or(args, "--agent", "KANBAN_AGENT")))
+    doc = apply(checked, agent=env_or(args, "--agent", "KANBAN_AGENT"))
+    if fmt == "json":
+        emit(doc)
+    else:
+        from .render import plan_summary
+
+        sys.stdout.write(plan_summary(doc))
     return 0

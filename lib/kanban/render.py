@@ -529,3 +529,16 @@ def standup_text(doc):
                 line += f"  — {fit(one_line(detail), 60)}"
             out.append(line.rstrip())
     return "\n".join(out) + "\n"
+
+
+# -- kanban plan apply, on a terminal -----------------------------------------------------------
+
+def plan_summary(doc, shown=20):
+    """What `plan apply` did, in a few lines: the counts, then the tasks it created."""
+    made = [t for t in doc["tasks"] if t.get("created")]
+    out = [f"plan {one_line(doc['plan'])}: {doc['created']} created, {doc['existing']} already on the board"]
+    for task in made[:shown]:
+        out.append(f"  + {task['id']:<9} {task['kind']:<5} {fit(one_line(task['title']), 60)}")
+    if len(made) > shown:
+        out.append(f"  … and {len(made) - shown} more (kanban plan apply --format json)")
+    return "\n".join(out) + "\n"
