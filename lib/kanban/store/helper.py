@@ -29,7 +29,7 @@ import os
 import socket
 import struct
 
-PROTOCOL = 1
+PROTOCOL = 2
 
 
 class RemoteError(Exception):
@@ -197,7 +197,7 @@ class Remote:
                 pass
 
 
-def connect(url, settings):
+def connect(url, settings, pooled=False):
     """A session through this user's helper, or None: no helper (one is started for the
     next call), or helpers turned off.  A server's refusal is raised as RemoteError."""
     if os.environ.get("KANBAN_PG_HELPER", "1") == "0":
@@ -210,7 +210,7 @@ def connect(url, settings):
     sock.settimeout(None)
     try:
         sock.connect(path)
-        _send(sock, ("connect", PROTOCOL, url, settings, _libpq_environment()))
+        _send(sock, ("connect", PROTOCOL, url, settings, _libpq_environment(), pooled))
         reply = _receive(sock)
     except OSError:
         sock.close()
@@ -358,7 +358,7 @@ class Helper:
                 return
         conn.close()
 
-    def _connect(self, postgres, url, settings, environment):
+    def _connect(self, postgres, url, settings, environment, pooled):
         """Connect as the caller would: with its libpq variables in the environment."""
         with self.environment:
             saved = {name: value for name, value in os.environ.items() if name.startswith("PG")}
@@ -366,7 +366,7 @@ class Helper:
                 del os.environ[name]
             os.environ.update(environment)
             try:
-                return postgres.connect(url, **settings)
+                return postgres.connect(url, pooled=pooled, **settings)
             finally:
                 for name in environment:
                     os.environ.pop(name, None)
@@ -382,12 +382,12 @@ class Helper:
             message = _receive(sock)
             if not message or message[0] != "connect" or message[1] != PROTOCOL:
                 return
-            _, _, url, settings, environment = message
-            key = (url, tuple(sorted(settings.items())), tuple(sorted(environment.items())))
+            _, _, url, settings, environment, pooled = message
+            key = (url, tuple(sorted(settings.items())), tuple(sorted(environment.items())), pooled)
             conn = self._take(key)
             if conn is None:
                 try:
-                    conn = self._connect(postgres, url, settings, environment)
+                    conn = self._connect(postgres, url, settings, environment, pooled)
                 except Exception as exc:  # noqa: BLE001 - the client reports it
                     _send(sock, ("error", str(exc), getattr(exc, "sqlstate", None), 0))
                     return

@@ -587,14 +587,21 @@ def _adapters():
     return _ADAPTERS
 
 
-def connect(url, **settings):
+def connect(url, pooled=False, **settings):
     """A psycopg connection to `url` in autocommit mode (kanban says BEGIN itself), with
     server settings (`-c name=value`) added to the URL's own.
 
+    Through a connection pooler (pooled: PgBouncer refuses startup options, and in
+    transaction mode a session is not the client's between transactions) no options are
+    sent and nothing is prepared: the store sets what it needs in each transaction.
     The server sends no NOTICEs: nobody reads them."""
     from urllib.parse import parse_qs
 
     driver()
+    if pooled:
+        return psycopg.connect(url, autocommit=True, cursor_factory=psycopg.ClientCursor, context=_adapters(),
+                               client_encoding="UTF8", application_name="kanban", connect_timeout=10,
+                               prepare_threshold=None)
     settings = dict({"client_min_messages": "error"}, **settings)
     try:
         query = parse_qs(urlsplit(url).query)
@@ -732,6 +739,7 @@ class PgStore(Store):
         self._writing = False
         self._rowcount = -1
         self._listening = False
+        self.pooled = False
         self.conn = self._connect()
         try:
             self.schema = self._board_schema(create)
@@ -755,15 +763,32 @@ class PgStore(Store):
 
     def _connect(self):
         """A session through this user's helper (lib/kanban/store/helper.py), else a
-        direct one: the same session settings either way."""
-        # a lock wait ends as `busy` at KANBAN_BUSY_TIMEOUT, as a locked SQLite file does;
-        # a client stuck inside a transaction (stopped, cut off) is ended by the server
-        settings = {"lock_timeout": int(self.busy_ms),
-                    "idle_in_transaction_session_timeout": IDLE_IN_TRANSACTION_MS}
+        direct one: the same session settings either way.  A server that refuses
+        startup options is a connection pooler (PgBouncer): then the settings are made
+        in each write transaction, and nothing that needs a session (LISTEN) is used."""
+        settings = self._settings()
         try:
-            return helper.connect(self.path, settings) or connect(self.path, **settings)
+            try:
+                return helper.connect(self.path, settings, self.pooled) or \
+                    connect(self.path, pooled=self.pooled, **settings)
+            except PgError as exc:
+                if self.pooled or "unsupported startup parameter" not in str(exc):
+                    raise
+            self.pooled = True
+            return helper.connect(self.path, settings, True) or connect(self.path, pooled=True, **settings)
         except PgError as exc:
             raise _pg_error(exc, self.path) from None
+
+    def _settings(self):
+        # a lock wait ends as `busy` at KANBAN_BUSY_TIMEOUT, as a locked SQLite file does;
+        # a client stuck inside a transaction (stopped, cut off) is ended by the server
+        return {"lock_timeout": int(self.busy_ms), "idle_in_transaction_session_timeout": IDLE_IN_TRANSACTION_MS}
+
+    def _begin_write(self):
+        begin = "BEGIN ISOLATION LEVEL READ COMMITTED"
+        if self.pooled:  # the pooler's session is ours for this transaction only: set them in it
+            begin += "".join(f"; SET LOCAL {name} = {int(value)}" for name, value in self._settings().items())
+        self.conn.execute(begin)
 
     def _board_schema(self, create):
         """The schema that holds the board: the first one search_path names (\"$user\" when
@@ -907,7 +932,7 @@ class PgStore(Store):
         while True:
             committing = False
             try:
-                self.conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+                self._begin_write()
                 self._writing = True
                 try:
                     result = fn()
@@ -941,6 +966,9 @@ class PgStore(Store):
 
         A listening session that the server ends (pg_terminate_backend, a restart) is
         replaced by a new one, and the wait goes on: a waiter never fails for it."""
+        if self.pooled:  # LISTEN needs a session of its own, which a pooler does not give
+            time.sleep(seconds)
+            return False
         deadline = time.monotonic() + seconds
         while True:
             try:

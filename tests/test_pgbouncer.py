@@ -1,0 +1,203 @@
+"""A Postgres board through PgBouncer in transaction mode: every verb answers as it does
+directly, `claim --wait` waits by polling (LISTEN needs a session of its own), and a
+crowd of agents larger than the server connections the pooler may use claims without
+a double claim.  Each test starts its own PgBouncer (the Debian `pgbouncer` package) on
+a free loopback port, with a pool of 4 server connections; it needs KANBAN_TEST_PG."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+from conftest import KANBAN, run
+
+SERVER = os.environ.get("KANBAN_TEST_PG", "")
+PGBOUNCER = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None)
+pytestmark = [
+    pytest.mark.skipif(not SERVER, reason="KANBAN_TEST_PG is not set: name a PostgreSQL server "
+                       "(e.g. KANBAN_TEST_PG=postgresql://postgres@127.0.0.1:5432/test)"),
+    pytest.mark.skipif(not PGBOUNCER, reason="pgbouncer is not installed (Debian: apt-get install pgbouncer; "
+                       ".ci/run installs it when root)"),
+]
+T0 = "2030-01-01T00:00:00Z"
+POOL = 4  # server connections the pooler may open: far fewer than the clients below
+
+
+def server_sql(sql):
+    from kanban.store.postgres import connect
+
+    with connect(SERVER) as conn:
+        conn.execute(sql)
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def server_parts():
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(SERVER)
+    return parts.hostname or "127.0.0.1", parts.port or 5432, parts.path.lstrip("/") or "postgres", \
+        parts.username or "postgres"
+
+
+@pytest.fixture
+def bouncer():
+    """A PgBouncer in transaction mode in front of a fresh schema: the board's URL."""
+    host, port, dbname, user = server_parts()
+    schema = "k_" + uuid.uuid4().hex[:12]
+    server_sql(f"CREATE SCHEMA {schema}")
+    folder = tempfile.mkdtemp(prefix="kanban-pgbouncer-")
+    listen = free_port()
+    with open(os.path.join(folder, "users.txt"), "w") as users:
+        users.write(f'"{user}" ""\n')
+    # the board's schema is the pooled database's: every server session the pooler opens
+    # sets it (startup options, such as search_path, do not pass a pooler)
+    config = f"""[databases]
+board = host={host} port={port} dbname={dbname} user={user} connect_query='SET search_path TO {schema}'
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {listen}
+unix_socket_dir =
+auth_type = trust
+auth_file = {folder}/users.txt
+pool_mode = transaction
+default_pool_size = {POOL}
+max_db_connections = {POOL}
+max_client_conn = 500
+logfile = {folder}/pgbouncer.log
+pidfile = {folder}/pgbouncer.pid
+"""
+    ini = os.path.join(folder, "pgbouncer.ini")
+    with open(ini, "w") as out:
+        out.write(config)
+    argv = [PGBOUNCER, ini]
+    if os.getuid() == 0:  # PgBouncer will not run as root
+        shutil.chown(folder, "postgres")
+        for name in os.listdir(folder):
+            shutil.chown(os.path.join(folder, name), "postgres")
+        argv = [PGBOUNCER, "-u", "postgres", ini]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", listen)) == 0:
+                    break
+            if process.poll() is not None:
+                pytest.fail(f"pgbouncer did not start: {process.stdout.read()}")
+            time.sleep(0.05)
+        url = f"postgresql://{user}@127.0.0.1:{listen}/board"
+        yield type("Bouncer", (), {"url": url, "schema": schema, "folder": folder})
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+        server_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def direct_board():
+    schema = "k_" + uuid.uuid4().hex[:12]
+    return schema, SERVER + ("&" if "?" in SERVER else "?") + f"options=-csearch_path%3D{schema}"
+
+
+SCRIPT = [
+    ("init",), ("create", "design", "--body", "the searchable body"), ("create", "build", "--depends-on", "TASK-1"),
+    ("create", "goal", "--kind", "goal"), ("set", "TASK-2", "--goal", "TASK-3"), ("claim", "--agent", "w1"),
+    ("lease", "renew", "TASK-1", "--token", "1", "--agent", "w1"),
+    ("event", "log", "TASK-1", "half way", "--token", "1", "--agent", "w1"),
+    ("complete", "TASK-1", "--token", "1", "--agent", "w1"), ("claim", "--agent", "w2"),
+    ("block", "TASK-2", "waiting", "--token", "2", "--agent", "w2"), ("unblock", "TASK-2"),
+    ("claim", "TASK-2", "--agent", "w2"), ("complete", "TASK-2", "--token", "3", "--review", "--agent", "w2"),
+    ("claim", "--for-review", "--agent", "r1"), ("approve", "TASK-2", "--agent", "r1"),
+    ("comment", "TASK-1", "well done"), ("dep", "list", "TASK-2"), ("show", "TASK-3"), ("list",),
+    ("search", "searchable"), ("stats",), ("event", "list"), ("lease", "reap"), ("prune", "--vacuum"),
+    ("create", "x"), ("cancel", "TASK-4"), ("reopen", "TASK-4"), ("limit", "list"),
+]
+
+
+def answer(res):
+    if res.rc == 2:
+        return 2, {k: v for k, v in res.error.items() if k not in ("detail", "db")}
+    docs = [json.loads(line) for line in res.out.splitlines() if line.strip()]
+    for doc in docs:
+        if isinstance(doc, dict):
+            doc.pop("db", None)
+    return res.rc, docs
+
+
+@pytest.mark.parametrize("helper", ["1", "0"])
+def test_every_verb_answers_through_pgbouncer_as_it_does_directly(bouncer, helper, tmp_path):
+    schema, direct = direct_board()
+    env = {"KANBAN_NOW": T0, "KANBAN_PG_HELPER": helper, "XDG_RUNTIME_DIR": tmp_path}
+    try:
+        for args in SCRIPT:
+            pooled = run(*args, env=dict(env, KANBAN_DB=bouncer.url))
+            plain = run(*args, env=dict(env, KANBAN_DB=direct))
+            assert answer(pooled) == answer(plain), (args, pooled, plain)
+        doctor = run("doctor", env=dict(env, KANBAN_DB=bouncer.url))
+        assert doctor.rc == 0 and doctor.json["ok"] is True, doctor
+        exported = run("export", env=dict(env, KANBAN_DB=bouncer.url))
+        assert exported.out == run("export", env=dict(env, KANBAN_DB=direct)).out
+        backup = run("backup", tmp_path / "copy.db", env=dict(env, KANBAN_DB=bouncer.url))
+        assert backup.rc == 0 and backup.json["integrity"] == "ok", backup
+    finally:
+        server_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def test_claim_wait_through_pgbouncer_polls(bouncer, tmp_path):
+    env = dict(os.environ, KANBAN_DB=bouncer.url, XDG_RUNTIME_DIR=str(tmp_path))
+    assert run("init", env={"KANBAN_DB": bouncer.url}).rc == 0
+    waiter = subprocess.Popen([str(KANBAN), "claim", "--wait", "30s", "--agent", "w1"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        assert waiter.poll() is None
+        started = time.monotonic()
+        assert run("create", "late", env={"KANBAN_DB": bouncer.url}).rc == 0
+        out, err = waiter.communicate(timeout=20)
+        assert waiter.returncode == 0, err
+        assert json.loads(out)["title"] == "late"
+        assert time.monotonic() - started < 5, "the waiter should find the task within a few polls"
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.wait()
+
+
+def test_a_crowd_larger_than_the_pool_claims_each_task_once(bouncer, tmp_path):
+    agents, tasks = 16, 48
+    url = bouncer.url
+    assert run("init", env={"KANBAN_DB": url}).rc == 0
+    lines = "".join(json.dumps({"title": f"t{n}"}) + "\n" for n in range(tasks))
+    assert run("create", "--stdin", env={"KANBAN_DB": url}, input=lines).rc == 0
+    script = ("for i in $(seq 1 20); do "
+              "out=$(kanban claim --agent \"$AGENT\") || exit 3; "
+              "[ \"$out\" = '{}' ] && break; "
+              "id=$(printf '%s' \"$out\" | python3 -c 'import json,sys; d=json.load(sys.stdin); "
+              "print(d[\"id\"], d[\"lease_token\"])'); "
+              "set -- $id; kanban complete \"$1\" --token \"$2\" --agent \"$AGENT\" >/dev/null || exit 4; done")
+    env = dict(os.environ, KANBAN_DB=url, XDG_RUNTIME_DIR=str(tmp_path),
+               PATH=f"{KANBAN.parent}:{os.environ['PATH']}", KANBAN_BUSY_TIMEOUT="60s")
+    crowd = [subprocess.Popen(["sh", "-c", script], env=dict(env, AGENT=f"a{n}"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for n in range(agents)]
+    results = [(p.wait(300), p.stderr.read()) for p in crowd]
+    assert all(rc == 0 for rc, _ in results), results
+    listed = run("list", "--status", "done", "--limit", "1000", env={"KANBAN_DB": url}).json["tasks"]
+    assert len(listed) == tasks
+    events = run("event", "list", "--kind", "claimed", "--limit", "1000", env={"KANBAN_DB": url}).json["events"]
+    claimed = [e["task"] for e in events]
+    assert len(claimed) == len(set(claimed)) == tasks, "a task was claimed twice"
+    tokens = [e["data"]["token"] for e in events]
+    assert len(set(tokens)) == len(tokens)
