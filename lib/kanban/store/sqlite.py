@@ -479,11 +479,13 @@ class SqliteStore(Store):
             raise db_error(exc, self.path) from None
 
     def warnings(self):
+        found = []
         fs = filesystem(self.path)
         if fs in NETWORK_FILESYSTEMS:
-            return [f"the board is on a network filesystem ({fs}): SQLite locking is not reliable"
-                    " there; use one machine or Postgres"]
-        return []
+            found.append(f"the board is on a network filesystem ({fs}): SQLite locking is not reliable"
+                         " there; use one machine or Postgres")
+        found += wal_warnings(self.path)
+        return found
 
     def integrity(self):
         try:
@@ -693,3 +695,24 @@ def _remove(path):
             os.remove(path)
         except OSError:
             pass
+
+
+# SQLite checkpoints the WAL back into the database every 1000 pages (4 MiB); a WAL many
+# times the database and past that size means checkpoints are being starved, most often
+# by a reader that never ends its transaction: every read then walks a longer WAL
+WAL_WARN_RATIO = 20
+WAL_WARN_MIN_BYTES = 4 * 1024 * 1024
+
+
+def wal_warnings(path):
+    """doctor's warning when the WAL has grown out of proportion to the database."""
+    try:
+        wal = os.path.getsize(path + "-wal")
+        db = os.path.getsize(path)
+    except OSError:
+        return []
+    if wal < WAL_WARN_MIN_BYTES or wal < WAL_WARN_RATIO * max(db, 1):
+        return []
+    return [f"the WAL is {wal // max(db, 1)} times the size of the database ({wal / 2**20:.1f} MiB against "
+            f"{db / 2**20:.1f} MiB): checkpoints are not keeping up, most often because a process keeps a read "
+            "transaction open; end it (or restart long-running readers), then 'kanban prune --vacuum'"]
