@@ -46,7 +46,7 @@ YAML
   printf 'name: t\ndispatch_mode: coordinator\ncoordinator: lead\nmembers:\n  - personality: lead\n  - personality: dev\n' > bad.yaml
   run kanban team start bad.yaml
   [ "$status" -eq 2 ]
-  [ "$(echo "$output" | json_get error)" = "team.yaml is invalid — dispatch_mode=coordinator requires exactly one member with role=coordinator" ]
+  [ "$(echo "$output" | json_get error)" = "bad.yaml is invalid — dispatch_mode=coordinator requires exactly one member with role=coordinator" ]
   printf 'name: t\ncoordinator: boss\nmembers:\n  - {personality: lead, role: coordinator}\n' > mismatch.yaml
   run kanban team validate mismatch.yaml
   [ "$status" -eq 2 ]

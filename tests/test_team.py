@@ -152,7 +152,7 @@ def test_coordinator_mode_needs_exactly_one_coordinator(kb, tmp_path, verb):
     assert doc["error"] == MANY
     two = write_manifest(tmp_path, "two.yaml", seed_manifest(
         [{"personality": "coordinator", "role": "coordinator"}, {"personality": "x", "role": "coordinator"}]))
-    assert error(kb("team", verb, two), "invalid")["error"] == MANY
+    assert error(kb("team", verb, two), "invalid")["error"] == MANY.replace("team.yaml", "two.yaml")  # the real file
     assert kb("list").json == {"tasks": []}
     from kanban import Board
 
@@ -208,7 +208,8 @@ def test_other_manifest_errors(kb, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [\n", encoding="utf-8")
     assert "not valid YAML" in error(kb("team", "validate", bad), "invalid")["error"]
-    error(kb("team", "validate"), "usage")
+    missing = error(kb("team", "validate", cwd=tmp_path), "not_found")  # no ./team.yaml here
+    assert missing["searched"] == [str(tmp_path / "team.yaml")]
     error(kb("team", "status", EXAMPLE, "--format", "html"), "invalid")
 
 
@@ -295,7 +296,7 @@ def test_tick_does_not_wait_for_the_member(kb, tmp_path, started):
     assert shown["runs"][0]["ended_at"] is None
     status = valid(kb("team", "status", path).json)
     dev = next(m for m in status["members"] if m["personality"] == "dev")
-    assert dev["state"] == "working" and [t["id"] for t in dev["tasks"]] == [task]
+    assert dev["state"] == "running" and [t["id"] for t in dev["tasks"]] == [task]
     assert [r["task"] for r in dev["runs"]] == [task]
     # a second tick does not dispatch it again
     assert kb("team", "tick", path).json["dispatched"] == []
@@ -480,7 +481,8 @@ def test_start_stops_on_sigterm_and_status_sees_it(kb, crew, tmp_path):
     assert proc.returncode == 0, err
     last = json.loads(out.splitlines()[-1])
     assert last["stopped"] == "SIGTERM"
-    assert kb("team", "status", crew).json["dispatcher"] == {"running": False, "pid": None}
+    dispatcher = kb("team", "status", crew).json["dispatcher"]
+    assert (dispatcher["running"], dispatcher["pid"]) == (False, None) and dispatcher["last_probe"]
     # a pid file left by a dispatcher that died does not stop the next one
     pid_file = Path(kb.path).parent / "team" / "crew" / "dispatcher.pid"
     pid_file.write_text("999999999\n")

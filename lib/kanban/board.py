@@ -418,6 +418,9 @@ class Board:
     def set_team(self, team, actor=None):
         """Record (or with None, forget) the team manifest the role gate enforces."""
         def apply():
+            current = self._team()
+            if team is None and current:  # forgetting a team is a write on a team board: the gate's
+                self._check_writer(current, self._actor(actor))
             if team is None:
                 self.db.execute("DELETE FROM meta WHERE key = 'team'")
             else:
@@ -869,7 +872,7 @@ class Board:
             return dict(self._task(task), lease_token=token)
         return self._write(apply)
 
-    def release(self, task, token, *, agent=None):
+    def release(self, task, token, *, agent=None, run_outcome="released"):
         """Give the task back: todo again, no attempt counted."""
         agent = self._agent(agent)
         task = parse_id(task)
@@ -883,7 +886,7 @@ class Board:
                 self._update(task, claimed_by=None, lease_until=None, lease_token=None, lease_ms=None)
             else:
                 self._end_lease(task, "todo")
-                self._close_runs(task, "released", agent)
+                self._close_runs(task, run_outcome, agent)
             self._event(task, "released", agent, {"token": token, "review": row["status"] == "in_review"})
             return self._task(task)
         return self._write(apply)

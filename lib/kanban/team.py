@@ -31,8 +31,10 @@ from .errors import KanbanError, conflict, invalid
 from .plan import check_schema, load_yaml
 
 DEFAULT_STALE_MS = 90_000
+MAX_FAILURES = 3  # a member that fails to start this many times in a row is `failed`, not retried
+DEFAULT_GRACE = "10s"
 DEFAULT_POLL_MS = 1_000
-MANY_COORDINATORS = ("team.yaml is invalid — dispatch_mode=coordinator requires exactly one member "
+MANY_COORDINATORS = ("{file} is invalid — dispatch_mode=coordinator requires exactly one member "
                      "with role=coordinator")
 MANUAL_MEMBER = "{member} has no command or harness: nothing will run its tasks (it works them by hand)"
 MANUAL_TASK = "{task} is ready for {member}, who has no command or harness: nothing will run it"
@@ -148,10 +150,12 @@ def _check_members(doc, source):
         # fail closed: without exactly one coordinator the role gate would silently disappear
         leads = [m["personality"] for m in doc["members"] if m.get("role") == "coordinator"]
         if len(leads) != 1:
-            raise invalid(MANY_COORDINATORS, path="members", file=source, coordinators=leads)
+            raise invalid(MANY_COORDINATORS.format(file=os.path.basename(source)), path="members", file=source,
+                          coordinators=leads)
         if top is None:
-            raise invalid(f"team.yaml is invalid — dispatch_mode=coordinator requires a top-level coordinator "
-                          f"(the member with role=coordinator is {leads[0]})", path="coordinator", file=source)
+            raise invalid(f"{os.path.basename(source)} is invalid — dispatch_mode=coordinator requires a "
+                          f"top-level coordinator (the member with role=coordinator is {leads[0]})",
+                          path="coordinator", file=source)
         if leads[0] != top:
             raise invalid(MISMATCH.format(member=leads[0], top=top), path="coordinator", file=source)
     elif top is not None and top not in seen:
@@ -207,18 +211,28 @@ class Dispatcher:
         self.board = board
         self.actor = f"dispatcher@{team.name}"
         self.children = {}  # pid -> (Popen, task id, token, member)
+        self.failures = {}  # member -> consecutive failures to start (or to run at all)
+        self.said_failed = set()
 
     def tick(self):
         board, team = self.board, self.team
         report = {"team": team.name, "at": clock.iso(clock.now_ms()), "expired": [], "stale": [],
                   "ready": [], "dispatched": [], "skipped": [], "failed": [], "exited": [], "manual": []}
         report["exited"] = self._reap_children()
+        self._save_state()
         report["expired"] = [t["id"] for t in board.reap(actor=self.actor)["expired"]]
         report["stale"] = [t["id"] for t in board.stale_runs(team.stale_ms, actor=self.actor)["blocked"]]
         running, manual = team.running(), team.manual()
         for task in board.list(ready=True)["tasks"]:
             report["ready"].append(task["id"])
-            if task["assignee"] in running:
+            if task["assignee"] in running and self.failures.get(task["assignee"], 0) >= MAX_FAILURES:
+                if task["id"] in self.said_failed:
+                    continue
+                self.said_failed.add(task["id"])  # said once, not every tick
+                report["skipped"].append({"task": task["id"], "agent": task["assignee"], "code": "failed",
+                                          "reason": f"{task['assignee']} failed to start {MAX_FAILURES} times in a "
+                                                    "row: not started again until the team restarts"})
+            elif task["assignee"] in running:
                 self._dispatch(task, running[task["assignee"]], report)
             elif task["assignee"] in manual:
                 report["manual"].append({"task": task["id"], "agent": task["assignee"],
@@ -241,8 +255,10 @@ class Dispatcher:
             reason = f"could not start {agent}'s command {self.team.argv(member)[0]}: {exc.strerror or exc}"
             self.board.block(task["id"], reason, token=token, agent=self.actor)
             report["failed"].append({"task": task["id"], "agent": agent, "run": run["id"], "reason": reason})
+            self._failed(agent, reason)
             return
         self.children[proc.pid] = (proc, task["id"], token, agent)
+        self._save_children()
         report["dispatched"].append({"task": task["id"], "title": task["title"], "agent": agent, "run": run["id"],
                                      "lease_token": token, "lease_until": claim["lease_until"],
                                      "pid": proc.pid, "log": log})
@@ -286,6 +302,11 @@ class Dispatcher:
             if status is None:
                 continue
             del self.children[pid]
+            self._save_children()
+            if status == 0:
+                self.failures.pop(agent, None)
+            else:
+                self._failed(agent, f"exited with status {status}")
             entry = {"task": task, "agent": agent, "pid": pid, "status": status}
             try:
                 self.board.block(task, f"{agent}'s command exited with status {status} without completing "
@@ -296,6 +317,30 @@ class Dispatcher:
             out.append(entry)
         return out
 
+    def _failed(self, agent, reason):
+        self.failures[agent] = self.failures.get(agent, 0) + 1
+        self.reasons = getattr(self, "reasons", {})
+        self.reasons[agent] = reason
+
+    def _state_path(self):
+        return os.path.join(team_folder(self.team, self.board), "members.json")
+
+    def _save_state(self):
+        """What `team status` reads of this dispatcher: when it last probed, who failed."""
+        folder = team_folder(self.team, self.board)
+        os.makedirs(folder, exist_ok=True)
+        reasons = getattr(self, "reasons", {})
+        state = {"probed_at": clock.iso(clock.now_ms()), "pid": os.getpid(),
+                 "failures": {a: {"count": n, "reason": reasons.get(a), "failed": n >= MAX_FAILURES}
+                              for a, n in self.failures.items()}}
+        _write_json(self._state_path(), state)
+
+    def _save_children(self):
+        """The members running now (pid, task, token): what `team stop` stops."""
+        _write_json(os.path.join(team_folder(self.team, self.board), "children.json"),
+                    [{"pid": pid, "task": task, "token": token, "agent": agent}
+                     for pid, (_proc, task, token, agent) in self.children.items()])
+
     def busy(self):
         """Is any running member still holding a task?"""
         running = self.team.running()
@@ -303,6 +348,26 @@ class Dispatcher:
             return True
         tasks = self.board.list(status="in_progress")["tasks"]
         return any(t["claimed_by"] in running for t in tasks)
+
+
+def _write_json(path, document):
+    import json
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(document, handle)
+    os.replace(tmp, path)
+
+
+def _read_json(path, default):
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return default
 
 
 def _file_name(name):
@@ -319,6 +384,8 @@ def status(team, board):
     """Members, their open tasks and runs, and the dispatcher's pid when it runs."""
     recorded = board.team()
     now = clock.now_ms()
+    state_file = _read_json(os.path.join(team_folder(team, board), "members.json"), {})
+    failures = state_file.get("failures", {}) if _dispatcher_pid(team, board) else {}
     members = []
     for member in team.members:
         name = member["personality"]
@@ -334,25 +401,32 @@ def status(team, board):
             if task["status"] == "in_progress":
                 runs += [r for r in board.show(task["id"], events=0)["runs"] if r["ended_at"] is None]
         beats = [clock.parse_time(r["heartbeat_at"]) for r in runs]
+        failure = failures.get(name) or {}
         if not (member.get("command") or member.get("harness")):
             state = "manual"
-        elif not runs:
-            state = "idle"
-        elif min(beats) <= now - team.stale_ms:
-            state = "stale"
+        elif failure.get("failed"):
+            state = "failed"
+        elif runs and min(beats) <= now - team.stale_ms:
+            state = "degraded"  # a run with no heartbeat for stale_ms: the next tick blocks it
+        elif runs:
+            state = "running"
         else:
-            state = "working"
+            state = "idle"
         members.append({
-            "personality": name, "role": member["role"], "command": member.get("command"), "state": state,
-            "tasks": open_tasks, "closed": closed, "runs": runs,
+            "personality": name, "role": member["role"], "command": member.get("command"),
+            "harness": member.get("harness"), "state": state, "tasks": open_tasks, "closed": closed, "runs": runs,
             "last_heartbeat": clock.iso(max(beats)) if beats else None,
+            "failures": failure.get("count", 0), "failure": failure.get("reason"),
             "log": os.path.join(team_folder(team, board), f"{_file_name(name)}.log"),
         })
     pid = _dispatcher_pid(team, board)
-    return {"team": team.name, "board": board_location(board), "dispatch_mode": team.dispatch_mode,
-            "coordinator": team.coordinator, "recorded": recorded == team.record(),
-            "dispatcher": {"running": pid is not None, "pid": pid}, "stale_ms": team.stale_ms,
-            "members": members}
+    folder = team_folder(team, board)
+    return {"team": team.name, "manifest": os.path.abspath(team.source), "board": board_location(board),
+            "dispatch_mode": team.dispatch_mode, "coordinator": team.coordinator,
+            "recorded": recorded == team.record(),
+            "dispatcher": {"running": pid is not None, "pid": pid, "last_probe": state_file.get("probed_at"),
+                           "log": os.path.join(folder, "dispatcher.log")},
+            "stale_ms": team.stale_ms, "members": members}
 
 
 def _pid_file(team, board):
@@ -523,14 +597,181 @@ def operator_hint(team):
 
 # -- the porcelain --------------------------------------------------------------------------------
 
-def team(args):
-    """porcelain/kanban-team: validate, start, tick, status."""
-    from .board import parse_int
-    from .cli import emit
+# -- manifests by name -----------------------------------------------------------------------------
 
-    manifest = read(args["MANIFEST"])
+def candidates(name):
+    """Where a team NAME's manifest may be, in the order they are tried."""
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    out = [os.path.abspath("team.yaml")]
+    if name:
+        out += [os.path.abspath(os.path.join(".kanban", "teams", f"{name}.yaml")),
+                os.path.join(config, "kanban", "teams", f"{name}.yaml")]
+    return out
+
+
+def find(spec):
+    """(the manifest's path, the places searched): spec is a path, a team NAME, or None
+    (./team.yaml).  ./team.yaml answers for NAME only when it names that team."""
+    if spec and (os.sep in spec or spec.endswith((".yaml", ".yml", ".json")) or os.path.isfile(spec)):
+        if not os.path.isfile(spec):
+            raise KanbanError("not_found", f"no team manifest {spec}", file=spec)
+        return spec, [os.path.abspath(spec)]
+    searched = candidates(spec)
+    for number, path in enumerate(searched):
+        if not os.path.isfile(path):
+            continue
+        if number == 0 and spec:
+            doc = load_yaml(path, "team manifest")
+            if not isinstance(doc, dict) or doc.get("name") != spec:
+                continue  # ./team.yaml is another team's
+        return path, searched
+    what = f"team {spec}" if spec else "a team"
+    raise KanbanError("not_found", f"no manifest for {what}: looked in {', '.join(searched)}",
+                      searched=searched, team=spec)
+
+
+# -- start --detach, stop, destroy -------------------------------------------------------------------
+
+def detach(team, board, fmt):
+    """Run `team start` in the background (its own session); answer once it holds the pid file."""
+    record(team, board)
+    other = _dispatcher_pid(team, board)
+    if other is not None:
+        raise conflict(f"team {team.name} already has a dispatcher on this board (pid {other})", pid=other)
+    folder = team_folder(team, board)
+    os.makedirs(folder, exist_ok=True)
+    log = os.path.join(folder, "dispatcher.log")
+    env = dict(os.environ, KANBAN_DB=board_location(board))
+    with open(log, "ab") as out, open(os.devnull, "rb") as nothing:
+        proc = subprocess.Popen([paths.command(), "team", "start", os.path.abspath(team.source),
+                                 f"--format={fmt}"], stdin=nothing, stdout=out, stderr=out, env=env,
+                                start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + 30
+    while _dispatcher_pid(team, board) != proc.pid:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            tail = _tail(log)
+            raise KanbanError("internal", f"team {team.name}: the background dispatcher did not start "
+                              f"(see {log}): {tail}", log=log)
+        time.sleep(0.05)
+    return {"team": team.name, "detached": True, "pid": proc.pid, "pid_file": _pid_file(team, board), "log": log,
+            "manifest": os.path.abspath(team.source),
+            "message": f"{team.name}: dispatching in the background (pid {proc.pid}, log {log}); "
+                       f"'kanban team stop {team.name}' stops it"}
+
+
+def _tail(path, size=600):
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - size))
+            return handle.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+
+
+def _member_alive(pid, task):
+    """Is `pid` still the member we started on `task` (not a recycled pid)?"""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            return f"KANBAN_TASK_ID={task}".encode() in handle.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def _signal_group(pid, sig):
+    try:
+        os.killpg(pid, sig)  # each member runs in its own session: its group is its pid
+    except OSError:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+
+def _wait_gone(check, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not check():
+            return True
+        time.sleep(0.05)
+    return not check()
+
+
+def stop(team, board, grace="10s"):
+    """Stop the team's dispatcher and its members: SIGTERM, the grace period, SIGKILL;
+    then their leases are released and their open runs closed `cancelled`."""
+    grace_s = clock.parse_duration(grace, "--grace") / 1000
+    folder = team_folder(team, board)
+    pid = _dispatcher_pid(team, board)
+    stopped = {"dispatcher": None, "members": [], "released": [], "killed": []}
+    if pid is not None:  # first the dispatcher, so that it does not block the tasks of members we stop
+        os.kill(pid, signal.SIGTERM)
+        if not _wait_gone(lambda: _dispatcher_pid(team, board) == pid, grace_s):
+            os.kill(pid, signal.SIGKILL)
+            stopped["killed"].append(pid)
+            _wait_gone(lambda: _alive(pid), 5)
+        stopped["dispatcher"] = pid
+    children = [c for c in _read_json(os.path.join(folder, "children.json"), []) if isinstance(c, dict)]
+    live = [c for c in children if _member_alive(c["pid"], c["task"])]
+    for child in live:
+        _signal_group(child["pid"], signal.SIGTERM)
+    for child in live:
+        if not _wait_gone(lambda c=child: _member_alive(c["pid"], c["task"]), grace_s):
+            _signal_group(child["pid"], signal.SIGKILL)
+            stopped["killed"].append(child["pid"])
+        stopped["members"].append({"agent": child["agent"], "pid": child["pid"], "task": child["task"]})
+    for child in children:
+        try:
+            board.release(child["task"], child["token"], agent=child["agent"], run_outcome="cancelled")
+            stopped["released"].append(child["task"])
+        except KanbanError:
+            pass  # finished, blocked or released already: nothing is held
+    _write_json(os.path.join(folder, "children.json"), [])
+    running = pid is not None or bool(live)
+    message = (f"{team.name}: stopped (dispatcher {pid or '-'}, {len(live)} member(s); "
+               f"released {', '.join(stopped['released']) or 'nothing'})" if running
+               else f"{team.name}: not running on this board")
+    return {"team": team.name, "stopped": running, **stopped, "message": message}
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def destroy(team, board, actor=None):
+    """Forget the team on this board (its role gate goes); every task and event stays."""
+    pid = _dispatcher_pid(team, board)
+    if pid is not None:
+        raise conflict(f"team {team.name} is still running (dispatcher pid {pid}): stop it first with "
+                       f"'kanban team stop {team.name}', then re-run destroy with --yes", pid=pid, team=team.name)
+    current = board.team()
+    if not current or current.get("name") != team.name:
+        raise KanbanError("not_found", f"team {team.name} is not recorded on this board", team=team.name)
+    board.set_team(None, actor=actor)
+    stats = board.stats()
+    return {"team": team.name, "destroyed": True, "tasks_kept": stats.get("tasks", {}).get("total")
+            if isinstance(stats.get("tasks"), dict) else None,
+            "message": f"{team.name}: forgotten on this board (its tasks, runs and events stay; "
+                       "the board is no longer gated)"}
+
+
+def team(args):
+    """porcelain/kanban-team: validate, start, tick, status, stop, destroy."""
+    from .board import parse_int
+    from .cli import emit, env_or
+
+    path, searched = find(args["MANIFEST"])
+    manifest = read(path)
     if args["validate"]:
-        emit(manifest.describe())
+        emit(dict(manifest.describe(), searched=searched))
         return 0
     fmt = args.get("--format") or ("text" if args["start"] else "json")
     if args["status"]:
@@ -543,6 +784,17 @@ def team(args):
         else:
             emit(document)
         return 0
+    if args["stop"]:
+        with open_board() as board:
+            emit(stop(manifest, board, grace=args["--grace"] or DEFAULT_GRACE))
+        return 0
+    if args["destroy"]:
+        if not args["--yes"]:
+            raise KanbanError("usage", f"destroy forgets team {manifest.name} on this board (tasks and events "
+                              "stay): confirm with --yes")
+        with open_board() as board:
+            emit(destroy(manifest, board, actor=env_or(args, "--agent", "KANBAN_AGENT")))
+        return 0
     with open_board(create=True) as board:
         if args["tick"]:
             recorded = record(manifest, board)
@@ -552,6 +804,13 @@ def team(args):
             return 0
         if fmt not in ("text", "json"):
             raise invalid(f"bad --format {fmt!r}: text or json")
+        if args["--detach"]:
+            answer = detach(manifest, board, fmt)
+            if fmt == "json":
+                emit(answer)
+            else:
+                sys.stdout.write(answer["message"] + "\n")
+            return 0
         ticks = parse_int(args["--ticks"], "--ticks", minimum=1) if args["--ticks"] is not None else None
         start(manifest, board, ticks=ticks, until_idle=args["--until-idle"], fmt=fmt)
     return 0
