@@ -19,7 +19,9 @@ stays in the CLI process: the contract is the same whichever way a call goes.
 - A helper that dies takes its sessions with it: the server rolls back whatever was
   open, so nothing half-done is kept and no lease is held by it (a lease is a row with
   an expiry, never a session); the CLI finds no helper and connects directly.
-- It exits after KANBAN_PG_HELPER_IDLE (default 10m) without a client; KANBAN_PG_HELPER=0
+- A session a client gave back is kept 5 s for the next call, then closed (the server's
+  connections are shared); the helper exits after KANBAN_PG_HELPER_IDLE (default 5m)
+  without a client; KANBAN_PG_HELPER=0
   turns it off (every call connects directly).
 
 The wire: a 4-byte length, then a marshal'd tuple (stdlib, no JSON parser to import).
@@ -30,6 +32,11 @@ import socket
 import struct
 
 PROTOCOL = 2
+# a session back from a client waits this long for the next one, then is closed: the
+# server's connections are shared, and a helper keeps only what calls in a row reuse
+KEEP_S = 5.0
+KEEP_PER_BOARD = 4
+KEEP_IN_ALL = 16
 
 
 class RemoteError(Exception):
@@ -258,9 +265,9 @@ def idle_seconds():
     from ..clock import parse_duration
 
     try:
-        return parse_duration(os.environ.get("KANBAN_PG_HELPER_IDLE") or "10m", "KANBAN_PG_HELPER_IDLE") / 1000
+        return parse_duration(os.environ.get("KANBAN_PG_HELPER_IDLE") or "5m", "KANBAN_PG_HELPER_IDLE") / 1000
     except Exception:  # noqa: BLE001 - a bad setting: the default
-        return 600.0
+        return 300.0
 
 
 class Helper:
@@ -305,6 +312,7 @@ class Helper:
                 try:
                     sock, _ = listener.accept()
                 except TimeoutError:
+                    self._close_stale()
                     with self.lock:
                         if self.clients == 0 and time.monotonic() - self.last_seen > idle:
                             break
@@ -325,7 +333,7 @@ class Helper:
             listener.close()
             os.close(lock)
             for connections in self.pool.values():
-                for conn in connections:
+                for conn, _ in connections:
                     conn.close()
 
     @staticmethod
@@ -340,10 +348,23 @@ class Helper:
         with self.lock:
             idle = self.pool.get(key) or []
             while idle:
-                conn = idle.pop()
+                conn, _ = idle.pop()
                 if not conn.closed:
                     return conn
         return None
+
+    def _close_stale(self):
+        import time
+
+        now, stale = time.monotonic(), []
+        with self.lock:
+            for key, idle in list(self.pool.items()):
+                stale += [conn for conn, since in idle if now - since > KEEP_S]
+                idle[:] = [(conn, since) for conn, since in idle if now - since <= KEEP_S]
+                if not idle:
+                    del self.pool[key]
+        for conn in stale:
+            conn.close()
 
     def _give_back(self, key, conn, listening):
         from psycopg import pq
@@ -351,10 +372,12 @@ class Helper:
         if conn.closed or listening or conn.info.transaction_status != pq.TransactionStatus.IDLE:
             conn.close()  # the server rolls back whatever it held
             return
+        import time
+
         with self.lock:
             idle = self.pool.setdefault(key, [])
-            if len(idle) < 32:
-                idle.append(conn)
+            if len(idle) < KEEP_PER_BOARD and sum(len(v) for v in self.pool.values()) < KEEP_IN_ALL:
+                idle.append((conn, time.monotonic()))
                 return
         conn.close()
 

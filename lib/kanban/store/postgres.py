@@ -587,6 +587,11 @@ def _adapters():
     return _ADAPTERS
 
 
+def _application():
+    """The sessions' application_name: PGAPPNAME when set (to tell a fleet's apart), else kanban."""
+    return os.environ.get("PGAPPNAME") or "kanban"
+
+
 def connect(url, pooled=False, **settings):
     """A psycopg connection to `url` in autocommit mode (kanban says BEGIN itself), with
     server settings (`-c name=value`) added to the URL's own.
@@ -600,7 +605,7 @@ def connect(url, pooled=False, **settings):
     driver()
     if pooled:
         return psycopg.connect(url, autocommit=True, cursor_factory=psycopg.ClientCursor, context=_adapters(),
-                               client_encoding="UTF8", application_name="kanban", connect_timeout=10,
+                               client_encoding="UTF8", application_name=_application(), connect_timeout=10,
                                prepare_threshold=None)
     settings = dict({"client_min_messages": "error"}, **settings)
     try:
@@ -611,7 +616,7 @@ def connect(url, pooled=False, **settings):
     extra = " ".join(f"-c {name}={value}" for name, value in settings.items())
     # the keywords override the URL's own settings (options: the URL's are kept, above)
     return psycopg.connect(url, autocommit=True, cursor_factory=psycopg.ClientCursor, context=_adapters(),
-                           client_encoding="UTF8", application_name="kanban", connect_timeout=10,
+                           client_encoding="UTF8", application_name=_application(), connect_timeout=10,
                            options=f"{options} {extra}".strip())
 
 
