@@ -290,3 +290,11 @@ def test_board_caps_long_sections(kb):
     assert len(section(text, "TODO")) == 21 and section(text, "TODO")[-1].strip() == \
         "… and 10 more (kanban list --status todo)"
     assert len(section(kb("board", "--all").out, "TODO")) == 30
+
+
+def test_the_work_loops_progress_shows_control_characters_escaped(kb):
+    kb("create", "evil \x1b]52;c;aGk=\x07 title")
+    res = kb("work", "--once", "--", "true", agent="w1")
+    assert res.rc == 0, res
+    assert "claimed TASK-1: evil \\x1b]52;c;aGk=\\x07 title" in res.err
+    assert "\x1b" not in res.err and "\x07" not in res.err

@@ -146,6 +146,11 @@ def visible(text):
     return "".join(out)
 
 
+def terminal_text(text):
+    """Several lines for a terminal: each one as visible() shows it, the line breaks kept."""
+    return "\n".join(visible(line) for line in str(text).split("\n"))
+
+
 def one_line(text):
     """A table cell: runs of whitespace (newlines too) become one space, then visible()."""
     return visible(" ".join(("" if text is None else str(text)).split()))

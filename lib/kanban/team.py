@@ -780,7 +780,9 @@ def team(args):
         with open_board() as board:
             document = status(manifest, board)
         if fmt == "table":
-            sys.stdout.write(status_table(document) + "\n")
+            from .render import terminal_text
+
+            sys.stdout.write(terminal_text(status_table(document)) + "\n")
         else:
             emit(document)
         return 0

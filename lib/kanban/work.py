@@ -200,7 +200,9 @@ class Loop:
     # -- the loop -------------------------------------------------------------------
 
     def say(self, message):
-        sys.stderr.write(f"kanban {self.verb} ({self.agent}): {message}\n")
+        from .render import terminal_text  # titles and reasons are data: never terminal controls
+
+        sys.stderr.write(f"kanban {self.verb} ({self.agent}): {terminal_text(message)}\n")
         sys.stderr.flush()
 
     def _on_signal(self, signum, _frame):
