@@ -112,6 +112,8 @@ def test_members_that_are_agent_clis_work_their_tasks_over_mcp(kb, tmp_path):
     assert kb("team", "tick", manifest, env=env).rc == 0
     tasks = {member: kb("create", f"work of {member}", "--assignee", member, agent="ops").json["id"]
              for member in ("data-engineer", "researcher", "reviewer", "scribe", "coordinator")}
+    follow_up = kb("create", "after the scan", "--assignee", "coordinator", "--depends-on", tasks["researcher"],
+                   agent="ops").json["id"]
     report = kb("team", "tick", manifest, env=env).json
     assert {d["agent"] for d in report["dispatched"]} == {"data-engineer", "researcher", "reviewer", "scribe"}
     assert report["manual"] == [{"task": tasks["coordinator"], "agent": "coordinator", "message":
@@ -143,4 +145,5 @@ def test_members_that_are_agent_clis_work_their_tasks_over_mcp(kb, tmp_path):
              "print(json.dumps(dict(c.execute('SELECT kind, count(*) FROM task_events GROUP BY kind').fetchall())))")
     kinds = json.loads(subprocess.run([sys.executable, "-c", query, str(kb.path)], capture_output=True, text=True,
                                       check=True, timeout=60).stdout)
-    assert {"created", "status_changed", "run_started", "run_completed", "completed"} <= set(kinds)
+    assert {"created", "linked", "status_changed", "run_started", "run_completed", "completed"} <= set(kinds)
+    assert kb("show", follow_up).json["ready"] is True  # its dependency was done by an agent
