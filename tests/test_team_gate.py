@@ -185,3 +185,27 @@ def test_the_cli_meets_the_same_gate(kb, tmp_path):
     assert kb("comment", task, "--message", "x", agent="mallory").error["code"] == "forbidden"
     assert kb("cancel", task, agent="ops").json["status"] == "cancelled"
     assert run("list", env={"KANBAN_DB": kb.path}).rc == 0
+
+
+def test_access_tokens_on_a_team_board(team_board):
+    """Bearer tokens for kanban mcp --http: only operators mint and revoke them; only a hash is kept;
+    a token answers for its agent only, until it is revoked."""
+    b = team_board
+    for who in ("lead", "dev", "mallory", None):
+        with pytest.raises(KanbanError) as refused:
+            b.token_add("dev", actor=who)
+        assert refused.value.code == "forbidden"
+    made = b.token_add("dev", actor="ops")
+    assert made["agent"] == "dev" and made["token"].startswith("kbt_") and made["active"]
+    assert b.token_check(made["token"]) == "dev"
+    for wrong in ("", "kbt_", made["token"] + "x", made["token"][:-1], "kbt_999999_x", "Bearer " + made["token"]):
+        assert b.token_check(wrong) is None
+    listed = b.token_list()["tokens"]
+    assert made["id"] in [t["id"] for t in listed] and all("token" not in t and "hash" not in t for t in listed)
+    other = b.token_add("qa", actor="ops")
+    assert other["id"] > made["id"] and b.token_check(other["token"]) == "qa"
+    assert b.token_revoke(made["id"], actor="ops")["active"] is False
+    assert b.token_check(made["token"]) is None and b.token_check(other["token"]) == "qa"
+    with pytest.raises(KanbanError) as missing:
+        b.token_revoke(999_999, actor="ops")
+    assert missing.value.code == "not_found"

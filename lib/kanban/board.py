@@ -1957,9 +1957,11 @@ class Board:
 
         def apply():
             self._token_gate(actor)
-            token_id = self.db.scalar(
-                "INSERT INTO access_tokens(agent, hash, created_at, created_by) VALUES (?, ?, ?, ?) RETURNING id",
-                (agent, hashlib.sha256(secret.encode("ascii")).hexdigest(), self.now, str(actor)))
+            # the next id from the table itself, so a board loaded by `kanban import` goes on from its rows
+            token_id = self.db.scalar("SELECT coalesce(max(id), 0) + 1 FROM access_tokens")
+            self.db.execute(
+                "INSERT INTO access_tokens(id, agent, hash, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+                (token_id, agent, hashlib.sha256(secret.encode("ascii")).hexdigest(), self.now, str(actor)))
             row = self.db.rows("SELECT * FROM access_tokens WHERE id = ?", (token_id,))[0]
             return dict(self._token_dict(row), token=f"{self.TOKEN_PREFIX}{token_id}_{secret}")
         return self._write(apply)
