@@ -71,8 +71,10 @@ bench: setup
 bench-quick: setup
 	$(PY) bench/run.py --quick --out bench/results-quick
 
+# with KANBAN_TEST_PG set, the soak runs a second time on that server (pg_terminate_backend kills)
 soak: setup
 	$(PY) tests/chaos.py --minutes $${SOAK_MINUTES:-3}
+	if [ -n "$${KANBAN_TEST_PG:-}" ]; then $(PY) tests/chaos.py --minutes $${SOAK_MINUTES:-3} --pg "$$KANBAN_TEST_PG"; fi
 
 # the wheel and the sdist (pip install / pipx install them): what `python -m build` makes, with
 # the venv's build backend (the test extra has it) instead of downloading one

@@ -23,6 +23,15 @@ from the board and its event log that nothing went wrong, and the workers' own
 journals are checked against the board: every completion, approval and rejection
 a worker was told succeeded is in the event log.
 
+With --pg URL (make soak and the suite's short soak do so when KANBAN_TEST_PG is set)
+the board is a fresh schema on that server, the hooks come from KANBAN_HOOKS_DIR, and
+the kills inside a transaction are the server's: pg_terminate_backend of a random
+session of this run (found by its application_name), a waiting `claim` or a helper's
+session included.  A command whose session ends while its COMMIT is under way cannot
+know whether it committed and says so (`db_error`, "cannot reach"): a worker counts it
+as killed, an outcome unknown to it, as it does a SIGKILLed command.  (A server restart
+in the middle needs a cluster of the soak's own: not done here.)
+
 Prints the figures (tasks, kills, restarts, violations, duration); --json adds the
 report as one JSON line at the end.  Exit status 1 when any invariant is violated.
 """
@@ -157,6 +166,11 @@ class BoardApi:
 
     def reject(self, agent, task, token, reason):
         return self._call("reject", task, reason, agent=agent, token=token)
+
+
+def _session_lost(exc):
+    """A server board's session ended under the command, mid-commit: outcome unknown."""
+    return exc.code == "db_error" and "cannot reach" in str(exc) and bool(os.environ.get("CHAOS_PG"))
 
 
 class CliApi:
@@ -311,6 +325,8 @@ def worker(kind, db, agent, journal_path, lease, seed):
         except Killed:
             continue
         except Refused as exc:
+            if _session_lost(exc):
+                continue
             if exc.code in UNEXPECTED:
                 note(op="error", code=exc.code, message=str(exc)[:500])
             time.sleep(rng.uniform(0.001, 0.01))
@@ -381,8 +397,16 @@ class Chaos:
         self.rng = random.Random(args.seed)
         self.folder = args.dir or tempfile.mkdtemp(prefix="kanban-chaos-")
         self.db = os.path.join(self.folder, ".kanban", "board.db")
+        self.hooks = os.path.join(self.folder, ".kanban", "hooks.d")
         self.journals = os.path.join(self.folder, "journals")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+        self.schema = None
+        if args.pg:  # a fresh schema on the server; this run's sessions carry its name
+            self.schema = f"chaos_{os.getpid()}_{self.rng.randrange(16**6):06x}"
+            self.db = args.pg + ("&" if "?" in args.pg else "?") + f"options=-csearch_path%3D{self.schema}"
+            self.env.update(KANBAN_HOOKS_DIR=self.hooks, PGAPPNAME=f"kanban-{self.schema}", CHAOS_PG="1",
+                            XDG_RUNTIME_DIR=os.path.join(self.folder, "run"))
+            os.makedirs(os.path.join(self.folder, "run"), mode=0o700, exist_ok=True)
         self.env.update(KANBAN_DB=self.db, KANBAN_HOOK_TIMEOUT="2s")
         self.workers = {}   # slot -> Popen
         self.kinds = {}     # slot -> worker kind
@@ -405,7 +429,7 @@ class Chaos:
     def setup(self):
         os.makedirs(self.journals, exist_ok=True)
         self.kanban("init")
-        hooks = os.path.join(os.path.dirname(self.db), "hooks.d")
+        hooks = self.hooks
         os.makedirs(hooks, exist_ok=True)
         os.chmod(hooks, 0o755)
         for name, text in (("post-complete", HOOK), ("pre-complete", PRE_HOOK)):
@@ -503,8 +527,12 @@ class Chaos:
         hooks = [pid for pid, (ppid, state, cmd) in table.items()
                  if ppid in ours and (b"post-complete" in cmd or b"pre-complete" in cmd) and state != "Z"]
         roll = self.rng.random()
+        if self.schema and roll < 0.25 and self.terminate_session():
+            self.kills["pg_terminate_backend"] += 1
+            return
         writers = []
-        for _ in range(40 if roll < 0.25 else 0):  # catch a writer between BEGIN and COMMIT
+        tries = 40 if roll < 0.25 and not self.schema else 0
+        for _ in range(tries):  # catch a writer between BEGIN and COMMIT
             writers = [pid for pid in lock_holders(self.db + ".lock") if pid in ours]
             if writers:
                 break
@@ -529,7 +557,41 @@ class Chaos:
             return
         self.kills[what] += 1
 
+    def terminate_session(self):
+        """pg_terminate_backend of one of this run's sessions, in a transaction if one is."""
+        from kanban.store.postgres import connect
+
+        with connect(self.args.pg) as conn:
+            found = conn.execute(
+                "SELECT pid, state FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()",
+                (f"kanban-{self.schema}",)).fetchall()
+            if not found:
+                return False
+            busy = [pid for pid, state in found if state and state != "idle"]
+            victim = self.rng.choice(busy or [pid for pid, _ in found])
+            conn.execute("SELECT pg_terminate_backend(%s)", (victim,))
+        return True
+
+    def drop_schema(self):
+        from kanban.store.postgres import connect
+
+        with connect(self.args.pg) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+
+    def stop_helper(self):
+        folder = os.path.join(self.folder, "run", "kanban")
+        for name in os.listdir(folder) if os.path.isdir(folder) else ():
+            if name.endswith(".sock.lock"):
+                text = open(os.path.join(folder, name)).read().strip()
+                if text:
+                    try:
+                        os.kill(int(text), signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
+
     def stop_all(self):
+        if self.schema:
+            self.stop_helper()
         for proc in self.workers.values():
             if proc.poll() is None:
                 proc.kill()
@@ -721,6 +783,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--dir", help="work here (kept); default a temporary folder, removed when all is well")
     parser.add_argument("--json", action="store_true", help="end with the report as one JSON line")
+    parser.add_argument("--pg", help="run the board on this PostgreSQL server (a URL), in a schema of its own")
     # worker mode (the supervisor starts itself as workers)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
@@ -734,7 +797,11 @@ def main(argv=None):
     if args.seed is None:
         args.seed = random.randrange(2**32)
     chaos = Chaos(args)
-    report = chaos.run()
+    try:
+        report = chaos.run()
+    finally:
+        if chaos.schema:
+            chaos.stop_helper()
     report["seed"] = args.seed
     print_figures(report)
     if args.json:
@@ -742,6 +809,8 @@ def main(argv=None):
     if report["violations"]:
         print(f"chaos: board kept at {chaos.folder} (seed {args.seed})", file=sys.stderr)
         return 1
+    if chaos.schema:
+        chaos.drop_schema()
     if not args.dir:
         shutil.rmtree(chaos.folder, ignore_errors=True)
     return 0

@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from kanban import Board  # noqa: E402
 from kanban.board import parse_id  # noqa: E402
 from kanban.clock import iso  # noqa: E402
+from kanban.store import is_server  # noqa: E402
 
 CLOSED = ("done", "failed", "cancelled")
 MAX_SHOWN = 50  # violations listed in full; the count is always exact
@@ -71,6 +72,7 @@ class Replay:
 
     def __init__(self, ref):
         self.ref = ref
+        self.last_token = 0
         self.kind = "task"
         self.status = None
         self.lease = None
@@ -108,6 +110,7 @@ def check(path, finished=False, tasks=None, events=None, doctor=None):
 
     replays = {}
     last_token = 0
+    server = is_server(path)
     figures = {"claims": 0, "review_claims": 0, "expiries": 0, "completions": 0, "approvals": 0,
                "rejections": 0, "releases": 0, "renewals": 0, "blocks": 0, "failed": 0, "hook_failed": 0}
     previous_id = 0
@@ -132,9 +135,13 @@ def check(path, finished=False, tasks=None, events=None, doctor=None):
             task.kind = (data or {}).get("kind", "task")
         elif kind == "claimed":
             token = data.get("token")
-            if not isinstance(token, int) or token <= last_token:
-                bad(f"{where}: token {token} does not follow {last_token}: tokens must strictly increase")
+            # a server board's tokens come from a sequence that concurrent claimers draw from
+            # before they commit: they increase per task, not in the order of the log
+            floor = task.last_token if server else last_token
+            if not isinstance(token, int) or token <= floor:
+                bad(f"{where}: token {token} does not follow {floor}: tokens must strictly increase")
             last_token = max(last_token, token if isinstance(token, int) else last_token)
+            task.last_token = max(task.last_token, token if isinstance(token, int) else 0)
             until = ms(data.get("lease_until"))
             if data.get("review"):
                 figures["review_claims"] += 1

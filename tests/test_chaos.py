@@ -40,6 +40,27 @@ def test_chaos_short(tmp_path):
     assert again.returncode == 0, again.stdout[-2000:]
 
 
+@pytest.mark.skipif(not os.environ.get("KANBAN_TEST_PG"), reason="KANBAN_TEST_PG is not set: name a PostgreSQL "
+                    "server to soak the Postgres backend (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+def test_chaos_short_on_postgres(tmp_path):
+    """The same soak on a server board, whose sessions are also ended by pg_terminate_backend."""
+    folder = tmp_path / "chaos"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(HERE, "chaos.py"), "--tasks", "150", "--api-workers", "2",
+         "--cli-workers", "2", "--reviewers", "2", "--kill-every", "0.2", "--round-timeout", "150",
+         "--dir", str(folder), "--json", "--pg", os.environ["KANBAN_TEST_PG"]],
+        capture_output=True, text=True, timeout=240)
+    lines = proc.stdout.strip().splitlines()
+    assert lines, proc.stderr
+    report = json.loads(lines[-1])
+    assert report["violations"] == 0, "\n".join(lines[:-1])
+    assert proc.returncode == 0, proc.stderr
+    assert report["tasks"] == 150 and report["outcome"]["other"] == 0
+    assert report["outcome"]["done"] + report["outcome"]["failed"] == 150
+    assert report["kills_by_kind"].get("pg_terminate_backend", 0) >= 3, report["kills_by_kind"]
+    assert set(report["stale_write_outcomes"]) <= {"lease_lost"}
+
+
 # -- the checker catches what it must ------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -746,17 +746,23 @@ class PgStore(Store):
         self._listening = False
         self.pooled = False
         self.conn = self._connect()
-        try:
-            self.schema = self._board_schema(create)
-            has_meta = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL",
-                                         (_quote(self.schema) + ".meta",)).fetchone()[0]
-            self.version = self._stored_version() if has_meta else 0
-        except PgError as exc:
-            self.conn.close()
-            raise _pg_error(exc, url) from None
-        except KanbanError:
-            self.conn.close()
-            raise
+        deadline = time.monotonic() + self.busy_ms / 1000
+        while True:
+            try:
+                self.schema = self._board_schema(create)
+                has_meta = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL",
+                                             (_quote(self.schema) + ".meta",)).fetchone()[0]
+                self.version = self._stored_version() if has_meta else 0
+                break
+            except PgError as exc:
+                if _lost(exc, self.conn) and time.monotonic() < deadline:
+                    self._reconnect(deadline)  # the new session was ended at once: another
+                    continue
+                self.conn.close()
+                raise _pg_error(exc, url) from None
+            except KanbanError:
+                self.conn.close()
+                raise
         if self.version > SCHEMA_VERSION:
             self.conn.close()
             raise KanbanError(
@@ -935,12 +941,15 @@ class PgStore(Store):
         delay = 0.002
         duplicates = 0
         while True:
-            committing = False
+            committing, xid = False, None
             try:
                 self._begin_write()
                 self._writing = True
                 try:
                     result = fn()
+                    # the transaction's id, so that a session lost during COMMIT can be asked
+                    # about afterwards (None: nothing was written, nothing to lose)
+                    xid = self.conn.execute("SELECT txid_current_if_assigned()").fetchone()[0]
                     committing = True
                     self.conn.execute("COMMIT")
                     return result
@@ -952,11 +961,13 @@ class PgStore(Store):
                     self._writing = False
             except PgError as exc:
                 retry = exc.sqlstate in RETRY and time.monotonic() < deadline
-                if _lost(exc, self.conn) and not committing and time.monotonic() < deadline:
-                    # the session ended before COMMIT was sent (the server or the helper
-                    # went away): nothing of this transaction stands; run it again
+                if _lost(exc, self.conn) and time.monotonic() < deadline:
+                    # the session ended (the server or the helper went away): before COMMIT,
+                    # nothing of this transaction stands; during it, the server says what became of it
                     self._listening = False
                     self._reconnect(deadline)
+                    if committing and self._committed(xid, deadline):
+                        return result
                     continue
                 if exc.sqlstate == UNIQUE:
                     duplicates += 1
@@ -965,6 +976,23 @@ class PgStore(Store):
                     raise _pg_error(exc, self.path) from None
             time.sleep(random.uniform(delay / 2, delay))  # jitter: no lockstep retries
             delay = min(delay * 2, 0.1)
+
+    def _committed(self, xid, deadline):
+        """Did transaction `xid` commit?  Asked on a new session after the old one was lost
+        during its COMMIT; False when it was rolled back (or wrote nothing)."""
+        if xid is None:
+            return True  # it wrote nothing: its answer stands either way
+        while True:
+            try:
+                status = self.conn.execute("SELECT txid_status(%s)", (int(xid),)).fetchone()[0]
+            except PgError as exc:
+                raise _pg_error(exc, self.path) from None
+            if status in ("committed", "aborted"):
+                return status == "committed"
+            if status != "in progress" or time.monotonic() >= deadline:
+                raise KanbanError("db_error", "the server ended the session during COMMIT, and cannot say whether"
+                                  " the command committed", db=display_url(self.path))
+            time.sleep(0.02)  # the ended session is still winding down
 
     def wait(self, seconds):
         """Sleep up to `seconds`, waking early when work may have become claimable.
