@@ -2,7 +2,7 @@
 
     python peers.py ENGINE DIR CYCLES [K]
 
-ENGINE is one of kanban, kanban-batch, floor, litequeue, persist-queue, huey.  DIR is a
+ENGINE is one of kanban, kanban-batch, kanban-threads, floor, litequeue, persist-queue, huey.  DIR is a
 fresh folder on the disk under test; for kanban, kanban-batch and floor it already
 holds board.db with CYCLES ready tasks (bench/run.py makes it with kanban, so this
 process never opens that file with a second SQLite library).  Prints one JSON object:
@@ -13,6 +13,10 @@ Every engine runs in WAL mode at synchronous=FULL (2) and pays one commit per cl
 and one per completion, as kanban does:
 - kanban         Board.claim + Board.complete (lease, fencing token, events).
 - kanban-batch   Board.claim_many(K) + Board.complete_many: two commits per K tasks.
+- kanban-threads K threads of one process, each with a Board of its own, claiming and
+                 completing until the board is empty: writes that meet share commits
+                 (group commit).  Also prints claim latency percentiles, commits and
+                 writes, and double claims counted from the event log.
 - floor          bench/floor_claim.py's claim + complete: stdlib sqlite3, one indexed
                  pick + UPDATE, nothing else (no events, no lease reaping).
 - litequeue      LiteQueue.pop (UPDATE ... RETURNING, the message locked) + done.
@@ -56,6 +60,50 @@ def kanban_batch_engine(folder, cycles, k):
             board.complete_many([(t["id"], t["lease_token"]) for t in claims], agent="bench-engine")
             done += len(claims)
     return loop, board.db.conn, cycles
+
+
+def kanban_threads_engine(folder, cycles, k):
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+    import threading
+
+    from kanban import Board
+    from kanban.bench import check_event_log, percentiles
+    from kanban.store.sqlite import group_of
+
+    path = os.path.join(folder, "board.db")
+    boards = [Board(path) for _ in range(k)]
+    latencies, errors = [], []
+    start = threading.Barrier(k + 1)
+
+    def agent(board, name):
+        start.wait()
+        try:
+            while True:
+                began = time.perf_counter()
+                task = board.claim(name)
+                latencies.append((time.perf_counter() - began) * 1000)
+                if not task:
+                    return
+                board.complete(task["id"], task["lease_token"], agent=name)
+        except Exception as exc:  # noqa: BLE001 - reported in the answer
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=agent, args=(b, f"bench-thread-{n}")) for n, b in enumerate(boards)]
+    for thread in threads:
+        thread.start()
+
+    def loop():
+        start.wait()
+        for thread in threads:
+            thread.join()
+        for board in boards:
+            board.close()
+        group = group_of(path)
+        log = check_event_log(path, None)
+        return {"threads": k, "claim_latency_ms": percentiles(latencies), "errors": errors[:5],
+                "commits": group.commits if group else None, "writes": group.writes if group else None,
+                "double_claims": log["double_claims"], "tasks_left": log["tasks_left"]}
+    return loop, boards[0].db.conn, cycles
 
 
 def floor_engine(folder, cycles, _k):
@@ -120,6 +168,7 @@ def huey_engine(folder, cycles, _k):
 ENGINES = {
     "kanban": kanban_engine,
     "kanban-batch": kanban_batch_engine,
+    "kanban-threads": kanban_threads_engine,
     "floor": floor_engine,
     "litequeue": litequeue_engine,
     "persist-queue": persist_queue_engine,
@@ -150,15 +199,15 @@ def main(argv):
                 "synchronous": pragma(conn, "synchronous")}
     before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
-    loop()
+    extra = loop() or {}
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
     user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
-    json.dump({"engine": engine, "k": k if engine == "kanban-batch" else None, "cycles": count,
+    json.dump({"engine": engine, "k": k if engine in ("kanban-batch", "kanban-threads") else None, "cycles": count,
                "seconds": round(seconds, 4), "per_s": round(count / seconds, 1),
                "cpu_per_cycle_us": round((user + system) * 1e6 / count, 1),
                "user_per_cycle_us": round(user * 1e6 / count, 1), "sys_per_cycle_us": round(system * 1e6 / count, 1),
-               "wal_bytes": _size(folder), **settings}, sys.stdout)
+               "wal_bytes": _size(folder), **settings, **extra}, sys.stdout)
     sys.stdout.write("\n")
     return 0
 

@@ -328,14 +328,15 @@ class Board:
             "SELECT dep_id FROM deps WHERE task_id = ?", (row["id"],)))
         return self._dict(row, [task_ref(dep_id) for dep_id in deps])
 
-    def _update_returning(self, task_id, **fields):
-        """_update, answering the task's row as the write left it."""
+    def _update_returning(self, task_id, literals=(), **fields):
+        """_update, answering the task's row as the write left it.  `literals`: pairs of
+        (column, SQL literal) set as written."""
         fields["updated_at"] = self.now
-        names = tuple(fields)
-        sql = _UPDATES.get(names)
+        key = (literals, tuple(fields))
+        sql = _UPDATES.get(key)
         if sql is None:
-            sql = _UPDATES[names] = ("UPDATE tasks SET " + ", ".join(f"{name} = :{name}" for name in names)
-                                     + " WHERE id = :id" + TASK_RETURNING)
+            sets = [f"{name} = {value}" for name, value in literals] + [f"{name} = :{name}" for name in fields]
+            sql = _UPDATES[key] = "UPDATE tasks SET " + ", ".join(sets) + " WHERE id = :id" + TASK_RETURNING
         fields["id"] = task_id
         return self.db.row(sql, fields)
 
@@ -360,8 +361,14 @@ class Board:
     def _end_lease(self, task_id, status, **fields):
         """Move a task out of in_progress/in_review: its lease ends with it.  Returns
         the task's row as the write left it."""
-        return self._update_returning(task_id, status=status, claimed_by=None, lease_until=None,
-                                      lease_token=None, lease_ms=None, **fields)
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        # the status and the cleared lease as literals, not bound values: SQLite plans a
+        # partial index's upkeep on them, and prepares a statement again whenever a value
+        # it planned on is bound anew
+        literals = (("status", f"'{status}'"), ("claimed_by", "NULL"), ("lease_until", "NULL"),
+                    ("lease_token", "NULL"), ("lease_ms", "NULL"))
+        return self._update_returning(task_id, literals, **fields)
 
     # -- the team role gate (seed 004) -------------------------------------------
 

@@ -9,6 +9,7 @@ and nobody sees "database is locked" before KANBAN_BUSY_TIMEOUT.
 """
 import errno
 import os
+import sys
 import time
 
 import apsw
@@ -328,6 +329,7 @@ class SqliteStore(Store):
         except apsw.Error as exc:
             raise db_error(exc, path) from None
         self.lock = WriterLock(path)
+        self.group_key = os.path.realpath(path)
 
     def kind(self):
         """"board" (ours, by its mark or, for an older board, its tables), "empty" (a new
@@ -422,8 +424,15 @@ class SqliteStore(Store):
 
         fn must only touch the database (it may run again after a busy rollback).
         Anything it raises rolls the whole transaction back: a failed command
-        changes nothing.
+        changes nothing.  In a process with threads, writes to the same board share
+        commits (group commit, below); a process without threads writes alone.
         """
+        threading = sys.modules.get("threading")
+        if threading is not None and threading.active_count() > 1:
+            return _group_write(self, fn, threading)
+        return self._write_alone(fn)
+
+    def _write_alone(self, fn):
         deadline = time.monotonic() + self.busy_ms / 1000
         delay = 0.002
         while True:
@@ -452,6 +461,61 @@ class SqliteStore(Store):
 
             time.sleep(random.uniform(delay / 2, delay))  # jitter: no lockstep retries
             delay = min(delay * 2, 0.1)
+
+    def _commit_batch(self, batch):
+        """One transaction on this connection holding every request of `batch`, each in
+        a savepoint of its own: a request that fails is rolled back alone and answered
+        with its error; the others commit together.  Busy: the whole batch again."""
+        deadline = time.monotonic() + self.busy_ms / 1000
+        delay = 0.002
+        while True:
+            locked = False
+            try:
+                locked = self.lock.acquire(deadline)
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for request in batch:
+                        self._run_request(request)
+                    self.conn.execute("COMMIT")
+                    return
+                except BaseException:
+                    if not self.conn.get_autocommit():
+                        self.conn.execute("ROLLBACK")
+                    raise
+            except (apsw.BusyError, apsw.LockedError):
+                if time.monotonic() >= deadline:
+                    _fail(batch, KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT"))
+                    return
+            except apsw.Error as exc:
+                _fail(batch, db_error(exc, self.path))
+                return
+            except BaseException as exc:  # noqa: BLE001 - handed to every caller of the batch
+                _fail(batch, exc)
+                return
+            finally:
+                if locked:
+                    self.lock.release()
+            import random
+
+            time.sleep(random.uniform(delay / 2, delay))
+            delay = min(delay * 2, 0.1)
+
+    def _run_request(self, request):
+        """One caller's fn inside the batch's transaction, on this connection."""
+        owner = request.store
+        own_conn, owner.conn = owner.conn, self.conn  # the caller waits meanwhile
+        request.result = request.error = None
+        self.conn.execute("SAVEPOINT kanban_request")
+        try:
+            request.result = request.fn()
+        except (apsw.BusyError, apsw.LockedError):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - this caller's failure, not the batch's
+            self.conn.execute("ROLLBACK TO kanban_request")
+            request.error = db_error(exc, self.path) if isinstance(exc, apsw.Error) else exc
+        finally:
+            owner.conn = own_conn
+            self.conn.execute("RELEASE kanban_request")
 
     def wait(self, seconds):
         """A file tells nobody of changes: sleep."""
@@ -639,6 +703,85 @@ def check_backup_target(dest, board=None):
         raise invalid("the backup cannot be the board itself or one of its files (-wal, -shm, .lock)")
     if os.path.isdir(dest):
         raise invalid(f"{dest} is a folder: name a file")
+
+
+# -- group commit -----------------------------------------------------------------
+#
+# Threads of one process writing to the same board (the Python API from threads, a
+# server with a board per worker) share commits.  The first writer to arrive leads:
+# it takes every request queued so far and runs them in one transaction on its own
+# connection, then commits once (one fsync).  Requests that arrive while that commit
+# is in flight queue up and go together in the next one, led by the first of them.
+# Each caller is answered only after the commit that holds its change has returned,
+# so an answer is as durable as a write alone.
+
+
+class _Group:
+    def __init__(self, threading):
+        self.mutex = threading.Lock()
+        self.queue = []        # requests waiting for the next commit
+        self.leading = False   # a batch is being run
+        self.commits = 0       # transactions committed (or failed) for batches
+        self.writes = 0        # requests they carried
+
+
+class _Request:
+    __slots__ = ("store", "fn", "event", "lead", "finished", "result", "error")
+
+    def __init__(self, store, fn, event):
+        self.store, self.fn, self.event = store, fn, event
+        self.lead = self.finished = False
+        self.result = self.error = None
+
+
+_GROUPS = {}
+
+
+def group_of(path):
+    """The write group of board file `path` in this process, or None (never written
+    from a thread): its `commits` and `writes` counters."""
+    return _GROUPS.get(os.path.realpath(path))
+
+
+def _fail(batch, error):
+    for request in batch:
+        request.result, request.error = None, error
+
+
+def _group_write(store, fn, threading):
+    group = _GROUPS.get(store.group_key)
+    if group is None:
+        group = _GROUPS.setdefault(store.group_key, _Group(threading))
+    request = _Request(store, fn, threading.Event())
+    with group.mutex:
+        group.queue.append(request)
+        if not group.leading:
+            group.leading = request.lead = True
+    if not request.lead:
+        request.event.wait()  # answered, or made the leader of the next batch
+    if not request.finished:
+        with group.mutex:
+            batch, group.queue = group.queue, []
+        try:
+            store._commit_batch(batch)
+        finally:
+            with group.mutex:
+                group.commits += 1
+                group.writes += len(batch)
+                for done in batch:
+                    done.finished = True
+                if group.queue:
+                    group.queue[0].lead = True
+                else:
+                    group.leading = False
+                waiting = group.queue[:1]
+            for done in batch:
+                done.event.set()
+            for leader in waiting:
+                leader.event.set()
+    if request.error is not None:
+        raise request.error
+    return request.result
 
 
 def write_board_file(dest, fill):
