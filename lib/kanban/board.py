@@ -44,6 +44,9 @@ TASK_SELECT = (
 )
 # a write that answers with the task as it left it (UPDATE ... RETURNING): no re-read
 TASK_RETURNING = " RETURNING " + ", ".join(TASK_COLUMNS)
+# on SQLite the same row brings the task's dependencies along: no second statement
+TASK_RETURNING_DEPS = (TASK_RETURNING
+                       + ", (SELECT group_concat(dep_id) FROM deps WHERE deps.task_id = tasks.id) AS deps")
 
 
 _UPDATES = {}  # the UPDATE ... RETURNING text of each set of fields, made once
@@ -323,20 +326,27 @@ class Board:
         read back, built from what the write already knows."""
         row["ready"] = (row["status"] == "todo" and row["kind"] == "task" and row["unmet_deps"] == 0
                         and (row["not_before"] is None or row["not_before"] <= self.now))
-        # no ORDER BY: with one, SQLite prepares this statement again on every run
-        deps = sorted(dep_id for (dep_id,) in self.db.execute(
-            "SELECT dep_id FROM deps WHERE task_id = ?", (row["id"],)))
+        if "deps" in row:  # TASK_RETURNING_DEPS
+            text = row.pop("deps")
+            deps = sorted(int(dep_id) for dep_id in text.split(",")) if text else []
+        else:  # no ORDER BY: with one, SQLite prepares this statement again on every run
+            deps = sorted(dep_id for (dep_id,) in self.db.execute(
+                "SELECT dep_id FROM deps WHERE task_id = ?", (row["id"],)))
         return self._dict(row, [task_ref(dep_id) for dep_id in deps])
+
+    def _returning(self):
+        return TASK_RETURNING_DEPS if self.db.backend == "sqlite" else TASK_RETURNING
 
     def _update_returning(self, task_id, literals=(), **fields):
         """_update, answering the task's row as the write left it.  `literals`: pairs of
         (column, SQL literal) set as written."""
         fields["updated_at"] = self.now
-        key = (literals, tuple(fields))
+        returning = self._returning()
+        key = (literals, tuple(fields), returning)
         sql = _UPDATES.get(key)
         if sql is None:
             sets = [f"{name} = {value}" for name, value in literals] + [f"{name} = :{name}" for name in fields]
-            sql = _UPDATES[key] = "UPDATE tasks SET " + ", ".join(sets) + " WHERE id = :id" + TASK_RETURNING
+            sql = _UPDATES[key] = "UPDATE tasks SET " + ", ".join(sets) + " WHERE id = :id" + returning
         fields["id"] = task_id
         return self.db.row(sql, fields)
 
@@ -723,7 +733,7 @@ class Board:
             """UPDATE tasks SET status = 'in_progress', claimed_by = :agent, lease_until = :until,
                       lease_token = :token, lease_ms = :lease_ms, reason = NULL,
                       started_at = coalesce(started_at, :now), updated_at = :now
-                WHERE id = :id""" + TASK_RETURNING,
+                WHERE id = :id""" + self._returning(),
             {"agent": agent, "until": until, "token": token, "lease_ms": lease_ms,
              "now": self.now, "id": task_id})
         self.db.execute("INSERT OR IGNORE INTO holders(task_id, agent) VALUES (?, ?)", (task_id, agent))

@@ -91,10 +91,22 @@ def _parse_absolute(raw, what):
     return _in_range(ms, what, raw)
 
 
+_ISO = {}  # the last times formatted: a write prints its own `now` several times
+
+
 def iso(ms):
     """Milliseconds -> '2026-01-01T00:15:00Z' (fraction only when not whole)."""
     if ms is None:
         return None
+    text = _ISO.get(ms)
+    if text is None:
+        if len(_ISO) > 256:
+            _ISO.clear()
+        text = _ISO[ms] = _iso(ms)
+    return text
+
+
+def _iso(ms):
     seconds, millis = divmod(int(ms), 1000)
     # not strftime("%Y"): glibc does not pad years before 1000 to four digits (ISO-8601 needs them)
     stamp = "%04d-%02d-%02dT%02d:%02d:%02d" % time.gmtime(seconds)[:6]

@@ -237,11 +237,24 @@ def _raise_timeout(signum, frame):
 
 
 class WriterLock:
-    """A blocking, kernel-queued exclusive lock taken around every write transaction."""
+    """A blocking, kernel-queued exclusive lock taken around every write transaction,
+    served first come, first served.
+
+    The lock itself is a flock on `<board>.lock`.  A writer that finds it taken joins
+    a queue kept in the same file with open-file-description record locks (Linux):
+    under a short guard lock it takes the next ticket from a counter in the file's
+    first 8 bytes and locks the byte of its ticket; then it waits for the byte of the
+    ticket before it, which its predecessor holds until it is done.  So waiters are
+    woken one at a time, in the order they came, and a waiter that dies (or gives up
+    at KANBAN_BUSY_TIMEOUT) drops out of the queue by the kernel releasing its locks.
+    A newcomer goes straight for the flock only when nobody is queued.  Where the
+    record locks are missing, waiters simply contend for the flock.
+    """
 
     def __init__(self, path):
         self.path = path + ".lock"
         self.fd = None
+        self.ticket = None  # our place in the queue, while we wait or hold the lock
 
     def acquire(self, deadline):
         import fcntl
@@ -251,24 +264,78 @@ class WriterLock:
                 self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
             except OSError:
                 return False  # read-only folder: SQLite will say what is wrong
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            pass
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        queued = _QUEUE and self._queued()
+        if not queued:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                pass
+        if time.monotonic() >= deadline:
             raise KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT")
+        try:
+            if _QUEUE and self._enqueue(deadline):
+                if self.ticket > 0:  # wait for the writer before us to be done
+                    self._wait(lambda block: _range(self.fd, _QUEUE_AT + self.ticket - 1, block), deadline)
+                    _range(self.fd, _QUEUE_AT + self.ticket - 1, None)
+            self._wait(lambda block: fcntl.flock(self.fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB)),
+                       deadline)
+            return True
+        except BaseException:
+            self._leave()
+            raise
+
+    def _queued(self):
+        """Is anyone waiting in the queue (or holding the lock from it)?"""
+        issued = int.from_bytes(os.pread(self.fd, 8, 0) or b"\0", "little")
+        return issued > 0 and _held(self.fd, _QUEUE_AT + issued - 1)
+
+    def _enqueue(self, deadline):
+        """Take a ticket and lock its byte; False when the queue cannot be used."""
+        try:
+            self._wait(lambda block: _range(self.fd, 0, block), deadline)
+        except OSError:
+            return False
+        try:
+            ticket = int.from_bytes(os.pread(self.fd, 8, 0) or b"\0", "little")
+            os.pwrite(self.fd, (ticket + 1).to_bytes(8, "little"), 0)
+            _range(self.fd, _QUEUE_AT + ticket, False)
+            self.ticket = ticket
+            return True
+        except OSError:
+            return False
+        finally:
+            _range(self.fd, 0, None)
+
+    def _leave(self):
+        if self.ticket is not None:
+            ticket, self.ticket = self.ticket, None
+            try:
+                _range(self.fd, _QUEUE_AT + ticket, None)
+            except OSError:
+                pass
+
+    @staticmethod
+    def _wait(take, deadline):
+        """take(block=False) until it succeeds or the deadline passes (then `busy`)."""
+        try:
+            take(False)
+            return
+        except (BlockingIOError, PermissionError):
+            pass
         import threading
 
         if threading.current_thread() is threading.main_thread():
             import signal
 
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT")
             previous = signal.signal(signal.SIGALRM, _raise_timeout)
             signal.setitimer(signal.ITIMER_REAL, remaining)
             try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX)
-                return True
+                take(True)
+                return
             except _Timeout:
                 raise KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT") from None
             finally:
@@ -280,9 +347,9 @@ class WriterLock:
         delay = 0.001
         while True:
             try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
+                take(False)
+                return
+            except (BlockingIOError, PermissionError):
                 if time.monotonic() >= deadline:
                     raise KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT") from None
                 time.sleep(random.uniform(0, delay))
@@ -293,11 +360,54 @@ class WriterLock:
             import fcntl
 
             fcntl.flock(self.fd, fcntl.LOCK_UN)
+            self._leave()
 
     def close(self):
         if self.fd is not None:
+            self._leave()
             os.close(self.fd)
             self.fd = None
+
+
+# The queue's record locks: open-file-description locks (Linux), which belong to one
+# open file, not to the process, so two boards open in one process queue apart too.
+try:
+    import fcntl as _fcntl
+
+    _QUEUE = (_fcntl.F_OFD_SETLK, _fcntl.F_OFD_SETLKW, _fcntl.F_OFD_GETLK)
+except (ImportError, AttributeError):
+    _QUEUE = None
+_QUEUE_AT = 1 << 32  # ticket n's byte is at _QUEUE_AT + n; the counter is bytes 0..7
+
+
+def _flock_struct(kind, start):
+    import struct
+
+    return struct.pack("hhqqi4x", kind, os.SEEK_SET, start, 1, 0)
+
+
+def _range(fd, start, block):
+    """Lock one byte (block: wait for it, False: BlockingIOError if taken), or with
+    block=None unlock it."""
+    import fcntl
+
+    if block is None:
+        fcntl.fcntl(fd, _QUEUE[0], _flock_struct(fcntl.F_UNLCK, start))
+    else:
+        try:
+            fcntl.fcntl(fd, _QUEUE[1] if block else _QUEUE[0], _flock_struct(fcntl.F_WRLCK, start))
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise BlockingIOError(exc.errno, exc.strerror) from None
+            raise
+
+
+def _held(fd, start):
+    import fcntl
+    import struct
+
+    answer = fcntl.fcntl(fd, _QUEUE[2], _flock_struct(fcntl.F_WRLCK, start))
+    return struct.unpack("hhqqi4x", answer)[0] != fcntl.F_UNLCK
 
 
 class SqliteStore(Store):
