@@ -31,6 +31,8 @@ import os
 import socket
 import struct
 
+from .. import paths
+
 PROTOCOL = 2
 # a session back from a client waits this long for the next one, then is closed: the
 # server's connections are shared, and a helper keeps only what calls in a row reuse
@@ -58,8 +60,7 @@ def socket_path():
     """Where this library's helper listens: one per user and per installed kanban."""
     import zlib
 
-    lib = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-    tag = zlib.crc32(f"{lib}:{PROTOCOL}".encode()) & 0xFFFFFFFF
+    tag = zlib.crc32(f"{paths.PACKAGE}:{PROTOCOL}".encode()) & 0xFFFFFFFF
     return os.path.join(_folder(), f"pg-{tag:08x}.sock")
 
 
@@ -250,8 +251,7 @@ def _start(path):
         return
     if not _private(folder):
         return  # someone else's folder, or too open: no helper here
-    lib = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
-    code = f"import sys; sys.path.insert(0, {lib!r}); from kanban.store.helper import serve; serve({path!r})"
+    code = f"import sys; sys.path.insert(0, {paths.LIB!r}); from kanban.store.helper import serve; serve({path!r})"
     try:
         subprocess.Popen([sys.executable, "-E", "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
