@@ -41,9 +41,15 @@ def serve(args):
     actor = os.environ.get("KANBAN_AGENT") or login_name()
     app = create_app(location, write=bool(args["--write"]), token_check=token_check, hosts=hosts, actor=actor)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=1)
+                            timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
     _announce(server, host)
+    handle_exit = server.handle_exit
+
+    def closing(sig, frame):  # Ctrl-C: open pages' streams end, so the shutdown is clean
+        app.hub.closing = True
+        handle_exit(sig, frame)
+    server.handle_exit = closing
     try:
         server.run()
     except OSError as exc:

@@ -167,8 +167,9 @@ def create_app(location, *, write=False, token_check=None, hosts=None, actor=Non
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.hub = hub
-    return guard.Guard(app, hosts=hosts, check_token=token_check)
+    guarded = guard.Guard(app, hosts=hosts, check_token=token_check)
+    guarded.hub = hub  # serve ends the live streams when it shuts down
+    return guarded
 
 
 def board_view(b, filters):

@@ -16,6 +16,7 @@ from ..jsontext import dumps
 
 POLL_S = 0.15
 KEEPALIVE_S = 15
+TICK_S = 0.5  # how soon a stream notices that the server is shutting down
 
 
 class Hub:
@@ -25,6 +26,7 @@ class Hub:
         self.subscribers = set()
         self.loop = None
         self.stopping = threading.Event()
+        self.closing = False  # the server is shutting down: every stream ends
         self.thread = None
         self.error = None
 
@@ -79,14 +81,19 @@ class Hub:
             yield "retry: 1000\n\n"
             if since != self.cursor:
                 yield _event({"cursor": self.cursor, "tasks": [], "kinds": []})
-            while True:
+            quiet = 0.0
+            while not self.closing:
                 try:
-                    note = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                    note = await asyncio.wait_for(queue.get(), TICK_S)
                 except asyncio.TimeoutError:
-                    if await request.is_disconnected():
-                        return
-                    yield ": keepalive\n\n"
+                    quiet += TICK_S
+                    if quiet >= KEEPALIVE_S:
+                        quiet = 0.0
+                        if await request.is_disconnected():
+                            return
+                        yield ": keepalive\n\n"
                     continue
+                quiet = 0.0
                 while not queue.empty():  # a burst of notes: one change is enough
                     note = queue.get_nowait()
                 yield _event(note)
