@@ -190,6 +190,7 @@ def test_the_page_reconnects_by_itself(seeded, server, page):
     page.goto(serving.url)
     page.wait_for_selector("#live-state.on", timeout=10_000)
     serving.stop()
+    assert "Traceback" not in serving.proc.stderr.read()  # a clean stop, even with a page listening
     page.wait_for_selector("#live-state.off", timeout=10_000)
     again = Server(db, port=serving.url.rsplit(":", 1)[1].strip("/"))
     try:
