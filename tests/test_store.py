@@ -242,3 +242,17 @@ def test_a_waiting_claim_outlives_the_end_of_its_session(schemas):
         if waiter.poll() is None:
             waiter.kill()
             waiter.wait()
+
+
+def test_the_statements_that_differ_are_written_in_both_dialects():
+    import re
+
+    from conftest import ROOT
+
+    from kanban.store.queries import QUERIES
+
+    for name, texts in QUERIES.items():
+        assert set(texts) == {"sqlite", "postgres"}, name
+        assert "%s" not in texts["sqlite"] and "?" not in texts["postgres"], name
+    used = set(re.findall(r'db\.sql\("(\w+)"\)', (ROOT / "lib" / "kanban" / "board.py").read_text()))
+    assert used and used <= set(QUERIES), used - set(QUERIES)

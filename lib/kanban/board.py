@@ -284,11 +284,7 @@ class Board:
         if not rows:
             return []
         deps = {}
-        for task_id, dep_id in self.db.execute(
-            "SELECT task_id, dep_id FROM deps WHERE task_id IN (SELECT value FROM json_each(?))"
-            " ORDER BY task_id, dep_id",
-            (dumps([r["id"] for r in rows]),),
-        ):
+        for task_id, dep_id in self.db.execute(self.db.sql("deps_of"), (dumps([r["id"] for r in rows]),)):
             deps.setdefault(task_id, []).append(task_ref(dep_id))
         return [self._dict(r, deps.get(r["id"], [])) for r in rows]
 
@@ -355,12 +351,13 @@ class Board:
             raise not_found(f"no task {task_ref(task_id)}", task=task_ref(task_id))
 
     def _sql(self, name, sql):
-        """`sql` (SQLite's), or the backend's own text for query `name` (lib/kanban/store/)."""
+        """`sql` (SQLite's), or the backend's own text for query `name`.  The statements
+        that differ are written out in both dialects in lib/kanban/store/queries.py and
+        asked for by name alone: self.db.sql(name)."""
         return self.db.sql(name, sql)
 
     def _next_token(self):
-        return self.db.scalar(self._sql(
-            "next_token", "UPDATE meta SET value = value + 1 WHERE key = 'lease_token' RETURNING value"))
+        return self.db.scalar(self.db.sql("next_token"))
 
     def _update(self, task_id, **fields):
         fields["updated_at"] = self.now
@@ -441,8 +438,7 @@ class Board:
             if team is None:
                 self.db.execute("DELETE FROM meta WHERE key = 'team'")
             else:
-                self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('team', ?)",
-                                (dumps(team),))
+                self.db.execute(self.db.sql("set_meta"), ("team", dumps(team)))
             return team
         return self._write(apply)
 
@@ -495,14 +491,7 @@ class Board:
         """Does `start` wait on `target`, through deps or (for goals) their tasks?"""
         if start == target:
             return True
-        return self.db.scalar(self._sql(
-            "reaches", """WITH RECURSIVE reach(id) AS (
-                   SELECT :start
-                   UNION SELECT d.dep_id FROM deps d JOIN reach r ON d.task_id = r.id
-                   UNION SELECT t.id FROM tasks t JOIN reach r ON t.goal_id = r.id)
-               SELECT 1 FROM reach WHERE id = :target LIMIT 1"""),
-            {"start": start, "target": target},
-        ) is not None
+        return self.db.scalar(self.db.sql("reaches"), {"start": start, "target": target}) is not None
 
     # -- create -------------------------------------------------------------------
 
@@ -656,7 +645,7 @@ class Board:
             raise KanbanError("cycle", f"{task_ref(task_id)} cannot depend on {task_ref(target)}: "
                               f"{task_ref(target)} already waits on {task_ref(task_id)}",
                               task=task_ref(task_id), dep=task_ref(target))
-        self.db.execute("INSERT OR IGNORE INTO deps(task_id, dep_id) VALUES (?, ?)", (task_id, target))
+        self.db.execute(self.db.sql("add_dep"), (task_id, target))
         if self.db.changes():
             self._linked(task_id, actor, dep_ids=[target])
 
@@ -665,11 +654,7 @@ class Board:
     def _reap(self, actor):
         """Expire every overdue lease (inside the caller's transaction)."""
         expired = []
-        for r in self.db.rows(self._sql(
-            "skip_locked", "SELECT id, status, claimed_by, attempts, max_attempts, lease_token, goal_id FROM tasks"
-            " WHERE lease_until IS NOT NULL AND lease_until <= ? ORDER BY lease_until, id"),
-            (self.now,),
-        ):
+        for r in self.db.rows(self.db.sql("expired_leases"), (self.now,)):
             task_id = r["id"]
             if r["status"] == "in_progress":
                 attempts = r["attempts"] + 1
@@ -736,7 +721,7 @@ class Board:
                 WHERE id = :id""" + self._returning(),
             {"agent": agent, "until": until, "token": token, "lease_ms": lease_ms,
              "now": self.now, "id": task_id})
-        self.db.execute("INSERT OR IGNORE INTO holders(task_id, agent) VALUES (?, ?)", (task_id, agent))
+        self.db.execute(self.db.sql("add_holder"), (task_id, agent))
         self._event(task_id, "claimed", agent, dict(data or {}, token=token, lease_until=clock.iso(until)))
         return dict(self._answer(row), lease_token=token)
 
@@ -807,10 +792,7 @@ class Board:
         return self._write(apply)
 
     def _pick_review(self, agent):
-        return self.db.scalar(self._sql(
-            "skip_locked", """SELECT id FROM tasks WHERE status = 'in_review' AND claimed_by IS NULL
-                 AND NOT EXISTS (SELECT 1 FROM holders h WHERE h.task_id = tasks.id AND h.agent = ?)
-               ORDER BY priority DESC, created_at, id LIMIT 1"""), (agent,))
+        return self.db.scalar(self.db.sql("pick_review"), (agent,))
 
     def claim_review(self, agent, task=None, *, lease=None):
         """Claim an in_review task for reviewing, under a lease of its own."""
@@ -864,7 +846,7 @@ class Board:
             raise KanbanError("lease_lost", f"the lease on {ref} expired at {clock.iso(row['lease_until'])}",
                               task=ref)
         if agent and row["status"] == "in_progress" and agent != row["claimed_by"]:
-            self.db.execute("INSERT OR IGNORE INTO holders(task_id, agent) VALUES (?, ?)", (row["id"], agent))
+            self.db.execute(self.db.sql("add_holder"), (row["id"], agent))
 
     def _was_token(self, task_id, token):
         return self.db.scalar(
@@ -1285,7 +1267,7 @@ class Board:
                     raise KanbanError("cycle", f"{task_ref(task)} cannot depend on {task_ref(dep)}: "
                                       f"{task_ref(dep)} already waits on {task_ref(task)}",
                                       task=task_ref(task), dep=task_ref(dep))
-                self.db.execute("INSERT OR IGNORE INTO deps(task_id, dep_id) VALUES (?, ?)", (task, dep))
+                self.db.execute(self.db.sql("add_dep"), (task, dep))
                 if self.db.changes():
                     self._update(task)
                     self._event(task, "linked", actor, {"depends_on": task_ref(dep)})

@@ -172,8 +172,9 @@ class Store(ABC):
         """How many rows the last INSERT, UPDATE or DELETE changed."""
 
     @abstractmethod
-    def sql(self, name, sqlite_sql):
-        """The text of query `name` on this backend: `sqlite_sql` where it is the same."""
+    def sql(self, name, sqlite_sql=None):
+        """Statement `name` as this backend runs it: from store/queries.py, where both
+        dialects are written out; otherwise `sqlite_sql`, or the backend's override."""
 
     @abstractmethod
     def tables(self):

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..errors import KanbanError
 from ..extras import require
 from . import SCHEMA_VERSION, Store, busy_timeout_ms, helper
+from .queries import QUERIES, Native
 
 psycopg = None  # the driver, imported when a call connects directly (see "the wire" below)
 
@@ -316,8 +317,6 @@ OVERRIDES = {
                   AND (not_before IS NULL OR not_before <= :now)
                   AND (CAST(:project AS TEXT) IS NULL OR project = :project)
                 ORDER BY priority DESC, created_at, id LIMIT 1""",
-    "reaches": "SELECT 1 WHERE kanban_reaches(:start, :target)",
-    "next_token": "SELECT nextval('lease_token_seq')",
 }
 # a claim under WIP limits locks the limit rows first: claims under a limit go one at a
 # time, so the count each one reads already holds the claim committed before it
@@ -840,7 +839,10 @@ class PgStore(Store):
 
     # -- statements ------------------------------------------------------------------
 
-    def sql(self, name, sqlite_sql):
+    def sql(self, name, sqlite_sql=None):
+        found = QUERIES.get(name)
+        if found:
+            return Native(found["postgres"])
         text = OVERRIDES.get(name, sqlite_sql)
         if self._writing and name in LOCKING:
             text = text.rstrip() + LOCKING[name]
@@ -871,6 +873,11 @@ class PgStore(Store):
                 raise KanbanError("invalid", f"this board has no counter {name!r}")
 
     def _run(self, sql, params=()):
+        if isinstance(sql, Native):  # written for PostgreSQL (store/queries.py): run as it is
+            result = self.conn.execute(sql, params or None)
+            if not _QUERY.match(sql):  # changes() counts INSERT, UPDATE and DELETE only
+                self._rowcount = result.rowcount
+            return result
         text, takes_params, changes = translate(sql, self._writing)
         result = self.conn.execute(text, params if takes_params else None)
         if changes:

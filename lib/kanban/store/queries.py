@@ -1,0 +1,75 @@
+"""The board's statements whose SQL differs between the backends, each written out in
+both dialects under one name, exactly as it runs: SQLite's with `?`/`:name`
+placeholders, PostgreSQL's with psycopg's `%s`/`%(name)s`.  board.py asks for one by
+name (`db.sql(name)`); the Postgres store runs these as they are, untranslated.
+
+(Statements that read the same in both dialects are written once, in board.py; the
+Postgres store still translates the rest of board.py's SQLite text at run time:
+store/postgres.py `translate`.)
+"""
+
+
+class Native(str):
+    """A statement in its backend's own dialect: run as written."""
+
+    __slots__ = ()
+
+
+QUERIES = {
+    # the next fencing token: a counter row on SQLite (one writer at a time anyway); a
+    # sequence on PostgreSQL, so concurrent claimers never queue on one row for it
+    "next_token": {
+        "sqlite": "UPDATE meta SET value = value + 1 WHERE key = 'lease_token' RETURNING value",
+        "postgres": "SELECT nextval('lease_token_seq')",
+    },
+    # does :start wait on :target, through deps or (for a goal) its tasks?  PostgreSQL's
+    # function takes the board's graph lock first: a cycle check and the edge it allows
+    # commit together
+    "reaches": {
+        "sqlite": """WITH RECURSIVE reach(id) AS (
+                   SELECT :start
+                   UNION SELECT d.dep_id FROM deps d JOIN reach r ON d.task_id = r.id
+                   UNION SELECT t.id FROM tasks t JOIN reach r ON t.goal_id = r.id)
+               SELECT 1 FROM reach WHERE id = :target LIMIT 1""",
+        "postgres": "SELECT 1 WHERE kanban_reaches(%(start)s, %(target)s)",
+    },
+    # every agent that ever held a task (the review gate)
+    "add_holder": {
+        "sqlite": "INSERT OR IGNORE INTO holders(task_id, agent) VALUES (?, ?)",
+        "postgres": "INSERT INTO holders(task_id, agent) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+    },
+    "add_dep": {
+        "sqlite": "INSERT OR IGNORE INTO deps(task_id, dep_id) VALUES (?, ?)",
+        "postgres": "INSERT INTO deps(task_id, dep_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+    },
+    "set_meta": {
+        "sqlite": "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+        "postgres": "INSERT INTO meta(key, value) VALUES (%s, %s)"
+                    " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+    },
+    # the deps of many tasks at once: the ids come as one JSON array
+    "deps_of": {
+        "sqlite": "SELECT task_id, dep_id FROM deps WHERE task_id IN (SELECT value FROM json_each(?))"
+                  " ORDER BY task_id, dep_id",
+        "postgres": "SELECT task_id, dep_id FROM deps"
+                    " WHERE task_id IN (SELECT value::bigint FROM json_array_elements_text(%s::json))"
+                    " ORDER BY task_id, dep_id",
+    },
+    # inside a claim's write: the overdue leases, and the next task to review.  SQLite has
+    # one writer at a time; PostgreSQL's writers pass over the rows other writers hold
+    "expired_leases": {
+        "sqlite": "SELECT id, status, claimed_by, attempts, max_attempts, lease_token, goal_id FROM tasks"
+                  " WHERE lease_until IS NOT NULL AND lease_until <= ? ORDER BY lease_until, id",
+        "postgres": "SELECT id, status, claimed_by, attempts, max_attempts, lease_token, goal_id FROM tasks"
+                    " WHERE lease_until IS NOT NULL AND lease_until <= %s ORDER BY lease_until, id"
+                    " FOR UPDATE SKIP LOCKED",
+    },
+    "pick_review": {
+        "sqlite": """SELECT id FROM tasks WHERE status = 'in_review' AND claimed_by IS NULL
+                 AND NOT EXISTS (SELECT 1 FROM holders h WHERE h.task_id = tasks.id AND h.agent = ?)
+               ORDER BY priority DESC, created_at, id LIMIT 1""",
+        "postgres": """SELECT id FROM tasks WHERE status = 'in_review' AND claimed_by IS NULL
+                 AND NOT EXISTS (SELECT 1 FROM holders h WHERE h.task_id = tasks.id AND h.agent = %s)
+               ORDER BY priority DESC, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED""",
+    },
+}
