@@ -177,7 +177,7 @@ def test_claim_wait_through_pgbouncer_polls(bouncer, tmp_path):
 
 
 def test_a_crowd_larger_than_the_pool_claims_each_task_once(bouncer, tmp_path):
-    agents, tasks = 16, 48
+    agents, tasks = 10, 24
     url = bouncer.url
     assert run("init", env={"KANBAN_DB": url}).rc == 0
     lines = "".join(json.dumps({"title": f"t{n}"}) + "\n" for n in range(tasks))

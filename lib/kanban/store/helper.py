@@ -189,7 +189,7 @@ class Remote:
         return reply
 
     def execute(self, sql, params=None):
-        _, names, rows, rowcount, status = self._call("execute", sql, _params(params))
+        _, names, rows, rowcount, status = self._call("execute", str(sql), _params(params))
         self.info.transaction_status = status
         return Result(names, rows, rowcount)
 
