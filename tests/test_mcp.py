@@ -488,3 +488,15 @@ def test_no_message_kills_the_session_and_stdout_is_only_json_rpc(kb, mcp):
         answer = json.loads(line)
         assert answer["jsonrpc"] == "2.0" and ("result" in answer or "error" in answer)
     assert client.proc.wait(timeout=60) == 0
+
+
+def test_nothing_of_the_sdk_outside_kanban_mcp():
+    """The plumbing, the board and even the tool definitions load without the MCP SDK."""
+    import sys
+
+    code = ("import sys; import kanban.board, kanban.verbs, kanban.team, kanban.mcp\n"
+            "sdk = {'mcp', 'pydantic', 'anyio', 'starlette', 'uvicorn', 'httpx'}\n"
+            "loaded = sorted(m for m in sys.modules if m.split('.')[0] in sdk)\n"
+            "assert not loaded, loaded")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
