@@ -1232,9 +1232,7 @@ class Board:
         def fetch():
             found = {}
             if ids:
-                for task_id, agent in self.db.execute(
-                        "SELECT task_id, agent FROM holders WHERE task_id IN (SELECT value FROM json_each(?))"
-                        " ORDER BY task_id, agent", (dumps(ids),)):
+                for task_id, agent in self.db.execute(self.db.sql("holders_of"), (dumps(ids),)):
                     found.setdefault(task_ref(task_id), []).append(agent)
             return found
         return self._read(fetch)
@@ -1331,9 +1329,7 @@ class Board:
 
     def _goal_progress(self, goal_ids):
         progress = {g: {"total": 0, "done": 0, "cancelled": 0} for g in goal_ids}
-        for goal_id, status, count in self.db.execute(
-            "SELECT goal_id, status, count(*) FROM tasks WHERE goal_id IN (SELECT value FROM json_each(?))"
-            " GROUP BY goal_id, status", (dumps(goal_ids),)):
+        for goal_id, status, count in self.db.execute(self.db.sql("goal_progress"), (dumps(goal_ids),)):
             entry = progress[goal_id]
             entry["total"] += count
             if status in ("done", "cancelled"):
@@ -1344,10 +1340,7 @@ class Board:
         """Why each task is not ready, for many tasks in two queries."""
         ids = [r["id"] for r in rows]
         unmet = {}
-        for task_id, dep_id, status in self.db.execute(
-            """SELECT d.task_id, d.dep_id, t.status FROM deps d JOIN tasks t ON t.id = d.dep_id
-                WHERE d.task_id IN (SELECT value FROM json_each(?)) AND t.status <> 'done'
-                ORDER BY d.task_id, d.dep_id""", (dumps(ids),)):
+        for task_id, dep_id, status in self.db.execute(self.db.sql("unmet_deps_of"), (dumps(ids),)):
             entry = {"kind": "dep", "task": task_ref(dep_id), "status": status}
             if status in ("cancelled", "failed"):
                 entry["note"] = f"{task_ref(dep_id)} is {status} and will not become done by itself"
@@ -1803,9 +1796,7 @@ class Board:
         tasks = self.db.rows(
             "SELECT id, kind, title, status, role_boundary, project, goal_id, created_at, started_at,"
             " finished_at FROM tasks ORDER BY id")
-        events = self.db.rows(
-            "SELECT id, task_id, kind, actor, at, data FROM events"
-            " WHERE kind IN (SELECT value FROM json_each(?)) ORDER BY id", (dumps(list(STATE_EVENTS)),))
+        events = self.db.rows(self.db.sql("events_of_kinds"), (dumps(list(STATE_EVENTS)),))
         limits = [self._limit_dict(limit) | {"since": limit["created_at"]} for limit in self._wip_limits()]
         return {"now": self.now, "tasks": tasks, "events": events, "limits": limits}
 

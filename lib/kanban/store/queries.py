@@ -55,6 +55,36 @@ QUERIES = {
                     " WHERE task_id IN (SELECT value::bigint FROM json_array_elements_text(%s::json))"
                     " ORDER BY task_id, dep_id",
     },
+    "holders_of": {
+        "sqlite": "SELECT task_id, agent FROM holders WHERE task_id IN (SELECT value FROM json_each(?))"
+                  " ORDER BY task_id, agent",
+        "postgres": "SELECT task_id, agent FROM holders"
+                    " WHERE task_id IN (SELECT value::bigint FROM json_array_elements_text(%s::json))"
+                    " ORDER BY task_id, agent COLLATE \"C\"",
+    },
+    "goal_progress": {
+        "sqlite": "SELECT goal_id, status, count(*) FROM tasks WHERE goal_id IN (SELECT value FROM json_each(?))"
+                  " GROUP BY goal_id, status",
+        "postgres": "SELECT goal_id, status, count(*) FROM tasks"
+                    " WHERE goal_id IN (SELECT value::bigint FROM json_array_elements_text(%s::json))"
+                    " GROUP BY goal_id, status",
+    },
+    "unmet_deps_of": {
+        "sqlite": """SELECT d.task_id, d.dep_id, t.status FROM deps d JOIN tasks t ON t.id = d.dep_id
+                WHERE d.task_id IN (SELECT value FROM json_each(?)) AND t.status <> 'done'
+                ORDER BY d.task_id, d.dep_id""",
+        "postgres": """SELECT d.task_id, d.dep_id, t.status FROM deps d JOIN tasks t ON t.id = d.dep_id
+                WHERE d.task_id IN (SELECT value::bigint FROM json_array_elements_text(%s::json))
+                  AND t.status <> 'done'
+                ORDER BY d.task_id, d.dep_id""",
+    },
+    # the events that change a task's state, for the flow charts
+    "events_of_kinds": {
+        "sqlite": "SELECT id, task_id, kind, actor, at, data FROM events"
+                  " WHERE kind IN (SELECT value FROM json_each(?)) ORDER BY id",
+        "postgres": "SELECT id, task_id, kind, actor, at, data FROM events"
+                    " WHERE kind IN (SELECT value FROM json_array_elements_text(%s::json)) ORDER BY id",
+    },
     # inside a claim's write: the overdue leases, and the next task to review.  SQLite has
     # one writer at a time; PostgreSQL's writers pass over the rows other writers hold
     "expired_leases": {
