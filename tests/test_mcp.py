@@ -472,13 +472,23 @@ def _nasty_messages():
 def test_no_message_kills_the_session_and_stdout_is_only_json_rpc(kb, mcp):
     kb("create", "a task to show")
     client = mcp("w1")
+    expected, answered = set(), set()
     for number, message in enumerate(_nasty_messages()):
         client.send(message)
+        try:  # the same message as a request with an id of ours: it must be answered, whatever it holds
+            document = json.loads(message)
+        except (ValueError, RecursionError):
+            document = None
+        if isinstance(document, dict) and document.get("jsonrpc") == "2.0" and isinstance(document.get("method"),
+                                                                                              str):
+            expected.add(f"check-{number}")
+            client.send(dict(document, id=f"check-{number}"))
         probe = f"probe-{number}"
         client.send({"jsonrpc": "2.0", "id": probe, "method": "ping"})
         while True:  # the session lives on: its answers, then the probe's; each line one JSON-RPC message
             answer = client.receive()
             assert answer.get("jsonrpc") == "2.0" and ("result" in answer or "error" in answer), (number, answer)
+            answered.add(answer.get("id"))
             if answer.get("id") == probe:
                 assert answer["result"] == {}
                 break
@@ -487,7 +497,9 @@ def test_no_message_kills_the_session_and_stdout_is_only_json_rpc(kb, mcp):
     for line in (client.buffer + rest).splitlines():
         answer = json.loads(line)
         assert answer["jsonrpc"] == "2.0" and ("result" in answer or "error" in answer)
+        answered.add(answer.get("id"))
     assert client.proc.wait(timeout=60) == 0
+    assert len(expected) > 10 and expected <= answered, sorted(expected - answered)[:10]
 
 
 def test_nothing_of_the_sdk_outside_kanban_mcp():
