@@ -38,7 +38,7 @@ YAML
   printf 'name: loop\ntasks:\n  - {key: a, title: A, depends_on: [b]}\n  - {key: b, title: B, depends_on: [a]}\n' > loop.yaml
   run kanban plan apply loop.yaml
   [ "$status" -eq 2 ]
-  [ "$output" = '{"error": "loop.yaml: the plan has a cycle: a -> b -> a", "code": "cycle", "retryable": false, "keys": ["a", "b", "a"], "path": "tasks[1]", "file": "loop.yaml"}' ]
+  [ "$output" = '{"error": "loop.yaml:4:5: the plan has a cycle: a -> b -> a", "code": "cycle", "retryable": false, "keys": ["a", "b", "a"], "path": "tasks[1]", "file": "loop.yaml", "line": 4, "column": 5}' ]
   [ "$(kanban list | json_get tasks)" = "[]" ]
 }
 
