@@ -684,7 +684,7 @@ class Board:
             self._writes(actor)
             ids = self._reap(actor)
             return {"expired": self._dicts(self._rows(
-                " WHERE t.id IN (SELECT value FROM json_each(:ids))", {"ids": dumps(ids)},
+                " WHERE " + self.db.sql("id_in"), {"ids": dumps(ids)},
                 " ORDER BY t.id"))}
         return self._write(apply)
 
@@ -849,9 +849,7 @@ class Board:
             self.db.execute(self.db.sql("add_holder"), (row["id"], agent))
 
     def _was_token(self, task_id, token):
-        return self.db.scalar(
-            "SELECT 1 FROM events WHERE task_id = ? AND kind = 'claimed'"
-            " AND json_extract(data, '$.token') = ? LIMIT 1", (task_id, token)) is not None
+        return self.db.scalar(self.db.sql("was_token"), (task_id, token)) is not None
 
     def renew(self, task, token, *, lease=None, agent=None):
         """Extend the lease to max(current, now + lease): never shorter."""
@@ -1378,7 +1376,7 @@ class Board:
             for s in statuses:
                 if s not in STATUSES:
                     raise invalid(f"bad status {s!r}: one of {', '.join(STATUSES)}")
-            where.append("t.status IN (SELECT value FROM json_each(:statuses))")
+            where.append(self.db.sql("status_in"))
             params["statuses"] = dumps(statuses)
         if project is not None:
             where.append("t.project = :project")
@@ -1442,7 +1440,7 @@ class Board:
         params["match"] = match
 
         def fetch():
-            rows = self._rows(" JOIN tasks_fts f ON f.rowid = t.id WHERE tasks_fts MATCH :match"
+            rows = self._rows(self.db.sql("search_join")
                               + "".join(" AND " + term for term in where),
                               params, " ORDER BY f.rank, t.id", limit)
             return {"tasks": self._dicts(rows)}

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..errors import KanbanError
 from ..extras import require
 from . import SCHEMA_VERSION, Store, busy_timeout_ms, helper
-from .queries import QUERIES, Native
+from .queries import FRAGMENTS, QUERIES, Native
 
 psycopg = None  # the driver, imported when a call connects directly (see "the wire" below)
 
@@ -843,6 +843,8 @@ class PgStore(Store):
         found = QUERIES.get(name)
         if found:
             return Native(found["postgres"])
+        if name in FRAGMENTS:
+            return FRAGMENTS[name]["postgres"]
         text = OVERRIDES.get(name, sqlite_sql)
         if self._writing and name in LOCKING:
             text = text.rstrip() + LOCKING[name]

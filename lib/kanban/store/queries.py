@@ -85,6 +85,13 @@ QUERIES = {
         "postgres": "SELECT id, task_id, kind, actor, at, data FROM events"
                     " WHERE kind IN (SELECT value FROM json_array_elements_text(%s::json)) ORDER BY id",
     },
+    # was `token` ever this task's? (a stale writer's lease_lost, rather than a conflict)
+    "was_token": {
+        "sqlite": "SELECT 1 FROM events WHERE task_id = ? AND kind = 'claimed'"
+                  " AND json_extract(data, '$.token') = ? LIMIT 1",
+        "postgres": "SELECT 1 FROM events WHERE task_id = %s AND kind = 'claimed'"
+                    " AND (data::jsonb ->> 'token') = CAST(%s AS TEXT) LIMIT 1",
+    },
     # inside a claim's write: the overdue leases, and the next task to review.  SQLite has
     # one writer at a time; PostgreSQL's writers pass over the rows other writers hold
     "expired_leases": {
@@ -101,5 +108,26 @@ QUERIES = {
         "postgres": """SELECT id FROM tasks WHERE status = 'in_review' AND claimed_by IS NULL
                  AND NOT EXISTS (SELECT 1 FROM holders h WHERE h.task_id = tasks.id AND h.agent = %s)
                ORDER BY priority DESC, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED""",
+    },
+}
+
+
+# Pieces of statements that differ, joined to the task query board.py builds (search,
+# filters).  They are written with :name placeholders on both backends, as the statements
+# they join are; the Postgres store turns those placeholders into psycopg's at run time.
+FRAGMENTS = {
+    # full-text search: SQLite's FTS5 table; on PostgreSQL the function that tokenises
+    # and ranks as FTS5 does (bm25), so both answer with the same tasks in the same order
+    "search_join": {
+        "sqlite": " JOIN tasks_fts f ON f.rowid = t.id WHERE tasks_fts MATCH :match",
+        "postgres": " JOIN kanban_search(:match) f ON f.id = t.id WHERE TRUE",
+    },
+    "status_in": {
+        "sqlite": "t.status IN (SELECT value FROM json_each(:statuses))",
+        "postgres": "t.status IN (SELECT value FROM json_array_elements_text(CAST(:statuses AS json)))",
+    },
+    "id_in": {
+        "sqlite": "t.id IN (SELECT value FROM json_each(:ids))",
+        "postgres": "t.id IN (SELECT value::bigint FROM json_array_elements_text(CAST(:ids AS json)))",
     },
 }
