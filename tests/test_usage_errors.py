@@ -21,6 +21,7 @@ CASES = [
     (["list", "--status"], "kanban list: option --status needs a value (--status=S)", None),
     (["list", "--ready=yes"], "kanban list: option --ready takes no value", "write --ready alone"),
     (["claim", "-x"], "kanban claim: unknown option -x", None),
+    (["work", "--agent", "w1"], "kanban work: missing the command to run: -- CMD...", None),
 ]
 
 

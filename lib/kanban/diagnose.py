@@ -125,6 +125,11 @@ def _missing(help_text, argv, options, given, words):
         if found is not None:
             names = [k for k, v in found.items() if v == _PROBE or (isinstance(v, list) and _PROBE in v)]
             return f"missing {' and '.join(names) if names else 'an argument'}", None
+    if "--" not in argv:
+        found = _parses(help_text, argv + ["--", _PROBE])
+        if found is not None:  # work, review: the command to run comes after --
+            names = [k for k, v in found.items() if isinstance(v, list) and _PROBE in v]
+            return f"missing the command to run: -- {names[0] if names else 'CMD'}...", None
     for name, takes_value in sorted(options.items()):
         if name in given or name == "--help":
             continue
