@@ -57,17 +57,17 @@ _UPDATES = {}  # the UPDATE ... RETURNING text of each set of fields, made once
 # is does the pick look at those classes too.  (`found[1]` is that second answer.)
 _PICK_READY = ("status = 'todo' AND kind = 'task' AND unmet_deps = 0"
                " AND (not_before IS NULL OR not_before <= :now)")
-_PICK_OPEN = tuple(
-    f"""SELECT (SELECT id FROM tasks INDEXED BY tasks_claim
-                 WHERE {_PICK_READY} AND role_boundary IS NULL AND assignee IS NULL{extra}
+_PICK_OPEN = {
+    (project, role): f"""SELECT (SELECT id FROM tasks INDEXED BY tasks_claim
+                 WHERE {_PICK_READY} AND role_boundary IS NULL AND assignee IS NULL
+                 {"AND project = :project" if project else ""}
                  ORDER BY priority DESC, created_at, id LIMIT 1),
                EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_claim
                         WHERE status = 'todo' AND kind = 'task' AND unmet_deps = 0
                           AND role_boundary IS NULL AND assignee = :agent)
-               + EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_claim
-                          WHERE status = 'todo' AND kind = 'task' AND unmet_deps = 0
-                            AND role_boundary = :role)"""
-    for extra in ("", " AND project = :project"))
+               {"+ EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_claim WHERE status = 'todo'"
+                " AND kind = 'task' AND unmet_deps = 0 AND role_boundary = :role)" if role else ""}"""
+    for project in (False, True) for role in (False, True)}
 
 
 def _loads(text):
@@ -692,7 +692,7 @@ class Board:
         """The best ready task this agent may take: one index seek per eligibility class."""
         if self.db.backend == "sqlite":  # the common case in one seek
             params = {"agent": agent, "role": role, "project": project, "now": self.now}
-            found = self.db.execute(_PICK_OPEN[project is not None], params).fetchone()
+            found = self.db.execute(_PICK_OPEN[project is not None, role is not None], params).fetchone()
             if found is not None and found[1] == 0:
                 return found[0]
         classes = [("role_boundary IS NULL", "assignee IS NULL"),
