@@ -456,7 +456,7 @@ class Board:
             if goal is None or goal["status"] not in ("todo", "done"):
                 return
             total, closed = self.db.execute(
-                "SELECT count(*), coalesce(sum(status IN ('done','cancelled')), 0)"
+                "SELECT count(*), coalesce(sum(CASE WHEN status IN ('done','cancelled') THEN 1 ELSE 0 END), 0)"
                 " FROM tasks WHERE goal_id = ?", (goal_id,)).fetchone()
             complete = total > 0 and total == closed
             if complete and goal["status"] == "todo":
@@ -1314,7 +1314,7 @@ class Board:
                 "SELECT * FROM runs WHERE task_id = ? ORDER BY id", (task,))]
             recent = self.db.rows(
                 """SELECT * FROM (SELECT id, task_id, kind, actor, at, data FROM events
-                    WHERE task_id = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY id DESC LIMIT ?)
+                    WHERE task_id = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY id DESC LIMIT ?) AS recent
                    ORDER BY id""", (task, self.now, events))
             answer["events"] = [self._event_dict(r) for r in recent]
             answer["waiting_on"] = self._waiting_on([row])[task]
