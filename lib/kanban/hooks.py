@@ -168,7 +168,7 @@ def _read_some(fd, output, until):
         output.add(chunk)
 
 
-def _run(path, payload, env_extra, capture_stderr=True):
+def _run(path, payload, env_extra):
     """Run one hook in a session of its own; returns (exit status, or None when it timed
     out, the end of its output).  The hook reads the payload from a file (it may never
     read it), and its output comes through a pipe the command reads, in time and size
