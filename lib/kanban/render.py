@@ -25,7 +25,8 @@ def _scope(limit):
     return ", ".join(parts) or "whole column"
 
 
-def _seconds(value):
+def seconds_text(value):
+    """A count of seconds for people: 45s, 12m, 3h05m (the terminal and the web board alike)."""
     value = int(value)
     if value < 120:
         return f"{value}s"
@@ -77,7 +78,7 @@ def table(kind, document):
                                                  for p in ("p50", "p90", "p99"))
         if document.get("limits"):
             rows = [[limit["status"], _scope(limit), f"{limit['count']}/{limit['max']}",
-                     "full" if limit["full"] else "", _seconds(limit["full_s"])] for limit in document["limits"]]
+                     "full" if limit["full"] else "", seconds_text(limit["full_s"])] for limit in document["limits"]]
             text += "\n\n" + _tabulate(rows, ["WIP limit", "scope", "wip", "", "time full"])
         return text
     if kind == "limits":
@@ -469,7 +470,7 @@ def _column_title(status, count, limit):
     full = limit.get("full_s")
     return f"{title} {limit['count']}/{limit['max']}" + (" full" if limit["count"] >= limit["max"] else "") \
         + (f" ({count} shown)" if count != limit["count"] else "") \
-        + (f" (full {_seconds(full)} in all)" if full else "")
+        + (f" (full {seconds_text(full)} in all)" if full else "")
 
 
 def board_markdown(doc, *, show_all=False):

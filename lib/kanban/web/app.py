@@ -25,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 from .. import boardview, charts, clock, flow
 from ..board import CLOSED, STATUSES, Board
 from ..errors import KanbanError
+from ..render import seconds_text
 from . import guard
 from .live import Hub
 
@@ -58,7 +59,7 @@ def create_app(location, *, write=False, token_check=None, hosts=None, actor=Non
     env.globals.update(titles=TITLES, write=write, csrf=csrf if write else "", static=_static_version())
     env.filters["when"] = lambda stamp: (stamp or "").replace("T", " ").rstrip("Z")[:19]
     env.filters["waits"] = _waits
-    env.globals["seconds"] = _seconds
+    env.globals["seconds"] = seconds_text
 
     def page(name, status=200, **values):
         return HTMLResponse(env.get_template(name).render(**values), status_code=status)
@@ -122,7 +123,7 @@ def create_app(location, *, write=False, token_check=None, hosts=None, actor=Non
             return failed(exc)
         goals = [t for t in history["tasks"] if t["kind"] == "goal"]
         return page("charts.html", charts=drawn, goals=goals, goal=goal, since=since or "", limits=limits,
-                    cursor=hub.cursor or "", seconds=_seconds)
+                    cursor=hub.cursor or "", seconds=seconds_text)
 
     async def events(request):
         return StreamingResponse(hub.stream(request, request.query_params.get("since")),
@@ -228,15 +229,6 @@ def _waits(entry):
     if kind == "status":
         return entry.get("reason") or entry["status"]
     return entry.get("note") or str(kind)
-
-
-def _seconds(value):
-    value = int(value)
-    if value < 120:
-        return f"{value}s"
-    if value < 7200:
-        return f"{value // 60}m"
-    return f"{value // 3600}h{(value % 3600) // 60:02d}m"
 
 
 def _static_version():
