@@ -2,6 +2,7 @@
 the per-user helper, and directly) next to the same on a SQLite board, interleaved in
 one run.  Needs a server: KANBAN_BENCH_PG, else KANBAN_TEST_PG (a URL); without one the
 section says it was skipped."""
+import contextlib
 import json
 import os
 import signal
@@ -124,3 +125,217 @@ def target_rows(section, add, skipped):
         add("pg", f"Postgres CLI {op} p50 direct (KANBAN_PG_HELPER=0) vs SQLite",
             f"{st[f'pg_direct_{op}']['ms']['p50']:.1f} ms vs {st[f'sqlite_{op}']['ms']['p50']:.1f} ms",
             r[f"direct_{op}_vs_sqlite"], "(for reference)", None)
+
+
+# -- fleet scale ------------------------------------------------------------------------
+
+FLEET_BACKENDS = ("sqlite", "pg_direct", "pg_pgbouncer")
+
+
+def _fleet_tasks(cfg, mode, agents):
+    return max(agents * cfg[f"fleet_{mode}_each"], cfg[f"fleet_{mode}_min"])
+
+
+def _wait_for_helper(kanban, env, runtime):
+    kb.run_once([kanban, "list", "--limit", "1"], env)  # starts the helper
+    for _ in range(100):
+        if _helper_pid(runtime):
+            return
+        time.sleep(0.05)
+
+
+def _stop_helper(runtime):
+    helper = _helper_pid(runtime)
+    if helper:
+        try:
+            os.kill(helper, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def _fleet_run(mode, backend, agents, cfg, folder, server, kanban):
+    """One run: a fresh board with its tasks, `agents` agents working it to the end."""
+    from kanban import pgbouncer
+
+    tasks = _fleet_tasks(cfg, mode, agents)
+    project = "fleet"
+    scratch = os.path.join(folder, f"{mode}-{backend}-{agents}")
+    runtime = os.path.join(scratch, "run")
+    os.makedirs(runtime, mode=0o700)
+    schema = None
+    if backend == "sqlite":
+        board = os.path.join(scratch, "kanban.db")
+    else:
+        schema = "kanban_fleet_" + uuid.uuid4().hex[:10]
+        board = server + ("&" if "?" in server else "?") + f"options=-csearch_path%3D{schema}"
+    names = [f"agent-{n}" for n in range(1, agents + 1)]
+    try:
+        kb.prepare(board, tasks, project)
+        with contextlib.ExitStack() as stack:
+            url = board
+            if backend == "pg_pgbouncer":
+                url = stack.enter_context(pgbouncer.running(server, schema, pool=cfg["fleet_pool"],
+                                                            max_clients=2 * max(cfg["fleet_agents"]) + 100))
+            if mode == "api":
+                records, wall, _machine = kb.run_api_agents(names, url, project, "15m", scratch,
+                                                            processes=cfg["fleet_processes"])
+            else:
+                env = kb.clean_env(KANBAN_DB=url, XDG_RUNTIME_DIR=runtime)
+                if backend != "sqlite":
+                    _wait_for_helper(kanban, env, runtime)
+                try:
+                    records, wall, _machine = kb.run_cli_agents(
+                        names,
+                        lambda agent: [kanban, "claim", "--agent", agent, "--project", project, "--lease", "15m"],
+                        lambda agent, task, token: [kanban, "complete", task, "--token", str(token),
+                                                    "--agent", agent],
+                        env)
+                finally:
+                    _stop_helper(runtime)
+        answer = kb.summarize(records, wall)
+        log = kb.check_event_log(board, project)
+    finally:
+        if schema:
+            try:
+                _admin(server, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            except Exception:  # noqa: BLE001 - a scratch schema left behind is named kanban_fleet_*
+                pass
+    return {
+        "agents": agents, "tasks": tasks, "wall_s": answer["wall_s"], "claims": answer["claims"],
+        "claims_per_s": answer["claims_per_s"], "claim_latency_ms": answer["claim_latency_ms"],
+        "complete_latency_ms": answer["complete_latency_ms"], "errors": answer["errors"],
+        "error_samples": answer["error_samples"], "cpu_per_call_ms": answer["cpu_per_call_ms"],
+        "too_many_clients": sum(1 for r in records if "too many clients" in (r.get("message") or "")),
+        "double_claims": log["double_claims"],
+        "double_claims_from_answers": kb.double_claims_from_answers(records),
+        "claimed_events": log["claimed_events"], "tasks_left": log["tasks_left"],
+    }
+
+
+def crossover(runs, counts):
+    """The smallest agent count at which Postgres (direct or pooled) claims faster than
+    the SQLite file, for each mode; None when it never does."""
+    found = {}
+    for mode, backends in runs.items():
+        found[mode] = None
+        for agents in counts:
+            key = str(agents)
+            lite = (backends.get("sqlite", {}).get(key) or {}).get("claims_per_s") or 0
+            best = max(((backends.get(b, {}).get(key) or {}).get("claims_per_s") or 0)
+                       for b in ("pg_direct", "pg_pgbouncer"))
+            if lite and best > lite:
+                found[mode] = agents
+                break
+    return found
+
+
+def section_fleet(cfg, work, kanban):
+    """claims/s and claim p50/p99 at each agent count, for the in-process API and the
+    CLI, on SQLite, Postgres direct and Postgres through PgBouncer (transaction mode)."""
+    from kanban import pgbouncer
+
+    server = _server()
+    counts = cfg["fleet_agents"]
+    backends = ["sqlite"]
+    skipped = {}
+    if not server:
+        skipped["pg_direct"] = skipped["pg_pgbouncer"] = \
+            "no server: set KANBAN_BENCH_PG (or KANBAN_TEST_PG) to a PostgreSQL URL"
+    else:
+        backends.append("pg_direct")
+        if pgbouncer.find():
+            backends.append("pg_pgbouncer")
+        else:
+            skipped["pg_pgbouncer"] = "pgbouncer is not installed (Debian: apt-get install pgbouncer)"
+    folder = os.path.join(work, "fleet")
+    os.makedirs(folder)
+    runs = {mode: {backend: {} for backend in backends} for mode in ("api", "cli")}
+    for mode in ("api", "cli"):
+        for agents in counts:
+            for backend in backends:
+                began = time.perf_counter()
+                runs[mode][backend][str(agents)] = _fleet_run(mode, backend, agents, cfg, folder, server, kanban)
+                runs[mode][backend][str(agents)]["seconds"] = round(time.perf_counter() - began, 1)
+    max_connections = None
+    if server:
+        try:
+            from kanban.store.postgres import connect
+
+            with connect(server) as conn:
+                max_connections = int(conn.execute("SHOW max_connections").fetchone()[0])
+        except Exception:  # noqa: BLE001 - the figure is for the report only
+            pass
+    return {
+        "agents": list(counts), "pool": cfg["fleet_pool"], "api_processes": cfg["fleet_processes"],
+        "server": display_url(server) if server else None, "max_connections": max_connections,
+        "skipped": skipped, "runs": runs, "crossover": crossover(runs, counts),
+        "double_claims": sum(r["double_claims"] + r["double_claims_from_answers"]
+                             for backends_ in runs.values() for by_count in backends_.values()
+                             for r in by_count.values()),
+        "tasks": {mode: {str(n): _fleet_tasks(cfg, mode, n) for n in counts} for mode in ("api", "cli")},
+    }
+
+
+FLEET_LABELS = {"sqlite": "SQLite file", "pg_direct": "Postgres direct", "pg_pgbouncer": "Postgres via PgBouncer"}
+
+
+def fleet_target_rows(section, add, skipped):
+    """bench/run.py's targets table: the fleet rows."""
+    if section is None:
+        return
+    if "error" in section:
+        skipped("fleet", "fleet scale", section["error"])
+        return
+    add("fleet", "fleet runs: double claims (event log and answers, every run)", str(section["double_claims"]),
+        None, "0", section["double_claims"] == 0)
+    top = section["agents"][-1]
+    for mode, label in (("api", "in-process API"), ("cli", "CLI")):
+        at = section["crossover"][mode]
+        add("fleet", f"{label}: fewest agents at which Postgres out-claims the SQLite file",
+            f"{at} agents" if at else f"none up to {top} on this {kb.cores()}-core machine", None,
+            "(measured)", None)
+
+
+def fleet_markdown(section):
+    """bench/run.py's report: the fleet table."""
+    if not section or "runs" not in section:
+        return []
+    out = ["", f"## Fleet scale: {', '.join(str(n) for n in section['agents'])} concurrent agents", "",
+           f"Each run: a fresh board, every agent looping claim -> complete until a claim answers {{}}. "
+           f"API: one process per agent up to {section['api_processes']} agents, beyond that "
+           f"{section['api_processes']} processes each running its share of the agents as threads, each with a "
+           f"Board of its own. CLI: every claim and complete a `kanban` process (on Postgres through the "
+           f"per-user helper, started before the run). PgBouncer: transaction mode, {section['pool']} server "
+           f"connections. Server: {section['server']}, max_connections {section['max_connections']}. "
+           "Errors by code (an agent whose claim fails for another reason than busy stops).", "",
+           "| mode | backend | agents | tasks | claims/s | claim p50 | claim p99 | errors | double claims | "
+           "tasks left |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for mode, backends in section["runs"].items():
+        for agents in section["agents"]:
+            for backend, by_count in backends.items():
+                r = by_count.get(str(agents))
+                if not r:
+                    continue
+                lat = r["claim_latency_ms"]
+                errors = ", ".join(f"{k} {v}" for k, v in sorted(r["errors"].items())) or "0"
+                if r.get("too_many_clients"):
+                    errors += f" ({r['too_many_clients']} of them \"too many clients\")"
+                out.append(f"| {mode} | {FLEET_LABELS[backend]} | {agents} | {r['tasks']} | "
+                           f"{r['claims_per_s'] or 0:.1f} | {lat['p50'] or 0:.1f} ms | {lat['p99'] or 0:.1f} ms | "
+                           f"{errors} | {r['double_claims']} | {r['tasks_left']} |")
+    for backend, why in section["skipped"].items():
+        out.append(f"| - | {FLEET_LABELS[backend]} | - | - | skipped: {why} | | | | | |")
+    top = section["agents"][-1]
+    words = {mode: (f"{at} agents" if at else f"none up to {top} agents on this {kb.cores()}-core machine")
+             for mode, at in section["crossover"].items()}
+    out += ["", f"Crossover (fewest agents at which Postgres, direct or pooled, claims faster than the SQLite "
+            f"file): API {words['api']}; CLI {words['cli']}."]
+    samples = {}
+    for backends in section["runs"].values():
+        for by_count in backends.values():
+            for r in by_count.values():
+                for code, text in r["error_samples"].items():
+                    samples.setdefault(code, text)
+    if samples:
+        out += ["", "Error samples: " + "; ".join(f"`{code}`: {text[:200]}" for code, text in samples.items())]
+    return out

@@ -27,6 +27,9 @@ Sections (the issue's targets, then where the time goes):
               vs `kanban board --format json`; SSE latency from a CLI claim to the DOM
   postgres    CLI claim/complete on a Postgres board (through the helper, and directly) vs
               SQLite, interleaved (bench/pg_bench.py; needs KANBAN_BENCH_PG or KANBAN_TEST_PG)
+  fleet       8, 32, 128 and 512 concurrent agents (in-process API and CLI) on SQLite, Postgres
+              direct and Postgres through PgBouncer: claims/s, claim p50/p99, errors by code,
+              double claims from the event log, and the crossover (bench/pg_bench.py)
 """
 import argparse
 import importlib.util
@@ -69,6 +72,8 @@ SETTINGS = {
         "backlog_rounds": 10, "backlog_warm": 2,
         "importtime_runs": 7, "phases_runs": 15, "profile_claims": 500, "profile_cli_runs": 10,
         "pg_rounds": 30, "pg_warm": 3,
+        "fleet_agents": (8, 32, 128, 512), "fleet_pool": 16, "fleet_processes": 32,
+        "fleet_api_each": 4, "fleet_api_min": 128, "fleet_cli_each": 1, "fleet_cli_min": 64,
     },
     "quick": {
         "cli_rounds": 12, "cli_warm": 2,
@@ -80,10 +85,12 @@ SETTINGS = {
         "backlog_rounds": 3, "backlog_warm": 1,
         "importtime_runs": 3, "phases_runs": 5, "profile_claims": 100, "profile_cli_runs": 3,
         "pg_rounds": 8, "pg_warm": 2,
+        "fleet_agents": (2, 4), "fleet_pool": 2, "fleet_processes": 2,
+        "fleet_api_each": 2, "fleet_api_min": 8, "fleet_cli_each": 1, "fleet_cli_min": 4,
     },
 }
 SECTIONS = ("cli", "size", "contention", "engine", "backlog", "importtime", "phases", "profile", "installed", "web",
-            "postgres")
+            "postgres", "fleet")
 
 
 class BenchFailure(Exception):
@@ -1015,6 +1022,7 @@ def targets(report):
     elif ins:
         skipped("-", "installed vs checkout claim", ins["error"])
     pg_bench.target_rows(s.get("postgres"), add, skipped)
+    pg_bench.fleet_target_rows(s.get("fleet"), add, skipped)
     return rows
 
 
@@ -1129,6 +1137,7 @@ def markdown(report):
         import web_board as web_bench
 
         out += web_bench.markdown(s["web"])
+    out += pg_bench.fleet_markdown(s.get("fleet"))
     out += ["", "Everything, with every percentile: `report.json`."]
     return "\n".join(out) + "\n"
 
@@ -1154,7 +1163,7 @@ def main(argv=None):
         functions = {"cli": section_cli, "size": section_size, "contention": section_contention,
                      "engine": section_engine, "backlog": section_backlog, "importtime": section_importtime,
                      "phases": section_phases, "profile": section_profile, "installed": section_installed,
-                     "web": section_web, "postgres": section_postgres}
+                     "web": section_web, "postgres": section_postgres, "fleet": section_fleet}
         for name in chosen:
             log(f"{name} ...")
             began = time.perf_counter()
@@ -1174,7 +1183,8 @@ def main(argv=None):
     report["targets"] = targets(report)
     con = report["sections"].get("contention", {})
     report["checks"] = {
-        "double_claims": sum(con.get(run, {}).get("double_claims", 0) for run in ("kanban_cli", "kanban_api")),
+        "double_claims": sum(con.get(run, {}).get("double_claims", 0) for run in ("kanban_cli", "kanban_api"))
+        + report["sections"].get("fleet", {}).get("double_claims", 0),
         "sections_failed": [n for n, sec in report["sections"].items() if "error" in sec],
     }
     with open(os.path.join(options.out, "report.json"), "w", encoding="utf-8") as out:
@@ -1188,6 +1198,10 @@ def main(argv=None):
 
 def section_postgres(cfg, work):
     return pg_bench.section_postgres(cfg, work, KANBAN, summary, ratio, BenchFailure)
+
+
+def section_fleet(cfg, work):
+    return pg_bench.section_fleet(cfg, work, KANBAN)
 
 
 def kb_errors():

@@ -4,11 +4,14 @@ Never a time: these machines are shared, so the tests check that the runs comple
 that the reports carry their keys, and that nobody got a task twice.
 """
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 from conftest import ROOT, run
+
+from kanban import pgbouncer
 
 CLAIM_KEYS = {
     "mode", "agents", "tasks", "lease", "db", "filesystem", "setup_s", "wall_s", "claims", "completes",
@@ -86,3 +89,32 @@ def test_suite_quick_run_reports_ratios_and_no_double_claims(tmp_path):
     markdown = (out / "report.md").read_text()
     assert "| # | target | ratio | goal | met | measured |" in markdown
     assert report["machine"]["cpu"] is None or report["machine"]["cpu"] in markdown
+
+
+@pytest.mark.skipif(not os.environ.get("KANBAN_TEST_PG"), reason="KANBAN_TEST_PG is not set: the fleet section's "
+                    "Postgres runs need a server (e.g. KANBAN_TEST_PG=postgresql://postgres@127.0.0.1:5432/test)")
+@pytest.mark.skipif(not pgbouncer.find(), reason="pgbouncer is not installed (Debian: apt-get install pgbouncer; "
+                    ".ci/run installs it when root)")
+def test_fleet_section_runs_every_backend_with_no_double_claim(tmp_path):
+    out = tmp_path / "results"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--only", "fleet",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    fleet = report["sections"]["fleet"]
+    assert "error" not in fleet and fleet["skipped"] == {}
+    counts = [str(n) for n in fleet["agents"]]
+    assert set(fleet["runs"]) == {"api", "cli"}
+    for mode, backends in fleet["runs"].items():
+        assert set(backends) == {"sqlite", "pg_direct", "pg_pgbouncer"}
+        for backend, by_count in backends.items():
+            assert list(by_count) == counts
+            for agents, r in by_count.items():
+                assert r["double_claims"] == 0 and r["double_claims_from_answers"] == 0, (mode, backend, agents)
+                assert r["errors"] == {} and r["tasks_left"] == 0, (mode, backend, agents, r["error_samples"])
+                assert r["claims"] == r["tasks"] == fleet["tasks"][mode][agents]
+                assert set(r["claim_latency_ms"]) == LATENCY_KEYS
+    assert set(fleet["crossover"]) == {"api", "cli"}
+    assert report["checks"]["double_claims"] == 0
+    markdown = (out / "report.md").read_text()
+    assert "| mode | backend | agents | tasks | claims/s |" in markdown and "Crossover" in markdown

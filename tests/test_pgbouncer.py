@@ -5,19 +5,17 @@ a double claim.  Each test starts its own PgBouncer (the Debian `pgbouncer` pack
 a free loopback port, with a pool of 4 server connections; it needs KANBAN_TEST_PG."""
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
-import tempfile
 import time
 import uuid
 
 import pytest
 from conftest import KANBAN, run
 
+from kanban import pgbouncer
+
 SERVER = os.environ.get("KANBAN_TEST_PG", "")
-PGBOUNCER = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None)
+PGBOUNCER = pgbouncer.find()
 pytestmark = [
     pytest.mark.skipif(not SERVER, reason="KANBAN_TEST_PG is not set: name a PostgreSQL server "
                        "(e.g. KANBAN_TEST_PG=postgresql://postgres@127.0.0.1:5432/test)"),
@@ -35,75 +33,15 @@ def server_sql(sql):
         conn.execute(sql)
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def server_parts():
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(SERVER)
-    return parts.hostname or "127.0.0.1", parts.port or 5432, parts.path.lstrip("/") or "postgres", \
-        parts.username or "postgres"
-
-
 @pytest.fixture
 def bouncer():
     """A PgBouncer in transaction mode in front of a fresh schema: the board's URL."""
-    host, port, dbname, user = server_parts()
     schema = "k_" + uuid.uuid4().hex[:12]
     server_sql(f"CREATE SCHEMA {schema}")
-    folder = tempfile.mkdtemp(prefix="kanban-pgbouncer-")
-    listen = free_port()
-    with open(os.path.join(folder, "users.txt"), "w") as users:
-        users.write(f'"{user}" ""\n')
-    # the board's schema is the pooled database's: every server session the pooler opens
-    # sets it (startup options, such as search_path, do not pass a pooler)
-    config = f"""[databases]
-board = host={host} port={port} dbname={dbname} user={user} connect_query='SET search_path TO {schema}'
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {listen}
-unix_socket_dir =
-auth_type = trust
-auth_file = {folder}/users.txt
-pool_mode = transaction
-default_pool_size = {POOL}
-max_db_connections = {POOL}
-max_client_conn = 500
-logfile = {folder}/pgbouncer.log
-pidfile = {folder}/pgbouncer.pid
-"""
-    ini = os.path.join(folder, "pgbouncer.ini")
-    with open(ini, "w") as out:
-        out.write(config)
-    argv = [PGBOUNCER, ini]
-    if os.getuid() == 0:  # PgBouncer will not run as root
-        shutil.chown(folder, "postgres")
-        for name in os.listdir(folder):
-            shutil.chown(os.path.join(folder, name), "postgres")
-        argv = [PGBOUNCER, "-u", "postgres", ini]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        for _ in range(100):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", listen)) == 0:
-                    break
-            if process.poll() is not None:
-                pytest.fail(f"pgbouncer did not start: {process.stdout.read()}")
-            time.sleep(0.05)
-        url = f"postgresql://{user}@127.0.0.1:{listen}/board"
-        yield type("Bouncer", (), {"url": url, "schema": schema, "folder": folder})
+        with pgbouncer.running(SERVER, schema, pool=POOL) as url:
+            yield type("Bouncer", (), {"url": url, "schema": schema})
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(folder, ignore_errors=True)
         server_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 

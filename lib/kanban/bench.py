@@ -231,55 +231,109 @@ def _since(machine):
 
 
 def api_worker(argv):
-    """One api-mode agent (run by run_api_agents): BOARD AGENT PROJECT LEASE OUTFILE."""
-    path, agent, project, lease, out_path = argv
+    """One api-mode agent (run by run_api_agents): BOARD AGENT PROJECT LEASE OUTFILE.
+
+    AGENT may be several names, comma-separated: then each is a thread of this process
+    with a Board of its own (how the fleet bench runs hundreds of agents on a small
+    machine).  An agent whose board cannot be opened (a server refusing more clients)
+    is recorded as one failed claim with the error's code.
+    """
+    path, agents, project, lease, out_path = argv
     project = project or None
     sys.path.insert(0, LIB)
+    import threading
+
     from kanban import Board, KanbanError
 
-    records = []
-    with Board(path) as board:
-        sys.stdout.write("ready\n")
-        sys.stdout.flush()
-        sys.stdin.readline()  # the start signal: every agent begins together
-        claim, retries, op = None, 0, "claim"
-        while True:
-            started, cpu = time.monotonic(), time.process_time()
-            try:
-                if op == "claim":
-                    answer = board.claim(agent, project=project, lease=lease)
-                else:
-                    answer = board.complete(claim[0], claim[1], agent=agent)
-                result, code = ("ok" if answer else "empty"), None
-            except KanbanError as exc:
-                answer, result, code = None, "error", exc.code
-                message = json.dumps(exc.to_dict())[:400]
-            ended = time.monotonic()
-            record = {"agent": agent, "op": op, "outcome": result, "code": code,
-                      "ms": (ended - started) * 1000, "cpu_ms": (time.process_time() - cpu) * 1000,
-                      "start": started, "end": ended}
-            if result == "error":
-                record["message"] = message
-            if op == "claim" and result == "ok":
-                record["task"], record["token"] = answer["id"], answer["lease_token"]
-            elif op == "complete":
-                record["task"], record["token"] = claim
-            records.append(record)
-            retries = retries + 1 if code == "busy" else 0
-            if code == "busy" and retries <= MAX_RETRIES:
-                continue
-            if op == "claim":
-                if result != "ok":
-                    break
-                op, claim = "complete", (record["task"], record["token"])
-            else:
-                op = "claim"
+    names = agents.split(",")
+    results = {name: [] for name in names}
+    opened = {}
+    ready = threading.Barrier(len(names) + 1)
+    go = threading.Event()
+
+    def agent_thread(agent):
+        board = None
+        try:
+            board = Board(path)
+            board.__enter__()
+        except KanbanError as exc:
+            board = exc
+        opened[agent] = board
+        ready.wait()
+        go.wait()
+        if isinstance(board, KanbanError):
+            now = time.monotonic()
+            results[agent].append({"agent": agent, "op": "claim", "outcome": "error", "code": board.code,
+                                   "ms": 0.0, "cpu_ms": 0.0, "start": now, "end": now,
+                                   "message": json.dumps(board.to_dict())[:400]})
+            return
+        try:
+            results[agent] = _api_loop(board, agent, project, lease, KanbanError)
+        except Exception as exc:  # noqa: BLE001 - an agent that broke is reported, not lost
+            now = time.monotonic()
+            results[agent].append({"agent": agent, "op": "claim", "outcome": "error", "code": "internal",
+                                   "ms": 0.0, "cpu_ms": 0.0, "start": now, "end": now,
+                                   "message": f"{type(exc).__name__}: {exc}"[:400]})
+        finally:
+            board.__exit__(None, None, None)
+
+    threads = [threading.Thread(target=agent_thread, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    sys.stdin.readline()  # the start signal: every agent begins together
+    go.set()
+    for thread in threads:
+        thread.join()
     with open(out_path, "w", encoding="utf-8") as out:
-        json.dump(records, out)
+        json.dump([r for name in names for r in results[name]], out)
 
 
-def run_api_agents(names, path, project, lease, scratch):
+def _api_loop(board, agent, project, lease, KanbanError):
+    """One agent's claim -> complete loop on its own Board until a claim answers {}."""
+    records = []
+    claim, retries, op = None, 0, "claim"
+    while True:
+        started, cpu = time.monotonic(), time.thread_time()
+        try:
+            if op == "claim":
+                answer = board.claim(agent, project=project, lease=lease)
+            else:
+                answer = board.complete(claim[0], claim[1], agent=agent)
+            result, code = ("ok" if answer else "empty"), None
+        except KanbanError as exc:
+            answer, result, code = None, "error", exc.code
+            message = json.dumps(exc.to_dict())[:400]
+        ended = time.monotonic()
+        record = {"agent": agent, "op": op, "outcome": result, "code": code,
+                  "ms": (ended - started) * 1000, "cpu_ms": (time.thread_time() - cpu) * 1000,
+                  "start": started, "end": ended}
+        if result == "error":
+            record["message"] = message
+        if op == "claim" and result == "ok":
+            record["task"], record["token"] = answer["id"], answer["lease_token"]
+        elif op == "complete":
+            record["task"], record["token"] = claim
+        records.append(record)
+        retries = retries + 1 if code == "busy" else 0
+        if code == "busy" and retries <= MAX_RETRIES:
+            continue
+        if op == "claim":
+            if result != "ok":
+                break
+            op, claim = "complete", (record["task"], record["token"])
+        else:
+            op = "claim"
+    return records
+
+
+def run_api_agents(names, path, project, lease, scratch, processes=None):
     """Every agent a process with its own Board; all start on one signal.
+
+    processes: at most this many processes, the agents dealt out among them, each a
+    thread with its own Board (default: one process per agent).
 
     Returns (records, wall seconds, machine busy CPU seconds meanwhile or None), wall
     from the signal to the last call's end.
@@ -288,9 +342,11 @@ def run_api_agents(names, path, project, lease, scratch):
             "api_worker(sys.argv[2:])")
     env = clean_env()
     workers = []
-    for name in names:
-        out_path = os.path.join(scratch, f"{name}.json")
-        argv = [sys.executable, "-E", "-c", code, LIB, path, name, project or "", lease, out_path]
+    count = min(len(names), processes or len(names))
+    for number in range(count):
+        group = names[number::count]
+        out_path = os.path.join(scratch, f"{group[0]}.json")
+        argv = [sys.executable, "-E", "-c", code, LIB, path, ",".join(group), project or "", lease, out_path]
         pid, out_r, err_r, in_w = spawn(argv, env, stdin_pipe=True)
         workers.append((pid, out_r, err_r, in_w, out_path))
     failed = []
