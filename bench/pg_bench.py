@@ -250,6 +250,7 @@ def section_fleet(cfg, work, kanban):
     folder = os.path.join(work, "fleet")
     os.makedirs(folder)
     runs = {mode: {backend: {} for backend in backends} for mode in ("api", "cli")}
+    load_before = [round(x, 2) for x in os.getloadavg()]
     for mode in ("api", "cli"):
         for agents in counts:
             for backend in backends:
@@ -268,6 +269,7 @@ def section_fleet(cfg, work, kanban):
     return {
         "agents": list(counts), "pool": cfg["fleet_pool"], "api_processes": cfg["fleet_processes"],
         "server": display_url(server) if server else None, "max_connections": max_connections,
+        "load_average": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
         "skipped": skipped, "runs": runs, "crossover": crossover(runs, counts),
         "double_claims": sum(r["double_claims"] + r["double_claims_from_answers"]
                              for backends_ in runs.values() for by_count in backends_.values()
@@ -307,7 +309,9 @@ def fleet_markdown(section):
            f"Board of its own. CLI: every claim and complete a `kanban` process (on Postgres through the "
            f"per-user helper, started before the run). PgBouncer: transaction mode, {section['pool']} server "
            f"connections. Server: {section['server']}, max_connections {section['max_connections']}. "
-           "Errors by code (an agent whose claim fails for another reason than busy stops).", "",
+           "Errors by code (an agent whose claim fails for another reason than busy stops). Load average "
+           f"(1, 5, 15 min) before the section {', '.join(map(str, section['load_average']['before']))}, after "
+           f"{', '.join(map(str, section['load_average']['after']))}.", "",
            "| mode | backend | agents | tasks | claims/s | claim p50 | claim p99 | errors | double claims | "
            "tasks left |", "|---|---|---|---|---|---|---|---|---|---|"]
     for mode, backends in section["runs"].items():

@@ -5,8 +5,9 @@
 
 Writes DIR/report.json (everything) and DIR/report.md (the ratios first, then the
 details and the machine).  `make bench` runs the full suite (under 10 minutes on a
-2-core machine), `make bench-quick` the quick one (under a minute: small sizes, no
-million-task board, peers that are not installed skipped).  Shared machines are
+2-core machine, plus up to ~6 for the fleet section with a Postgres server), `make
+bench-quick` the quick one (under a minute: small sizes, no million-task board, peers
+that are not installed skipped).  Shared machines are
 noisy, so nothing here passes or fails on a time: a target is a ratio of two
 numbers taken side by side, interleaved, with the same interpreter (-E, as the CLI
 runs it) and warm caches.
@@ -73,7 +74,7 @@ SETTINGS = {
         "importtime_runs": 7, "phases_runs": 15, "profile_claims": 500, "profile_cli_runs": 10,
         "pg_rounds": 30, "pg_warm": 3,
         "fleet_agents": (8, 32, 128, 512), "fleet_pool": 16, "fleet_processes": 32,
-        "fleet_api_each": 4, "fleet_api_min": 128, "fleet_cli_each": 1, "fleet_cli_min": 64,
+        "fleet_api_each": 4, "fleet_api_min": 128, "fleet_cli_each": 1, "fleet_cli_min": 32,
     },
     "quick": {
         "cli_rounds": 12, "cli_warm": 2,
