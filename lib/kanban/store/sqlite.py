@@ -579,40 +579,16 @@ class SqliteStore(Store):
     def _commit_batch(self, batch):
         """One transaction on this connection holding every request of `batch`, each in
         a savepoint of its own: a request that fails is rolled back alone and answered
-        with its error; the others commit together.  Busy: the whole batch again."""
-        deadline = time.monotonic() + self.busy_ms / 1000
-        delay = 0.002
-        while True:
-            locked = False
-            try:
-                locked = self.lock.acquire(deadline)
-                self.conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for request in batch:
-                        self._run_request(request)
-                    self.conn.execute("COMMIT")
-                    return
-                except BaseException:
-                    if not self.conn.get_autocommit():
-                        self.conn.execute("ROLLBACK")
-                    raise
-            except (apsw.BusyError, apsw.LockedError):
-                if time.monotonic() >= deadline:
-                    _fail(batch, KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT"))
-                    return
-            except apsw.Error as exc:
-                _fail(batch, db_error(exc, self.path))
-                return
-            except BaseException as exc:  # noqa: BLE001 - handed to every caller of the batch
-                _fail(batch, exc)
-                return
-            finally:
-                if locked:
-                    self.lock.release()
-            import random
+        with its error; the others commit together.  Busy: the whole batch again, through
+        the same retry loop as a write alone."""
+        def every_request():
+            for request in batch:
+                self._run_request(request)
 
-            time.sleep(random.uniform(delay / 2, delay))
-            delay = min(delay * 2, 0.1)
+        try:
+            self._write_alone(every_request)
+        except BaseException as exc:  # noqa: BLE001 - handed to every caller of the batch
+            _fail(batch, exc)
 
     def _run_request(self, request):
         """One caller's fn inside the batch's transaction, on this connection."""
