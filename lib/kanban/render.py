@@ -25,6 +25,16 @@ def _scope(limit):
     return ", ".join(parts) or "whole column"
 
 
+def _sections(doc, show_all):
+    """(column, status, tasks shown) for every column with tasks: closed columns capped at
+    CLOSED_CAP, open ones at SECTION_CAP, unless show_all (the text and markdown boards alike)."""
+    for column in doc["columns"]:
+        if column["count"]:
+            status = column["status"]
+            cap = CLOSED_CAP if status in ("done", "failed", "cancelled") else SECTION_CAP
+            yield column, status, column["tasks"] if show_all else column["tasks"][:cap]
+
+
 def seconds_text(value):
     """A count of seconds for people: 45s, 12m, 3h05m (the terminal and the web board alike)."""
     value = int(value)
@@ -389,12 +399,7 @@ def board_lines(doc, *, columns=80, color=False, show_all=False):
             add(head + [(fit(one_line(goal["title"]), columns - used), None)])
 
     sections = []
-    for column in doc["columns"]:
-        status = column["status"]
-        if not column["count"]:
-            continue
-        cap = CLOSED_CAP if status in ("done", "failed", "cancelled") else SECTION_CAP
-        shown = column["tasks"] if show_all else column["tasks"][:cap]
+    for column, status, shown in _sections(doc, show_all):
         rows = [(task, *_task_cells(task, status, now)) for task in shown]
         sections.append((status, column["count"], rows))
     layout = _layout([row for _, _, rows in sections for row in rows], columns)
@@ -489,12 +494,7 @@ def board_markdown(doc, *, show_all=False):
             p = goal["progress"]
             out.append(f"| {goal['id']} | {p['done']}/{p['total']} | {cell(goal['title'])} | {goal['status']} |")
         out.append("")
-    for column in doc["columns"]:
-        status = column["status"]
-        if not column["count"]:
-            continue
-        cap = CLOSED_CAP if status in ("done", "failed", "cancelled") else SECTION_CAP
-        shown = column["tasks"] if show_all else column["tasks"][:cap]
+    for column, status, shown in _sections(doc, show_all):
         out += [f"## {status.replace('_', ' ').capitalize()} ({column['count']})", "",
                 "| id | pri | title | project | who | notes |", "|---|---|---|---|---|---|"]
         for task in shown:
