@@ -177,8 +177,10 @@ def _fleet_run(mode, backend, agents, cfg, folder, server, kanban):
                 url = stack.enter_context(pgbouncer.running(server, schema, pool=cfg["fleet_pool"],
                                                             max_clients=2 * max(cfg["fleet_agents"]) + 100))
             if mode == "api":
+                # an agent process keeps its own session: no per-user helper in between
                 records, wall, _machine = kb.run_api_agents(names, url, project, "15m", scratch,
-                                                            processes=cfg["fleet_processes"])
+                                                            processes=cfg["fleet_processes"],
+                                                            env={"KANBAN_PG_HELPER": "0"})
             else:
                 env = kb.clean_env(KANBAN_DB=url, XDG_RUNTIME_DIR=runtime)
                 if backend != "sqlite":
@@ -251,12 +253,23 @@ def section_fleet(cfg, work, kanban):
     os.makedirs(folder)
     runs = {mode: {backend: {} for backend in backends} for mode in ("api", "cli")}
     load_before = [round(x, 2) for x in os.getloadavg()]
-    for mode in ("api", "cli"):
-        for agents in counts:
-            for backend in backends:
-                began = time.perf_counter()
-                runs[mode][backend][str(agents)] = _fleet_run(mode, backend, agents, cfg, folder, server, kanban)
-                runs[mode][backend][str(agents)]["seconds"] = round(time.perf_counter() - began, 1)
+    # this process's own boards (making the tasks, reading the event log) connect directly:
+    # no per-user helper is left behind by the bench (the agents' environment is set apart)
+    before = os.environ.get("KANBAN_PG_HELPER")
+    os.environ["KANBAN_PG_HELPER"] = "0"
+    try:
+        for mode in ("api", "cli"):
+            for agents in counts:
+                for backend in backends:
+                    began = time.perf_counter()
+                    run = _fleet_run(mode, backend, agents, cfg, folder, server, kanban)
+                    run["seconds"] = round(time.perf_counter() - began, 1)
+                    runs[mode][backend][str(agents)] = run
+    finally:
+        if before is None:
+            os.environ.pop("KANBAN_PG_HELPER", None)
+        else:
+            os.environ["KANBAN_PG_HELPER"] = before
     max_connections = None
     if server:
         try:
@@ -306,7 +319,8 @@ def fleet_markdown(section):
            f"Each run: a fresh board, every agent looping claim -> complete until a claim answers {{}}. "
            f"API: one process per agent up to {section['api_processes']} agents, beyond that "
            f"{section['api_processes']} processes each running its share of the agents as threads, each with a "
-           f"Board of its own. CLI: every claim and complete a `kanban` process (on Postgres through the "
+           f"Board of its own and its own server session (KANBAN_PG_HELPER=0). CLI: every claim and complete "
+           "a `kanban` process (on Postgres through the "
            f"per-user helper, started before the run). PgBouncer: transaction mode, {section['pool']} server "
            f"connections. Server: {section['server']}, max_connections {section['max_connections']}. "
            "Errors by code (an agent whose claim fails for another reason than busy stops). Load average "

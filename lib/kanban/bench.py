@@ -258,6 +258,8 @@ def api_worker(argv):
             board.__enter__()
         except KanbanError as exc:
             board = exc
+        except Exception as exc:  # noqa: BLE001 - reported as this agent's one failed claim
+            board = KanbanError("internal", f"{type(exc).__name__}: {exc}")
         opened[agent] = board
         ready.wait()
         go.wait()
@@ -329,18 +331,19 @@ def _api_loop(board, agent, project, lease, KanbanError):
     return records
 
 
-def run_api_agents(names, path, project, lease, scratch, processes=None):
+def run_api_agents(names, path, project, lease, scratch, processes=None, env=None):
     """Every agent a process with its own Board; all start on one signal.
 
     processes: at most this many processes, the agents dealt out among them, each a
-    thread with its own Board (default: one process per agent).
+    thread with its own Board (default: one process per agent).  env: more variables
+    for the agents' environment.
 
     Returns (records, wall seconds, machine busy CPU seconds meanwhile or None), wall
     from the signal to the last call's end.
     """
     code = ("import sys; sys.path.insert(0, sys.argv[1]); from kanban.bench import api_worker; "
             "api_worker(sys.argv[2:])")
-    env = clean_env()
+    env = clean_env(**(env or {}))
     workers = []
     count = min(len(names), processes or len(names))
     for number in range(count):
