@@ -169,6 +169,8 @@ def _fleet_run(mode, backend, agents, cfg, folder, server, kanban):
         schema = "kanban_fleet_" + uuid.uuid4().hex[:10]
         board = server + ("&" if "?" in server else "?") + f"options=-csearch_path%3D{schema}"
     names = [f"agent-{n}" for n in range(1, agents + 1)]
+    from kanban.errors import KanbanError
+
     try:
         kb.prepare(board, tasks, project)
         with contextlib.ExitStack() as stack:
@@ -180,7 +182,8 @@ def _fleet_run(mode, backend, agents, cfg, folder, server, kanban):
                 # an agent process keeps its own session: no per-user helper in between
                 records, wall, _machine = kb.run_api_agents(names, url, project, "15m", scratch,
                                                             processes=cfg["fleet_processes"],
-                                                            env={"KANBAN_PG_HELPER": "0"})
+                                                            env={"KANBAN_PG_HELPER": "0"},
+                                                            timeout=cfg["fleet_run_timeout"])
             else:
                 env = kb.clean_env(KANBAN_DB=url, XDG_RUNTIME_DIR=runtime)
                 if backend != "sqlite":
@@ -191,11 +194,13 @@ def _fleet_run(mode, backend, agents, cfg, folder, server, kanban):
                         lambda agent: [kanban, "claim", "--agent", agent, "--project", project, "--lease", "15m"],
                         lambda agent, task, token: [kanban, "complete", task, "--token", str(token),
                                                     "--agent", agent],
-                        env)
+                        env, timeout=cfg["fleet_run_timeout"])
                 finally:
                     _stop_helper(runtime)
         answer = kb.summarize(records, wall)
         log = kb.check_event_log(board, project)
+    except KanbanError as exc:  # the run itself failed (a stall past the watchdog): said in the table
+        return {"agents": agents, "tasks": tasks, "failed": exc.message}
     finally:
         if schema:
             try:
@@ -284,7 +289,7 @@ def section_fleet(cfg, work, kanban):
         "server": display_url(server) if server else None, "max_connections": max_connections,
         "load_average": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
         "skipped": skipped, "runs": runs, "crossover": crossover(runs, counts),
-        "double_claims": sum(r["double_claims"] + r["double_claims_from_answers"]
+        "double_claims": sum(r.get("double_claims", 0) + r.get("double_claims_from_answers", 0)
                              for backends_ in runs.values() for by_count in backends_.values()
                              for r in by_count.values()),
         "tasks": {mode: {str(n): _fleet_tasks(cfg, mode, n) for n in counts} for mode in ("api", "cli")},
@@ -334,6 +339,10 @@ def fleet_markdown(section):
                 r = by_count.get(str(agents))
                 if not r:
                     continue
+                if "failed" in r:
+                    out.append(f"| {mode} | {FLEET_LABELS[backend]} | {agents} | {r['tasks']} | failed: "
+                               f"{r['failed'][:200]} | | | | | |")
+                    continue
                 lat = r["claim_latency_ms"]
                 errors = ", ".join(f"{k} {v}" for k, v in sorted(r["errors"].items())) or "0"
                 if r.get("too_many_clients"):
@@ -352,7 +361,7 @@ def fleet_markdown(section):
     for backends in section["runs"].values():
         for by_count in backends.values():
             for r in by_count.values():
-                for code, text in r["error_samples"].items():
+                for code, text in r.get("error_samples", {}).items():
                     samples.setdefault(code, text)
     if samples:
         out += ["", "Error samples: " + "; ".join(f"`{code}`: {text[:200]}" for code, text in samples.items())]

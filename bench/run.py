@@ -74,7 +74,7 @@ SETTINGS = {
         "importtime_runs": 7, "phases_runs": 15, "profile_claims": 500, "profile_cli_runs": 10,
         "pg_rounds": 30, "pg_warm": 3,
         "fleet_agents": (8, 32, 128, 512), "fleet_pool": 16, "fleet_processes": 32,
-        "fleet_api_each": 4, "fleet_api_min": 128, "fleet_cli_each": 1, "fleet_cli_min": 32,
+        "fleet_api_each": 4, "fleet_api_min": 128, "fleet_cli_each": 1, "fleet_cli_min": 32, "fleet_run_timeout": 90,
     },
     "quick": {
         "cli_rounds": 12, "cli_warm": 2,
@@ -87,7 +87,7 @@ SETTINGS = {
         "importtime_runs": 3, "phases_runs": 5, "profile_claims": 100, "profile_cli_runs": 3,
         "pg_rounds": 8, "pg_warm": 2,
         "fleet_agents": (2, 4), "fleet_pool": 2, "fleet_processes": 2,
-        "fleet_api_each": 2, "fleet_api_min": 8, "fleet_cli_each": 1, "fleet_cli_min": 4,
+        "fleet_api_each": 2, "fleet_api_min": 8, "fleet_cli_each": 1, "fleet_cli_min": 4, "fleet_run_timeout": 60,
     },
 }
 SECTIONS = ("cli", "size", "contention", "engine", "backlog", "importtime", "phases", "profile", "installed", "web",

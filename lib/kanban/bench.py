@@ -172,14 +172,15 @@ class _Agent:
         self.retries = 0
 
 
-def run_cli_agents(names, claim_argv, complete_argv, env):
+def run_cli_agents(names, claim_argv, complete_argv, env, timeout=None):
     """Every agent loops claim -> complete as processes until a claim answers {}.
 
     claim_argv(agent) and complete_argv(agent, task_id, token) give the command lines.
     A busy answer retries the same step (up to MAX_RETRIES in a row); a failed complete
     goes back to claiming; any other failed claim ends that agent.  Returns
     (records, wall seconds, machine busy CPU seconds meanwhile or None): one record
-    per process.
+    per process.  timeout: seconds after which no process is started and those still
+    running are killed (each then a failed call, exit_-9).
     """
     running = {}  # pid -> (agent, op, started, stdout, stderr, claim)
     records = []
@@ -187,11 +188,27 @@ def run_cli_agents(names, claim_argv, complete_argv, env):
     origin = time.monotonic()
 
     def launch(agent, op, claim=None):
+        if timeout and time.monotonic() - origin > timeout:
+            return
         argv = claim_argv(agent.name) if op == "claim" else complete_argv(agent.name, *claim)
         started = time.monotonic()
         pid, out_r, err_r, _ = spawn(argv, env)
         running[pid] = (agent, op, started, out_r, err_r, claim)
 
+    watchdog = None
+    if timeout:
+        import signal
+        import threading
+
+        def kill_all():
+            for pid in list(running):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        watchdog = threading.Timer(timeout, kill_all)
+        watchdog.daemon = True
+        watchdog.start()
     for name in names:
         launch(_Agent(name), "claim")
     while running:
@@ -221,6 +238,8 @@ def run_cli_agents(names, claim_argv, complete_argv, env):
         elif op == "complete":
             launch(agent, "claim")
         # an empty claim, or a claim that failed for good: this agent is finished
+    if watchdog:
+        watchdog.cancel()
     wall = time.monotonic() - origin
     return records, wall, _since(machine)
 
@@ -331,12 +350,13 @@ def _api_loop(board, agent, project, lease, KanbanError):
     return records
 
 
-def run_api_agents(names, path, project, lease, scratch, processes=None, env=None):
+def run_api_agents(names, path, project, lease, scratch, processes=None, env=None, timeout=None):
     """Every agent a process with its own Board; all start on one signal.
 
     processes: at most this many processes, the agents dealt out among them, each a
     thread with its own Board (default: one process per agent).  env: more variables
-    for the agents' environment.
+    for the agents' environment.  timeout: seconds after which every agent process still
+    running is killed (then the run fails, saying so).
 
     Returns (records, wall seconds, machine busy CPU seconds meanwhile or None), wall
     from the signal to the last call's end.
@@ -353,6 +373,21 @@ def run_api_agents(names, path, project, lease, scratch, processes=None, env=Non
         pid, out_r, err_r, in_w = spawn(argv, env, stdin_pipe=True)
         workers.append((pid, out_r, err_r, in_w, out_path))
     failed = []
+    watchdog, killed = None, []
+    if timeout:
+        import signal
+        import threading
+
+        def kill_all():
+            killed.append(True)
+            for pid, *_ in workers:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        watchdog = threading.Timer(timeout, kill_all)
+        watchdog.daemon = True
+        watchdog.start()
     for pid, out_r, _err_r, _in_w, _out in workers:
         line = b""
         while not line.endswith(b"\n"):
@@ -382,10 +417,13 @@ def run_api_agents(names, path, project, lease, scratch, processes=None, env=Non
             continue
         with open(out_path, encoding="utf-8") as handle:
             records += json.load(handle)
+    if watchdog:
+        watchdog.cancel()
     if errors:
         from .errors import KanbanError
 
-        raise KanbanError("internal", f"{len(errors)} api agent(s) failed: {errors[0]}")
+        stalled = f" (still running after {timeout} s: killed)" if killed else ""
+        raise KanbanError("internal", f"{len(errors)} api agent(s) failed{stalled}: {errors[0]}")
     for record in records:
         record["start"] -= origin
         record["end"] -= origin
