@@ -83,12 +83,7 @@ def section_postgres(cfg, work, kanban, summary, ratio, failure):
         doctor = kb.run_once([kanban, "doctor"], envs["pg_helper"])
         driver = json.loads(doctor["out"]).get("driver") if doctor["rc"] == 0 else None
     finally:
-        helper = _helper_pid(runtime)
-        if helper:
-            try:
-                os.kill(helper, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        _stop_helper(runtime)
         try:
             _admin(server, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         except Exception:  # noqa: BLE001 - a scratch schema left behind is named kanban_bench_*

@@ -172,6 +172,28 @@ class _Agent:
         self.retries = 0
 
 
+def _watchdog(timeout, pids, killed=None):
+    """None without a timeout; else a started timer that SIGKILLs every process pids()
+    names after `timeout` seconds (noting it in `killed`), so a stalled run ends."""
+    if not timeout:
+        return None
+    import signal
+    import threading
+
+    def kill_all():
+        if killed is not None:
+            killed.append(True)
+        for pid in pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    watchdog = threading.Timer(timeout, kill_all)
+    watchdog.daemon = True
+    watchdog.start()
+    return watchdog
+
+
 def run_cli_agents(names, claim_argv, complete_argv, env, timeout=None):
     """Every agent loops claim -> complete as processes until a claim answers {}.
 
@@ -195,20 +217,7 @@ def run_cli_agents(names, claim_argv, complete_argv, env, timeout=None):
         pid, out_r, err_r, _ = spawn(argv, env)
         running[pid] = (agent, op, started, out_r, err_r, claim)
 
-    watchdog = None
-    if timeout:
-        import signal
-        import threading
-
-        def kill_all():
-            for pid in list(running):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        watchdog = threading.Timer(timeout, kill_all)
-        watchdog.daemon = True
-        watchdog.start()
+    watchdog = _watchdog(timeout, lambda: list(running))
     for name in names:
         launch(_Agent(name), "claim")
     while running:
@@ -373,21 +382,8 @@ def run_api_agents(names, path, project, lease, scratch, processes=None, env=Non
         pid, out_r, err_r, in_w = spawn(argv, env, stdin_pipe=True)
         workers.append((pid, out_r, err_r, in_w, out_path))
     failed = []
-    watchdog, killed = None, []
-    if timeout:
-        import signal
-        import threading
-
-        def kill_all():
-            killed.append(True)
-            for pid, *_ in workers:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        watchdog = threading.Timer(timeout, kill_all)
-        watchdog.daemon = True
-        watchdog.start()
+    killed = []
+    watchdog = _watchdog(timeout, lambda: [pid for pid, *_ in workers], killed)
     for pid, out_r, _err_r, _in_w, _out in workers:
         line = b""
         while not line.endswith(b"\n"):
