@@ -1007,7 +1007,9 @@ class PgStore(Store):
         """Sleep up to `seconds`, waking early when work may have become claimable.
 
         A listening session that the server ends (pg_terminate_backend, a restart) is
-        replaced by a new one, and the wait goes on: a waiter never fails for it."""
+        replaced by a new one, and the wait goes on: a waiter never fails for it.  A
+        server on its way back up is waited for up to KANBAN_BUSY_TIMEOUT, as a write
+        waits for it, however short the wait asked for (`claim --wait` waits in slices)."""
         if self.pooled:  # LISTEN needs a session of its own, which a pooler does not give
             time.sleep(seconds)
             return False
@@ -1027,7 +1029,7 @@ class PgStore(Store):
                 if not _lost(exc, self.conn):
                     raise _pg_error(exc, self.path) from None
                 self._listening = False
-                self._reconnect(deadline)
+                self._reconnect(max(deadline, time.monotonic() + self.busy_ms / 1000))
                 return True  # look again: work may have come while nobody listened
 
     def _notifications(self, timeout):

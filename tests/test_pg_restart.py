@@ -1,0 +1,105 @@
+"""A Postgres board across a server restart: on a throwaway cluster of the tests' own
+(tests/pgcluster.py), which they stop, crash and start again.
+
+A waiting `claim --wait` rides out a restart (through the helper and directly), a
+completion acknowledged before a crash restart is there after it, and a call made
+while the server is down fails as the contract says: `db_error`, exit 2.
+Runs where PostgreSQL's initdb and pg_ctl are installed, with or without KANBAN_TEST_PG.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pgcluster
+import pytest
+from conftest import KANBAN, assert_error, run
+
+BIN, WHY = pgcluster.find()
+pytestmark = pytest.mark.skipif(BIN is None, reason=f"no PostgreSQL cluster of the tests' own: {WHY}")
+pytest.importorskip("psycopg", reason="the postgres extra (psycopg) is not installed")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with pgcluster.running() as owned:
+        yield owned
+
+
+@pytest.fixture
+def board(cluster, tmp_path, request):
+    """A board in a schema of its own; the helper in a folder of the test's."""
+    schema = "r_" + request.node.name.split("[")[-1].strip("]").replace("-", "_")[:20] + f"_{os.getpid()}"
+    url = f"{cluster.url}?options=-csearch_path%3D{schema}"
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    env = {"KANBAN_DB": url, "XDG_RUNTIME_DIR": runtime, "KANBAN_PG_HELPER_IDLE": "20s"}
+
+    def kb(*args, **extra):
+        return run(*args, env=dict(env, **extra.pop("env", {})), **extra)
+    kb.env = env
+    assert kb("init").rc == 0
+    yield kb
+    for lock in (runtime / "kanban").glob("pg-*.sock.lock"):
+        text = lock.read_text().strip()
+        if text:
+            try:
+                os.kill(int(text), signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+def cli_env(extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+@pytest.mark.parametrize("helper, mode", [("1", "fast"), ("0", "immediate")], ids=["helper-fast", "direct-crash"])
+def test_claim_wait_rides_out_a_server_restart(cluster, board, helper, mode):
+    """The server ends the waiter's LISTEN session and is gone for a while; the waiter
+    reconnects and still gets the task created after the server is back."""
+    env = cli_env(dict(board.env, KANBAN_PG_HELPER=helper, KANBAN_AGENT="waiter"))
+    assert board("list", env={"KANBAN_PG_HELPER": helper}).rc == 0  # the helper is up, when there is one
+    waiter = subprocess.Popen([str(KANBAN), "claim", "--wait", "60s", "--lease", "1m"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)  # listening by now
+        cluster.restart(mode, down=1.5)
+        assert waiter.poll() is None, waiter.communicate()
+        created = board("create", "after the restart")
+        assert created.rc == 0, created
+        out, err = waiter.communicate(timeout=30)
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.wait()
+    assert waiter.returncode == 0, err
+    claimed = json.loads(out)
+    assert claimed["id"] == created.json["id"] and claimed["claimed_by"] == "waiter"
+
+
+def test_a_completion_acknowledged_survives_a_crash_restart(cluster, board):
+    task = board("create", "durable").json["id"]
+    token = board("claim", task, "--agent", "w", "--lease", "1m").json["lease_token"]
+    assert board("complete", task, "--token", token, "--agent", "w").rc == 0
+    cluster.restart("immediate")  # no shutdown checkpoint: what was acknowledged is in the WAL
+    shown = board("show", task)
+    assert shown.rc == 0, shown
+    assert shown.json["status"] == "done"
+    assert [e["kind"] for e in shown.json["events"]][-1] == "completed"
+
+
+def test_a_call_while_the_server_is_down_fails_as_db_error(cluster, board):
+    task = board("create", "waits for the server").json["id"]
+    cluster.stop_server("fast")
+    try:
+        for helper in ("1", "0"):
+            down = board("claim", task, "--agent", "w", env={"KANBAN_PG_HELPER": helper})
+            doc = assert_error(down, "db_error")
+            assert "cannot reach" in doc["error"], doc
+    finally:
+        cluster.start_server()
+    again = board("claim", task, "--agent", "w")
+    assert again.rc == 0 and again.json["status"] == "in_progress", again
