@@ -29,8 +29,21 @@ the kills inside a transaction are the server's: pg_terminate_backend of a rando
 session of this run (found by its application_name), a waiting `claim` or a helper's
 session included.  A command whose session ends while its COMMIT is under way cannot
 know whether it committed and says so (`db_error`, "cannot reach"): a worker counts it
-as killed, an outcome unknown to it, as it does a SIGKILLed command.  (A server restart
-in the middle needs a cluster of the soak's own: not done here.)
+as killed, an outcome unknown to it, as it does a SIGKILLed command.  Every worker's
+sessions carry its name (application_name kanban-SCHEMA-WORKER), so a session of a
+waiting `kanban claim --wait`, `kanban work` or `kanban review` (a LISTEN) is
+terminated too, on purpose, and counted apart.
+
+With --pg-own-cluster the server is a throwaway cluster of the soak's own
+(tests/pgcluster.py: initdb and pg_ctl, fsync on), and the server is restarted in the
+middle, --pg-restarts times (2 by default): `pg_ctl stop -m fast` and `-m immediate`
+in turn (immediate is a crash: recovery from the WAL), down --pg-down seconds, then
+started again (the supervisor waits meanwhile).  Every session ends; clients
+reconnect or fail with `db_error` ("cannot reach"), which a worker counts as an
+outcome unknown to it, and a lease held by a lost client comes back by expiry;
+a `kanban work` or `review` loop must ride it out (one that stops is a crash).  The restarts come at even intervals of
+--minutes, or (one round) as even fractions of the tasks are finished.  The cluster is
+removed on every way out, a killed soak included.
 
 Prints the figures (tasks, kills, restarts, violations, duration); --json adds the
 report as one JSON line at the end.  Exit status 1 when any invariant is violated.
@@ -122,9 +135,16 @@ class BoardApi:
     """The Python API, in this process: kills land inside its transactions."""
 
     def __init__(self, db):
-        from kanban import Board
+        from kanban import Board, KanbanError
 
-        self.board = Board(db)
+        while True:
+            try:
+                self.board = Board(db)
+                return
+            except KanbanError as exc:  # a server on its way back up: try again, as an agent would
+                if not _session_lost(exc):
+                    raise
+            time.sleep(0.2)
 
     def _call(self, name, *args, **kwargs):
         from kanban import KanbanError
@@ -197,7 +217,8 @@ class CliApi:
         raise Refused(error["code"], error["error"])
 
     def claim(self, agent, lease):
-        return self._run(agent, "claim", "--lease", lease)
+        # half the time waiting a little for work: a LISTEN on a server board
+        return self._run(agent, "claim", "--lease", lease, *(["--wait", "1s"] if random.random() < 0.5 else []))
 
     def claim_review(self, agent, lease):
         return self._run(agent, "claim", "--for-review", "--lease", lease)
@@ -392,7 +413,7 @@ def reap_orphans(workers):
 
 
 class Chaos:
-    def __init__(self, args):
+    def __init__(self, args, cluster=None):
         self.args = args
         self.rng = random.Random(args.seed)
         self.folder = args.dir or tempfile.mkdtemp(prefix="kanban-chaos-")
@@ -401,12 +422,16 @@ class Chaos:
         self.journals = os.path.join(self.folder, "journals")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
         self.schema = None
+        self.cluster = cluster
+        self.server_restarts = []  # {"mode", "seconds", "sessions_ended"}
         if args.pg:  # a fresh schema on the server; this run's sessions carry its name
             self.schema = f"chaos_{os.getpid()}_{self.rng.randrange(16**6):06x}"
             self.db = args.pg + ("&" if "?" in args.pg else "?") + f"options=-csearch_path%3D{self.schema}"
             self.env.update(KANBAN_HOOKS_DIR=self.hooks, PGAPPNAME=f"kanban-{self.schema}", CHAOS_PG="1",
                             XDG_RUNTIME_DIR=os.path.join(self.folder, "run"))
             os.makedirs(os.path.join(self.folder, "run"), mode=0o700, exist_ok=True)
+            # the supervisor's own reads connect directly: no helper of its own left behind
+            os.environ["KANBAN_PG_HELPER"] = "0"
         self.env.update(KANBAN_DB=self.db, KANBAN_HOOK_TIMEOUT="2s")
         self.workers = {}   # slot -> Popen
         self.kinds = {}     # slot -> worker kind
@@ -481,7 +506,8 @@ class Chaos:
             argv = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--db", self.db,
                     "--agent", slot, "--journal", os.path.join(self.journals, f"{slot}.jsonl"),
                     "--lease", self.args.lease, "--seed", str(seed)]
-        self.workers[slot] = subprocess.Popen(argv, env=self.env, stdout=subprocess.DEVNULL, stderr=log,
+        env = dict(self.env, PGAPPNAME=f"kanban-{self.schema}-{slot}") if self.schema else self.env
+        self.workers[slot] = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log,
                                               stdin=subprocess.DEVNULL)
         log.close()
 
@@ -527,9 +553,17 @@ class Chaos:
         hooks = [pid for pid, (ppid, state, cmd) in table.items()
                  if ppid in ours and (b"post-complete" in cmd or b"pre-complete" in cmd) and state != "Z"]
         roll = self.rng.random()
-        if self.schema and roll < 0.25 and self.terminate_session():
-            self.kills["pg_terminate_backend"] += 1
-            return
+        if self.schema and roll < 0.25:
+            waiting = {self.workers[slot].pid: slot for slot in live.values()
+                       if self.kinds[slot] in ("work", "review-loop")}
+            waiting = {slot for pid, slot in waiting.items()  # a loop running no command: claiming or waiting
+                       if not any(ppid == pid and b"chaos-cmd" in cmd for ppid, _s, cmd in table.values())}
+            waiting |= {live[ppid] for pid, (ppid, state, cmd) in table.items()  # a `kanban claim --wait`
+                        if ppid in live and b"--wait" in cmd and state != "Z"}
+            what = self.terminate_session(waiting)
+            if what:
+                self.kills[what] += 1
+                return
         writers = []
         tries = 40 if roll < 0.25 and not self.schema else 0
         for _ in range(tries):  # catch a writer between BEGIN and COMMIT
@@ -557,23 +591,56 @@ class Chaos:
             return
         self.kills[what] += 1
 
-    def terminate_session(self):
-        """pg_terminate_backend of one of this run's sessions, in a transaction if one is."""
-        from kanban.store.postgres import connect
+    def sessions(self, conn):
+        """(pid, state, worker slot or '') of this run's server sessions."""
+        prefix = f"kanban-{self.schema}"
+        found = conn.execute(
+            "SELECT pid, state, application_name FROM pg_stat_activity"
+            " WHERE left(application_name, %s) = %s AND pid <> pg_backend_pid()",
+            (len(prefix), prefix)).fetchall()
+        return [(pid, state, name[len(prefix) + 1:]) for pid, state, name in found]
 
-        with connect(self.args.pg) as conn:
-            found = conn.execute(
-                "SELECT pid, state FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()",
-                (f"kanban-{self.schema}",)).fetchall()
-            if not found:
-                return False
-            busy = [pid for pid, state in found if state and state != "idle"]
-            victim = self.rng.choice(busy or [pid for pid, _ in found])
-            conn.execute("SELECT pg_terminate_backend(%s)", (victim,))
-        return True
+    def terminate_session(self, waiting):
+        """pg_terminate_backend of one of this run's sessions: half the time a waiting
+        worker's idle one (its LISTEN) when there is one, else one in a transaction if
+        any is.  The kind of kill, or None when there was no session (or no server)."""
+        from kanban.store.postgres import PgError, connect
+
+        try:
+            with connect(self.args.pg) as conn:
+                found = self.sessions(conn)
+                if not found:
+                    return None
+                listeners = [pid for pid, state, slot in found if state == "idle" and slot in waiting]
+                busy = [pid for pid, state, _ in found if state and state != "idle"]
+                if listeners and self.rng.random() < 0.5:
+                    victim, what = self.rng.choice(listeners), "pg_terminate_listener"
+                else:
+                    victim, what = self.rng.choice(busy or [pid for pid, _s, _w in found]), "pg_terminate_backend"
+                conn.execute("SELECT pg_terminate_backend(%s)", (victim,))
+        except PgError:
+            return None  # the server is restarting
+        return what
+
+    def restart_server(self, mode):
+        """Stop the soak's own server (-m fast, or immediate: a crash), wait, start it again."""
+        from kanban.store.postgres import PgError, connect
+
+        try:
+            with connect(self.args.pg) as conn:
+                sessions = len(self.sessions(conn))
+        except PgError:
+            sessions = None
+        started = time.monotonic()
+        self.cluster.restart(mode, down=self.args.pg_down)
+        self.server_restarts.append({"mode": mode, "seconds": round(time.monotonic() - started, 2),
+                                     "sessions_ended": sessions})
 
     def drop_schema(self):
         from kanban.store.postgres import connect
+
+        if self.cluster:
+            return  # the cluster goes, and the schema with it
 
         with connect(self.args.pg) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
@@ -600,8 +667,8 @@ class Chaos:
         deadline = time.monotonic() + 5  # orphaned hooks and their children sleep at most 1 s
         while time.monotonic() < deadline:
             reap_orphans(self.workers)
-            if not any(ppid == os.getpid() and pid not in {p.pid for p in self.workers.values()}
-                       for pid, (ppid, _s, _c) in proc_table().items()):
+            keep = {p.pid for p in self.workers.values()} | {self.cluster.postmaster() if self.cluster else None}
+            if not any(ppid == os.getpid() and pid not in keep for pid, (ppid, _s, _c) in proc_table().items()):
                 break
             time.sleep(0.05)
 
@@ -630,6 +697,7 @@ class Chaos:
         total = self.populate()
         self.start_all()
         stuck = []
+        restarts = [("fast", "immediate")[k % 2] for k in range(self.args.pg_restarts if self.cluster else 0)]
         try:
             while True:
                 round_started = time.monotonic()
@@ -643,8 +711,15 @@ class Chaos:
                     self.check_workers()
                     if now >= next_look:
                         reap_orphans(self.workers)
-                        if self.open_tasks() == 0:
+                        still_open = self.open_tasks()
+                        if still_open == 0:
                             break
+                        if restarts:
+                            # the next restart is due at an even share of the time, or of the tasks
+                            share = (len(self.server_restarts) + 1) / (len(self.server_restarts) + len(restarts) + 1)
+                            done = (now - started) / budget if budget else 1 - still_open / total
+                            if done >= share:
+                                self.restart_server(restarts.pop(0))
                         next_look = now + 0.5
                     if now - round_started > a.round_timeout:
                         stuck.append(f"round {self.rounds}: work not done after {a.round_timeout} s")
@@ -717,6 +792,7 @@ class Chaos:
             "kills": sum(v for k, v in self.kills.items()),
             "kills_by_kind": dict(self.kills),
             "restarts": self.restarts,
+            "server_restarts": self.server_restarts,
             "claims": figures["claims"],
             "review_claims": figures["review_claims"],
             "expired_leases": figures["expiries"],
@@ -763,6 +839,14 @@ def print_figures(r, out=sys.stdout):
         f"  events {r['events']}, last fencing token {r['last_token']}, integrity {r['integrity']}",
         f"  invariant violations: {r['violations']}",
     ]
+    if r.get("server_restarts") is not None and (r["server_restarts"] or "pg_terminate_backend" in kinds):
+        lines[3:3] = [
+            f"  server sessions ended by pg_terminate_backend: {kinds.get('pg_terminate_backend', 0)} at random"
+            f" (one in a transaction when there is one), {kinds.get('pg_terminate_listener', 0)} of a worker waiting"
+            " for work (claim --wait, work, review: a LISTEN)",
+            "  server restarts: " + (", ".join(f"-m {x['mode']} ({x['sessions_ended']} sessions, {x['seconds']} s)"
+                                              for x in r["server_restarts"]) or "none"),
+    ]
     lines += [f"    - {v}" for v in r["violation_list"]]
     out.write("\n".join(lines) + "\n")
 
@@ -784,6 +868,13 @@ def main(argv=None):
     parser.add_argument("--dir", help="work here (kept); default a temporary folder, removed when all is well")
     parser.add_argument("--json", action="store_true", help="end with the report as one JSON line")
     parser.add_argument("--pg", help="run the board on this PostgreSQL server (a URL), in a schema of its own")
+    parser.add_argument("--pg-own-cluster", action="store_true",
+                        help="run the board on a throwaway PostgreSQL cluster of its own (initdb, pg_ctl), "
+                             "restarted in the middle")
+    parser.add_argument("--pg-restarts", type=int, default=2,
+                        help="with --pg-own-cluster: server restarts, -m fast and -m immediate in turn")
+    parser.add_argument("--pg-down", type=float, default=1.0,
+                        help="with --pg-own-cluster: seconds the server stays down in a restart")
     # worker mode (the supervisor starts itself as workers)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
@@ -796,12 +887,28 @@ def main(argv=None):
         return 0
     if args.seed is None:
         args.seed = random.randrange(2**32)
-    chaos = Chaos(args)
+    cluster = None
+    if args.pg_own_cluster:
+        import pgcluster
+
+        if args.pg:
+            parser.error("--pg and --pg-own-cluster: one server or the other")
+        try:
+            cluster = pgcluster.Cluster().start()
+        except pgcluster.ClusterError as exc:
+            print(f"chaos: no cluster of its own: {exc}", file=sys.stderr)
+            return 2
+        args.pg = cluster.url
     try:
-        report = chaos.run()
+        chaos = Chaos(args, cluster)
+        try:
+            report = chaos.run()
+        finally:
+            if chaos.schema:
+                chaos.stop_helper()
     finally:
-        if chaos.schema:
-            chaos.stop_helper()
+        if cluster:
+            cluster.stop()
     report["seed"] = args.seed
     print_figures(report)
     if args.json:

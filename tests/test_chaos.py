@@ -1,7 +1,9 @@
 """Crash chaos, short: SIGKILLed workers, then the invariant checker (issue 5).
 
 `make soak` runs the same program for minutes (tests/chaos.py); here one round of a
-few hundred tasks.  The checker itself is tested too: a board whose log was tampered
+few hundred tasks: on a SQLite file, on the KANBAN_TEST_PG server when one is named,
+and on a PostgreSQL cluster of the soak's own, restarted in the middle, where initdb
+and pg_ctl are installed.  The checker itself is tested too: a board whose log was tampered
 with must be caught, or a clean bill of health would prove nothing.
 """
 import copy
@@ -58,6 +60,34 @@ def test_chaos_short_on_postgres(tmp_path):
     assert report["tasks"] == 150 and report["outcome"]["other"] == 0
     assert report["outcome"]["done"] + report["outcome"]["failed"] == 150
     assert report["kills_by_kind"].get("pg_terminate_backend", 0) >= 3, report["kills_by_kind"]
+    assert set(report["stale_write_outcomes"]) <= {"lease_lost"}
+
+
+def test_chaos_short_on_a_cluster_of_its_own(tmp_path):
+    """The soak on a server of its own, restarted in the middle: -m fast, then -m
+    immediate (a crash); waiting workers' LISTEN sessions are terminated too."""
+    import pgcluster
+
+    if pgcluster.find()[0] is None:
+        pytest.skip(f"no PostgreSQL cluster of the soak's own: {pgcluster.find()[1]}")
+    pytest.importorskip("psycopg", reason="the postgres extra (psycopg) is not installed")
+    folder = tmp_path / "chaos"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(HERE, "chaos.py"), "--tasks", "150", "--api-workers", "2",
+         "--cli-workers", "2", "--reviewers", "2", "--kill-every", "0.2", "--round-timeout", "150",
+         "--dir", str(folder), "--json", "--pg-own-cluster"],
+        capture_output=True, text=True, timeout=240)
+    lines = proc.stdout.strip().splitlines()
+    assert lines, proc.stderr
+    report = json.loads(lines[-1])
+    assert report["violations"] == 0, "\n".join(lines[:-1])
+    assert proc.returncode == 0, proc.stderr
+    assert report["tasks"] == 150 and report["outcome"]["other"] == 0
+    assert report["outcome"]["done"] + report["outcome"]["failed"] == 150
+    assert [r["mode"] for r in report["server_restarts"]] == ["fast", "immediate"], report["server_restarts"]
+    assert all(r["sessions_ended"] for r in report["server_restarts"]), report["server_restarts"]
+    kinds = report["kills_by_kind"]
+    assert kinds.get("pg_terminate_backend", 0) >= 2 and kinds.get("pg_terminate_listener", 0) >= 1, kinds
     assert set(report["stale_write_outcomes"]) <= {"lease_lost"}
 
 
