@@ -6,6 +6,7 @@ a free loopback port, with a pool of 4 server connections; it needs KANBAN_TEST_
 import json
 import os
 import subprocess
+import threading
 import time
 import uuid
 
@@ -39,8 +40,9 @@ def bouncer():
     schema = "k_" + uuid.uuid4().hex[:12]
     server_sql(f"CREATE SCHEMA {schema}")
     try:
-        with pgbouncer.running(SERVER, schema, pool=POOL) as url:
-            yield type("Bouncer", (), {"url": url, "schema": schema})
+        with pgbouncer.started(SERVER, schema, pool=POOL) as bouncer:
+            bouncer.schema = schema
+            yield bouncer
     finally:
         server_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
@@ -139,3 +141,45 @@ def test_a_crowd_larger_than_the_pool_claims_each_task_once(bouncer, tmp_path):
     assert len(claimed) == len(set(claimed)) == tasks, "a task was claimed twice"
     tokens = [e["data"]["token"] for e in events]
     assert len(set(tokens)) == len(tokens)
+
+
+def test_64_agents_through_a_pool_of_4_finish(bouncer, monkeypatch):
+    """64 agents, each call on a new session as a CLI call makes one, through 4 server
+    connections: every task done within the time limit, each claimed once.  (Hundreds of
+    sessions make PgBouncer write hundreds of log lines: a harness that piped them and
+    never read the pipe stalled PgBouncer, and every agent with it, past 64 KiB.)"""
+    from kanban import Board, KanbanError
+    from kanban.board import init
+
+    monkeypatch.setenv("KANBAN_PG_HELPER", "0")
+    monkeypatch.setenv("KANBAN_BUSY_TIMEOUT", "60s")
+    agents, tasks = 64, 256
+    init(bouncer.url)
+    with Board(bouncer.url) as board:
+        board.create_many([{"title": f"t{n}"} for n in range(tasks)], actor="test")
+    failures, done = [], []
+
+    def agent(name):
+        try:
+            while True:
+                with Board(bouncer.url) as board:
+                    claim = board.claim(name)
+                if not claim:
+                    return
+                with Board(bouncer.url) as board:
+                    board.complete(claim["id"], claim["lease_token"], agent=name)
+                done.append(claim["id"])
+        except KanbanError as exc:
+            failures.append((name, exc.to_dict()))
+
+    crowd = [threading.Thread(target=agent, args=(f"a{n}",), daemon=True) for n in range(agents)]
+    for thread in crowd:
+        thread.start()
+    deadline = time.monotonic() + 180
+    for thread in crowd:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    assert not any(thread.is_alive() for thread in crowd), \
+        f"stalled: {len(done)} of {tasks} tasks done after 180 s"
+    assert failures == []
+    assert len(done) == len(set(done)) == tasks
+    assert bouncer.logins() > 2 * tasks  # the sessions really went through PgBouncer

@@ -3,14 +3,21 @@ loopback port: what the suite's pooler tests and the bench's fleet section run a
 
     with pgbouncer.running(server_url, schema, pool=4) as url:
         ...  # url: postgresql://user@127.0.0.1:PORT/board
+    with pgbouncer.started(server_url, schema, pool=4) as bouncer:
+        ...  # bouncer.url, bouncer.logins(), bouncer.show("POOLS")
 
 It runs the Debian `pgbouncer` binary (`find()` says where, or None) with its own
 folder (config, trusted user list, log, pid), and stops it on the way out.  The schema
 must exist: every server session the pooler opens sets it as the search_path, since
 startup options (such as search_path) do not pass a pooler.
+
+PgBouncer's own output goes to a file, never to a pipe: a pipe nobody reads fills up
+(64 KiB of log lines, a few hundred connections) and PgBouncer, blocked writing to it,
+stops serving everyone.
 """
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -42,10 +49,39 @@ def server_parts(server):
             parts.username or "postgres")
 
 
+class Bouncer:
+    """A running PgBouncer: the board's URL through it, its log, its admin console."""
+
+    def __init__(self, url, admin_url, log):
+        self.url, self.admin_url, self.log = url, admin_url, log
+
+    def logins(self):
+        """How many client connections to the board's database PgBouncer has logged
+        (each new client connection is one `login attempt` line, log_connections)."""
+        with open(self.log, encoding="utf-8", errors="replace") as text:
+            return sum(1 for line in text if re.search(r" board/\S+ login attempt:", line))
+
+    def refusals(self):
+        """How many client connections PgBouncer refused before login (a startup
+        parameter it does not accept, such as `options`)."""
+        with open(self.log, encoding="utf-8", errors="replace") as text:
+            return sum(1 for line in text if "closing because: unsupported startup parameter" in line)
+
+    def show(self, what):
+        """The rows of the admin console's SHOW <what> (POOLS, CLIENTS, SERVERS, STATS)
+        as dicts."""
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True, connect_timeout=10) as conn:
+            cursor = conn.execute(f"SHOW {what}")
+            names = [column.name for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
 @contextlib.contextmanager
-def running(server, schema, pool=4, max_clients=500):
+def started(server, schema, pool=4, max_clients=500):
     """Start a PgBouncer (transaction mode, at most `pool` server connections, up to
-    `max_clients` clients) for `schema` on `server`; yield the board's URL through it."""
+    `max_clients` clients) for `schema` on `server`; yield it as a Bouncer."""
     binary = find()
     if not binary:
         raise PgBouncerError("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
@@ -54,14 +90,19 @@ def running(server, schema, pool=4, max_clients=500):
     listen = free_port()
     with open(os.path.join(folder, "users.txt"), "w", encoding="utf-8") as users:
         users.write(f'"{user}" ""\n')
+    # The settings a fleet needs (man kanban-workflow(7), A FLEET ON POSTGRES): transaction
+    # pooling; the board's schema set on each server connection (connect_query), as no
+    # startup option passes; a pool far below the clients, and a client limit above them.
     config = f"""[databases]
 board = host={host} port={port} dbname={dbname} user={user} connect_query='SET search_path TO {schema}'
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = {listen}
+listen_backlog = {max(128, max_clients)}
 unix_socket_dir =
 auth_type = trust
 auth_file = {folder}/users.txt
+admin_users = {user}
 pool_mode = transaction
 default_pool_size = {pool}
 max_db_connections = {pool}
@@ -72,22 +113,26 @@ pidfile = {folder}/pgbouncer.pid
     ini = os.path.join(folder, "pgbouncer.ini")
     with open(ini, "w", encoding="utf-8") as out:
         out.write(config)
-    argv = [binary, ini]
+    argv = [binary, "-q", ini]  # -q: nothing on stderr, the log file has it all
     if os.getuid() == 0:  # PgBouncer will not run as root
         shutil.chown(folder, "postgres")
         for name in os.listdir(folder):
             shutil.chown(os.path.join(folder, name), "postgres")
-        argv = [binary, "-u", "postgres", ini]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        argv = [binary, "-q", "-u", "postgres", ini]
+    output_path = os.path.join(folder, "output.txt")
+    with open(output_path, "wb") as output:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
     try:
         for _ in range(100):
             with socket.socket() as probe:
                 if probe.connect_ex(("127.0.0.1", listen)) == 0:
                     break
             if process.poll() is not None:
-                raise PgBouncerError(f"pgbouncer did not start: {process.stdout.read()}")
+                log = _tail(os.path.join(folder, "pgbouncer.log"))
+                raise PgBouncerError(f"pgbouncer did not start: {_tail(output_path)} {log}")
             time.sleep(0.05)
-        yield f"postgresql://{user}@127.0.0.1:{listen}/board"
+        yield Bouncer(f"postgresql://{user}@127.0.0.1:{listen}/board",
+                      f"postgresql://{user}@127.0.0.1:{listen}/pgbouncer", os.path.join(folder, "pgbouncer.log"))
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -96,3 +141,18 @@ pidfile = {folder}/pgbouncer.pid
             process.kill()
             process.wait()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _tail(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as text:
+            return text.read()[-2000:].strip()
+    except OSError:
+        return ""
+
+
+@contextlib.contextmanager
+def running(server, schema, pool=4, max_clients=500):
+    """As started(), yielding the board's URL through the PgBouncer only."""
+    with started(server, schema, pool=pool, max_clients=max_clients) as bouncer:
+        yield bouncer.url
