@@ -7,7 +7,7 @@ the commit.  Answers are plain dicts, exactly what the CLI prints.
 import os
 import sys
 
-from . import __version__, clock
+from . import __version__, clock, hooks
 from .errors import KanbanError, conflict, invalid, not_found, usage
 from .jsontext import dumps
 from .store import open_store
@@ -37,10 +37,18 @@ TASK_COLUMNS = ("id", "kind", "title", "body", "status", "priority", "project", 
                 "assignee", "goal_id", "review", "claimed_by", "lease_until", "lease_token",
                 "lease_ms", "attempts", "max_attempts", "not_before", "idempotency_key", "reason",
                 "unmet_deps", "created_at", "updated_at")
-TASK_SELECT = (
-    "SELECT " + ", ".join("t." + name for name in TASK_COLUMNS) + ","
+_TASK_FIELDS = (
+    ", ".join("t." + name for name in TASK_COLUMNS) + ","
     " (t.status = 'todo' AND t.kind = 'task' AND t.unmet_deps = 0"
-    " AND (t.not_before IS NULL OR t.not_before <= :now)) AS ready FROM tasks t"
+    " AND (t.not_before IS NULL OR t.not_before <= :now)) AS ready"
+)
+TASK_SELECT = "SELECT " + _TASK_FIELDS + " FROM tasks t"
+# a write's look at the task it changes, with what the write asks next in the same
+# statement: the board's team (the role gate) and whether the task has open runs
+TASK_FOR_WRITE = (
+    "SELECT " + _TASK_FIELDS + ", (SELECT value FROM meta WHERE key = 'team') AS team,"
+    " EXISTS (SELECT 1 FROM runs r WHERE r.task_id = t.id AND r.ended_at IS NULL) AS open_runs"
+    " FROM tasks t WHERE t.id = :id"
 )
 # a write that answers with the task as it left it (UPDATE ... RETURNING): no re-read
 TASK_RETURNING = " RETURNING " + ", ".join(TASK_COLUMNS)
@@ -54,11 +62,11 @@ _UPDATES = {}  # the UPDATE ... RETURNING text of each set of fields, made once
 # The claim pick on SQLite, for the common case: the best task open to every agent (no
 # role, no assignee: one seek on tasks_claim, as cheap as a bare claim script's), and
 # whether any task is assigned to the agent or bound to a role at all.  Only when there
-# is does the pick look at those classes too.  (`found[1]` is that second answer.)
+# is does the pick look at those classes too.  (The second column is that answer.)
 _PICK_READY = ("status = 'todo' AND kind = 'task' AND unmet_deps = 0"
                " AND (not_before IS NULL OR not_before <= :now)")
 _PICK_OPEN = {
-    (project, role): f"""SELECT (SELECT id FROM tasks INDEXED BY tasks_claim
+    (project, role): f"""(SELECT id FROM tasks INDEXED BY tasks_claim
                  WHERE {_PICK_READY} AND role_boundary IS NULL AND assignee IS NULL
                  {"AND project = :project" if project else ""}
                  ORDER BY priority DESC, created_at, id LIMIT 1),
@@ -68,6 +76,15 @@ _PICK_OPEN = {
                {"+ EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_claim WHERE status = 'todo'"
                 " AND kind = 'task' AND unmet_deps = 0 AND role_boundary = :role)" if role else ""}"""
     for project in (False, True) for role in (False, True)}
+# What a claim asks before its pick, in one statement: the board's team (the role gate),
+# whether a lease has run out (reaped first) and whether any WIP limit exists.  On SQLite
+# the same statement makes the common pick (_PICK_OPEN) as well.
+_CLAIM_PROBE = ("SELECT (SELECT value FROM meta WHERE key = 'team'),"
+                " EXISTS (SELECT 1 FROM tasks WHERE lease_until IS NOT NULL AND lease_until <= :now),"
+                " EXISTS (SELECT 1 FROM wip_limits)")
+_PICK_OPEN_SELECT = {key: "SELECT " + columns for key, columns in _PICK_OPEN.items()}
+_CLAIM_PROBE_PICK = {key: _CLAIM_PROBE + ", " + columns for key, columns in _PICK_OPEN.items()}
+_UNSETTLED = object()  # the probe did not settle the pick: make it in full
 
 
 def _loads(text):
@@ -150,9 +167,16 @@ def _name(value, what):
     return value
 
 
+_LEASES = {}  # KANBAN_LEASE's text -> its milliseconds, parsed once per value
+
+
 def _lease_ms(lease):
     if lease is None:
-        lease = os.environ.get("KANBAN_LEASE") or DEFAULT_LEASE
+        text = os.environ.get("KANBAN_LEASE") or DEFAULT_LEASE
+        found = _LEASES.get(text)
+        if found is None:
+            found = _LEASES[text] = clock.parse_duration(text, "lease")
+        return found
     return clock.parse_duration(lease, "lease")
 
 
@@ -165,6 +189,8 @@ class Board:
         self._fired = []
         self._now = None
         self._team_cache = False
+        self._hooks = (None, None)  # (KANBAN_HOOKS_DIR, the hooks folder it gives): see _hooks_folder
+        self._for_write = TASK_FOR_WRITE + self.db.sql("lock_task")
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -205,10 +231,16 @@ class Board:
         finally:
             self._now = None
 
-    def _run_hooks(self, events):
-        from . import hooks
+    def _hooks_folder(self):
+        """The board's hooks folder (hooks.hooks_dir), worked out again only when
+        KANBAN_HOOKS_DIR changes."""
+        named = os.environ.get("KANBAN_HOOKS_DIR")
+        if named != self._hooks[0] or self._hooks[1] is None:
+            self._hooks = (named, hooks.hooks_dir(self.path) or "")
+        return self._hooks[1]
 
-        directory = hooks.hooks_dir(self.path)
+    def _run_hooks(self, events):
+        directory = self._hooks_folder()
         if not directory or not os.path.isdir(directory):
             return  # no hooks folder: one stat for the whole transaction, not one per event
         failures = []
@@ -256,9 +288,7 @@ class Board:
         )
         event = {"id": event_id, "task": task_ref(task_id), "kind": kind, "actor": actor,
                  "at": clock.iso(at), "data": data or {}}
-        from .hooks import HOOK_FOR_EVENT
-
-        if kind in HOOK_FOR_EVENT:
+        if kind in hooks.HOOK_FOR_EVENT:
             self._fired.append(event)
         return event
 
@@ -278,6 +308,16 @@ class Board:
         if not found:
             raise not_found(f"no task {task_ref(task_id)}", task=task_ref(task_id))
         return found[0]
+
+    def _row_for_write(self, task_id):
+        """_row, inside a write that gates and checks the task: TASK_FOR_WRITE, locking
+        the row on a server board.  The team it read goes to the gate's cache."""
+        row = self.db.row(self._for_write, {"id": task_id, "now": self.now})
+        if row is None:
+            raise not_found(f"no task {task_ref(task_id)}", task=task_ref(task_id))
+        team = row.pop("team")
+        self._team_cache = _loads(team) if team else None
+        return row
 
     def _dicts(self, rows):
         """Rows -> task dicts, with every task's depends_on in one query."""
@@ -692,7 +732,7 @@ class Board:
         """The best ready task this agent may take: one index seek per eligibility class."""
         if self.db.backend == "sqlite":  # the common case in one seek
             params = {"agent": agent, "role": role, "project": project, "now": self.now}
-            found = self.db.execute(_PICK_OPEN[project is not None, role is not None], params).fetchone()
+            found = self.db.execute(_PICK_OPEN_SELECT[project is not None, role is not None], params).fetchone()
             if found is not None and found[1] == 0:
                 return found[0]
         classes = [("role_boundary IS NULL", "assignee IS NULL"),
@@ -725,14 +765,30 @@ class Board:
         self._event(task_id, "claimed", agent, dict(data or {}, token=token, lease_until=clock.iso(until)))
         return dict(self._answer(row), lease_token=token)
 
+    def _claim_probe(self, agent, role, project):
+        """_CLAIM_PROBE: (a lease has run out, the board has WIP limits, the pick or
+        _UNSETTLED); the team goes to the gate's cache."""
+        if self.db.backend == "sqlite":
+            found = self.db.execute(_CLAIM_PROBE_PICK[project is not None, role is not None],
+                                    {"agent": agent, "role": role, "project": project, "now": self.now}).fetchone()
+            picked = found[3] if found[4] == 0 else _UNSETTLED
+        else:
+            found = self.db.execute(_CLAIM_PROBE, {"now": self.now}).fetchone()
+            picked = _UNSETTLED
+        self._team_cache = _loads(found[0]) if found[0] else None
+        return found[1], found[2], picked
+
     def _claim(self, agent, task, role, project, lease_ms):
+        expired, limited, picked = self._claim_probe(agent, role, project)
         self._writes(agent)
-        self._reap(agent)
+        if expired:
+            self._reap(agent)
         if task is None:
-            task_id = self._pick_within_limits(agent, role, project)
-            if task_id is None:
+            if expired or limited or picked is _UNSETTLED:
+                picked = self._pick_within_limits(agent, role, project, None if limited else [])
+            if picked is None:
                 return {}
-            return self._claim_row(task_id, agent, lease_ms)
+            return self._claim_row(picked, agent, lease_ms)
         row = self._row(task)
         ref = task_ref(task)
         if row["kind"] == "goal":
@@ -747,7 +803,7 @@ class Board:
             raise conflict(f"{ref} is not in project {project}", task=ref)
         if not row["ready"]:
             raise conflict(f"{ref} is not ready (see 'kanban show {ref}')", task=ref)
-        if self._full_limits_for(row, agent):
+        if limited and self._full_limits_for(row, agent):
             return {}  # a full WIP limit: nothing to claim now, as when no task is ready
         return self._claim_row(task, agent, lease_ms)
 
@@ -993,9 +1049,7 @@ class Board:
     def _pre_complete(self, pairs, agent, summary):
         """Run pre-complete hooks: check the token, run the hook without holding the
         write lock, and let the write transaction check the token again."""
-        from . import hooks
-
-        if not hooks.find(hooks.hooks_dir(self.path), "pre-complete"):
+        if not hooks.find(self._hooks_folder(), "pre-complete"):
             return
         for task, token in pairs:
             def snapshot(task=task, token=token):
@@ -1004,7 +1058,7 @@ class Board:
             hooks.run_pre_complete(self.path, self._read(snapshot), agent, summary)
 
     def _complete(self, task, token, summary, review, agent):
-        row = self._row(task)
+        row = self._row_for_write(task)
         self._gate("complete", agent, row)
         self._check_lease(row, token, agent=agent)
         data = {"token": token}
@@ -1017,7 +1071,8 @@ class Board:
             after = self._end_lease(task, "done", finished_at=self.now)
             self._event(task, "completed", agent, data)
             self._sync_goal(row["goal_id"], agent)
-        self._close_runs(task, "completed", agent)
+        if row["open_runs"]:
+            self._close_runs(task, "completed", agent)
         return self._answer(after)
 
     def complete_many(self, pairs, *, agent=None, verify=True):
@@ -1663,9 +1718,9 @@ class Board:
         return [limit for limit in self._wip_limits() if limit["status"] == "in_review"
                 and limit["agent"] == agent and limit["count"] >= limit["max_count"]]
 
-    def _pick_within_limits(self, agent, role, project):
-        """_pick, passing over the scopes whose limit is full."""
-        full = self._claim_limits(agent)
+    def _pick_within_limits(self, agent, role, project, limits=None):
+        """_pick, passing over the scopes whose limit is full (of `limits`, read when None)."""
+        full = self._claim_limits(agent, limits)
         if not full:
             return self._pick(agent, role, project)
         if any(limit["role"] is None and limit["project"] is None for limit in full):
@@ -1882,8 +1937,6 @@ class Board:
         answer = self._read(fetch)
         answer["kanban_version"] = __version__
         answer["findings"] += [{"level": "warning", "message": message} for message in self.db.warnings()]
-        from . import hooks
-
         folder = hooks.hooks_dir(self.path)
         if folder and os.path.isdir(folder):
             problem = hooks._unsafe(folder, os.stat(folder))

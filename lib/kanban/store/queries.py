@@ -126,6 +126,12 @@ FRAGMENTS = {
         "sqlite": "t.status IN (SELECT value FROM json_each(:statuses))",
         "postgres": "t.status IN (SELECT value FROM json_array_elements_text(CAST(:statuses AS json)))",
     },
+    # a write's look at the task it changes locks the row on PostgreSQL (the row only,
+    # not what the subqueries beside it read)
+    "lock_task": {
+        "sqlite": "",
+        "postgres": " FOR UPDATE OF t",
+    },
     "id_in": {
         "sqlite": "t.id IN (SELECT value FROM json_each(:ids))",
         "postgres": "t.id IN (SELECT value::bigint FROM json_array_elements_text(CAST(:ids AS json)))",

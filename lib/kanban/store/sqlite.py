@@ -421,6 +421,7 @@ class SqliteStore(Store):
         self.path = path
         self.created = False
         self.busy_ms = busy_timeout_ms()
+        self._names = {}  # each statement's column names, asked of SQLite once (not cheap)
         if not create and not os.path.exists(path):
             raise KanbanError("not_found", f"no kanban board at {path} (run 'kanban init')", db=path)
         flags = apsw.SQLITE_OPEN_READWRITE
@@ -464,11 +465,16 @@ class SqliteStore(Store):
 
     def rows(self, sql, params=()):
         cursor = self.conn.execute(sql, params)
-        try:
-            names = [d[0] for d in cursor.get_description()]
-        except apsw.ExecutionCompleteError:
-            return []
-        return [dict(zip(names, row, strict=True)) for row in cursor]
+        names = self._names.get(sql)
+        if names is None:
+            try:
+                names = [d[0] for d in cursor.get_description()]
+            except apsw.ExecutionCompleteError:
+                return []
+            if len(self._names) >= 1024:  # statements are made from a bounded set of shapes
+                self._names.clear()
+            self._names[sql] = names
+        return [dict(zip(names, row, strict=False)) for row in cursor]
 
     def row(self, sql, params=()):
         found = self.rows(sql, params)
@@ -692,6 +698,7 @@ class SqliteStore(Store):
             return current
 
         before = self.write(step)
+        self._names.clear()  # a statement's columns may differ under the new schema
         self.created = before == 0
         self.version = target
         return True
