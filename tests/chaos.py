@@ -25,9 +25,10 @@ a worker was told succeeded is in the event log.
 
 With --pg URL (make soak and the suite's short soak do so when KANBAN_TEST_PG is set)
 the board is a fresh schema on that server, the hooks come from KANBAN_HOOKS_DIR, and
-the kills inside a transaction are the server's: pg_terminate_backend of a random
-session of this run (found by its application_name), a waiting `claim` or a helper's
-session included.  A command whose session ends while its COMMIT is under way cannot
+a writer caught inside its transaction is found by the server (a session of this run,
+named by its application_name, that holds a transaction id) and SIGKILLed, and the
+server ends sessions too: pg_terminate_backend of a random session of this run, a
+waiting `claim` or a helper's session included.  A command whose session ends while its COMMIT is under way cannot
 know whether it committed and says so (`db_error`, "cannot reach"): a worker counts it
 as killed, an outcome unknown to it, as it does a SIGKILLed command.  Every worker's
 sessions carry its name (application_name kanban-SCHEMA-WORKER), so a session of a
@@ -571,6 +572,8 @@ class Chaos:
             if writers:
                 break
             time.sleep(0.0005)
+        if self.schema and roll < 0.4:
+            writers = self.server_writers(live, commands, table)
         if writers:
             victim, what = writers[0], "in_transaction"
         elif hooks and roll < 0.45:
@@ -590,6 +593,27 @@ class Chaos:
         except ProcessLookupError:
             return
         self.kills[what] += 1
+
+    def server_writers(self, live, commands, table):
+        """The processes of this run's sessions inside a write transaction (the server gave
+        it a transaction id): a worker over the API, a loop, or a CLI worker's `kanban` command."""
+        from kanban.store.postgres import PgError, connect
+
+        process = {slot: pid for pid, slot in live.items() if not self.kinds[slot].endswith("cli")}
+        process.update({live[table[pid][0]]: pid for pid in commands})  # a CLI worker's session is its command's
+        prefix = f"kanban-{self.schema}"
+        try:
+            with connect(self.args.pg) as conn:
+                for _ in range(20):
+                    found = conn.execute("SELECT application_name FROM pg_stat_activity WHERE backend_xid IS NOT NULL"
+                                         " AND left(application_name, %s) = %s", (len(prefix), prefix)).fetchall()
+                    writers = [process[name[len(prefix) + 1:]] for name, in found if name[len(prefix) + 1:] in process]
+                    if writers:
+                        return writers
+                    time.sleep(0.001)
+        except PgError:
+            pass
+        return []
 
     def sessions(self, conn):
         """(pid, state, worker slot or '') of this run's server sessions."""

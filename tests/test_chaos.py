@@ -88,6 +88,7 @@ def test_chaos_short_on_a_cluster_of_its_own(tmp_path):
     assert all(r["sessions_ended"] for r in report["server_restarts"]), report["server_restarts"]
     kinds = report["kills_by_kind"]
     assert kinds.get("pg_terminate_backend", 0) >= 2 and kinds.get("pg_terminate_listener", 0) >= 1, kinds
+    assert kinds.get("in_transaction", 0) >= 1, kinds  # SIGKILLed while its session held a transaction id
     assert set(report["stale_write_outcomes"]) <= {"lease_lost"}
 
 
