@@ -5,13 +5,14 @@ a double claim.  Each test starts its own PgBouncer (the Debian `pgbouncer` pack
 a free loopback port, with a pool of 4 server connections; it needs KANBAN_TEST_PG."""
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
 import uuid
 
 import pytest
-from conftest import KANBAN, run
+from conftest import KANBAN, assert_error, run
 
 from kanban import pgbouncer
 
@@ -47,6 +48,37 @@ def bouncer():
         server_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
+@pytest.fixture
+def runtime(tmp_path):
+    """A folder of its own for the per-user helper (XDG_RUNTIME_DIR); the helper a test
+    started is stopped after it."""
+    folder = tmp_path / "run"
+    folder.mkdir(mode=0o700)
+    yield folder
+    helper_pid = _helper_pid(folder)
+    if helper_pid:
+        try:
+            os.kill(helper_pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def _helper_pid(runtime):
+    for lock in (runtime / "kanban").glob("pg-*.sock.lock"):
+        text = lock.read_text().strip()
+        if text:
+            return int(text)
+    return None
+
+
+def wait_for_helper(runtime):
+    for _ in range(200):
+        if list((runtime / "kanban").glob("pg-*.sock")) and _helper_pid(runtime):
+            return
+        time.sleep(0.05)
+    raise AssertionError("no helper started")
+
+
 def direct_board():
     schema = "k_" + uuid.uuid4().hex[:12]
     return schema, SERVER + ("&" if "?" in SERVER else "?") + f"options=-csearch_path%3D{schema}"
@@ -78,9 +110,9 @@ def answer(res):
 
 
 @pytest.mark.parametrize("helper", ["1", "0"])
-def test_every_verb_answers_through_pgbouncer_as_it_does_directly(bouncer, helper, tmp_path):
+def test_every_verb_answers_through_pgbouncer_as_it_does_directly(bouncer, helper, runtime, tmp_path):
     schema, direct = direct_board()
-    env = {"KANBAN_NOW": T0, "KANBAN_PG_HELPER": helper, "XDG_RUNTIME_DIR": tmp_path}
+    env = {"KANBAN_NOW": T0, "KANBAN_PG_HELPER": helper, "XDG_RUNTIME_DIR": runtime}
     try:
         for args in SCRIPT:
             pooled = run(*args, env=dict(env, KANBAN_DB=bouncer.url))
@@ -96,16 +128,75 @@ def test_every_verb_answers_through_pgbouncer_as_it_does_directly(bouncer, helpe
         server_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
-def test_claim_wait_through_pgbouncer_polls(bouncer, tmp_path):
-    env = dict(os.environ, KANBAN_DB=bouncer.url, XDG_RUNTIME_DIR=str(tmp_path))
-    assert run("init", env={"KANBAN_DB": bouncer.url}).rc == 0
+@pytest.mark.parametrize("helper", ["1", "0"])
+def test_a_cli_call_through_pgbouncer_connects_once(bouncer, helper, runtime):
+    """One client connection per call (none when the helper has a session to lend),
+    and none refused: kanban sends PgBouncer no startup option to refuse."""
+    env = {"KANBAN_DB": bouncer.url, "KANBAN_PG_HELPER": helper, "XDG_RUNTIME_DIR": runtime}
+    assert run("init", env=env).rc == 0
+    if helper == "1":
+        wait_for_helper(runtime)
+    calls = [("create", "a"), ("claim", "--agent", "w1"), ("list",), ("show", "TASK-1"), ("stats",),
+             ("complete", "TASK-1", "--token", "1", "--agent", "w1")]
+    before = bouncer.logins()
+    for args in calls:
+        res = run(*args, env=env)
+        assert res.rc == 0, (args, res)
+    made = bouncer.logins() - before
+    assert bouncer.refusals() == 0
+    if helper == "0":
+        assert made == len(calls)
+    else:  # the helper connects for a call, or lends a session a call before it gave back
+        assert 1 <= made <= len(calls)
+
+
+@pytest.mark.parametrize("helper", ["1", "0"])
+def test_a_session_through_pgbouncer_is_known_as_pooled_and_waits_without_listen(bouncer, helper, runtime,
+                                                                                  monkeypatch):
+    from kanban import Board
+    from kanban.board import init
+    from kanban.store import helper as pg_helper
+
+    monkeypatch.setenv("KANBAN_PG_HELPER", helper)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    schema, direct = direct_board()
+    try:
+        init(bouncer.url)
+        init(direct)
+        if helper == "1":
+            wait_for_helper(runtime)
+        for url, pooled in ((bouncer.url, True), (direct, False)):
+            with Board(url) as board:
+                assert isinstance(board.db.conn, pg_helper.Remote) is (helper == "1")
+                assert board.db.pooled is pooled, url
+                board.wait_for_work(0.2)
+                assert board.db._listening is not pooled  # LISTEN only on a session of its own
+    finally:
+        server_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.mark.parametrize("helper", ["1", "0"])
+def test_a_startup_option_through_pgbouncer_is_a_db_error_that_says_where_the_schema_goes(bouncer, helper, runtime):
+    env = {"KANBAN_DB": bouncer.url + "?options=-csearch_path%3Delsewhere", "KANBAN_PG_HELPER": helper,
+           "XDG_RUNTIME_DIR": runtime}
+    for _ in range(2):  # the first call starts the helper and connects directly; the second goes through it
+        doc = assert_error(run("list", env=env), "db_error")
+        assert "connect_query" in doc["error"], doc
+        if helper == "1":
+            wait_for_helper(runtime)
+
+
+def test_claim_wait_through_pgbouncer_polls(bouncer, runtime):
+    env = dict(os.environ, KANBAN_DB=bouncer.url, XDG_RUNTIME_DIR=str(runtime))
+    mine = {"KANBAN_DB": bouncer.url, "XDG_RUNTIME_DIR": runtime}
+    assert run("init", env=mine).rc == 0
     waiter = subprocess.Popen([str(KANBAN), "claim", "--wait", "30s", "--agent", "w1"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(1.0)
         assert waiter.poll() is None
         started = time.monotonic()
-        assert run("create", "late", env={"KANBAN_DB": bouncer.url}).rc == 0
+        assert run("create", "late", env=mine).rc == 0
         out, err = waiter.communicate(timeout=20)
         assert waiter.returncode == 0, err
         assert json.loads(out)["title"] == "late"
@@ -116,27 +207,28 @@ def test_claim_wait_through_pgbouncer_polls(bouncer, tmp_path):
             waiter.wait()
 
 
-def test_a_crowd_larger_than_the_pool_claims_each_task_once(bouncer, tmp_path):
+def test_a_crowd_larger_than_the_pool_claims_each_task_once(bouncer, runtime):
     agents, tasks = 10, 24
     url = bouncer.url
-    assert run("init", env={"KANBAN_DB": url}).rc == 0
+    mine = {"KANBAN_DB": url, "XDG_RUNTIME_DIR": runtime}
+    assert run("init", env=mine).rc == 0
     lines = "".join(json.dumps({"title": f"t{n}"}) + "\n" for n in range(tasks))
-    assert run("create", "--stdin", env={"KANBAN_DB": url}, input=lines).rc == 0
+    assert run("create", "--stdin", env=mine, input=lines).rc == 0
     script = ("for i in $(seq 1 20); do "
               "out=$(kanban claim --agent \"$AGENT\") || exit 3; "
               "[ \"$out\" = '{}' ] && break; "
               "id=$(printf '%s' \"$out\" | python3 -c 'import json,sys; d=json.load(sys.stdin); "
               "print(d[\"id\"], d[\"lease_token\"])'); "
               "set -- $id; kanban complete \"$1\" --token \"$2\" --agent \"$AGENT\" >/dev/null || exit 4; done")
-    env = dict(os.environ, KANBAN_DB=url, XDG_RUNTIME_DIR=str(tmp_path),
+    env = dict(os.environ, KANBAN_DB=url, XDG_RUNTIME_DIR=str(runtime),
                PATH=f"{KANBAN.parent}:{os.environ['PATH']}", KANBAN_BUSY_TIMEOUT="60s")
     crowd = [subprocess.Popen(["sh", "-c", script], env=dict(env, AGENT=f"a{n}"), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for n in range(agents)]
     results = [(p.wait(300), p.stderr.read()) for p in crowd]
     assert all(rc == 0 for rc, _ in results), results
-    listed = run("list", "--status", "done", "--limit", "1000", env={"KANBAN_DB": url}).json["tasks"]
+    listed = run("list", "--status", "done", "--limit", "1000", env=mine).json["tasks"]
     assert len(listed) == tasks
-    events = run("event", "list", "--kind", "claimed", "--limit", "1000", env={"KANBAN_DB": url}).json["events"]
+    events = run("event", "list", "--kind", "claimed", "--limit", "1000", env=mine).json["events"]
     claimed = [e["task"] for e in events]
     assert len(claimed) == len(set(claimed)) == tasks, "a task was claimed twice"
     tokens = [e["data"]["token"] for e in events]

@@ -33,7 +33,7 @@ import struct
 
 from .. import paths
 
-PROTOCOL = 2
+PROTOCOL = 3
 # a session back from a client waits this long for the next one, then is closed: the
 # server's connections are shared, and a helper keeps only what calls in a row reuse
 KEEP_S = 5.0
@@ -149,8 +149,9 @@ class Result:
 
 
 class _Info:
-    def __init__(self, server_version):
+    def __init__(self, server_version, backend_pid):
         self.server_version = server_version
+        self.backend_pid = backend_pid  # the key the server (or a pooler) gave the session
         self.transaction_status = 0  # idle
 
 
@@ -158,9 +159,9 @@ class Remote:
     """A server session held by the helper for this process: the calls the store makes
     on a psycopg connection, one round trip each."""
 
-    def __init__(self, sock, server_version, driver):
+    def __init__(self, sock, server_version, backend_pid, driver):
         self.sock = sock
-        self.info = _Info(server_version)
+        self.info = _Info(server_version, backend_pid)
         self.driver = driver
         self.closed = False
 
@@ -205,7 +206,7 @@ class Remote:
                 pass
 
 
-def connect(url, settings, pooled=False):
+def connect(url):
     """A session through this user's helper, or None: no helper (one is started for the
     next call), or helpers turned off.  A server's refusal is raised as RemoteError."""
     if os.environ.get("KANBAN_PG_HELPER", "1") == "0":
@@ -218,7 +219,7 @@ def connect(url, settings, pooled=False):
     sock.settimeout(None)
     try:
         sock.connect(path)
-        _send(sock, ("connect", PROTOCOL, url, settings, _libpq_environment(), pooled))
+        _send(sock, ("connect", PROTOCOL, url, _libpq_environment()))
         reply = _receive(sock)
     except OSError:
         sock.close()
@@ -230,7 +231,7 @@ def connect(url, settings, pooled=False):
     if reply[0] == "error":
         sock.close()
         raise RemoteError(reply[1], reply[2])
-    return Remote(sock, reply[1], reply[2])
+    return Remote(sock, reply[1], reply[3], reply[2])
 
 
 def _libpq_environment():
@@ -276,7 +277,7 @@ class Helper:
 
         self.path = path
         self.lock = threading.Lock()
-        self.pool = {}      # (url, settings, environment) -> [idle psycopg connections]
+        self.pool = {}      # (url, environment) -> [idle psycopg connections]
         self.environment = threading.Lock()  # held while a connect reads os.environ
         self.clients = 0
         self.last_seen = None
@@ -381,7 +382,7 @@ class Helper:
                 return
         conn.close()
 
-    def _connect(self, postgres, url, settings, environment, pooled):
+    def _connect(self, postgres, url, environment):
         """Connect as the caller would: with its libpq variables in the environment."""
         with self.environment:
             saved = {name: value for name, value in os.environ.items() if name.startswith("PG")}
@@ -389,7 +390,7 @@ class Helper:
                 del os.environ[name]
             os.environ.update(environment)
             try:
-                return postgres.connect(url, pooled=pooled, **settings)
+                return postgres.connect(url)
             finally:
                 for name in environment:
                     os.environ.pop(name, None)
@@ -405,16 +406,16 @@ class Helper:
             message = _receive(sock)
             if not message or message[0] != "connect" or message[1] != PROTOCOL:
                 return
-            _, _, url, settings, environment, pooled = message
-            key = (url, tuple(sorted(settings.items())), tuple(sorted(environment.items())), pooled)
+            _, _, url, environment = message
+            key = (url, tuple(sorted(environment.items())))
             conn = self._take(key)
             if conn is None:
                 try:
-                    conn = self._connect(postgres, url, settings, environment, pooled)
+                    conn = self._connect(postgres, url, environment)
                 except Exception as exc:  # noqa: BLE001 - the client reports it
                     _send(sock, ("error", str(exc), getattr(exc, "sqlstate", None), 0))
                     return
-            _send(sock, ("ok", conn.info.server_version, postgres.driver_name()))
+            _send(sock, ("ok", conn.info.server_version, postgres.driver_name(), conn.info.backend_pid))
             while True:
                 message = _receive(sock)
                 if message is None:

@@ -591,32 +591,18 @@ def _application():
     return os.environ.get("PGAPPNAME") or "kanban"
 
 
-def connect(url, pooled=False, **settings):
-    """A psycopg connection to `url` in autocommit mode (kanban says BEGIN itself), with
-    server settings (`-c name=value`) added to the URL's own.
+def connect(url):
+    """A psycopg connection to `url` in autocommit mode (kanban says BEGIN itself).
 
-    Through a connection pooler (pooled: PgBouncer refuses startup options, and in
-    transaction mode a session is not the client's between transactions) no options are
-    sent and nothing is prepared: the store sets what it needs in each transaction.
-    The server sends no NOTICEs: nobody reads them."""
-    from urllib.parse import parse_qs
-
+    kanban sends no startup options of its own (a connection pooler such as PgBouncer
+    refuses them, and a pooled server session is not the client's between
+    transactions): its settings are made with SET LOCAL in each transaction
+    (PgStore._begin), and nothing is prepared, so no statement depends on meeting the
+    same server session twice.  The URL's own options (or PGOPTIONS) are libpq's."""
     driver()
-    if pooled:
-        return psycopg.connect(url, autocommit=True, cursor_factory=psycopg.ClientCursor, context=_adapters(),
-                               client_encoding="UTF8", application_name=_application(), connect_timeout=10,
-                               prepare_threshold=None)
-    settings = dict({"client_min_messages": "error"}, **settings)
-    try:
-        query = parse_qs(urlsplit(url).query)
-    except ValueError:
-        query = {}
-    options = " ".join(query.get("options", [])) or os.environ.get("PGOPTIONS", "")
-    extra = " ".join(f"-c {name}={value}" for name, value in settings.items())
-    # the keywords override the URL's own settings (options: the URL's are kept, above)
     return psycopg.connect(url, autocommit=True, cursor_factory=psycopg.ClientCursor, context=_adapters(),
                            client_encoding="UTF8", application_name=_application(), connect_timeout=10,
-                           options=f"{options} {extra}".strip())
+                           prepare_threshold=None)
 
 
 # -- the connection ----------------------------------------------------------------
@@ -743,7 +729,7 @@ class PgStore(Store):
         self._writing = False
         self._rowcount = -1
         self._listening = False
-        self.pooled = False
+        self.pooled = False  # through a transaction pooler (see _note_pooler)
         self.conn = self._connect()
         deadline = time.monotonic() + self.busy_ms / 1000
         while True:
@@ -773,39 +759,44 @@ class PgStore(Store):
 
     def _connect(self):
         """A session through this user's helper (lib/kanban/store/helper.py), else a
-        direct one: the same session settings either way.  A server that refuses
-        startup options is a connection pooler (PgBouncer): then the settings are made
-        in each write transaction, and nothing that needs a session (LISTEN) is used."""
-        settings = self._settings()
+        direct one: one connection either way, with no startup options of kanban's."""
         try:
-            try:
-                return helper.connect(self.path, settings, self.pooled) or \
-                    connect(self.path, pooled=self.pooled, **settings)
-            except PgError as exc:
-                if self.pooled or "unsupported startup parameter" not in str(exc):
-                    raise
-            self.pooled = True
-            return helper.connect(self.path, settings, True) or connect(self.path, pooled=True, **settings)
+            return helper.connect(self.path) or connect(self.path)
         except PgError as exc:
+            if "unsupported startup parameter" in str(exc):  # PgBouncer's words
+                raise KanbanError(
+                    "db_error", "the server (a connection pooler?) refuses a startup parameter of the URL or "
+                    "PGOPTIONS: set the board's schema in the pooler's database entry (connect_query) instead",
+                    detail=scrub(str(exc).strip(), self.path), db=display_url(self.path)) from None
             raise _pg_error(exc, self.path) from None
 
-    def _settings(self):
-        # a lock wait ends as `busy` at KANBAN_BUSY_TIMEOUT, as a locked SQLite file does;
-        # a client stuck inside a transaction (stopped, cut off) is ended by the server
-        return {"lock_timeout": int(self.busy_ms), "idle_in_transaction_session_timeout": IDLE_IN_TRANSACTION_MS}
+    def _note_pooler(self, backend_pid):
+        """Is this session lent by a connection pooler?  A server tells its client the
+        process serving it (BackendKeyData, the key to cancel with); a pooler hands out
+        a key of its own, so the two differ.  Through a pooler the settings are still
+        made per transaction, and claim --wait polls: LISTEN needs a session of its own."""
+        self.pooled = self.conn.info.backend_pid != backend_pid
 
+    # a lock wait ends as `busy` at KANBAN_BUSY_TIMEOUT, as a locked SQLite file does; a
+    # client stuck inside a transaction (stopped, cut off) is ended by the server.  Made
+    # with SET LOCAL in each transaction: they end with it, whoever gets the session next.
     def _begin_write(self):
-        begin = "BEGIN ISOLATION LEVEL READ COMMITTED"
-        if self.pooled:  # the pooler's session is ours for this transaction only: set them in it
-            begin += "".join(f"; SET LOCAL {name} = {int(value)}" for name, value in self._settings().items())
-        self.conn.execute(begin)
+        self.conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED"
+                          f"; SET LOCAL lock_timeout = {int(self.busy_ms)}"
+                          f"; SET LOCAL idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
+
+    def _begin_read(self):
+        self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                          f"; SET LOCAL idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
 
     def _board_schema(self, create):
         """The schema that holds the board: the first one search_path names (\"$user\" when
         that schema exists).  When it does not exist, `init` creates it, and everything
         else is `not_found`: a later schema of the path (public) is never used instead,
         so two teams never share a board by accident."""
-        path, user = self.conn.execute("SELECT current_setting('search_path'), current_user").fetchone()
+        path, user, backend_pid = self.conn.execute(
+            "SELECT current_setting('search_path'), current_user, pg_backend_pid()").fetchone()
+        self._note_pooler(backend_pid)
         wanted = None
         for entry in _search_path_entries(path):
             if entry == "$user":
@@ -928,7 +919,7 @@ class PgStore(Store):
         deadline = time.monotonic() + self.busy_ms / 1000
         while True:
             try:
-                self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                self._begin_read()
                 try:
                     return fn()
                 finally:
