@@ -689,37 +689,3 @@ def test_the_sqlite_path_never_loads_the_postgres_backend(kb):
             "assert 'kanban.store.postgres' not in sys.modules and 'psycopg' not in sys.modules")
     subprocess.run([sys.executable, "-c", code, str(ROOT / "lib"), str(kb.path)], check=True)
 
-
-def test_the_translator():
-    from kanban.store.postgres import translate
-
-    def pg(sql, writing=False):
-        return " ".join(translate(sql, writing)[0].split())
-
-    assert pg("SELECT id FROM tasks WHERE id = ? AND title = :title") == \
-        "SELECT id FROM tasks WHERE id = %s AND title = %(title)s"
-    assert pg("SELECT 1 FROM t WHERE a LIKE '50%' AND b = ':x?'") == "SELECT 1 FROM t WHERE a ILIKE '50%' AND b = ':x?'"
-    assert pg("SELECT 1 FROM t WHERE a = ? AND b LIKE 'x%'") == "SELECT 1 FROM t WHERE a = %s AND b ILIKE 'x%%'"
-    assert pg("INSERT OR IGNORE INTO holders(task_id, agent) VALUES (?, ?)") == \
-        "INSERT INTO holders(task_id, agent) VALUES (%s, %s) ON CONFLICT DO NOTHING"
-    assert pg("INSERT OR REPLACE INTO meta(key, value) VALUES ('team', ?)") == \
-        "INSERT INTO meta(key, value) VALUES ('team', %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
-    assert "IS DISTINCT FROM 'done'" in pg("SELECT 1 WHERE status IS NOT 'done' AND x IS NOT NULL")
-    assert "task_id IN (SELECT value::bigint FROM json_array_elements_text((%s)::json)" in \
-        pg("SELECT 1 FROM deps WHERE task_id IN (SELECT value FROM json_each(?))")
-    assert "t.status IN (SELECT value FROM json_array_elements_text((%(s)s)::json)" in \
-        pg("SELECT 1 FROM tasks t WHERE t.status IN (SELECT value FROM json_each(:s))")
-    assert pg("SELECT 1 FROM events WHERE json_extract(data, '$.token') = ?") == \
-        "SELECT 1 FROM events WHERE (data::jsonb ->> 'token') = CAST(%s AS TEXT)"
-    assert pg("SELECT count(*), coalesce(sum(status IN ('done','cancelled')), 0) FROM tasks") == \
-        "SELECT count(*), coalesce(sum((status IN ('done','cancelled'))::integer), 0) FROM tasks"
-    assert pg("SELECT max(a, b), max(c) FROM t") == "SELECT greatest(a, b), max(c) FROM t"
-    assert pg("SELECT * FROM (SELECT id FROM events ORDER BY id DESC LIMIT ?) ORDER BY id") == \
-        "SELECT * FROM (SELECT id FROM events ORDER BY id DESC LIMIT %s) AS _sub1 ORDER BY id"
-    # a write that reads a task's status locks its row; other reads do not
-    assert pg("SELECT status FROM tasks WHERE id = ?", writing=True).endswith("FOR UPDATE")
-    assert not pg("SELECT status FROM tasks WHERE id = ?").endswith("FOR UPDATE")
-    assert not pg("SELECT kind FROM tasks WHERE id = ?", writing=True).endswith("FOR UPDATE")
-    assert not pg("SELECT count(status) FROM tasks WHERE id = ?", writing=True).endswith("FOR UPDATE")
-    assert pg("SELECT id FROM tasks INDEXED BY tasks_claim WHERE x = 1") == "SELECT id FROM tasks WHERE x = 1"
-    assert pg("PRAGMA user_version") == "SELECT value::bigint FROM meta WHERE key = 'schema_version'"

@@ -11,6 +11,7 @@ import apsw
 import pytest
 from conftest import KANBAN, assert_error, run
 
+from kanban.errors import KanbanError
 from kanban.store import Store, locate
 from kanban.store.postgres import PgStore
 from kanban.store.sqlite import APPLICATION_ID, SqliteStore
@@ -32,7 +33,8 @@ def test_board_py_holds_no_storage_details():
     from conftest import ROOT
 
     text = (ROOT / "lib" / "kanban" / "board.py").read_text()
-    for needle in ("apsw", "/proc/mounts", '"://"', "getattr(self.db", "PRAGMA", "psycopg", "os.replace"):
+    for needle in ("apsw", "/proc/mounts", '"://"', "getattr(self.db", "PRAGMA", "psycopg", "os.replace",
+                   ".backend", "is_server"):
         assert needle not in text, needle
 
 
@@ -244,22 +246,145 @@ def test_a_waiting_claim_outlives_the_end_of_its_session(schemas):
             waiter.wait()
 
 
-def test_the_statements_that_differ_are_written_in_both_dialects():
+# -- the SQL: written out in both dialects, never rewritten ---------------------------------
+
+def _code(text):
+    """SQL without its string literals (a placeholder inside a literal is text)."""
+    import re
+
+    return re.sub(r"'(?:[^']|'')*'", "''", text)
+
+
+def _placeholders(text):
+    """The SQLite and the psycopg placeholders of a statement: (sqlite, psycopg)."""
+    import re
+
+    code = _code(text)
+    return (re.findall(r"\?|(?<![:\w]):[A-Za-z_]\w*", code),
+            re.findall(r"%s|%\([A-Za-z_]\w*\)s", code))
+
+
+def _asked_for():
+    """Every name the modules that run SQL through the store ask for: db.sql("name")."""
     import re
 
     from conftest import ROOT
 
-    from kanban.store.queries import FRAGMENTS, QUERIES
-
-    for name, texts in QUERIES.items():
-        assert set(texts) == {"sqlite", "postgres"}, name
-        assert "%s" not in texts["sqlite"] and "?" not in texts["postgres"], name
-    for name, texts in FRAGMENTS.items():
-        assert set(texts) == {"sqlite", "postgres"} and "%" not in texts["postgres"], name
-    assert not set(QUERIES) & set(FRAGMENTS)
+    names = set()
+    for module in ("board.py", "transfer.py", "bench.py", "flow.py"):
+        names |= set(re.findall(r'\.sql\("(\w+)"\)', (ROOT / "lib" / "kanban" / module).read_text()))
     board = (ROOT / "lib" / "kanban" / "board.py").read_text()
-    used = set(re.findall(r'db\.sql\("(\w+)"\)', board))
-    assert used and used <= set(QUERIES) | set(FRAGMENTS), used - set(QUERIES) - set(FRAGMENTS)
-    # what board.py no longer leaves to the translator
-    for construct in ("json_each", "json_extract", "tasks_fts", "INSERT OR"):
-        assert construct not in board, construct
+    names |= set(re.findall(r'"((?:pick|peek)\w*)"', board)) | {"pick_project_role", "peek_project_role"}
+    names |= {f"not_{key}_n" for key in ("role", "project")} | {f"scope_{key}" for key in ("role", "project", "agent")}
+    return names
+
+
+def test_every_statement_is_written_in_both_dialects_each_with_its_own_placeholders():
+    from kanban.store.queries import FRAGMENTS, POSTGRES, QUERIES, SQLITE
+
+    assert not set(QUERIES) & set(FRAGMENTS)
+    for name, texts in (QUERIES | FRAGMENTS).items():
+        assert set(texts) == {"sqlite", "postgres"}, name
+        sqlite, psycopg = _placeholders(texts["sqlite"])
+        assert not psycopg and "%" not in _code(texts["sqlite"]), f"{name}: psycopg's placeholders in SQLite's text"
+        sqlite, psycopg = _placeholders(texts["postgres"])
+        assert not sqlite, f"{name}: SQLite's placeholders {sqlite} in PostgreSQL's text"
+    used = _asked_for()
+    assert used <= set(SQLITE) and used <= set(POSTGRES), used - set(SQLITE)
+
+
+def test_no_sql_is_rewritten_at_run_time():
+    """What board.py sends without a name has no parameters (its text reads alike on both
+    backends); the Postgres store has no translator and uses `re` for URLs only."""
+    import ast
+
+    from conftest import ROOT
+
+    for module in ("board.py", "transfer.py", "bench.py"):
+        tree = ast.parse((ROOT / "lib" / "kanban" / module).read_text())
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("rows", "row", "scalar", "execute")
+                    and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "db"
+                    and node.args and isinstance(node.args[0], ast.Constant)):
+                text = node.args[0].value
+                assert len(node.args) == 1 and _placeholders(text) == ([], []), f"{module}: {text}"
+    source = (ROOT / "lib" / "kanban" / "store" / "postgres.py").read_text()
+    for gone in ("translate", "OVERRIDES", "LOCKING", "PRAGMAS", "Native"):
+        assert gone not in source, gone
+    tree = ast.parse(source)
+
+    def uses_of_re(root):
+        return {id(n) for n in ast.walk(root) if isinstance(n, ast.Attribute)
+                and isinstance(n.value, ast.Name) and n.value.id == "re"}
+    secrets = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "_secrets")
+    assert uses_of_re(tree) == uses_of_re(secrets), "postgres.py uses re beyond a URL's password"
+
+
+def test_every_sqlite_statement_prepares_on_a_board(board_path):
+    import apsw.ext
+
+    from kanban.store.queries import FRAGMENTS, QUERIES, SQLITE
+
+    conn = apsw.Connection(str(board_path))
+    for texts in QUERIES.values():
+        apsw.ext.query_info(conn, texts["sqlite"])  # prepared, not run: raises on a bad statement
+    for name in ("status_in", "id_in", "status_is", "project_is", "assignee_is", "claimed_by_is", "kind_is",
+                 "goal_is", "role_is", "ready", "touched_by"):
+        apsw.ext.query_info(conn, SQLITE["task_select"] + " WHERE " + SQLITE[name] + SQLITE["limit"])
+    apsw.ext.query_info(conn, SQLITE["task_select"] + SQLITE["search_join"])
+    assert "set_column" in FRAGMENTS
+    conn.close()
+
+
+@needs_pg
+def test_every_postgres_statement_prepares_on_a_server(schemas):
+    """Each statement as it runs (its parameters bound as NULL by psycopg, as the store
+    binds them), PREPAREd on a real board: the server parses and checks it all."""
+    from kanban.store.postgres import connect, open_board
+    from kanban.store.queries import POSTGRES, QUERIES
+
+    class Nulls(dict):
+        def __missing__(self, key):
+            return None
+
+    url = with_path(schemas())
+    open_board(url, create=True).close()
+    composed = {f"task where {name}": POSTGRES["task_select"] + " WHERE " + POSTGRES[name] + POSTGRES["limit"]
+                for name in ("status_in", "id_in", "status_is", "project_is", "assignee_is", "claimed_by_is",
+                             "kind_is", "goal_is", "role_is", "ready", "touched_by")}
+    composed["search"] = POSTGRES["task_select"] + POSTGRES["search_join"]
+    composed["update"] = ("UPDATE tasks SET " + POSTGRES["set_column"].format("title") + POSTGRES["where_id"]
+                          + POSTGRES["task_returning"])
+    with connect(url) as conn:
+        cursor = conn.cursor()
+        for name, text in {**{n: t["postgres"] for n, t in QUERIES.items()}, **composed}.items():
+            sqlite, psycopg = _placeholders(text)
+            if not psycopg:
+                bound = text
+            elif psycopg[0] == "%s":
+                bound = cursor.mogrify(text, [None] * len(psycopg))
+            else:
+                bound = cursor.mogrify(text, Nulls())
+            try:
+                conn.execute(f"PREPARE kanban_check AS {bound}")
+            except Exception as exc:  # noqa: BLE001 - say which statement
+                raise AssertionError(f"{name}: {exc}\n{bound}") from None
+            conn.execute("DEALLOCATE kanban_check")
+
+
+@needs_pg
+def test_the_postgres_store_runs_sqlite_text_as_it_is(schemas):
+    """No translator behind the store: SQLite's placeholders reach the server as written."""
+    from kanban.store.postgres import open_board
+
+    db = open_board(with_path(schemas()), create=True)
+    try:
+        for sqlite_text, params, says in (("SELECT id FROM tasks WHERE id = ?", (1,), "placeholder"),
+                                          ("SELECT id FROM tasks INDEXED BY tasks_claim", (), "syntax")):
+            with pytest.raises(KanbanError) as failed:
+                db.read(lambda text=sqlite_text, params=params: db.scalar(text, params))
+            assert says in failed.value.extra["detail"], failed.value.extra
+        assert db.read(lambda: db.scalar(db.sql("task_exists"), (1,))) is None
+    finally:
+        db.close()

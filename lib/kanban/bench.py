@@ -466,13 +466,9 @@ def check_event_log(db, project):
     held, doubles, claimed = {}, 0, 0
     with Board(db) as board:
         def read():
-            rows = board.db.execute(
-                "SELECT e.task_id, e.kind FROM events e JOIN tasks t ON t.id = e.task_id"
-                " WHERE t.project IS ? ORDER BY e.id", (project,))
-            return list(rows)
+            return list(board.db.execute(board.db.sql("project_events"), (project,)))
         events = board.db.read(read)
-        undone = board.db.read(lambda: board.db.scalar(
-            "SELECT count(*) FROM tasks WHERE project IS ? AND status <> 'done'", (project,)))
+        undone = board.db.read(lambda: board.db.scalar(board.db.sql("project_undone"), (project,)))
     for task_id, kind in events:
         if kind == "claimed":
             claimed += 1

@@ -32,58 +32,13 @@ MOVE_GATE = {"todo": "assign", "in_review": "complete", "blocked": "block", "don
              "cancelled": "cancel"}
 MOVE_EVENT = {"blocked": "blocked", "cancelled": "cancelled"}
 
-# the columns a task answer is made from; `ready` is computed by SQLite itself
-TASK_COLUMNS = ("id", "kind", "title", "body", "status", "priority", "project", "role_boundary",
-                "assignee", "goal_id", "review", "claimed_by", "lease_until", "lease_token",
-                "lease_ms", "attempts", "max_attempts", "not_before", "idempotency_key", "reason",
-                "unmet_deps", "created_at", "updated_at")
-_TASK_FIELDS = (
-    ", ".join("t." + name for name in TASK_COLUMNS) + ","
-    " (t.status = 'todo' AND t.kind = 'task' AND t.unmet_deps = 0"
-    " AND (t.not_before IS NULL OR t.not_before <= :now)) AS ready"
-)
-TASK_SELECT = "SELECT " + _TASK_FIELDS + " FROM tasks t"
-# a write's look at the task it changes, with what the write asks next in the same
-# statement: the board's team (the role gate) and whether the task has open runs
-TASK_FOR_WRITE = (
-    "SELECT " + _TASK_FIELDS + ", (SELECT value FROM meta WHERE key = 'team') AS team,"
-    " EXISTS (SELECT 1 FROM runs r WHERE r.task_id = t.id AND r.ended_at IS NULL) AS open_runs"
-    " FROM tasks t WHERE t.id = :id"
-)
-# a write that answers with the task as it left it (UPDATE ... RETURNING): no re-read
-TASK_RETURNING = " RETURNING " + ", ".join(TASK_COLUMNS)
-# on SQLite the same row brings the task's dependencies along: no second statement
-TASK_RETURNING_DEPS = (TASK_RETURNING
-                       + ", (SELECT group_concat(dep_id) FROM deps WHERE deps.task_id = tasks.id) AS deps")
-
-
-_UPDATES = {}  # the UPDATE ... RETURNING text of each set of fields, made once
-
-# The claim pick on SQLite, for the common case: the best task open to every agent (no
-# role, no assignee: one seek on tasks_claim, as cheap as a bare claim script's), and
-# whether any task is assigned to the agent or bound to a role at all.  Only when there
-# is does the pick look at those classes too.  (The second column is that answer.)
-_PICK_READY = ("status = 'todo' AND kind = 'task' AND unmet_deps = 0"
-               " AND (not_before IS NULL OR not_before <= :now)")
-_PICK_OPEN = {
-    (project, role): f"""(SELECT id FROM tasks INDEXED BY tasks_claim
-                 WHERE {_PICK_READY} AND role_boundary IS NULL AND assignee IS NULL
-                 {"AND project = :project" if project else ""}
-                 ORDER BY priority DESC, created_at, id LIMIT 1),
-               EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_claim
-                        WHERE status = 'todo' AND kind = 'task' AND unmet_deps = 0
-                          AND role_boundary IS NULL AND assignee = :agent)
-               {"+ EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_claim WHERE status = 'todo'"
-                " AND kind = 'task' AND unmet_deps = 0 AND role_boundary = :role)" if role else ""}"""
-    for project in (False, True) for role in (False, True)}
-# What a claim asks before its pick, in one statement: the board's team (the role gate),
-# whether a lease has run out (reaped first) and whether any WIP limit exists.  On SQLite
-# the same statement makes the common pick (_PICK_OPEN) as well.
-_CLAIM_PROBE = ("SELECT (SELECT value FROM meta WHERE key = 'team'),"
-                " EXISTS (SELECT 1 FROM tasks WHERE lease_until IS NOT NULL AND lease_until <= :now),"
-                " EXISTS (SELECT 1 FROM wip_limits)")
-_PICK_OPEN_SELECT = {key: "SELECT " + columns for key, columns in _PICK_OPEN.items()}
-_CLAIM_PROBE_PICK = {key: _CLAIM_PROBE + ", " + columns for key, columns in _PICK_OPEN.items()}
+# the SQLite pick's first statement by (project given, role given); the same names
+# without a lock, for a read (has_work): store/queries.py
+PICK = {(project, role): "pick" + ("_project" if project else "") + ("_role" if role else "")
+        for project in (False, True) for role in (False, True)}
+PEEK = {key: "peek" + name[len("pick"):] for key, name in PICK.items()}
+# what a claim asks before its pick, in one statement (the same keys): claim_probe...
+PROBE = {key: "claim_probe" + name[len("pick"):] for key, name in PICK.items()}
 _UNSETTLED = object()  # the probe did not settle the pick: make it in full
 
 
@@ -188,9 +143,10 @@ class Board:
         self.path = self.db.path
         self._fired = []
         self._now = None
+        self._writing = False  # inside a write: the reads it acts on lock their rows (Postgres)
+        self._updates = {}  # the UPDATE text of each set of fields, made once
         self._team_cache = False
         self._hooks = (None, None)  # (KANBAN_HOOKS_DIR, the hooks folder it gives): see _hooks_folder
-        self._for_write = TASK_FOR_WRITE + self.db.sql("lock_task")
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -211,10 +167,12 @@ class Board:
             self._team_cache = False
             return fn()
 
+        writing, self._writing = self._writing, True
         try:
             result = self.db.write(body)
         finally:
             self._now = None
+            self._writing = writing
         fired, self._fired = self._fired, []
         if fired:
             self._run_hooks(fired)
@@ -281,11 +239,7 @@ class Board:
         at = self.now
         expires = at + ttl_ms if ttl_ms else None
         text = dumps(data or {}, compact=True)
-        event_id = self.db.scalar(
-            "INSERT INTO events(task_id, kind, actor, at, data, expires_at)"
-            " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-            (task_id, kind, actor, at, text, expires),
-        )
+        event_id = self.db.scalar(self.db.sql("insert_event"), (task_id, kind, actor, at, text, expires))
         event = {"id": event_id, "task": task_ref(task_id), "kind": kind, "actor": actor,
                  "at": clock.iso(at), "data": data or {}}
         if kind in hooks.HOOK_FOR_EVENT:
@@ -297,22 +251,25 @@ class Board:
     def _rows(self, where="", params=None, order="", limit=None):
         params = dict(params or {})
         params["now"] = self.now
-        sql = TASK_SELECT + where + order
+        sql = self.db.sql("task_select") + where + order
         if limit is not None:
-            sql += " LIMIT :limit"
+            sql += self.db.sql("limit")
             params["limit"] = limit
         return self.db.rows(sql, params)
 
     def _row(self, task_id):
-        found = self._rows(" WHERE t.id = :id", {"id": task_id})
+        """One task's row; inside a write, locked (on Postgres) until the commit."""
+        found = self.db.rows(self.db.sql("task_for_update" if self._writing else "task"),
+                             {"id": task_id, "now": self.now})
         if not found:
             raise not_found(f"no task {task_ref(task_id)}", task=task_ref(task_id))
         return found[0]
 
     def _row_for_write(self, task_id):
-        """_row, inside a write that gates and checks the task: TASK_FOR_WRITE, locking
-        the row on a server board.  The team it read goes to the gate's cache."""
-        row = self.db.row(self._for_write, {"id": task_id, "now": self.now})
+        """_row, inside a write that gates and checks the task (`task_for_write`: the
+        row locked on a server board, with the board's team and whether the task has
+        open runs).  The team it read goes to the gate's cache."""
+        row = self.db.row(self.db.sql("task_for_write"), {"id": task_id, "now": self.now})
         if row is None:
             raise not_found(f"no task {task_ref(task_id)}", task=task_ref(task_id))
         team = row.pop("team")
@@ -358,52 +315,49 @@ class Board:
         return self._dicts([self._row(task_id)])[0]
 
     def _answer(self, row):
-        """The task dict of a row a write returned (TASK_RETURNING): what _task would
+        """The task dict of a row a write returned (`task_returning`): what _task would
         read back, built from what the write already knows."""
         row["ready"] = (row["status"] == "todo" and row["kind"] == "task" and row["unmet_deps"] == 0
                         and (row["not_before"] is None or row["not_before"] <= self.now))
-        if "deps" in row:  # TASK_RETURNING_DEPS
+        if "deps" in row:  # SQLite's `task_returning` brings the deps along
             text = row.pop("deps")
             deps = sorted(int(dep_id) for dep_id in text.split(",")) if text else []
         else:  # no ORDER BY: with one, SQLite prepares this statement again on every run
-            deps = sorted(dep_id for (dep_id,) in self.db.execute(
-                "SELECT dep_id FROM deps WHERE task_id = ?", (row["id"],)))
+            deps = sorted(dep_id for (dep_id,) in self.db.execute(self.db.sql("task_deps"), (row["id"],)))
         return self._dict(row, [task_ref(dep_id) for dep_id in deps])
-
-    def _returning(self):
-        return TASK_RETURNING_DEPS if self.db.backend == "sqlite" else TASK_RETURNING
 
     def _update_returning(self, task_id, literals=(), **fields):
         """_update, answering the task's row as the write left it.  `literals`: pairs of
         (column, SQL literal) set as written."""
         fields["updated_at"] = self.now
-        returning = self._returning()
-        key = (literals, tuple(fields), returning)
-        sql = _UPDATES.get(key)
+        key = (literals, tuple(fields))
+        sql = self._updates.get(key)
         if sql is None:
-            sets = [f"{name} = {value}" for name, value in literals] + [f"{name} = :{name}" for name in fields]
-            sql = _UPDATES[key] = "UPDATE tasks SET " + ", ".join(sets) + " WHERE id = :id" + returning
+            sql = self._updates[key] = self._update_sql(literals, fields) + self.db.sql("task_returning")
         fields["id"] = task_id
         return self.db.row(sql, fields)
 
-    def _exists(self, task_id):
-        if self.db.scalar("SELECT 1 FROM tasks WHERE id = ?", (task_id,)) is None:
-            raise not_found(f"no task {task_ref(task_id)}", task=task_ref(task_id))
+    def _update_sql(self, literals, fields):
+        """UPDATE tasks SET ... WHERE id = :id, for these columns."""
+        column = self.db.sql("set_column")
+        sets = [f"{name} = {value}" for name, value in literals] + [column.format(name) for name in fields]
+        return "UPDATE tasks SET " + ", ".join(sets) + self.db.sql("where_id")
 
-    def _sql(self, name, sql):
-        """`sql` (SQLite's), or the backend's own text for query `name`.  The statements
-        that differ are written out in both dialects in lib/kanban/store/queries.py and
-        asked for by name alone: self.db.sql(name)."""
-        return self.db.sql(name, sql)
+    def _exists(self, task_id):
+        if self.db.scalar(self.db.sql("task_exists"), (task_id,)) is None:
+            raise not_found(f"no task {task_ref(task_id)}", task=task_ref(task_id))
 
     def _next_token(self):
         return self.db.scalar(self.db.sql("next_token"))
 
     def _update(self, task_id, **fields):
         fields["updated_at"] = self.now
-        sets = ", ".join(f"{name} = :{name}" for name in fields)
+        key = ((), tuple(fields))
+        sql = self._updates.get(key)
+        if sql is None:
+            sql = self._updates[key] = self._update_sql((), fields)
         fields["id"] = task_id
-        self.db.execute(f"UPDATE tasks SET {sets} WHERE id = :id", fields)
+        self.db.execute(sql, fields)
 
     def _end_lease(self, task_id, status, **fields):
         """Move a task out of in_progress/in_review: its lease ends with it.  Returns
@@ -492,12 +446,10 @@ class Board:
         whose tasks are no longer all closed reopens.  A goal inside a goal is one of
         its tasks: a change rolls up to the goal above it, and so on up."""
         while goal_id is not None:
-            goal = self.db.row("SELECT status, goal_id FROM tasks WHERE id = ?", (goal_id,))
+            goal = self.db.row(self.db.sql("goal_for_update"), (goal_id,))
             if goal is None or goal["status"] not in ("todo", "done"):
                 return
-            total, closed = self.db.execute(
-                "SELECT count(*), coalesce(sum(CASE WHEN status IN ('done','cancelled') THEN 1 ELSE 0 END), 0)"
-                " FROM tasks WHERE goal_id = ?", (goal_id,)).fetchone()
+            total, closed = self.db.execute(self.db.sql("goal_closed_count"), (goal_id,)).fetchone()
             complete = total > 0 and total == closed
             if complete and goal["status"] == "todo":
                 self._update(goal_id, status="done", finished_at=self.now)
@@ -518,7 +470,7 @@ class Board:
             self._sync_goal(row["id"], actor)
 
     def _check_goal(self, goal_id, task_id=None):
-        goal = self.db.row("SELECT kind FROM tasks WHERE id = ?", (goal_id,))
+        goal = self.db.row(self.db.sql("kind_of"), (goal_id,))
         if goal is None:
             raise not_found(f"no goal {task_ref(goal_id)}", task=task_ref(goal_id))
         if goal["kind"] != "goal":
@@ -545,7 +497,7 @@ class Board:
             return parse_id(ref)
         except KanbanError:
             key = _text(str(ref), "task or key reference", limit=1000)  # e.g. bytes that are not UTF-8
-            found = self.db.scalar("SELECT id FROM tasks WHERE idempotency_key = ?", (key,))
+            found = self.db.scalar(self.db.sql("task_by_key"), (key,))
             if found is None:
                 raise not_found(f"no task or key {ref!r}") from None
             return found
@@ -582,7 +534,7 @@ class Board:
         goal = spec.get("goal")
 
         if key is not None:
-            existing = self.db.scalar("SELECT id FROM tasks WHERE idempotency_key = ?", (key,))
+            existing = self.db.scalar(self.db.sql("task_by_key"), (key,))
             if existing is not None:
                 keys[key] = existing
                 return dict(self._task(existing), created=False)
@@ -606,15 +558,12 @@ class Board:
             raise KanbanError("cycle", f"a task of {task_ref(goal_id)} cannot wait on that goal")
         now = self.now
         task_id = self.db.scalar(
-            """INSERT INTO tasks(kind, title, body, priority, project, role_boundary, assignee,
-                                 goal_id, review, max_attempts, not_before, idempotency_key,
-                                 created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
+            self.db.sql("insert_task"),
             (kind, title, body, priority, project, role, assignee, goal_id, int(review),
              max_attempts, not_before, key, now, now),
         )
         for dep in dict.fromkeys(dep_ids):
-            self.db.execute("INSERT INTO deps(task_id, dep_id) VALUES (?, ?)", (task_id, dep))
+            self.db.execute(self.db.sql("insert_dep"), (task_id, dep))
         if key is not None:
             keys[key] = task_id
         if pending:
@@ -729,36 +678,28 @@ class Board:
         return self._write(apply)
 
     def _pick(self, agent, role, project):
-        """The best ready task this agent may take: one index seek per eligibility class."""
-        if self.db.backend == "sqlite":  # the common case in one seek
-            params = {"agent": agent, "role": role, "project": project, "now": self.now}
-            found = self.db.execute(_PICK_OPEN_SELECT[project is not None, role is not None], params).fetchone()
-            if found is not None and found[1] == 0:
-                return found[0]
-        classes = [("role_boundary IS NULL", "assignee IS NULL"),
-                   ("role_boundary IS NULL", "assignee = :agent")]
+        """The best ready task this agent may take: on SQLite, the common case in one
+        index seek, else one seek per eligibility class (store/queries.py `pick`)."""
+        params = {"agent": agent, "role": role, "project": project, "now": self.now}
+        names = PICK if self._writing else PEEK
+        found = self.db.execute(self.db.sql(names[project is not None, role is not None]), params).fetchone()
+        if found[1] == 0:
+            return found[0]
+        role_eq, assignee_eq = self.db.sql("role_eq"), self.db.sql("assignee_eq")
+        classes = [("role_boundary IS NULL", "assignee IS NULL"), ("role_boundary IS NULL", assignee_eq)]
         if role is not None:
-            classes += [("role_boundary = :role", "assignee IS NULL"),
-                        ("role_boundary = :role", "assignee = :agent")]
-        extra = " AND project = :project" if project is not None else ""
-        parts = [
-            f"""SELECT * FROM (SELECT id, priority, created_at FROM tasks INDEXED BY tasks_claim
-                 WHERE status = 'todo' AND kind = 'task' AND unmet_deps = 0 AND {r} AND {a}
-                   AND (not_before IS NULL OR not_before <= :now){extra}
-                 ORDER BY priority DESC, created_at, id LIMIT 1)"""
-            for r, a in classes
-        ]
-        sql = self._sql("pick", " UNION ALL ".join(parts) + " ORDER BY priority DESC, created_at, id LIMIT 1")
-        return self.db.scalar(sql, {"agent": agent, "role": role, "project": project, "now": self.now})
+            classes += [(role_eq, "assignee IS NULL"), (role_eq, assignee_eq)]
+        extra = self.db.sql("in_project") if project is not None else ""
+        part = self.db.sql("pick_class")
+        sql = (" UNION ALL ".join(part.format(f"{r} AND {a}", extra) for r, a in classes)
+               + " ORDER BY priority DESC, created_at, id LIMIT 1")
+        return self.db.scalar(sql, params)
 
     def _claim_row(self, task_id, agent, lease_ms, data=None):
         token = self._next_token()
         until = self.now + lease_ms
         row = self.db.row(
-            """UPDATE tasks SET status = 'in_progress', claimed_by = :agent, lease_until = :until,
-                      lease_token = :token, lease_ms = :lease_ms, reason = NULL,
-                      started_at = coalesce(started_at, :now), updated_at = :now
-                WHERE id = :id""" + self._returning(),
+            self.db.sql("claim_task") + self.db.sql("task_returning"),
             {"agent": agent, "until": until, "token": token, "lease_ms": lease_ms,
              "now": self.now, "id": task_id})
         self.db.execute(self.db.sql("add_holder"), (task_id, agent))
@@ -766,15 +707,11 @@ class Board:
         return dict(self._answer(row), lease_token=token)
 
     def _claim_probe(self, agent, role, project):
-        """_CLAIM_PROBE: (a lease has run out, the board has WIP limits, the pick or
+        """`claim_probe`: (a lease has run out, the board has WIP limits, the pick or
         _UNSETTLED); the team goes to the gate's cache."""
-        if self.db.backend == "sqlite":
-            found = self.db.execute(_CLAIM_PROBE_PICK[project is not None, role is not None],
-                                    {"agent": agent, "role": role, "project": project, "now": self.now}).fetchone()
-            picked = found[3] if found[4] == 0 else _UNSETTLED
-        else:
-            found = self.db.execute(_CLAIM_PROBE, {"now": self.now}).fetchone()
-            picked = _UNSETTLED
+        found = self.db.execute(self.db.sql(PROBE[project is not None, role is not None]),
+                                {"agent": agent, "role": role, "project": project, "now": self.now}).fetchone()
+        picked = found[3] if found[4] == 0 else _UNSETTLED
         self._team_cache = _loads(found[0]) if found[0] else None
         return found[1], found[2], picked
 
@@ -819,7 +756,7 @@ class Board:
     def has_work(self, agent, role=None, project=None):
         """A cheap read: would a claim find something (or an expired lease to reap)?"""
         def peek():
-            if self.db.scalar("SELECT 1 FROM tasks WHERE lease_until <= ? LIMIT 1", (self.now,)):
+            if self.db.scalar(self.db.sql("any_expired"), (self.now,)):
                 return True
             return self._pick_within_limits(agent, role, project) is not None
         return self._read(peek)
@@ -882,7 +819,7 @@ class Board:
         return self._write(apply)
 
     def _not_a_holder(self, task_id, agent):
-        if self.db.scalar("SELECT 1 FROM holders WHERE task_id = ? AND agent = ?", (task_id, agent)):
+        if self.db.scalar(self.db.sql("is_holder"), (task_id, agent)):
             raise KanbanError("forbidden", f"{agent} worked on {task_ref(task_id)} and may not review it",
                               task=task_ref(task_id), agent=agent)
 
@@ -1009,11 +946,7 @@ class Board:
             if task is not None:
                 self._exists(task)
             rows = self.db.rows(
-                """SELECT id, task_id, kind, actor, at, data FROM events
-                    WHERE id > :after AND (:task IS NULL OR task_id = :task)
-                      AND (:kind IS NULL OR kind = :kind)
-                      AND (expires_at IS NULL OR expires_at > :now)
-                    ORDER BY id LIMIT :limit""",
+                self.db.sql("events_after"),
                 {"after": after, "task": task, "kind": kind, "now": self.now, "limit": limit})
             events = [self._event_dict(r) for r in rows]
             cursor = str(rows[-1]["id"]) if rows else str(after)
@@ -1298,10 +1231,8 @@ class Board:
     # -- deps -----------------------------------------------------------------------
 
     def _dep_answer(self, task):
-        deps = [task_ref(r[0]) for r in self.db.execute(
-            "SELECT dep_id FROM deps WHERE task_id = ? ORDER BY dep_id", (task,))]
-        dependents = [task_ref(r[0]) for r in self.db.execute(
-            "SELECT task_id FROM deps WHERE dep_id = ? ORDER BY task_id", (task,))]
+        deps = [task_ref(r[0]) for r in self.db.execute(self.db.sql("deps_of_task"), (task,))]
+        dependents = [task_ref(r[0]) for r in self.db.execute(self.db.sql("dependents_of_task"), (task,))]
         return {"task": task_ref(task), "depends_on": deps, "dependents": dependents}
 
     def dep_add(self, task, deps, *, actor=None):
@@ -1334,7 +1265,7 @@ class Board:
             self._exists(task)
             self._gate("link", actor)
             for dep in deps:
-                self.db.execute("DELETE FROM deps WHERE task_id = ? AND dep_id = ?", (task, dep))
+                self.db.execute(self.db.sql("delete_dep"), (task, dep))
                 if not self.db.changes():
                     raise not_found(f"{task_ref(task)} does not depend on {task_ref(dep)}",
                                     task=task_ref(task), dep=task_ref(dep))
@@ -1363,14 +1294,9 @@ class Board:
             answer = self._dicts([row])[0]
             answer["comments"] = [
                 {"id": c["id"], "actor": c["actor"], "at": clock.iso(c["at"]), "body": c["body"]}
-                for c in self.db.rows("SELECT id, actor, at, body FROM comments WHERE task_id = ? ORDER BY id",
-                                      (task,))]
-            answer["runs"] = [self._run_dict(r) for r in self.db.rows(
-                "SELECT * FROM runs WHERE task_id = ? ORDER BY id", (task,))]
-            recent = self.db.rows(
-                """SELECT * FROM (SELECT id, task_id, kind, actor, at, data FROM events
-                    WHERE task_id = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY id DESC LIMIT ?) AS recent
-                   ORDER BY id""", (task, self.now, events))
+                for c in self.db.rows(self.db.sql("comments_of"), (task,))]
+            answer["runs"] = [self._run_dict(r) for r in self.db.rows(self.db.sql("runs_of"), (task,))]
+            recent = self.db.rows(self.db.sql("recent_events"), (task, self.now, events))
             answer["events"] = [self._event_dict(r) for r in recent]
             answer["waiting_on"] = self._waiting_on([row])[task]
             answer["claimable_by"] = {"role": row["role_boundary"], "assignee": row["assignee"]}
@@ -1434,26 +1360,25 @@ class Board:
             where.append(self.db.sql("status_in"))
             params["statuses"] = dumps(statuses)
         if project is not None:
-            where.append("t.project = :project")
+            where.append(self.db.sql("project_is"))
             params["project"] = _name(project, "project")
         if assignee is not None:
-            where.append("t.assignee = :assignee")
+            where.append(self.db.sql("assignee_is"))
             params["assignee"] = _name(assignee, "assignee")
         if claimed_by is not None:
-            where.append("t.claimed_by = :claimed_by")
+            where.append(self.db.sql("claimed_by_is"))
             params["claimed_by"] = claimed_by
         if kind is not None:
             if kind not in ("task", "goal"):
                 raise invalid(f"bad kind {kind!r}")
-            where.append("t.kind = :kind")
+            where.append(self.db.sql("kind_is"))
             params["kind"] = kind
         goal_id = parse_id(goal, "goal id") if goal is not None else None
         if goal_id is not None:
-            where.append("t.goal_id = :goal")
+            where.append(self.db.sql("goal_is"))
             params["goal"] = goal_id
         if ready:
-            where.append("t.status = 'todo' AND t.kind = 'task' AND t.unmet_deps = 0"
-                         " AND (t.not_before IS NULL OR t.not_before <= :now)")
+            where.append(self.db.sql("ready"))
         return where, params, goal_id
 
     def list(self, *, status=None, project=None, assignee=None, goal=None, ready=False, limit=None,
@@ -1504,8 +1429,7 @@ class Board:
     # -- editing --------------------------------------------------------------------
 
     def _add_comment(self, task, actor, message):
-        comment_id = self.db.scalar("INSERT INTO comments(task_id, actor, at, body) VALUES (?, ?, ?, ?)"
-                                    " RETURNING id", (task, actor, self.now, message))
+        comment_id = self.db.scalar(self.db.sql("insert_comment"), (task, actor, self.now, message))
         self._event(task, "commented", actor, {"comment": comment_id, "message": message})
         return {"id": comment_id, "task": task_ref(task), "actor": actor, "at": clock.iso(self.now),
                 "body": message}
@@ -1606,11 +1530,9 @@ class Board:
         def apply():
             row = self._row(task)
             self._check_lease(row, token, agent=agent)
-            run_id = self.db.scalar(
-                "INSERT INTO runs(task_id, agent, lease_token, started_at, heartbeat_at)"
-                " VALUES (?, ?, ?, ?, ?) RETURNING id", (task, agent, token, self.now, self.now))
+            run_id = self.db.scalar(self.db.sql("insert_run"), (task, agent, token, self.now, self.now))
             self._event(task, "run_started", agent, {"run": run_id})
-            return self._run_dict(self.db.row("SELECT * FROM runs WHERE id = ?", (run_id,)))
+            return self._run_dict(self.db.row(self.db.sql("run"), (run_id,)))
         return self._write(apply)
 
     def run_heartbeat(self, task, *, agent=None, token=None):
@@ -1631,12 +1553,11 @@ class Board:
         return self._write(apply)
 
     def _beat_runs(self, task):
-        self.db.execute("UPDATE runs SET heartbeat_at = ? WHERE task_id = ? AND ended_at IS NULL", (self.now, task))
+        self.db.execute(self.db.sql("beat_runs"), (self.now, task))
 
     def _close_runs(self, task, outcome, actor):
-        for (run_id,) in self.db.execute(
-                "SELECT id FROM runs WHERE task_id = ? AND ended_at IS NULL", (task,)).fetchall():
-            self.db.execute("UPDATE runs SET ended_at = ?, outcome = ? WHERE id = ?", (self.now, outcome, run_id))
+        for (run_id,) in self.db.execute(self.db.sql("open_runs"), (task,)).fetchall():
+            self.db.execute(self.db.sql("end_run"), (self.now, outcome, run_id))
             self._event(task, "run_completed", actor, {"run": run_id, "outcome": outcome})
 
     def stale_runs(self, stale_ms, *, actor=None):
@@ -1647,9 +1568,7 @@ class Board:
         def apply():
             self._writes(actor)
             out = []
-            for r in self.db.rows(
-                    "SELECT DISTINCT task_id FROM runs WHERE ended_at IS NULL AND heartbeat_at <= ?",
-                    (self.now - stale_ms,)):
+            for r in self.db.rows(self.db.sql("stale_runs"), (self.now - stale_ms,)):
                 task = r["task_id"]
                 row = self._row(task)
                 reason = f"run went stale: no heartbeat for {stale_ms // 1000}s"
@@ -1672,11 +1591,13 @@ class Board:
 
     def _wip_limits(self):
         """Every limit with its current count; [] (one cheap read) on a board without any.
-        Inside a write on a server board the limit rows are locked: claims under a limit
-        run one at a time."""
-        limits = self.db.rows(self._sql(
-            "wip_limits", "SELECT scope, status, role, project, agent, max_count, created_at, updated_at"
-            " FROM wip_limits ORDER BY scope"))
+        Inside a write the limit rows are locked (on Postgres): claims under a limit run
+        one at a time."""
+        if self._writing:
+            limits = self.db.rows(self.db.sql("wip_limits_for_update"))
+        else:
+            limits = self.db.rows("SELECT scope, status, role, project, agent, max_count, created_at, updated_at"
+                                  " FROM wip_limits ORDER BY scope")
         if not limits:
             return limits
         for limit in limits:
@@ -1684,13 +1605,12 @@ class Board:
             limit["count"] = self.db.scalar(f"SELECT count(*) FROM tasks WHERE {where}", params)
         return limits
 
-    @staticmethod
-    def _limit_scope(limit):
+    def _limit_scope(self, limit):
         """The WHERE clause that counts the tasks a limit holds."""
-        where = ["status = :status", "kind = 'task'"]
-        for column, key in (("role_boundary", "role"), ("project", "project"), ("claimed_by", "agent")):
+        where = [self.db.sql("scope_status"), "kind = 'task'"]
+        for key in ("role", "project", "agent"):
             if limit[key] is not None:
-                where.append(f"{column} = :{key}")
+                where.append(self.db.sql("scope_" + key))
         return " AND ".join(where), {key: limit[key] for key in ("status", "role", "project", "agent")}
 
     @staticmethod
@@ -1729,17 +1649,14 @@ class Board:
         where = []
         for number, limit in enumerate(full):
             terms = []
-            for column, key in (("role_boundary", "role"), ("project", "project")):
+            for key in ("role", "project"):
                 if limit[key] is not None:
-                    terms.append(f"coalesce({column}, '') = :{key}{number}")
+                    terms.append(self.db.sql(f"not_{key}_n").format(number))
                     params[f"{key}{number}"] = limit[key]
             where.append(f" AND NOT ({' AND '.join(terms)})")
-        sql = ("SELECT id FROM tasks WHERE status = 'todo' AND kind = 'task' AND unmet_deps = 0"
-               " AND (role_boundary IS NULL OR role_boundary = :role) AND (assignee IS NULL OR assignee = :agent)"
-               " AND (not_before IS NULL OR not_before <= :now)"
-               + (" AND project = :project" if project is not None else "") + "".join(where)
-               + " ORDER BY priority DESC, created_at, id LIMIT 1")
-        return self.db.scalar(self._sql("skip_locked", sql), params)
+        sql = (self.db.sql("pick_limited") + (self.db.sql("in_project") if project is not None else "")
+               + "".join(where) + self.db.sql("pick_order" if self._writing else "peek_order"))
+        return self.db.scalar(sql, params)
 
     @staticmethod
     def _limit_key(status, role, project, agent):
@@ -1755,9 +1672,7 @@ class Board:
 
         def apply():
             self.db.execute(
-                "INSERT INTO wip_limits(scope, status, role, project, agent, max_count, created_at, updated_at)"
-                " VALUES (:scope, :status, :role, :project, :agent, :max, :now, :now)"
-                " ON CONFLICT(scope) DO UPDATE SET max_count = excluded.max_count, updated_at = excluded.updated_at",
+                self.db.sql("set_limit"),
                 {"scope": scope, "status": status, "role": role, "project": project, "agent": agent,
                  "max": count, "now": self.now})
             return next(self._limit_dict(limit) for limit in self._wip_limits() if limit["scope"] == scope)
@@ -1771,7 +1686,7 @@ class Board:
             found = [limit for limit in self._wip_limits() if limit["scope"] == scope]
             if not found:
                 raise not_found(f"no WIP limit on {_scope_text(status, role, project, agent)}")
-            self.db.execute("DELETE FROM wip_limits WHERE scope = ?", (scope,))
+            self.db.execute(self.db.sql("delete_limit"), (scope,))
             return self._limit_dict(found[0])
         return self._write(apply)
 
@@ -1798,11 +1713,10 @@ class Board:
         holds, is assigned or ever held the task."""
         where, params, goal_id = self._filters(project=project, goal=goal, kind="task")
         if role is not None:
-            where.append("t.role_boundary = :role")
+            where.append(self.db.sql("role_is"))
             params["role"] = _name(role, "role")
         if agent is not None:
-            where.append("(t.claimed_by = :agent OR t.assignee = :agent OR EXISTS"
-                         " (SELECT 1 FROM holders h WHERE h.task_id = t.id AND h.agent = :agent))")
+            where.append(self.db.sql("touched_by"))
             params["agent"] = _name(agent, "agent")
         return where, params
 
@@ -1822,7 +1736,7 @@ class Board:
     def recent(self, status, *, project=None, goal=None, role=None, agent=None, limit=30):
         """The tasks of one status on a filtered board, the latest moved first, with details."""
         where, params = self._column_where(project, goal, role, agent)
-        where.append("t.status = :status")
+        where.append(self.db.sql("status_is"))
         params["status"] = status
 
         def fetch():
@@ -1865,16 +1779,11 @@ class Board:
                 if kind == "task":
                     counts[status] += count
                 kinds[kind] += count
-            ready = self.db.scalar(
-                "SELECT count(*) FROM tasks WHERE status = 'todo' AND kind = 'task' AND unmet_deps = 0"
-                " AND (not_before IS NULL OR not_before <= ?)", (self.now,))
-            expired = self.db.scalar(
-                "SELECT count(*) FROM tasks WHERE lease_until IS NOT NULL AND lease_until <= ?", (self.now,))
+            ready = self.db.scalar(self.db.sql("count_ready"), (self.now,))
+            expired = self.db.scalar(self.db.sql("count_expired"), (self.now,))
             throughput = {}
             for label, span in (("1h", 3600), ("24h", 86400), ("7d", 7 * 86400)):
-                throughput[label] = self.db.scalar(
-                    "SELECT count(*) FROM tasks WHERE finished_at > ? AND status = 'done' AND kind = 'task'",
-                    (self.now - span * 1000,))
+                throughput[label] = self.db.scalar(self.db.sql("count_done_since"), (self.now - span * 1000,))
             recent = self.db.rows(
                 """SELECT finished_at - started_at AS cycle, finished_at - created_at AS lead FROM tasks
                     WHERE finished_at IS NOT NULL AND status = 'done' AND kind = 'task'
@@ -1904,10 +1813,7 @@ class Board:
         cut_ms = clock.parse_duration(before, "--before")
 
         def apply():
-            # a note logged with --ttl never has no expiry, and no cut drops it
-            self.db.execute("DELETE FROM events WHERE kind = 'progress' AND expires_at IS NOT NULL"
-                            " AND (expires_at <= :now OR at < :cut)",
-                            {"now": self.now, "cut": self.now - cut_ms})
+            self.db.execute(self.db.sql("prune_progress"), {"now": self.now, "cut": self.now - cut_ms})
             return self.db.changes()
         pruned = self._write(apply)
         freed = self.db.vacuum() if vacuum else 0
@@ -1928,7 +1834,7 @@ class Board:
                                      " AND (claimed_by IS NULL OR lease_until IS NULL)")
             if orphans:
                 findings.append({"level": "error", "message": f"{orphans} task(s) in progress without a lease"})
-            expired = self.db.scalar("SELECT count(*) FROM tasks WHERE lease_until <= ?", (self.now,))
+            expired = self.db.scalar(self.db.sql("count_expired"), (self.now,))
             if expired:
                 findings.append({"level": "warning",
                                  "message": f"{expired} expired lease(s): the next claim or 'kanban lease reap' "
@@ -2001,9 +1907,9 @@ class Board:
             # the next id from the table itself, so a board loaded by `kanban import` goes on from its rows
             token_id = self.db.scalar("SELECT coalesce(max(id), 0) + 1 FROM access_tokens")
             self.db.execute(
-                "INSERT INTO access_tokens(id, agent, hash, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+                self.db.sql("insert_access_token"),
                 (token_id, agent, hashlib.sha256(secret.encode("ascii")).hexdigest(), self.now, str(actor)))
-            row = self.db.rows("SELECT * FROM access_tokens WHERE id = ?", (token_id,))[0]
+            row = self.db.rows(self.db.sql("access_token"), (token_id,))[0]
             return dict(self._token_dict(row), token=f"{self.TOKEN_PREFIX}{token_id}_{secret}")
         return self._write(apply)
 
@@ -2021,12 +1927,12 @@ class Board:
 
         def apply():
             self._token_gate(actor)
-            rows = self.db.rows("SELECT * FROM access_tokens WHERE id = ?", (token_id,))
+            rows = self.db.rows(self.db.sql("access_token"), (token_id,))
             if not rows:
                 raise not_found(f"no access token {token_id} (see 'kanban mcp token list')", token=token_id)
             if rows[0]["revoked_at"] is None:
-                self.db.execute("UPDATE access_tokens SET revoked_at = ? WHERE id = ?", (self.now, token_id))
-            return self._token_dict(self.db.rows("SELECT * FROM access_tokens WHERE id = ?", (token_id,))[0])
+                self.db.execute(self.db.sql("revoke_access_token"), (self.now, token_id))
+            return self._token_dict(self.db.rows(self.db.sql("access_token"), (token_id,))[0])
         return self._write(apply)
 
     def token_check(self, token):
@@ -2040,8 +1946,7 @@ class Board:
         given = hashlib.sha256(secret.encode("utf-8", "replace")).hexdigest()
         row = None
         if number.isascii() and number.isdigit() and len(number) < 19 and secret:
-            found = self._read(lambda: self.db.rows(
-                "SELECT agent, hash, revoked_at FROM access_tokens WHERE id = ?", (int(number),)))
+            found = self._read(lambda: self.db.rows(self.db.sql("access_token_hash"), (int(number),)))
             row = found[0] if found else None
         stored = row["hash"] if row is not None else "0" * 64
         matches = hmac.compare_digest(given, stored)  # constant time, whatever matched before

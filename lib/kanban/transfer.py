@@ -30,9 +30,9 @@ def _line(record):
 
 def _rows(db, table, columns):
     names = ", ".join(columns)
-    if table == "meta":
-        marks = ", ".join("?" * len(INTERNAL_META))
-        return db.rows(f"SELECT {names} FROM meta WHERE key NOT IN ({marks})", INTERNAL_META)
+    if table == "meta":  # the backend's own keys, written as literals: the text reads alike on both
+        internal = ", ".join(f"'{key}'" for key in INTERNAL_META)
+        return db.rows(f"SELECT {names} FROM meta WHERE key NOT IN ({internal})")
     return db.rows(f"SELECT {names} FROM {table}")
 
 
@@ -128,10 +128,11 @@ def load(db, schema_version, tables, counters):
         raise conflict("the board is not empty: import into a new board ("
                        + ", ".join(f"{n} {t}" for t, n in sorted(held.items()) if n) + ")")
     order = [t for t in FIRST if t in tables] + sorted(t for t in tables if t not in FIRST)
+    mark = db.sql("param")
     for table in order:
         for row in tables[table]:
             columns = list(row)
-            db.execute(f"INSERT INTO {table}({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            db.execute(f"INSERT INTO {table}({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})",
                        [row[c] for c in columns])
     try:
         db.set_counters(counters)

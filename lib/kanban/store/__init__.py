@@ -137,8 +137,9 @@ def busy_timeout_ms():
 class Store(ABC):
     """One open board, on either backend.
 
-    Statements use SQLite's placeholders (`?` and `:name`).  `read` and `write` run a
-    function inside one transaction: a snapshot to read, or a write that commits
+    Statements run as they are given, in the backend's own dialect: a statement with
+    parameters comes from `sql(name)` (store/queries.py); nothing is rewritten.  `read`
+    and `write` run a function inside one transaction: a snapshot to read, or a write that commits
     whole or not at all, retried while the board is busy (so the function must only
     touch the database).  Everything else is asked inside one of them, except
     `wait`, `backup`, `describe`, `vacuum` and `close`.
@@ -172,9 +173,9 @@ class Store(ABC):
         """How many rows the last INSERT, UPDATE or DELETE changed."""
 
     @abstractmethod
-    def sql(self, name, sqlite_sql=None):
-        """Statement `name` as this backend runs it: from store/queries.py, where both
-        dialects are written out; otherwise `sqlite_sql`, or the backend's override."""
+    def sql(self, name):
+        """Statement (or fragment) `name` in this backend's dialect, as it runs: from
+        store/queries.py, where both dialects are written out side by side."""
 
     @abstractmethod
     def tables(self):

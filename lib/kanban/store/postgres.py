@@ -1,9 +1,10 @@
 """The PostgreSQL backend: KANBAN_DB=postgresql://... runs every verb on a server.
 
-PgStore implements the storage interface (store.Store) on a server, so board.py
-stays one body of SQL, written for SQLite.  A small translator turns that SQL into PostgreSQL's (placeholders,
-json_each, INSERT OR IGNORE/REPLACE, IS NOT, sum(bool), FTS5 MATCH, PRAGMAs).  Where
-the SQL must differ, board.py asks `db.sql(name, sqlite_sql)` and gets OVERRIDES[name].
+PgStore implements the storage interface (store.Store) on a server.  It runs every
+statement as it is given: board.py's statements with parameters, and those whose text
+differs from SQLite's, are written out in PostgreSQL's dialect in store/queries.py
+(psycopg's %s/%(name)s placeholders, FOR UPDATE where a write locks what it reads),
+side by side with SQLite's, and asked for by name (PgStore.sql).
 
 Concurrency.  SQLite runs one writer at a time; here writes run concurrently at READ
 COMMITTED, so the order of things is kept by locks instead:
@@ -27,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..errors import KanbanError
 from ..extras import require
 from . import SCHEMA_VERSION, Store, busy_timeout_ms, helper
-from .queries import FRAGMENTS, QUERIES, Native
+from .queries import POSTGRES
 
 psycopg = None  # the driver, imported when a call connects directly (see "the wire" below)
 
@@ -305,225 +306,6 @@ DERIVED = {"tasks": ("fts_title", "fts_body")}
 # kanban never waits inside a transaction: a session idle in one this long is stuck
 IDLE_IN_TRANSACTION_MS = 60_000
 
-# The queries whose text must differ, by the name board.py asks for (Board._sql).
-# They are written with SQLite's placeholders; the translator converts them.
-OVERRIDES = {
-    # the best ready task this agent may take, in claim order, skipping rows that other
-    # claimers hold (the lock clause is added inside a write transaction only)
-    "pick": """SELECT id FROM tasks
-                WHERE status = 'todo' AND kind = 'task' AND unmet_deps = 0
-                  AND (role_boundary IS NULL OR role_boundary = :role)
-                  AND (assignee IS NULL OR assignee = :agent)
-                  AND (not_before IS NULL OR not_before <= :now)
-                  AND (CAST(:project AS TEXT) IS NULL OR project = :project)
-                ORDER BY priority DESC, created_at, id LIMIT 1""",
-}
-# a claim under WIP limits locks the limit rows first: claims under a limit go one at a
-# time, so the count each one reads already holds the claim committed before it
-LOCKING = {"pick": " FOR UPDATE SKIP LOCKED", "skip_locked": " FOR UPDATE SKIP LOCKED", "wip_limits": " FOR UPDATE"}
-
-PRAGMAS = {
-    "integrity_check": "SELECT 'ok'",
-    "user_version": "SELECT value::bigint FROM meta WHERE key = 'schema_version'",
-    "journal_mode": "SELECT 'postgresql'",
-    "page_count": """SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
-                            / current_setting('block_size')::bigint
-                       FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace
-                        AND c.relkind = 'r'""",
-    "freelist_count": "SELECT 0",
-    "incremental_vacuum": "VACUUM events",
-}
-
-# -- the translator ----------------------------------------------------------------
-
-_LITERAL = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
-_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
-_JSON_EACH = re.compile(r"([\w.]+) IN \(SELECT value FROM json_each\(([^()]+)\)\)", re.I)
-_JSON_EXTRACT = re.compile(r"json_extract\(([\w.]+),\s*'\$\.(\w+)'\)(\s*=\s*(\?|:\w+))?", re.I)
-_IS_NOT = re.compile(r"\bIS NOT (?!NULL\b|DISTINCT\b|TRUE\b|FALSE\b)", re.I)
-_IS = re.compile(r"\bIS (?!NOT\b|NULL\b|DISTINCT\b|TRUE\b|FALSE\b)", re.I)
-_FTS = re.compile(r"JOIN tasks_fts (\w+) ON \1\.rowid = (\w+)\.id WHERE tasks_fts MATCH (\?|:\w+)", re.I)
-_OR_IGNORE = re.compile(r"^\s*INSERT OR IGNORE INTO", re.I)
-_OR_REPLACE = re.compile(r"^\s*INSERT OR REPLACE INTO\s+(\w+)\s*\(([^)]*)\)", re.I)
-_PRAGMA = re.compile(r"^\s*PRAGMA\s+(\w+)\s*;?\s*$", re.I)
-_ONE_TASK = re.compile(r"^\s*SELECT\b(?P<cols>(?:(?!\bFROM\b).)*)\bFROM\s+tasks(?:\s+(?:AS\s+)?\w+)?"
-                       r"\s+WHERE\s+(?:\w+\.)?id\s*=\s*(?:\?|:\w+)\s*$", re.I | re.S)
-_AGGREGATE = re.compile(r"\b(count|sum|min|max|avg|total|group_concat)\s*\(|\bDISTINCT\b", re.I)
-_QUERY = re.compile(r"\s*(SELECT|WITH|VALUES|PRAGMA)\b", re.I)
-_BOOLEAN = re.compile(r"\bIN\b|[=<>]|\bIS\b|\bNOT\b|\bLIKE\b|\bAND\b|\bOR\b", re.I)
-
-
-def _closing(text, start):
-    """The index of the parenthesis closing the one at text[start]."""
-    depth = 0
-    for index in range(start, len(text)):
-        if text[index] == "(":
-            depth += 1
-        elif text[index] == ")":
-            depth -= 1
-            if depth == 0:
-                return index
-    raise ValueError("unbalanced parentheses")
-
-
-def _split_args(inner):
-    args, depth, last = [], 0, 0
-    for index, ch in enumerate(inner):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            args.append(inner[last:index])
-            last = index + 1
-    args.append(inner[last:])
-    return args
-
-
-def _functions(sql):
-    """sum(bool) -> sum((bool)::int); scalar max(a, b)/min -> greatest/least."""
-    out, pos = [], 0
-    for match in re.finditer(r"\b(sum|max|min)\s*\(", sql, re.I):
-        if match.start() < pos:
-            continue
-        open_at = match.end() - 1
-        close_at = _closing(sql, open_at)
-        inner = _functions(sql[open_at + 1:close_at])
-        name = match.group(1).lower()
-        args = _split_args(inner)
-        if name == "sum" and _BOOLEAN.search(inner):
-            call = f"sum(({inner})::integer)"
-        elif name in ("max", "min") and len(args) > 1:
-            call = f"{'greatest' if name == 'max' else 'least'}({inner})"
-        else:
-            call = f"{match.group(1)}({inner})"
-        out.append(sql[pos:match.start()] + call)
-        pos = close_at + 1
-    out.append(sql[pos:])
-    return "".join(out)
-
-
-def _alias_subqueries(sql):
-    """PostgreSQL before 16 needs an alias on every subquery in FROM."""
-    out, pos, count = [], 0, 0
-    for match in re.finditer(r"\bFROM\s*\(", sql, re.I):
-        if match.start() < pos:
-            continue
-        close_at = _closing(sql, match.end() - 1)
-        rest = sql[close_at + 1:]
-        out.append(sql[pos:close_at + 1])
-        pos = close_at + 1
-        if not re.match(r"\s*(AS\s+)?(?!(WHERE|ORDER|GROUP|LIMIT|UNION|JOIN|ON|HAVING|CROSS|LEFT|INNER)\b)[A-Za-z_]\w*",
-                        rest, re.I):
-            count += 1
-            out.append(f" AS _sub{count}")
-    out.append(sql[pos:])
-    return "".join(out)
-
-
-def _rewrite(sql):
-    """SQLite's constructs -> PostgreSQL's, on text outside string literals."""
-    pragma = _PRAGMA.match(sql)
-    if pragma:
-        name = pragma.group(1).lower()
-        if name not in PRAGMAS:
-            raise KanbanError("internal", f"PRAGMA {name} has no PostgreSQL equivalent")
-        return PRAGMAS[name]
-    suffix = ""
-    if _OR_IGNORE.match(sql):
-        sql = _OR_IGNORE.sub("INSERT INTO", sql, count=1)
-        suffix = " ON CONFLICT DO NOTHING"
-    replace = _OR_REPLACE.match(sql)
-    if replace:
-        columns = [c.strip() for c in replace.group(2).split(",")]
-        sql = re.sub(r"^\s*INSERT OR REPLACE INTO", "INSERT INTO", sql, count=1, flags=re.I)
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[1:])
-        suffix = f" ON CONFLICT ({columns[0]}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING")
-    if suffix:
-        sql = sql.rstrip().rstrip(";")
-        returning = re.search(r"\sRETURNING\s", sql, re.I)
-        if returning:
-            sql = sql[:returning.start()] + suffix + sql[returning.start():]
-        else:
-            sql += suffix
-    sql = _FTS.sub(r"JOIN kanban_search(\3) \1 ON \1.id = \2.id WHERE TRUE", sql)
-    sql = _JSON_EACH.sub(
-        lambda m: f"{m.group(1)} IN (SELECT value{'::bigint' if re.search(r'(^|[._])id$', m.group(1)) else ''}"
-                  f" FROM json_array_elements_text(({m.group(2)})::json) AS _j(value))", sql)
-    sql = _IS_NOT.sub("IS DISTINCT FROM ", sql)
-    sql = _IS.sub("IS NOT DISTINCT FROM ", sql)
-    sql = re.sub(r"\s+(INDEXED BY\s+\w+|NOT INDEXED)\b", "", sql, flags=re.I)  # SQLite's planner hints
-    sql = re.sub(r"\bifnull\s*\(", "coalesce(", sql, flags=re.I)
-    sql = re.sub(r"(?<!I)\bLIKE\b", "ILIKE", sql)  # SQLite's LIKE ignores ASCII case
-    sql = re.sub(r"\bLIMIT\s+-1\b", "LIMIT ALL", sql, flags=re.I)
-    sql = _functions(sql)
-    return _alias_subqueries(sql)
-
-
-def _placeholders(sql):
-    """?, :name -> %s, %(name)s (and % -> %%); outside literals.  (text, has params)"""
-    parts, pos, found = [], 0, False
-
-    def code(segment):
-        nonlocal found
-        segment = segment.replace("%", "%%")
-        if "?" in segment or _NAMED.search(segment):
-            found = True
-        return _NAMED.sub(r"%(\1)s", segment.replace("?", "%s"))
-
-    for literal in _LITERAL.finditer(sql):
-        parts.append(code(sql[pos:literal.start()]))
-        parts.append(literal.group(0).replace("%", "%%"))
-        pos = literal.end()
-    parts.append(code(sql[pos:]))
-    text = "".join(parts)
-    if not found:
-        return sql, False
-    return text, True
-
-
-_CACHE = {}
-
-
-def translate(sql, writing=False):
-    """SQLite SQL -> (PostgreSQL SQL, takes parameters, changes rows); cached."""
-    key = (sql, writing)
-    hit = _CACHE.get(key)
-    if hit is None:
-        # json_extract(col, '$.key') reads its path from a literal: rewritten before masking
-        masked, literals = _mask(_JSON_EXTRACT.sub(
-            lambda m: f"({m.group(1)}::jsonb ->> '{m.group(2)}')"
-                      + (f" = CAST({m.group(4)} AS TEXT)" if m.group(3) else ""), sql))
-        text = _unmask(_rewrite(masked), literals)
-        if writing and _reads_task_status(sql):
-            text = text.rstrip().rstrip(";") + " FOR UPDATE"
-        text, takes_params = _placeholders(text)
-        # SQLite's changes() counts the rows of the last INSERT, UPDATE or DELETE only
-        hit = _CACHE[key] = (text, takes_params, not _QUERY.match(sql))
-    return hit
-
-
-def _mask(sql):
-    """Replace string literals by markers, so rewrites never look inside them."""
-    literals = []
-
-    def keep(match):
-        literals.append(match.group(0))
-        return f"'\x00{len(literals) - 1}\x00'"
-    return _LITERAL.sub(keep, sql), literals
-
-
-def _unmask(sql, literals):
-    return re.sub(r"'\x00(\d+)\x00'", lambda m: literals[int(m.group(1))], sql)
-
-
-def _reads_task_status(sql):
-    """One task's row by id, reading its status: the write's check-then-act locks it."""
-    match = _ONE_TASK.match(sql)
-    return bool(match and re.search(r"\bstatus\b", match.group("cols"))
-                and not _AGGREGATE.search(match.group("cols")))
-
-
 # -- the wire: psycopg -----------------------------------------------------------------
 #
 # psycopg 3 speaks to the server.  It is not light: `import psycopg` costs ~100 ms, so a
@@ -531,8 +313,8 @@ def _reads_task_status(sql):
 # libpq through ctypes; ~20 ms on SQLite).  Only server boards pay it: this module, and
 # psycopg with it, is imported for a postgresql:// URL only (store.open_store).  Parameters
 # are bound on the client (ClientCursor), which also gives them SQLite's loose typing:
-# `:task IS NULL OR task_id = :task` works whatever :task holds.  The connection stays in
-# autocommit mode; PgDatabase says BEGIN/COMMIT/ROLLBACK itself.
+# `%(task)s IS NULL OR task_id = %(task)s` works whatever task holds.  The connection stays in
+# autocommit mode; PgStore says BEGIN/COMMIT/ROLLBACK itself.
 
 # A failure reported by the server or the connection (directly, or through the helper);
 # its sqlstate is None for the latter.  psycopg.Error joins when the driver is imported.
@@ -830,16 +612,8 @@ class PgStore(Store):
 
     # -- statements ------------------------------------------------------------------
 
-    def sql(self, name, sqlite_sql=None):
-        found = QUERIES.get(name)
-        if found:
-            return Native(found["postgres"])
-        if name in FRAGMENTS:
-            return FRAGMENTS[name]["postgres"]
-        text = OVERRIDES.get(name, sqlite_sql)
-        if self._writing and name in LOCKING:
-            text = text.rstrip() + LOCKING[name]
-        return text
+    def sql(self, name):
+        return POSTGRES[name]
 
     def tables(self):
         found = {}
@@ -866,15 +640,11 @@ class PgStore(Store):
                 raise KanbanError("invalid", f"this board has no counter {name!r}")
 
     def _run(self, sql, params=()):
-        if isinstance(sql, Native):  # written for PostgreSQL (store/queries.py): run as it is
-            result = self.conn.execute(sql, params or None)
-            if not _QUERY.match(sql):  # changes() counts INSERT, UPDATE and DELETE only
-                self._rowcount = result.rowcount
-            return result
-        text, takes_params, changes = translate(sql, self._writing)
-        result = self.conn.execute(text, params if takes_params else None)
-        if changes:
-            self._rowcount = result.rowcount
+        """Run `sql` as written.  Parameters are bound on the client (see "the wire"): a
+        statement given none is sent as it is, its % signs included."""
+        result = self.conn.execute(sql, params or None)
+        if sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            self._rowcount = result.rowcount  # changes(): as SQLite counts, these statements only
         return result
 
     def rows(self, sql, params=()):

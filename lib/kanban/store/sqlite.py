@@ -16,7 +16,7 @@ import apsw
 
 from ..errors import KanbanError, invalid
 from . import SCHEMA_VERSION, Store, busy_timeout_ms
-from .queries import FRAGMENTS, QUERIES, Native
+from .queries import SQLITE
 
 # The board's own mark in the file header (PRAGMA application_id): "Kanb".  A file
 # without it is a board only if it is an older board, known by its tables.
@@ -496,11 +496,8 @@ class SqliteStore(Store):
     def changes(self):
         return self.conn.changes()
 
-    def sql(self, name, sqlite_sql=None):
-        found = QUERIES.get(name)
-        if found:
-            return Native(found["sqlite"])
-        return FRAGMENTS[name]["sqlite"] if name in FRAGMENTS else sqlite_sql
+    def sql(self, name):
+        return SQLITE[name]
 
     def tables(self):
         found = self.rows("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
