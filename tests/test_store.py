@@ -388,3 +388,31 @@ def test_the_postgres_store_runs_sqlite_text_as_it_is(schemas):
         assert db.read(lambda: db.scalar(db.sql("task_exists"), (1,))) is None
     finally:
         db.close()
+
+
+@needs_pg
+def test_a_postgres_integrity_check_checks_every_index_with_amcheck(schemas):
+    """With the amcheck extension in the database, doctor's integrity runs bt_index_check
+    on every B-tree index of the board (counted by the server's function statistics)."""
+    from kanban.store.postgres import open_board
+
+    schema = schemas()
+    url = with_path(schema) + "%20-ctrack_functions%3Dall"
+    db = open_board(url, create=True)
+    try:
+        pg_sql(f"CREATE EXTENSION IF NOT EXISTS amcheck SCHEMA {schema}")
+        indexes = db.read(lambda: db.scalar(
+            "SELECT count(*) FROM pg_class c JOIN pg_am a ON a.oid = c.relam"
+            " WHERE c.relnamespace = current_schema()::regnamespace AND a.amname = 'btree'"))
+
+        def check():
+            return db.integrity(), db.rows("SELECT funcname, calls FROM pg_stat_xact_user_functions")
+        integrity, calls = db.read(check)
+        assert integrity == ["ok"]
+        assert indexes > 10 and {"funcname": "bt_index_check", "calls": indexes} in calls, calls
+        # a counter behind its table's ids is named
+        db.write(lambda: db.execute("UPDATE counters SET value = -1 WHERE name = 'events'"))
+        db.write(lambda: db.execute("INSERT INTO events(id, kind, at) VALUES (1, 'created', 0)"))
+        assert db.read(db.integrity) == ["the id counter of events is behind its ids"]
+    finally:
+        db.close()

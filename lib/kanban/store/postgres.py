@@ -860,9 +860,14 @@ class PgStore(Store):
         return []
 
     def integrity(self):
-        """What the server does not check for kanban: every id counter ahead of its table's
-        ids (a counter behind would hand out an id twice); the lease-token sequence ahead
-        of every token issued.  The server checks its own pages."""
+        """The board's own consistency, as the server can check it:
+        - every id counter ahead of its table's ids (a counter behind would hand out an id
+          twice), and the lease-token sequence ahead of every token issued;
+        - with the amcheck extension installed in the database (CREATE EXTENSION amcheck),
+          every B-tree index of the board's schema against its table: bt_index_check with
+          heapallindexed, so an index that misses a row or holds a broken page is named.
+        Without amcheck the server still checks each page it reads (and its checksum, on a
+        cluster made with data checksums)."""
         problems = []
         try:
             for table in ("tasks", "events", "comments", "runs"):
@@ -876,9 +881,36 @@ class PgStore(Store):
                           < (SELECT coalesce(max(lease_token), 0) FROM tasks)""").fetchone()[0]
             if behind:
                 problems.append("the lease token sequence is behind the tokens issued")
+            problems += self._check_indexes()
         except PgError as exc:
             raise _pg_error(exc, self.path) from None
         return problems or ["ok"]
+
+    def _check_indexes(self):
+        """amcheck's bt_index_check of each B-tree index of the board, when the database
+        has the extension: a problem line per index it finds broken."""
+        found = self.conn.execute(
+            """SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+                WHERE e.extname = 'amcheck'""").fetchone()
+        if found is None:
+            return []
+        indexes = self.conn.execute(
+            """SELECT c.oid, c.relname FROM pg_class c JOIN pg_am a ON a.oid = c.relam
+                WHERE c.relnamespace = %s::regnamespace AND c.relkind = 'i' AND a.amname = 'btree'
+                ORDER BY c.relname""", (_quote(self.schema),)).fetchall()
+        problems = []
+        for oid, name in indexes:
+            # a savepoint each: a broken index fails its statement, not the whole check
+            self.conn.execute("SAVEPOINT kanban_amcheck")
+            try:
+                self.conn.execute(f"SELECT {_quote(found[0])}.bt_index_check(%s::oid::regclass, true)", (oid,))
+                self.conn.execute("RELEASE SAVEPOINT kanban_amcheck")
+            except PgError as exc:
+                if _lost(exc, self.conn):
+                    raise
+                self.conn.execute("ROLLBACK TO SAVEPOINT kanban_amcheck")
+                problems.append(f"index {name}: {scrub(str(exc).strip(), self.path)}")
+        return problems
 
     def vacuum(self):
         """VACUUM the event log (outside any transaction); the server reuses what it
