@@ -44,7 +44,8 @@ reconnect or fail with `db_error` ("cannot reach"), which a worker counts as an
 outcome unknown to it, and a lease held by a lost client comes back by expiry;
 a `kanban work` or `review` loop must ride it out (one that stops is a crash).  The restarts come at even intervals of
 --minutes, or (one round) as even fractions of the tasks are finished.  The cluster is
-removed on every way out, a killed soak included.
+removed on every way out, a killed soak included; when an invariant is violated, the
+board is kept first, as `kanban export` writes it (board.jsonl in the soak's folder).
 
 Prints the figures (tasks, kills, restarts, violations, duration); --json adds the
 report as one JSON line at the end.  Exit status 1 when any invariant is violated.
@@ -927,6 +928,10 @@ def main(argv=None):
         chaos = Chaos(args, cluster)
         try:
             report = chaos.run()
+            if cluster and report["violations"]:  # the cluster goes: keep the board as a file
+                with open(os.path.join(chaos.folder, "board.jsonl"), "w") as out:
+                    subprocess.run([KANBAN, "export"], stdout=out, env=dict(chaos.env, KANBAN_PG_HELPER="0"))
+                report["board"] = os.path.join(chaos.folder, "board.jsonl")
         finally:
             if chaos.schema:
                 chaos.stop_helper()
