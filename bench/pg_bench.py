@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import time
 import uuid
 
@@ -214,21 +215,57 @@ def _fleet_run(mode, backend, agents, cfg, folder, server, kanban):
     }
 
 
+PG_BACKENDS = ("pg_direct", "pg_pgbouncer")
+
+
 def crossover(runs, counts):
-    """The smallest agent count at which Postgres (direct or pooled) claims faster than
-    the SQLite file, for each mode; None when it never does."""
+    """For each mode and each Postgres backend (direct, through PgBouncer): the smallest
+    agent count at which it claims faster than the SQLite file in the same run; None
+    when it never does (or did not run)."""
     found = {}
     for mode, backends in runs.items():
-        found[mode] = None
-        for agents in counts:
-            key = str(agents)
-            lite = (backends.get("sqlite", {}).get(key) or {}).get("claims_per_s") or 0
-            best = max(((backends.get(b, {}).get(key) or {}).get("claims_per_s") or 0)
-                       for b in ("pg_direct", "pg_pgbouncer"))
-            if lite and best > lite:
-                found[mode] = agents
-                break
+        found[mode] = {}
+        for backend in PG_BACKENDS:
+            found[mode][backend] = None
+            for agents in counts:
+                key = str(agents)
+                lite = (backends.get("sqlite", {}).get(key) or {}).get("claims_per_s") or 0
+                pg = (backends.get(backend, {}).get(key) or {}).get("claims_per_s") or 0
+                if lite and pg > lite:
+                    found[mode][backend] = agents
+                    break
     return found
+
+
+def _faster(runs, backend, counts):
+    """The agent counts at which `backend` claimed faster than the SQLite file."""
+    out = []
+    for agents in counts:
+        key = str(agents)
+        lite = (runs.get("sqlite", {}).get(key) or {}).get("claims_per_s") or 0
+        pg = (runs.get(backend, {}).get(key) or {}).get("claims_per_s") or 0
+        if lite and pg > lite:
+            out.append(agents)
+    return out
+
+
+def crossover_words(section):
+    """The crossover as a sentence per mode: {mode: "Postgres direct first at 8 agents
+    (faster at 8, 32 of 8, 32, 128, 512); ..."}."""
+    counts = section["agents"]
+    out = {}
+    for mode, by_backend in section["crossover"].items():
+        parts = []
+        for backend in PG_BACKENDS:
+            if backend in section["skipped"]:
+                continue
+            at = by_backend.get(backend)
+            wins = _faster(section["runs"][mode], backend, counts)
+            parts.append(f"{FLEET_LABELS[backend]} first at {at} agents (faster at "
+                         f"{', '.join(map(str, wins))} of {', '.join(map(str, counts))})" if at else
+                         f"{FLEET_LABELS[backend]} at no count up to {counts[-1]} agents")
+        out[mode] = "; ".join(parts) or "no Postgres run"
+    return out
 
 
 def section_fleet(cfg, work, kanban):
@@ -279,7 +316,7 @@ def section_fleet(cfg, work, kanban):
                 max_connections = int(conn.execute("SHOW max_connections").fetchone()[0])
         except Exception:  # noqa: BLE001 - the figure is for the report only
             pass
-    return {
+    section = {
         "agents": list(counts), "pool": cfg["fleet_pool"], "api_processes": cfg["fleet_processes"],
         "server": display_url(server) if server else None, "max_connections": max_connections,
         "load_average": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
@@ -289,6 +326,9 @@ def section_fleet(cfg, work, kanban):
                              for r in by_count.values()),
         "tasks": {mode: {str(n): _fleet_tasks(cfg, mode, n) for n in counts} for mode in ("api", "cli")},
     }
+    for mode, words in crossover_words(section).items():  # the answer the section is for, said at once
+        sys.stderr.write(f"[bench] fleet crossover, {mode}: Postgres beats the SQLite file: {words}\n")
+    return section
 
 
 FLEET_LABELS = {"sqlite": "SQLite file", "pg_direct": "Postgres direct", "pg_pgbouncer": "Postgres via PgBouncer"}
@@ -303,11 +343,9 @@ def fleet_target_rows(section, add, skipped):
         return
     add("fleet", "fleet runs: double claims (event log and answers, every run)", str(section["double_claims"]),
         None, "0", section["double_claims"] == 0)
-    top = section["agents"][-1]
+    words = crossover_words(section)
     for mode, label in (("api", "in-process API"), ("cli", "CLI")):
-        at = section["crossover"][mode]
-        add("fleet", f"{label}: fewest agents at which Postgres out-claims the SQLite file",
-            f"{at} agents" if at else f"none up to {top} on this {kb.cores()}-core machine", None,
+        add("fleet", f"{label}: fewest agents at which Postgres out-claims the SQLite file", words[mode], None,
             "(measured)", None)
 
 
@@ -347,11 +385,9 @@ def fleet_markdown(section):
                            f"{errors} | {r['double_claims']} | {r['tasks_left']} |")
     for backend, why in section["skipped"].items():
         out.append(f"| - | {FLEET_LABELS[backend]} | - | - | skipped: {why} | | | | | |")
-    top = section["agents"][-1]
-    words = {mode: (f"{at} agents" if at else f"none up to {top} agents on this {kb.cores()}-core machine")
-             for mode, at in section["crossover"].items()}
-    out += ["", f"Crossover (fewest agents at which Postgres, direct or pooled, claims faster than the SQLite "
-            f"file): API {words['api']}; CLI {words['cli']}."]
+    words = crossover_words(section)
+    out += ["", f"Crossover (fewest agents at which Postgres claims faster than the SQLite file, same run, "
+            f"{kb.cores()}-core machine): API: {words['api']}. CLI: {words['cli']}."]
     samples = {}
     for backends in section["runs"].values():
         for by_count in backends.values():

@@ -115,6 +115,10 @@ def test_fleet_section_runs_every_backend_with_no_double_claim(tmp_path):
                 assert r["claims"] == r["tasks"] == fleet["tasks"][mode][agents]
                 assert set(r["claim_latency_ms"]) == LATENCY_KEYS
     assert set(fleet["crossover"]) == {"api", "cli"}
+    for by_backend in fleet["crossover"].values():  # direct and through PgBouncer, each its own answer
+        assert set(by_backend) == {"pg_direct", "pg_pgbouncer"}
+        assert all(at is None or at in fleet["agents"] for at in by_backend.values())
+    assert "fleet crossover, api: Postgres beats the SQLite file: Postgres direct " in proc.stderr
     assert report["checks"]["double_claims"] == 0
     markdown = (out / "report.md").read_text()
     assert "| mode | backend | agents | tasks | claims/s |" in markdown and "Crossover" in markdown
