@@ -598,13 +598,13 @@ class Chaos:
     def server_writers(self, live, commands, table):
         """The processes of this run's sessions inside a write transaction (the server gave
         it a transaction id): a worker over the API, a loop, or a CLI worker's `kanban` command."""
-        from kanban.store.postgres import PgError, connect
+        from kanban.store import postgres
 
         process = {slot: pid for pid, slot in live.items() if not self.kinds[slot].endswith("cli")}
         process.update({live[table[pid][0]]: pid for pid in commands})  # a CLI worker's session is its command's
         prefix = f"kanban-{self.schema}"
         try:
-            with connect(self.args.pg) as conn:
+            with postgres.connect(self.args.pg) as conn:
                 for _ in range(20):
                     found = conn.execute("SELECT application_name FROM pg_stat_activity WHERE backend_xid IS NOT NULL"
                                          " AND left(application_name, %s) = %s", (len(prefix), prefix)).fetchall()
@@ -612,7 +612,7 @@ class Chaos:
                     if writers:
                         return writers
                     time.sleep(0.001)
-        except PgError:
+        except postgres.PgError:  # read when raised: the driver's errors join it on first connect
             pass
         return []
 
@@ -629,10 +629,10 @@ class Chaos:
         """pg_terminate_backend of one of this run's sessions: half the time a waiting
         worker's idle one (its LISTEN) when there is one, else one in a transaction if
         any is.  The kind of kill, or None when there was no session (or no server)."""
-        from kanban.store.postgres import PgError, connect
+        from kanban.store import postgres
 
         try:
-            with connect(self.args.pg) as conn:
+            with postgres.connect(self.args.pg) as conn:
                 found = self.sessions(conn)
                 if not found:
                     return None
@@ -643,18 +643,18 @@ class Chaos:
                 else:
                     victim, what = self.rng.choice(busy or [pid for pid, _s, _w in found]), "pg_terminate_backend"
                 conn.execute("SELECT pg_terminate_backend(%s)", (victim,))
-        except PgError:
+        except postgres.PgError:
             return None  # the server is restarting
         return what
 
     def restart_server(self, mode):
         """Stop the soak's own server (-m fast, or immediate: a crash), wait, start it again."""
-        from kanban.store.postgres import PgError, connect
+        from kanban.store import postgres
 
         try:
-            with connect(self.args.pg) as conn:
+            with postgres.connect(self.args.pg) as conn:
                 sessions = len(self.sessions(conn))
-        except PgError:
+        except postgres.PgError:
             sessions = None
         started = time.monotonic()
         self.cluster.restart(mode, down=self.args.pg_down)
