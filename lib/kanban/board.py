@@ -11,6 +11,7 @@ from . import __version__, clock, hooks
 from .errors import KanbanError, conflict, invalid, not_found, usage
 from .jsontext import dumps
 from .store import open_store
+from .store.queries import TASK_COLUMNS
 
 STATUSES = ("todo", "in_progress", "in_review", "blocked", "done", "failed", "cancelled")
 OPEN = ("todo", "in_progress", "in_review", "blocked")
@@ -40,6 +41,10 @@ PEEK = {key: "peek" + name[len("pick"):] for key, name in PICK.items()}
 # what a claim asks before its pick, in one statement (the same keys): claim_probe...
 PROBE = {key: "claim_probe" + name[len("pick"):] for key, name in PICK.items()}
 _UNSETTLED = object()  # the probe did not settle the pick: make it in full
+# the picked task's row in SQLite's claim_probe, from its fifth column
+_PICKED = TASK_COLUMNS + ("deps",)
+# the values of the SQL literals _end_lease sets
+_LITERALS = {"NULL": None, **{f"'{status}'": status for status in STATUSES}}
 
 
 def _loads(text):
@@ -117,7 +122,7 @@ def _name(value, what):
     value = _text(value, what, limit=200)
     if value is None:
         return None
-    if not value.strip() or any(ord(ch) < 32 for ch in value):
+    if not value.strip() or (not value.isprintable() and any(ord(ch) < 32 for ch in value)):
         raise invalid(f"bad {what} {value!r}")
     return value
 
@@ -146,7 +151,8 @@ class Board:
         self._writing = False  # inside a write: the reads it acts on lock their rows (Postgres)
         self._updates = {}  # the UPDATE text of each set of fields, made once
         self._team_cache = False
-        self._hooks = (None, None)  # (KANBAN_HOOKS_DIR, the hooks folder it gives): see _hooks_folder
+        self._hooks = None  # the hooks folder ("" for none), found once: see _hooks_folder
+        self._claim_returning = self.db.sql("claim_task") + self.db.sql("task_returning")
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -190,12 +196,12 @@ class Board:
             self._now = None
 
     def _hooks_folder(self):
-        """The board's hooks folder (hooks.hooks_dir), worked out again only when
-        KANBAN_HOOKS_DIR changes."""
-        named = os.environ.get("KANBAN_HOOKS_DIR")
-        if named != self._hooks[0] or self._hooks[1] is None:
-            self._hooks = (named, hooks.hooks_dir(self.path) or "")
-        return self._hooks[1]
+        """The board's hooks folder (hooks.hooks_dir: KANBAN_HOOKS_DIR, or hooks.d beside
+        the board), worked out once for this open board; whether it exists is asked
+        anew each time."""
+        if self._hooks is None:
+            self._hooks = hooks.hooks_dir(self.path) or ""
+        return self._hooks
 
     def _run_hooks(self, events):
         directory = self._hooks_folder()
@@ -326,14 +332,22 @@ class Board:
             deps = sorted(dep_id for (dep_id,) in self.db.execute(self.db.sql("task_deps"), (row["id"],)))
         return self._dict(row, [task_ref(dep_id) for dep_id in deps])
 
-    def _update_returning(self, task_id, literals=(), **fields):
+    def _update_returning(self, task_id, literals=(), row=None, **fields):
         """_update, answering the task's row as the write left it.  `literals`: pairs of
-        (column, SQL literal) set as written."""
+        (column, SQL literal) set as written.  With `row`, the task's row as this
+        transaction read it (`task_for_write`), the answer is that row with the changes:
+        no RETURNING."""
         fields["updated_at"] = self.now
-        key = (literals, tuple(fields))
-        sql = self._updates.get(key)
-        if sql is None:
-            sql = self._updates[key] = self._update_sql(literals, fields) + self.db.sql("task_returning")
+        key = (literals, tuple(fields), row is None)
+        found = self._updates.get(key)
+        if found is None:
+            found = self._updates[key] = (
+                self._update_sql(literals, fields) + (self.db.sql("task_returning") if row is None else ""),
+                {name: _LITERALS[value] for name, value in literals})
+        sql, set_literals = found
+        if row is not None:
+            self.db.execute(sql, dict(fields, id=task_id))
+            return dict(row, **set_literals, **fields)
         fields["id"] = task_id
         return self.db.row(sql, fields)
 
@@ -359,9 +373,9 @@ class Board:
         fields["id"] = task_id
         self.db.execute(sql, fields)
 
-    def _end_lease(self, task_id, status, **fields):
+    def _end_lease(self, task_id, status, row=None, **fields):
         """Move a task out of in_progress/in_review: its lease ends with it.  Returns
-        the task's row as the write left it."""
+        the task's row as the write left it (from `row`, when given: _update_returning)."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         # the status and the cleared lease as literals, not bound values: SQLite plans a
@@ -369,7 +383,7 @@ class Board:
         # it planned on is bound anew
         literals = (("status", f"'{status}'"), ("claimed_by", "NULL"), ("lease_until", "NULL"),
                     ("lease_token", "NULL"), ("lease_ms", "NULL"))
-        return self._update_returning(task_id, literals, **fields)
+        return self._update_returning(task_id, literals, row, **fields)
 
     # -- the team role gate (seed 004) -------------------------------------------
 
@@ -695,23 +709,33 @@ class Board:
                + " ORDER BY priority DESC, created_at, id LIMIT 1")
         return self.db.scalar(sql, params)
 
-    def _claim_row(self, task_id, agent, lease_ms, data=None):
+    def _claim_row(self, task, agent, lease_ms, data=None):
+        """Claim task `task`: its id, or its row as this transaction read it (then the
+        answer is that row with what the claim changed: no RETURNING)."""
         token = self._next_token()
         until = self.now + lease_ms
-        row = self.db.row(
-            self.db.sql("claim_task") + self.db.sql("task_returning"),
-            {"agent": agent, "until": until, "token": token, "lease_ms": lease_ms,
-             "now": self.now, "id": task_id})
+        params = {"agent": agent, "until": until, "token": token, "lease_ms": lease_ms, "now": self.now}
+        if isinstance(task, dict):
+            task_id = params["id"] = task["id"]
+            self.db.execute(self.db.sql("claim_task"), params)
+            row = dict(task, status="in_progress", claimed_by=agent, lease_until=until, lease_token=token,
+                       lease_ms=lease_ms, reason=None, updated_at=self.now)
+        else:
+            task_id = params["id"] = task
+            row = self.db.row(self._claim_returning, params)
         self.db.execute(self.db.sql("add_holder"), (task_id, agent))
         self._event(task_id, "claimed", agent, dict(data or {}, token=token, lease_until=clock.iso(until)))
         return dict(self._answer(row), lease_token=token)
 
     def _claim_probe(self, agent, role, project):
-        """`claim_probe`: (a lease has run out, the board has WIP limits, the pick or
-        _UNSETTLED); the team goes to the gate's cache."""
+        """`claim_probe`: (a lease has run out, the board has WIP limits, the picked
+        task's row, None (nothing ready) or _UNSETTLED); the team goes to the gate's cache."""
         found = self.db.execute(self.db.sql(PROBE[project is not None, role is not None]),
                                 {"agent": agent, "role": role, "project": project, "now": self.now}).fetchone()
-        picked = found[3] if found[4] == 0 else _UNSETTLED
+        if found[3]:
+            picked = _UNSETTLED
+        else:
+            picked = None if found[4] is None else dict(zip(_PICKED, found[4:], strict=True))
         self._team_cache = _loads(found[0]) if found[0] else None
         return found[1], found[2], picked
 
@@ -998,10 +1022,10 @@ class Board:
         if summary is not None:
             data["summary"] = summary
         if review or row["review"]:
-            after = self._end_lease(task, "in_review", review=1)
+            after = self._end_lease(task, "in_review", row, review=1)
             self._event(task, "submitted_for_review", agent, data)
         else:
-            after = self._end_lease(task, "done", finished_at=self.now)
+            after = self._end_lease(task, "done", row, finished_at=self.now)
             self._event(task, "completed", agent, data)
             self._sync_goal(row["goal_id"], agent)
         if row["open_runs"]:

@@ -96,10 +96,10 @@ _ISO = {}  # the last times formatted: a write prints its own `now` several time
 
 def iso(ms):
     """Milliseconds -> '2026-01-01T00:15:00Z' (fraction only when not whole)."""
-    if ms is None:
-        return None
     text = _ISO.get(ms)
     if text is None:
+        if ms is None:
+            return None
         if len(_ISO) > 256:
             _ISO.clear()
         text = _ISO[ms] = _iso(ms)

@@ -30,6 +30,9 @@ TASK_SELECT = {"sqlite": "SELECT " + _TASK_FIELDS.format(now=":now") + " FROM ta
 _FOR_WRITE = (", (SELECT value FROM meta WHERE key = 'team') AS team,"
               " EXISTS (SELECT 1 FROM runs r WHERE r.task_id = t.id AND r.ended_at IS NULL) AS open_runs"
               " FROM tasks t WHERE t.id = ")
+# SQLite brings a task's deps along in the row that reads it, as one column ("3,7" or
+# NULL): no second statement
+_SQLITE_DEPS = ", (SELECT group_concat(dep_id) FROM deps WHERE deps.task_id = {table}.id) AS deps"
 # a write that answers with the task as it left it (UPDATE ... RETURNING): no re-read
 _TASK_RETURNING = " RETURNING " + ", ".join(TASK_COLUMNS)
 
@@ -44,15 +47,14 @@ _SQLITE_READY = ("status = 'todo' AND kind = 'task' AND unmet_deps = 0"
 
 
 def _sqlite_pick(project, role):
-    return f"""(SELECT id FROM tasks INDEXED BY tasks_claim
-                 WHERE {_SQLITE_READY} AND role_boundary IS NULL AND assignee IS NULL
-                 {"AND project = :project" if project else ""}
-                 ORDER BY priority DESC, created_at, id LIMIT 1),
-               EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_claim
-                        WHERE status = 'todo' AND kind = 'task' AND unmet_deps = 0
-                          AND role_boundary IS NULL AND assignee = :agent)
-               {"+ EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_claim WHERE status = 'todo'"
-                " AND kind = 'task' AND unmet_deps = 0 AND role_boundary = :role)" if role else ""}"""
+    """(the best task open to every agent, whether the other classes hold tasks)."""
+    return (f"(SELECT id FROM tasks INDEXED BY tasks_claim WHERE {_SQLITE_READY}"
+            " AND role_boundary IS NULL AND assignee IS NULL" + (" AND project = :project" if project else "")
+            + " ORDER BY priority DESC, created_at, id LIMIT 1)",
+            "EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_claim WHERE status = 'todo' AND kind = 'task'"
+            " AND unmet_deps = 0 AND role_boundary IS NULL AND assignee = :agent)"
+            + (" + EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_claim WHERE status = 'todo'"
+               " AND kind = 'task' AND unmet_deps = 0 AND role_boundary = :role)" if role else ""))
 
 
 def _postgres_pick(project, lock):
@@ -67,11 +69,20 @@ def _postgres_pick(project, lock):
 
 # What a claim asks before its pick, in one statement: the board's team (the role gate),
 # whether a lease has run out (reaped first) and whether any WIP limit exists.  On SQLite
-# the same statement makes the common pick as well; PostgreSQL's answers NULL, 1: the
-# pick is still to make (its own statement, which locks the row it picks).
+# the same statement makes the common pick as well: whether the other classes hold tasks
+# (the fourth column), then the picked task's row (TASK_COLUMNS and its deps; NULLs when
+# nothing is ready), which the claim's answer is made from.  PostgreSQL's fourth column
+# is 1: the pick is still to make (its own statement, which locks the row it picks).
 _CLAIM_PROBE = ("SELECT (SELECT value FROM meta WHERE key = 'team'),"
                 " EXISTS (SELECT 1 FROM tasks WHERE lease_until IS NOT NULL AND lease_until <= {now}),"
                 " EXISTS (SELECT 1 FROM wip_limits)")
+
+
+def _sqlite_probe(project, role):
+    pick, others = _sqlite_pick(project, role)
+    return (_CLAIM_PROBE.format(now=":now") + f", {others}, " + ", ".join("t." + name for name in TASK_COLUMNS)
+            + _SQLITE_DEPS.format(table="t") + f" FROM (SELECT {pick} AS picked) AS p LEFT JOIN tasks t"
+            " ON t.id = p.picked")
 
 
 def _picks():
@@ -81,13 +92,12 @@ def _picks():
     for project in (False, True):
         for role in (False, True):
             suffix = ("_project" if project else "") + ("_role" if role else "")
-            found["pick" + suffix] = {"sqlite": "SELECT " + _sqlite_pick(project, role),
+            found["pick" + suffix] = {"sqlite": "SELECT " + ", ".join(_sqlite_pick(project, role)),
                                       "postgres": _postgres_pick(project, lock=True)}
-            found["peek" + suffix] = {"sqlite": "SELECT " + _sqlite_pick(project, role),
+            found["peek" + suffix] = {"sqlite": "SELECT " + ", ".join(_sqlite_pick(project, role)),
                                       "postgres": _postgres_pick(project, lock=False)}
-            found["claim_probe" + suffix] = {
-                "sqlite": _CLAIM_PROBE.format(now=":now") + ", " + _sqlite_pick(project, role),
-                "postgres": _CLAIM_PROBE.format(now="%(now)s") + ", NULL, 1"}
+            found["claim_probe" + suffix] = {"sqlite": _sqlite_probe(project, role),
+                                             "postgres": _CLAIM_PROBE.format(now="%(now)s") + ", 1"}
     return found
 
 
@@ -103,10 +113,10 @@ QUERIES = {
         "sqlite": TASK_SELECT["sqlite"] + " WHERE t.id = :id",
         "postgres": TASK_SELECT["postgres"] + " WHERE t.id = %(id)s FOR UPDATE",
     },
-    # one task inside a write that gates and checks it (complete): locked on PostgreSQL
-    # (the row only, not what the subqueries beside it read)
+    # one task inside a write that gates and checks it (complete), with its deps on
+    # SQLite: locked on PostgreSQL (the row only, not what the subqueries beside it read)
     "task_for_write": {
-        "sqlite": "SELECT " + _TASK_FIELDS.format(now=":now") + _FOR_WRITE + ":id",
+        "sqlite": "SELECT " + _TASK_FIELDS.format(now=":now") + _SQLITE_DEPS.format(table="t") + _FOR_WRITE + ":id",
         "postgres": "SELECT " + _TASK_FIELDS.format(now="%(now)s") + _FOR_WRITE + "%(id)s FOR UPDATE OF t",
     },
     "task_exists": {
@@ -477,7 +487,7 @@ FRAGMENTS = {
     "where_id": {"sqlite": " WHERE id = :id", "postgres": " WHERE id = %(id)s"},
     # SQLite's row also brings the task's dependencies along: no second statement
     "task_returning": {
-        "sqlite": _TASK_RETURNING + ", (SELECT group_concat(dep_id) FROM deps WHERE deps.task_id = tasks.id) AS deps",
+        "sqlite": _TASK_RETURNING + _SQLITE_DEPS.format(table="tasks"),
         "postgres": _TASK_RETURNING,
     },
     # a WIP limit's scope: the tasks it counts (SELECT count(*) FROM tasks WHERE ...)
