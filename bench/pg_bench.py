@@ -35,7 +35,28 @@ def _helper_pid(runtime):
     return None
 
 
+@contextlib.contextmanager
+def _direct_here():
+    """This process's own boards (making the tasks, reading the event log) connect
+    directly: the bench leaves no per-user helper behind (the agents' environment is
+    set apart, with a runtime folder of its own)."""
+    before = os.environ.get("KANBAN_PG_HELPER")
+    os.environ["KANBAN_PG_HELPER"] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("KANBAN_PG_HELPER", None)
+        else:
+            os.environ["KANBAN_PG_HELPER"] = before
+
+
 def section_postgres(cfg, work, kanban, summary, ratio, failure):
+    with _direct_here():
+        return _section_postgres(cfg, work, kanban, summary, ratio, failure)
+
+
+def _section_postgres(cfg, work, kanban, summary, ratio, failure):
     """claim+complete pairs: SQLite, Postgres through the helper, Postgres direct."""
     server = _server()
     if not server:
@@ -290,11 +311,7 @@ def section_fleet(cfg, work, kanban):
     os.makedirs(folder)
     runs = {mode: {backend: {} for backend in backends} for mode in ("api", "cli")}
     load_before = [round(x, 2) for x in os.getloadavg()]
-    # this process's own boards (making the tasks, reading the event log) connect directly:
-    # no per-user helper is left behind by the bench (the agents' environment is set apart)
-    before = os.environ.get("KANBAN_PG_HELPER")
-    os.environ["KANBAN_PG_HELPER"] = "0"
-    try:
+    with _direct_here():
         for mode in ("api", "cli"):
             for agents in counts:
                 for backend in backends:
@@ -302,11 +319,6 @@ def section_fleet(cfg, work, kanban):
                     run = _fleet_run(mode, backend, agents, cfg, folder, server, kanban)
                     run["seconds"] = round(time.perf_counter() - began, 1)
                     runs[mode][backend][str(agents)] = run
-    finally:
-        if before is None:
-            os.environ.pop("KANBAN_PG_HELPER", None)
-        else:
-            os.environ["KANBAN_PG_HELPER"] = before
     max_connections = None
     if server:
         try:
