@@ -1,12 +1,16 @@
 """The writer lock serves waiting processes first come, first served.
 
 Real processes take the real lock on a real file: one holds it while others arrive
-one after another; each writes its name when it gets the lock.
+one after another; each writes its name when it gets the lock.  A waiter asks for the
+lock from its main thread (as a CLI call does) or from a thread of its own (as the
+Python API in a server or a team does), which takes another path to sleep in the kernel.
 """
+import os
 import subprocess
 import sys
 import time
 
+import pytest
 from conftest import ROOT
 
 HOLDER = """
@@ -21,22 +25,36 @@ lock.release()
 """
 
 WAITER = """
-import sys, time
+import sys, threading, time
 sys.path.insert(0, sys.argv[1])
 from kanban.errors import KanbanError
 from kanban.store.sqlite import WriterLock
-lock = WriterLock(sys.argv[2])
-try:
-    lock.acquire(time.monotonic() + float(sys.argv[4]))
-except KanbanError as exc:
-    print(exc.code, flush=True)
-    sys.exit(0)
-with open(sys.argv[3], "a") as out:
-    out.write(sys.argv[5] + "\\n")
-time.sleep(0.05)               # hold a little, so the next in line really waits
-lock.release()
-print("done", flush=True)
+
+
+def wait_hold_release():
+    lock = WriterLock(sys.argv[2])
+    try:
+        lock.acquire(time.monotonic() + float(sys.argv[4]))
+    except KanbanError as exc:
+        print(exc.code, flush=True)
+        return
+    with open(sys.argv[3], "a") as out:
+        out.write(sys.argv[5] + "\\n")
+    time.sleep(0.05)           # hold a little, so the next in line really waits
+    lock.release()
+    print("done", flush=True)
+
+
+if sys.argv[6] == "thread":
+    worker = threading.Thread(target=wait_hold_release)
+    worker.start()
+    worker.join()
+else:
+    wait_hold_release()
 """
+
+
+WAYS = ["main", "thread"]
 
 
 def _start(code, *args):
@@ -56,14 +74,15 @@ def _wait_for_tickets(path, count):
     assert _queue_length(path) >= count
 
 
-def test_waiters_get_the_lock_in_the_order_they_came(tmp_path):
+@pytest.mark.parametrize("way", WAYS)
+def test_waiters_get_the_lock_in_the_order_they_came(tmp_path, way):
     board = tmp_path / "board.db"
     order = tmp_path / "order"
     holder = _start(HOLDER, board)
     assert holder.stdout.readline().strip() == "held"
     waiters = []
     for n in range(6):
-        waiters.append(_start(WAITER, board, order, 30, f"w{n}"))
+        waiters.append(_start(WAITER, board, order, 30, f"w{n}", way))
         _wait_for_tickets(board, n + 1)  # w<n> is in the queue before the next one comes
     holder.communicate("go\n", timeout=30)
     for waiter in waiters:
@@ -71,14 +90,15 @@ def test_waiters_get_the_lock_in_the_order_they_came(tmp_path):
     assert order.read_text().split() == [f"w{n}" for n in range(6)]
 
 
-def test_a_waiter_that_gives_up_leaves_the_queue(tmp_path):
+@pytest.mark.parametrize("way", WAYS)
+def test_a_waiter_that_gives_up_leaves_the_queue(tmp_path, way):
     board = tmp_path / "board.db"
     order = tmp_path / "order"
     holder = _start(HOLDER, board)
     assert holder.stdout.readline().strip() == "held"
-    impatient = _start(WAITER, board, order, 0.5, "impatient")
+    impatient = _start(WAITER, board, order, 0.5, "impatient", way)
     _wait_for_tickets(board, 1)
-    patient = _start(WAITER, board, order, 30, "patient")
+    patient = _start(WAITER, board, order, 30, "patient", way)
     _wait_for_tickets(board, 2)
     assert impatient.communicate(timeout=30)[0].strip() == "busy"
     holder.communicate("go\n", timeout=30)
@@ -90,7 +110,53 @@ def test_a_free_lock_is_taken_without_a_ticket(tmp_path):
     board = tmp_path / "board.db"
     order = tmp_path / "order"
     for n in range(3):
-        waiter = _start(WAITER, board, order, 5, f"w{n}")
+        waiter = _start(WAITER, board, order, 5, f"w{n}", "main")
         assert waiter.communicate(timeout=30)[0].strip() == "done"
     assert order.read_text().split() == ["w0", "w1", "w2"]
     assert _queue_length(board) == 0  # nobody ever had to queue
+
+
+def _lock_waits(pid):
+    """The threads of process `pid` asleep in the kernel on a file lock (by wchan)."""
+    found = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/wchan", encoding="ascii") as wchan:
+                where = wchan.read()
+        except OSError:
+            continue
+        # flock waits in locks_lock_inode_wait, a record lock in fcntl_setlk (or
+        # do_lock_file_wait): never a timer's sleep or a futex
+        if ("lock" in where or "setlk" in where) and "futex" not in where:
+            found.append(where)
+    return found
+
+
+@pytest.mark.skipif(not os.path.exists(f"/proc/{os.getpid()}/task"), reason="needs /proc (Linux)")
+def test_a_waiting_thread_sleeps_on_the_lock_itself(tmp_path):
+    """A thread waiting for the lock is woken by its release, not by a timer: it (or
+    its helper) sleeps in the kernel's file-lock wait, so the lock is never left idle
+    while it waits, and it still gives up at the deadline."""
+    board = tmp_path / "board.db"
+    order = tmp_path / "order"
+    holder = _start(HOLDER, board)
+    assert holder.stdout.readline().strip() == "held"
+    waiter = _start(WAITER, board, order, 30, "first", "thread")
+    impatient = _start(WAITER, board, order, 1.5, "impatient", "thread")
+    _wait_for_tickets(board, 2)
+    for pid in (waiter.pid, impatient.pid):
+        sleeping = []
+        deadline = time.monotonic() + 5
+        while not sleeping and time.monotonic() < deadline:
+            sleeping = _lock_waits(pid)
+            time.sleep(0.02)
+        assert sleeping, f"no thread of {pid} waits on the lock in the kernel"
+    assert impatient.communicate(timeout=30)[0].strip() == "busy"
+    started = time.monotonic()
+    holder.communicate("go\n", timeout=30)
+    assert waiter.communicate(timeout=30)[0].strip() == "done"
+    assert time.monotonic() - started < 5
+    assert order.read_text().split() == ["first"]
+    # the impatient waiter's helper, still blocked when it gave up, left nothing held
+    late = _start(WAITER, board, order, 5, "late", "thread")
+    assert late.communicate(timeout=30)[0].strip() == "done"

@@ -274,6 +274,10 @@ def api_worker(argv):
     from kanban import Board, KanbanError
 
     names = agents.split(",")
+    # an agent alone in its process is charged the whole process's CPU during each call
+    # (a thread waiting for the write lock has a helper thread); agents sharing a process
+    # are each charged their own thread's
+    cpu_clock = time.process_time if len(names) == 1 else time.thread_time
     results = {name: [] for name in names}
     opened = {}
     ready = threading.Barrier(len(names) + 1)
@@ -298,7 +302,7 @@ def api_worker(argv):
                                    "message": json.dumps(board.to_dict())[:400]})
             return
         try:
-            results[agent] = _api_loop(board, agent, project, lease, KanbanError)
+            results[agent] = _api_loop(board, agent, project, lease, KanbanError, cpu_clock)
         except Exception as exc:  # noqa: BLE001 - an agent that broke is reported, not lost
             now = time.monotonic()
             results[agent].append({"agent": agent, "op": "claim", "outcome": "error", "code": "internal",
@@ -321,12 +325,13 @@ def api_worker(argv):
         json.dump([r for name in names for r in results[name]], out)
 
 
-def _api_loop(board, agent, project, lease, KanbanError):
-    """One agent's claim -> complete loop on its own Board until a claim answers {}."""
+def _api_loop(board, agent, project, lease, KanbanError, cpu_clock):
+    """One agent's claim -> complete loop on its own Board until a claim answers {};
+    each call's CPU time by cpu_clock."""
     records = []
     claim, retries, op = None, 0, "claim"
     while True:
-        started, cpu = time.monotonic(), time.thread_time()
+        started, cpu = time.monotonic(), cpu_clock()
         try:
             if op == "claim":
                 answer = board.claim(agent, project=project, lease=lease)
@@ -338,7 +343,7 @@ def _api_loop(board, agent, project, lease, KanbanError):
             message = json.dumps(exc.to_dict())[:400]
         ended = time.monotonic()
         record = {"agent": agent, "op": op, "outcome": result, "code": code,
-                  "ms": (ended - started) * 1000, "cpu_ms": (time.thread_time() - cpu) * 1000,
+                  "ms": (ended - started) * 1000, "cpu_ms": (cpu_clock() - cpu) * 1000,
                   "start": started, "end": ended}
         if result == "error":
             record["message"] = message

@@ -277,9 +277,10 @@ class WriterLock:
         try:
             if _QUEUE and self._enqueue(deadline):
                 if self.ticket > 0:  # wait for the writer before us to be done
-                    self._wait(lambda block: _range(self.fd, _QUEUE_AT + self.ticket - 1, block), deadline)
-                    _range(self.fd, _QUEUE_AT + self.ticket - 1, None)
-            self._wait(lambda block: fcntl.flock(self.fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB)),
+                    before = _QUEUE_AT + self.ticket - 1
+                    self._wait(lambda fd, block: _range(fd, before, block), deadline)
+                    _range(self.fd, before, None)
+            self._wait(lambda fd, block: fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB)),
                        deadline)
             return True
         except BaseException:
@@ -294,7 +295,7 @@ class WriterLock:
     def _enqueue(self, deadline):
         """Take a ticket and lock its byte; False when the queue cannot be used."""
         try:
-            self._wait(lambda block: _range(self.fd, 0, block), deadline)
+            self._wait(lambda fd, block: _range(fd, 0, block), deadline)
         except OSError:
             return False
         try:
@@ -316,11 +317,18 @@ class WriterLock:
             except OSError:
                 pass
 
-    @staticmethod
-    def _wait(take, deadline):
-        """take(block=False) until it succeeds or the deadline passes (then `busy`)."""
+    def _wait(self, take, deadline):
+        """take(fd, block) on the lock file until it succeeds, or `busy` at the deadline.
+
+        The waiter sleeps in the kernel and is runnable the moment the lock is free.  The
+        main thread blocks in take() itself, cut short at the deadline by SIGALRM.  Other
+        threads cannot use SIGALRM (and a blocked fcntl cannot be interrupted there): a
+        helper thread blocks in take() on an open file of its own and lets go at once,
+        which tells the waiter the lock is free; the waiter then takes it for itself, and
+        gives up at the deadline while the helper is still blocked (the helper lets go
+        whenever it is served, or when the process ends)."""
         try:
-            take(False)
+            take(self.fd, False)
             return
         except (BlockingIOError, PermissionError):
             pass
@@ -335,26 +343,22 @@ class WriterLock:
             previous = signal.signal(signal.SIGALRM, _raise_timeout)
             signal.setitimer(signal.ITIMER_REAL, remaining)
             try:
-                take(True)
+                take(self.fd, True)
                 return
             except _Timeout:
                 raise KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT") from None
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, previous)
-        # other threads cannot use SIGALRM: poll with jittered backoff
-        import random
-
-        delay = 0.001
         while True:
+            free = _free_event(self.path, take, threading)
+            if not free.wait(max(0.0, deadline - time.monotonic())):
+                raise KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT")
             try:
-                take(False)
+                take(self.fd, False)
                 return
             except (BlockingIOError, PermissionError):
-                if time.monotonic() >= deadline:
-                    raise KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT") from None
-                time.sleep(random.uniform(0, delay))
-                delay = min(delay * 2, 0.05)
+                pass  # someone else was quicker: wait for the next release
 
     def release(self):
         if self.fd is not None:
@@ -379,6 +383,25 @@ try:
 except (ImportError, AttributeError):
     _QUEUE = None
 _QUEUE_AT = 1 << 32  # ticket n's byte is at _QUEUE_AT + n; the counter is bytes 0..7
+
+
+def _free_event(path, take, threading):
+    """An event set as soon as take(fd, block=True), on an open file of `path` of its
+    own, is served: the moment the lock it asks for is free.  The helper thread lets go
+    at once (by closing its file)."""
+    free = threading.Event()
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+
+    def block():
+        try:
+            take(fd, True)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+            free.set()
+    threading.Thread(target=block, name="kanban-lock-wait", daemon=True).start()
+    return free
 
 
 def _flock_struct(kind, start):
