@@ -16,6 +16,8 @@ import pgcluster
 import pytest
 from conftest import KANBAN, assert_error, run
 
+from kanban import pgbouncer
+
 BIN, WHY = pgcluster.find()
 pytestmark = pytest.mark.skipif(BIN is None, reason=f"no PostgreSQL cluster of the tests' own: {WHY}")
 pytest.importorskip("psycopg", reason="the postgres extra (psycopg) is not installed")
@@ -78,6 +80,34 @@ def test_claim_wait_rides_out_a_server_restart(cluster, board, helper, mode):
     assert waiter.returncode == 0, err
     claimed = json.loads(out)
     assert claimed["id"] == created.json["id"] and claimed["claimed_by"] == "waiter"
+
+
+@pytest.mark.skipif(not pgbouncer.find(), reason="pgbouncer is not installed (Debian: apt-get install pgbouncer)")
+def test_claim_wait_through_pgbouncer_rides_out_a_server_restart(cluster, board):
+    """Through PgBouncer the waiter polls.  After a failed login to the server the pooler
+    refuses new clients ('server login has been failing') for server_login_retry (15 s
+    by default): kept short, a call made once the server is back gets through, and the
+    waiter gets the task it creates."""
+    schema = board.env["KANBAN_DB"].rsplit("%3D", 1)[1]
+    with pgbouncer.running(cluster.url, schema, pool=2) as pooled:
+        env = cli_env({"KANBAN_DB": pooled, "XDG_RUNTIME_DIR": board.env["XDG_RUNTIME_DIR"],
+                       "KANBAN_AGENT": "waiter", "KANBAN_BUSY_TIMEOUT": "5s"})
+        waiter = subprocess.Popen([str(KANBAN), "claim", "--wait", "60s", "--lease", "1m"], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(1.0)
+            cluster.restart("fast", down=1.5)  # the waiter's polls make the pooler's logins fail meanwhile
+            time.sleep(2.0)
+            assert waiter.poll() is None, waiter.communicate()
+            created = board("create", "after the restart", env={"KANBAN_DB": pooled})  # a new client
+            assert created.rc == 0, created
+            out, err = waiter.communicate(timeout=30)
+        finally:
+            if waiter.poll() is None:
+                waiter.kill()
+                waiter.wait()
+    assert waiter.returncode == 0, err
+    assert json.loads(out)["id"] == created.json["id"]
 
 
 def test_a_completion_acknowledged_survives_a_crash_restart(cluster, board):

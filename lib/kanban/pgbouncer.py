@@ -92,7 +92,9 @@ def started(server, schema, pool=4, max_clients=500):
         users.write(f'"{user}" ""\n')
     # The settings a fleet needs (man kanban-workflow(7), A FLEET ON POSTGRES): transaction
     # pooling; the board's schema set on each server connection (connect_query), as no
-    # startup option passes; a pool far below the clients, and a client limit above them.
+    # startup option passes; a pool far below the clients, and a client limit above them;
+    # after a failed login to the server (a restart) clients are refused for
+    # server_login_retry (pgbouncer.ini(5); default 15 s): kept well below KANBAN_BUSY_TIMEOUT.
     config = f"""[databases]
 board = host={host} port={port} dbname={dbname} user={user} connect_query='SET search_path TO {schema}'
 [pgbouncer]
@@ -107,6 +109,7 @@ pool_mode = transaction
 default_pool_size = {pool}
 max_db_connections = {pool}
 max_client_conn = {max_clients}
+server_login_retry = 1
 logfile = {folder}/pgbouncer.log
 pidfile = {folder}/pgbouncer.pid
 """
