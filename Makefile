@@ -73,12 +73,15 @@ bench-quick: setup
 
 # with KANBAN_TEST_PG set, the soak runs a second time on that server (pg_terminate_backend kills),
 # and a third on a throwaway cluster of its own (initdb, pg_ctl) restarted in the middle: -m fast,
-# then -m immediate (a crash); that one is skipped, saying why, where initdb and pg_ctl are missing
+# then -m immediate (a crash); that one is skipped, saying why, where initdb and pg_ctl are missing;
+# and where pgbouncer is installed, a fourth time on its own cluster with the workers through PgBouncer
 soak: setup
 	$(PY) tests/chaos.py --minutes $${SOAK_MINUTES:-3}
 	if [ -n "$${KANBAN_TEST_PG:-}" ]; then $(PY) tests/chaos.py --minutes $${SOAK_MINUTES:-3} --pg "$$KANBAN_TEST_PG"; fi
 	if [ -n "$${KANBAN_TEST_PG:-}" ] && $(PY) tests/pgcluster.py --check; then \
-	  $(PY) tests/chaos.py --minutes $${SOAK_MINUTES:-3} --pg-own-cluster --pg-restarts $${SOAK_PG_RESTARTS:-4}; fi
+	  $(PY) tests/chaos.py --minutes $${SOAK_MINUTES:-3} --pg-own-cluster --pg-restarts $${SOAK_PG_RESTARTS:-4}; \
+	  if command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; then \
+	    $(PY) tests/chaos.py --minutes $${SOAK_MINUTES:-3} --pg-own-cluster --pgbouncer; fi; fi
 
 # the wheel and the sdist (pip install / pipx install them): what `python -m build` makes, with
 # the venv's build backend (the test extra has it) instead of downloading one

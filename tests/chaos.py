@@ -44,13 +44,16 @@ reconnect or fail with `db_error` ("cannot reach"), which a worker counts as an
 outcome unknown to it, and a lease held by a lost client comes back by expiry;
 a `kanban work` or `review` loop must ride it out (one that stops is a crash).  The restarts come at even intervals of
 --minutes, or (one round) as even fractions of the tasks are finished.  The cluster is
-removed on every way out, a killed soak included; when an invariant is violated, the
+removed on every way out, a killed soak included.  With --pgbouncer the workers reach
+the board through a PgBouncer in transaction mode (kanban.pgbouncer, --pgbouncer-pool
+server connections), the supervisor directly; when an invariant is violated, the
 board is kept first, as `kanban export` writes it (board.jsonl in the soak's folder).
 
 Prints the figures (tasks, kills, restarts, violations, duration); --json adds the
 report as one JSON line at the end.  Exit status 1 when any invariant is violated.
 """
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -435,6 +438,7 @@ class Chaos:
             # the supervisor's own reads connect directly: no helper of its own left behind
             os.environ["KANBAN_PG_HELPER"] = "0"
         self.env.update(KANBAN_DB=self.db, KANBAN_HOOK_TIMEOUT="2s")
+        self.worker_db = self.db
         self.workers = {}   # slot -> Popen
         self.kinds = {}     # slot -> worker kind
         self.pending = {}   # slot -> restart time
@@ -505,10 +509,12 @@ class Chaos:
             argv = [KANBAN, verb, "--agent", slot, "--lease", self.args.lease, "--wait", "1d", "--",
                     self.work_cmd]
         else:
-            argv = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--db", self.db,
+            argv = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--db", self.worker_db,
                     "--agent", slot, "--journal", os.path.join(self.journals, f"{slot}.jsonl"),
                     "--lease", self.args.lease, "--seed", str(seed)]
-        env = dict(self.env, PGAPPNAME=f"kanban-{self.schema}-{slot}") if self.schema else self.env
+        env = dict(self.env, KANBAN_DB=self.worker_db)
+        if self.schema:
+            env["PGAPPNAME"] = f"kanban-{self.schema}-{slot}"
         self.workers[slot] = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log,
                                               stdin=subprocess.DEVNULL)
         log.close()
@@ -636,7 +642,9 @@ class Chaos:
                 found = self.sessions(conn)
                 if not found:
                     return None
-                listeners = [pid for pid, state, slot in found if state == "idle" and slot in waiting]
+                # through a pooler nobody LISTENs (claim --wait polls there)
+                listeners = [] if self.args.pgbouncer else \
+                    [pid for pid, state, slot in found if state == "idle" and slot in waiting]
                 busy = [pid for pid, state, _ in found if state and state != "idle"]
                 if listeners and self.rng.random() < 0.5:
                     victim, what = self.rng.choice(listeners), "pg_terminate_listener"
@@ -718,12 +726,17 @@ class Chaos:
         started = time.monotonic()
         budget = a.minutes * 60 + a.seconds
         self.setup()
+        pooler = contextlib.ExitStack()
+        if a.pgbouncer:  # the workers' board, through the pooler; the supervisor reads it directly
+            from kanban import pgbouncer
+
+            self.worker_db = pooler.enter_context(pgbouncer.running(a.pg, self.schema, pool=a.pgbouncer_pool))
         become_subreaper()
         total = self.populate()
-        self.start_all()
         stuck = []
         restarts = [("fast", "immediate")[k % 2] for k in range(self.args.pg_restarts if self.cluster else 0)]
         try:
+            self.start_all()
             while True:
                 round_started = time.monotonic()
                 next_kill = time.monotonic() + self.rng.expovariate(1 / a.kill_every)
@@ -755,6 +768,7 @@ class Chaos:
                 total += self.populate()
         finally:
             self.stop_all()
+            pooler.close()
         duration = time.monotonic() - started
         return self.verify(total, duration, stuck)
 
@@ -900,6 +914,10 @@ def main(argv=None):
                         help="with --pg-own-cluster: server restarts, -m fast and -m immediate in turn")
     parser.add_argument("--pg-down", type=float, default=1.0,
                         help="with --pg-own-cluster: seconds the server stays down in a restart")
+    parser.add_argument("--pgbouncer", action="store_true",
+                        help="with --pg or --pg-own-cluster: the workers reach the board through a PgBouncer "
+                             "in transaction mode")
+    parser.add_argument("--pgbouncer-pool", type=int, default=4, help="the PgBouncer's server connections")
     # worker mode (the supervisor starts itself as workers)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
