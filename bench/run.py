@@ -480,6 +480,16 @@ def section_size(cfg, work):
 
 # -- 3. contention ---------------------------------------------------------------------
 
+def _lock_note(lock):
+    """The write lock's use in an api run, the figures the machine's load does not set."""
+    if not lock:
+        return ""
+    handoff = lock["handoff_ms"]
+    return (f"; write lock held {lock['held_frac']:.0%} of the run, free while a writer waited "
+            f"{lock['idle_while_waited_frac']:.0%}, handoff p50 {handoff['p50'] or 0:.2f} ms, "
+            f"p99 {handoff['p99'] or 0:.1f} ms")
+
+
 def section_contention(cfg, work):
     agents, each = cfg["contention_agents"], cfg["contention_tasks_each"]
     tasks = agents * each
@@ -963,7 +973,7 @@ def targets(report):
             f"{a['claims_per_s']:.1f} claims/s vs {a['cpu_bound_claims_per_s'] or 0:.1f}",
             a["vs_cpu_bound"], ">= 0.9x", (a["vs_cpu_bound"] or 0) >= 0.9,
             f"other load on the machine meanwhile: {a.get('other_load_cores', '?')} cores; on the cores it left: "
-            f"{fmt_ratio(a.get('vs_free_cores_cpu_bound'))}")
+            f"{fmt_ratio(a.get('vs_free_cores_cpu_bound'))}" + _lock_note(a.get("lock")))
     elif con:
         skipped(3, "contention", con["error"])
     eng = s.get("engine")

@@ -36,6 +36,13 @@ def test_bench_claim_works_through_every_task(mode):
     assert answer["empty_claims"] == 4  # each agent stops at its first {}
     assert set(answer["claim_latency_ms"]) == LATENCY_KEYS and answer["claim_latency_ms"]["n"] == 40
     assert answer["db"] is None  # the scratch board is gone
+    if mode == "api":  # every write noted its hold of the write lock
+        lock = answer["lock"]
+        assert lock["holds"] == answer["calls"] == 84
+        assert 0 < lock["held_frac"] <= 1 and 0 <= lock["idle_while_waited_frac"] <= 1 - lock["held_frac"] + 0.001
+        assert set(lock["handoff_ms"]) == LATENCY_KEYS
+    else:
+        assert "lock" not in answer
 
 
 def test_bench_claim_table_and_own_board(tmp_path):
@@ -122,3 +129,20 @@ def test_fleet_section_runs_every_backend_with_no_double_claim(tmp_path):
     assert report["checks"]["double_claims"] == 0
     markdown = (out / "report.md").read_text()
     assert "| mode | backend | agents | tasks | claims/s |" in markdown and "Crossover" in markdown
+
+
+def test_lock_use_counts_only_the_gaps_someone_waited_across():
+    """Holds of the write lock as [asked, got, released], in seconds: the lock is held
+    1 + 1 + 1 s of a 6 s run; the 1 s gap before the second hold was waited across
+    (it was asked for at 0.5, before the first release), the 2 s gap before the third
+    was not (asked for at 4.5, granted at once)."""
+    from kanban.bench import lock_use
+
+    records = [{"lock": [[0.0, 0.0, 1.0]]}, {"lock": [[0.5, 2.0, 3.0]]}, {"lock": [[4.5, 5.0, 6.0]]},
+               {"op": "claim"}]
+    use = lock_use(records)
+    assert use["holds"] == 3
+    assert use["held_frac"] == 0.5
+    assert use["idle_while_waited_frac"] == round(1 / 6, 3)
+    assert use["handoff_ms"]["n"] == 1 and use["handoff_ms"]["p50"] == 1000.0
+    assert lock_use([{"op": "claim"}]) == {}

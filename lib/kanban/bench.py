@@ -269,32 +269,27 @@ def api_worker(argv):
     path, agents, project, lease, out_path = argv
     project = project or None
     sys.path.insert(0, LIB)
-    import threading
-
     from kanban import Board, KanbanError
 
     names = agents.split(",")
-    # an agent alone in its process is charged the whole process's CPU during each call
-    # (a thread waiting for the write lock has a helper thread); agents sharing a process
-    # are each charged their own thread's
-    cpu_clock = time.process_time if len(names) == 1 else time.thread_time
+    # a lone agent runs on the process's main thread, as a one-agent program does, and is
+    # charged the whole process's CPU during each call; agents sharing a process are
+    # threads, each charged its own thread's CPU
+    alone = len(names) == 1
+    cpu_clock = time.process_time if alone else time.thread_time
     results = {name: [] for name in names}
-    opened = {}
-    ready = threading.Barrier(len(names) + 1)
-    go = threading.Event()
 
-    def agent_thread(agent):
-        board = None
+    def open_board():
         try:
             board = Board(path)
             board.__enter__()
+            return board
         except KanbanError as exc:
-            board = exc
+            return exc
         except Exception as exc:  # noqa: BLE001 - reported as this agent's one failed claim
-            board = KanbanError("internal", f"{type(exc).__name__}: {exc}")
-        opened[agent] = board
-        ready.wait()
-        go.wait()
+            return KanbanError("internal", f"{type(exc).__name__}: {exc}")
+
+    def run(agent, board):
         if isinstance(board, KanbanError):
             now = time.monotonic()
             results[agent].append({"agent": agent, "op": "claim", "outcome": "error", "code": board.code,
@@ -311,16 +306,35 @@ def api_worker(argv):
         finally:
             board.__exit__(None, None, None)
 
-    threads = [threading.Thread(target=agent_thread, args=(name,)) for name in names]
-    for thread in threads:
-        thread.start()
-    ready.wait()
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
-    sys.stdin.readline()  # the start signal: every agent begins together
-    go.set()
-    for thread in threads:
-        thread.join()
+    def start_signal():
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        sys.stdin.readline()  # the start signal: every agent begins together
+
+    if alone:
+        board = open_board()
+        start_signal()
+        run(names[0], board)
+    else:
+        import threading
+
+        ready = threading.Barrier(len(names) + 1)
+        go = threading.Event()
+
+        def agent_thread(agent):
+            board = open_board()
+            ready.wait()
+            go.wait()
+            run(agent, board)
+
+        threads = [threading.Thread(target=agent_thread, args=(name,)) for name in names]
+        for thread in threads:
+            thread.start()
+        ready.wait()
+        start_signal()
+        go.set()
+        for thread in threads:
+            thread.join()
     with open(out_path, "w", encoding="utf-8") as out:
         json.dump([r for name in names for r in results[name]], out)
 
@@ -330,6 +344,9 @@ def _api_loop(board, agent, project, lease, KanbanError, cpu_clock):
     each call's CPU time by cpu_clock."""
     records = []
     claim, retries, op = None, 0, "claim"
+    holds = None
+    if board.db.backend == "sqlite":  # each call's holds of the board's write lock
+        holds = board.db.lock.trace = []
     while True:
         started, cpu = time.monotonic(), cpu_clock()
         try:
@@ -347,6 +364,9 @@ def _api_loop(board, agent, project, lease, KanbanError, cpu_clock):
                   "start": started, "end": ended}
         if result == "error":
             record["message"] = message
+        if holds is not None:
+            record["lock"] = holds[:]
+            holds.clear()
         if op == "claim" and result == "ok":
             record["task"], record["token"] = answer["id"], answer["lease_token"]
         elif op == "complete":
@@ -519,6 +539,39 @@ def summarize(records, wall, cpu_cores=None):
     }
 
 
+def lock_use(records):
+    """How the board's write lock was used, from the [asked, got, released] holds the
+    api-mode agents noted (SQLite only; {} without them): the fraction of the run it was
+    held, the fraction it sat free while a writer waited for it (time the product loses,
+    whatever the machine's load), and the handoff, from one writer's release to the next
+    writer's grant while someone waited."""
+    holds = sorted((h for r in records for h in r.get("lock", ()) if h[2] is not None), key=lambda h: h[1])
+    if not holds:
+        return {}
+    start, end = min(h[0] for h in holds), max(h[2] for h in holds)
+    span = end - start
+    if span <= 0:
+        return {}
+    held = idle_waiting = 0.0
+    handoffs = []
+    asks = sorted(h[0] for h in holds)
+    asked_by = 0  # how many holds were asked for before the previous release
+    for number, (_asked, got, released) in enumerate(holds):
+        held += released - got
+        if number:
+            before = holds[number - 1][2]
+            while asked_by < len(asks) and asks[asked_by] < before:
+                asked_by += 1
+            # the `number` holds granted so far were all asked for before it; any more
+            # is a writer that waited across the gap
+            if asked_by > number and got > before:
+                idle_waiting += got - before
+                handoffs.append((got - before) * 1000)
+    return {"holds": len(holds), "held_frac": round(held / span, 3),
+            "idle_while_waited_frac": round(idle_waiting / span, 3),
+            "handoff_ms": percentiles(handoffs)}
+
+
 def load_share(answer, machine, wall):
     """CPU the rest of the machine used meanwhile (why a run on a shared machine can sit
     below its bound), and the bound with only the cores it left free."""
@@ -573,6 +626,9 @@ def claim_bench(agents=4, tasks=100, mode="cli", lease="15m", db=None, keep=Fals
                   "db": path if (db or keep) else None, "filesystem": filesystem(path),
                   "setup_s": round(setup, 3)}
         answer.update(summarize(records, wall))
+        lock = lock_use(records)
+        if lock:
+            answer["lock"] = lock
         log = check_event_log(path, project)
         from_answers = double_claims_from_answers(records)
         answer.update({
@@ -611,6 +667,10 @@ def render_table(answer):
         ("CPU bound", f"{answer['cpu_bound_claims_per_s'] or 0:.1f} claims/s on {answer['cores']} cores"
                       f" (throughput {answer['vs_cpu_bound'] or 0:.2f}x of it)"),
     ]
+    if "lock" in answer:
+        lock = answer["lock"]
+        rows.append(("write lock", f"held {lock['held_frac']:.0%}, free while a writer waited "
+                     f"{lock['idle_while_waited_frac']:.0%}; handoff {ms(lock['handoff_ms'])}"))
     if "other_load_cores" in answer:
         rows.append(("other load", f"{answer['other_load_cores']:.2f} cores busy elsewhere"
                      + (f" (throughput {answer['vs_free_cores_cpu_bound']:.2f}x of the bound on the cores left)"
