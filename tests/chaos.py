@@ -429,6 +429,7 @@ class Chaos:
         self.schema = None
         self.cluster = cluster
         self.server_restarts = []  # {"mode", "seconds", "sessions_ended"}
+        self.listeners_ended = 0  # waiting workers' LISTEN sessions terminated
         if args.pg:  # a fresh schema on the server; this run's sessions carry its name
             self.schema = f"chaos_{os.getpid()}_{self.rng.randrange(16**6):06x}"
             self.db = args.pg + ("&" if "?" in args.pg else "?") + f"options=-csearch_path%3D{self.schema}"
@@ -632,8 +633,8 @@ class Chaos:
         return [(pid, state, name[len(prefix) + 1:]) for pid, state, name in found]
 
     def terminate_session(self, waiting):
-        """pg_terminate_backend of one of this run's sessions: half the time a waiting
-        worker's idle one (its LISTEN) when there is one, else one in a transaction if
+        """pg_terminate_backend of one of this run's sessions: a waiting worker's idle one
+        (its LISTEN) when there is one, the first time and then half the time, else one in a transaction if
         any is.  The kind of kill, or None when there was no session (or no server)."""
         from kanban.store import postgres
 
@@ -646,8 +647,10 @@ class Chaos:
                 listeners = [] if self.args.pgbouncer else \
                     [pid for pid, state, slot in found if state == "idle" and slot in waiting]
                 busy = [pid for pid, state, _ in found if state and state != "idle"]
-                if listeners and self.rng.random() < 0.5:
+                # the first waiting worker found is always taken (a short run sees few)
+                if listeners and (not self.listeners_ended or self.rng.random() < 0.5):
                     victim, what = self.rng.choice(listeners), "pg_terminate_listener"
+                    self.listeners_ended += 1
                 else:
                     victim, what = self.rng.choice(busy or [pid for pid, _s, _w in found]), "pg_terminate_backend"
                 conn.execute("SELECT pg_terminate_backend(%s)", (victim,))
