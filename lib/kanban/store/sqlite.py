@@ -363,8 +363,13 @@ class WriterLock:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, previous)
         while True:
-            free = _free_event(self.path, take, threading)
-            if not free.wait(max(0.0, deadline - time.monotonic())):
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
+                free = _free_event(self.path, take, threading)
+            except OSError:  # no file for the helper (out of descriptors): look again shortly
+                free = threading.Event()
+                remaining = min(remaining, 0.001)
+            if not free.wait(remaining) and time.monotonic() >= deadline:
                 raise KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT")
             try:
                 take(self.fd, False)
