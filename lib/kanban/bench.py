@@ -200,13 +200,14 @@ def run_cli_agents(names, claim_argv, complete_argv, env, timeout=None):
     claim_argv(agent) and complete_argv(agent, task_id, token) give the command lines.
     A busy answer retries the same step (up to MAX_RETRIES in a row); a failed complete
     goes back to claiming; any other failed claim ends that agent.  Returns
-    (records, wall seconds, machine busy CPU seconds meanwhile or None): one record
-    per process.  timeout: seconds after which no process is started and those still
+    (records, wall seconds, machine busy CPU seconds meanwhile less this driver's own,
+    or None): one record per process.  timeout: seconds after which no process is started and those still
     running are killed (each then a failed call, exit_-9).
     """
     running = {}  # pid -> (agent, op, started, stdout, stderr, claim)
     records = []
     machine = busy_cpu_seconds()
+    driver = time.process_time()
     origin = time.monotonic()
 
     def launch(agent, op, claim=None):
@@ -250,12 +251,17 @@ def run_cli_agents(names, claim_argv, complete_argv, env, timeout=None):
     if watchdog:
         watchdog.cancel()
     wall = time.monotonic() - origin
-    return records, wall, _since(machine)
+    return records, wall, _less(_since(machine), time.process_time() - driver)
 
 
 def _since(machine):
     now = busy_cpu_seconds()
     return None if machine is None or now is None else now - machine
+
+
+def _less(machine, own):
+    """The machine's busy CPU seconds without `own` (the bench's own bookkeeping), or None."""
+    return None if machine is None else max(0.0, machine - own)
 
 
 def api_worker(argv):
@@ -307,7 +313,7 @@ def api_worker(argv):
             board.__exit__(None, None, None)
 
     def start_signal():
-        sys.stdout.write("ready\n")
+        sys.stdout.write(f"ready {time.process_time()}\n")  # the CPU it spent getting ready
         sys.stdout.flush()
         sys.stdin.readline()  # the start signal: every agent begins together
 
@@ -393,7 +399,9 @@ def run_api_agents(names, path, project, lease, scratch, processes=None, env=Non
     running is killed (then the run fails, saying so).
 
     Returns (records, wall seconds, machine busy CPU seconds meanwhile or None), wall
-    from the signal to the last call's end.
+    from the signal to the last call's end.  The machine's figure leaves out what this
+    process and the agent processes spent outside the agents' calls (starting and
+    stopping, writing their records), so it is the calls' CPU plus everybody else's.
     """
     code = ("import sys; sys.path.insert(0, sys.argv[1]); from kanban.bench import api_worker; "
             "api_worker(sys.argv[2:])")
@@ -409,6 +417,7 @@ def run_api_agents(names, path, project, lease, scratch, processes=None, env=Non
     failed = []
     killed = []
     watchdog = _watchdog(timeout, lambda: [pid for pid, *_ in workers], killed)
+    ready_cpu = {}  # each agent process's CPU seconds before the start signal
     for pid, out_r, _err_r, _in_w, _out in workers:
         line = b""
         while not line.endswith(b"\n"):
@@ -417,7 +426,9 @@ def run_api_agents(names, path, project, lease, scratch, processes=None, env=Non
                 failed.append(pid)
                 break
             line += chunk
+        ready_cpu[pid] = float(line.split()[1]) if len(line.split()) == 2 else 0.0
     machine = busy_cpu_seconds()
+    driver = time.process_time()
     origin = time.monotonic()
     for _pid, _out_r, _err_r, in_w, _out in workers:
         try:
@@ -426,18 +437,23 @@ def run_api_agents(names, path, project, lease, scratch, processes=None, env=Non
             pass
         os.close(in_w)
     records, errors, finished = [], [], []
+    outside = 0.0  # CPU seconds the agent processes spent after the signal outside their calls
     for pid, out_r, err_r, _in_w, out_path in workers:
         drain(out_r)
         finished.append(pid)
         if len(finished) == len(workers):
             machine = _since(machine)
+            driver = time.process_time() - driver
         err = drain(err_r)
-        _pid, status, _usage = os.wait4(pid, 0)
+        _pid, status, usage = os.wait4(pid, 0)
         if os.waitstatus_to_exitcode(status) != 0 or not os.path.exists(out_path):
             errors.append(err.strip().splitlines()[-1] if err.strip() else f"agent process {pid} failed")
             continue
         with open(out_path, encoding="utf-8") as handle:
-            records += json.load(handle)
+            found = json.load(handle)
+        records += found
+        outside += max(0.0, usage.ru_utime + usage.ru_stime - ready_cpu.get(pid, 0.0)
+                       - sum(r["cpu_ms"] for r in found) / 1000)
     if watchdog:
         watchdog.cancel()
     if errors:
@@ -449,7 +465,7 @@ def run_api_agents(names, path, project, lease, scratch, processes=None, env=Non
         record["start"] -= origin
         record["end"] -= origin
     wall = max((r["end"] for r in records), default=0.0)
-    return records, wall, machine
+    return records, wall, _less(machine, outside + driver)
 
 
 # -- the board -------------------------------------------------------------------
