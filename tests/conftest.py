@@ -57,6 +57,16 @@ class Result:
         return f"Result(rc={self.rc}, out={self.out!r}, err={self.err!r})"
 
 
+def default_sigint():
+    """Popen's preexec_fn for a test that sends SIGINT: the child gets SIGINT's default
+    action, as a terminal's foreground job has, whatever the suite inherited (a job
+    started in the background by a shell runs with SIGINT ignored, and so would its
+    children: Python then never raises KeyboardInterrupt)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run(*args, env=None, input=None, cwd=None, timeout=60):
     """Run `kanban ARGS...`; env entries of None are removed from the environment."""
     full = dict(os.environ)

@@ -5,7 +5,7 @@ import subprocess
 import textwrap
 import time
 
-from conftest import KANBAN, assert_error
+from conftest import KANBAN, assert_error, default_sigint
 
 
 def snapshot(kb):
@@ -325,7 +325,7 @@ def test_interrupted_wait_exits_quietly(kb):
     env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
     env.update(KANBAN_DB=str(kb.path), KANBAN_AGENT="w1")
     proc = subprocess.Popen([str(KANBAN), "claim", "--wait", "30s"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     # interrupt it inside the wait, not during interpreter start-up: once it has the board open
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not any(
@@ -334,6 +334,11 @@ def test_interrupted_wait_exits_quietly(kb):
         time.sleep(0.05)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=10)
+    try:
+        out, err = proc.communicate(timeout=10)
+    finally:  # a failed test leaves nothing running
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130 and out == "" and "Traceback" not in err
     assert kb("event", "list").json["events"] == []

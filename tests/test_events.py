@@ -5,7 +5,7 @@ import selectors
 import subprocess
 import time
 
-from conftest import KANBAN, assert_error, at
+from conftest import KANBAN, assert_error, at, default_sigint
 
 EVENT_KEYS = {"id", "task", "kind", "actor", "at", "data"}
 STATE_KINDS = {"created", "claimed", "completed", "released", "blocked", "unblocked", "cancelled",
@@ -233,9 +233,14 @@ def test_follow_stops_quietly_on_sigint(kb):
     env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
     env["KANBAN_DB"] = str(kb.path)
     proc = subprocess.Popen([str(KANBAN), "event", "list", "--follow"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     first = proc.stdout.readline()
     assert json.loads(first)["kind"] == "created"
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=10)
+    try:
+        out, err = proc.communicate(timeout=10)
+    finally:  # a failed test leaves nothing running
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130 and out == "" and "Traceback" not in err
