@@ -4,6 +4,7 @@ Tests read the board through kanban itself (the CLI or kanban.Board), never thro
 the stdlib sqlite3 module in the same process: two copies of SQLite in one process
 on the same file give stale reads.
 """
+import contextlib
 import json
 import os
 import subprocess
@@ -55,6 +56,17 @@ class Result:
 
     def __repr__(self):
         return f"Result(rc={self.rc}, out={self.out!r}, err={self.err!r})"
+
+
+@contextlib.contextmanager
+def reaped(proc):
+    """`with reaped(proc):` a process the block leaves running (a failed test) is killed."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def default_sigint():

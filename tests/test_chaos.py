@@ -19,23 +19,29 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 
-def test_chaos_short(tmp_path):
-    folder = tmp_path / "chaos"
+def soak(folder, tasks, round_timeout, timeout, *more):
+    """One short round of tests/chaos.py: its report, once it says zero violations, every
+    task done or failed, and every stale write refused as lease_lost."""
     proc = subprocess.run(
-        [sys.executable, os.path.join(HERE, "chaos.py"), "--tasks", "250", "--api-workers", "2",
-         "--cli-workers", "2", "--reviewers", "2", "--kill-every", "0.2", "--round-timeout", "90",
-         "--dir", str(folder), "--json"],
-        capture_output=True, text=True, timeout=150)
+        [sys.executable, os.path.join(HERE, "chaos.py"), "--tasks", str(tasks), "--api-workers", "2",
+         "--cli-workers", "2", "--reviewers", "2", "--kill-every", "0.2", "--round-timeout", str(round_timeout),
+         "--dir", str(folder), "--json", *more],
+        capture_output=True, text=True, timeout=timeout)
     lines = proc.stdout.strip().splitlines()
     assert lines, proc.stderr
     report = json.loads(lines[-1])
     assert report["violations"] == 0, "\n".join(lines[:-1])
     assert proc.returncode == 0, proc.stderr
-    assert report["tasks"] == 250 and report["outcome"]["other"] == 0
-    assert report["outcome"]["done"] + report["outcome"]["failed"] == 250
+    assert report["tasks"] == tasks and report["outcome"]["other"] == 0
+    assert report["outcome"]["done"] + report["outcome"]["failed"] == tasks
+    assert set(report["stale_write_outcomes"]) <= {"lease_lost"}
+    return report
+
+
+def test_chaos_short(tmp_path):
+    report = soak(tmp_path / "chaos", 250, 90, 150)
     assert report["kills"] >= 10 and report["restarts"] >= 3, report
     assert report["integrity"] == ["ok"]
-    assert set(report["stale_write_outcomes"]) <= {"lease_lost"}
     # the checker agrees when run on its own, through the CLI entry point
     again = subprocess.run([sys.executable, os.path.join(HERE, "invariants.py"), report["board"], "--finished"],
                            capture_output=True, text=True, timeout=60)
@@ -46,21 +52,8 @@ def test_chaos_short(tmp_path):
                     "server to soak the Postgres backend (e.g. postgresql://postgres@127.0.0.1:5432/test)")
 def test_chaos_short_on_postgres(tmp_path):
     """The same soak on a server board, whose sessions are also ended by pg_terminate_backend."""
-    folder = tmp_path / "chaos"
-    proc = subprocess.run(
-        [sys.executable, os.path.join(HERE, "chaos.py"), "--tasks", "150", "--api-workers", "2",
-         "--cli-workers", "2", "--reviewers", "2", "--kill-every", "0.2", "--round-timeout", "150",
-         "--dir", str(folder), "--json", "--pg", os.environ["KANBAN_TEST_PG"]],
-        capture_output=True, text=True, timeout=240)
-    lines = proc.stdout.strip().splitlines()
-    assert lines, proc.stderr
-    report = json.loads(lines[-1])
-    assert report["violations"] == 0, "\n".join(lines[:-1])
-    assert proc.returncode == 0, proc.stderr
-    assert report["tasks"] == 150 and report["outcome"]["other"] == 0
-    assert report["outcome"]["done"] + report["outcome"]["failed"] == 150
+    report = soak(tmp_path / "chaos", 150, 150, 240, "--pg", os.environ["KANBAN_TEST_PG"])
     assert report["kills_by_kind"].get("pg_terminate_backend", 0) >= 3, report["kills_by_kind"]
-    assert set(report["stale_write_outcomes"]) <= {"lease_lost"}
 
 
 def test_chaos_short_on_a_cluster_of_its_own(tmp_path):
@@ -71,25 +64,12 @@ def test_chaos_short_on_a_cluster_of_its_own(tmp_path):
     if pgcluster.find()[0] is None:
         pytest.skip(f"no PostgreSQL cluster of the soak's own: {pgcluster.find()[1]}")
     pytest.importorskip("psycopg", reason="the postgres extra (psycopg) is not installed")
-    folder = tmp_path / "chaos"
-    proc = subprocess.run(
-        [sys.executable, os.path.join(HERE, "chaos.py"), "--tasks", "150", "--api-workers", "2",
-         "--cli-workers", "2", "--reviewers", "2", "--kill-every", "0.2", "--round-timeout", "150",
-         "--dir", str(folder), "--json", "--pg-own-cluster"],
-        capture_output=True, text=True, timeout=240)
-    lines = proc.stdout.strip().splitlines()
-    assert lines, proc.stderr
-    report = json.loads(lines[-1])
-    assert report["violations"] == 0, "\n".join(lines[:-1])
-    assert proc.returncode == 0, proc.stderr
-    assert report["tasks"] == 150 and report["outcome"]["other"] == 0
-    assert report["outcome"]["done"] + report["outcome"]["failed"] == 150
+    report = soak(tmp_path / "chaos", 150, 150, 240, "--pg-own-cluster")
     assert [r["mode"] for r in report["server_restarts"]] == ["fast", "immediate"], report["server_restarts"]
     assert all(r["sessions_ended"] for r in report["server_restarts"]), report["server_restarts"]
     kinds = report["kills_by_kind"]
     assert kinds.get("pg_terminate_backend", 0) >= 2 and kinds.get("pg_terminate_listener", 0) >= 1, kinds
     assert kinds.get("in_transaction", 0) >= 1, kinds  # SIGKILLed while its session held a transaction id
-    assert set(report["stale_write_outcomes"]) <= {"lease_lost"}
 
 
 # -- the checker catches what it must ------------------------------------------------------

@@ -5,7 +5,7 @@ import subprocess
 import textwrap
 import time
 
-from conftest import KANBAN, assert_error, default_sigint
+from conftest import KANBAN, assert_error, default_sigint, reaped
 
 
 def snapshot(kb):
@@ -334,11 +334,7 @@ def test_interrupted_wait_exits_quietly(kb):
         time.sleep(0.05)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
-    try:
+    with reaped(proc):
         out, err = proc.communicate(timeout=10)
-    finally:  # a failed test leaves nothing running
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 130 and out == "" and "Traceback" not in err
     assert kb("event", "list").json["events"] == []

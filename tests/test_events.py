@@ -5,7 +5,7 @@ import selectors
 import subprocess
 import time
 
-from conftest import KANBAN, assert_error, at, default_sigint
+from conftest import KANBAN, assert_error, at, default_sigint, reaped
 
 EVENT_KEYS = {"id", "task", "kind", "actor", "at", "data"}
 STATE_KINDS = {"created", "claimed", "completed", "released", "blocked", "unblocked", "cancelled",
@@ -237,10 +237,6 @@ def test_follow_stops_quietly_on_sigint(kb):
     first = proc.stdout.readline()
     assert json.loads(first)["kind"] == "created"
     proc.send_signal(signal.SIGINT)
-    try:
+    with reaped(proc):
         out, err = proc.communicate(timeout=10)
-    finally:  # a failed test leaves nothing running
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 130 and out == "" and "Traceback" not in err

@@ -14,7 +14,7 @@ import time
 
 import pgcluster
 import pytest
-from conftest import KANBAN, assert_error, run
+from conftest import KANBAN, assert_error, reaped, run
 
 from kanban import pgbouncer
 
@@ -66,17 +66,13 @@ def test_claim_wait_rides_out_a_server_restart(cluster, board, helper, mode):
     assert board("list", env={"KANBAN_PG_HELPER": helper}).rc == 0  # the helper is up, when there is one
     waiter = subprocess.Popen([str(KANBAN), "claim", "--wait", "60s", "--lease", "1m"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with reaped(waiter):
         time.sleep(1.0)  # listening by now
         cluster.restart(mode, down=1.5)
         assert waiter.poll() is None, waiter.communicate()
         created = board("create", "after the restart")
         assert created.rc == 0, created
         out, err = waiter.communicate(timeout=30)
-    finally:
-        if waiter.poll() is None:
-            waiter.kill()
-            waiter.wait()
     assert waiter.returncode == 0, err
     claimed = json.loads(out)
     assert claimed["id"] == created.json["id"] and claimed["claimed_by"] == "waiter"
@@ -94,7 +90,7 @@ def test_claim_wait_through_pgbouncer_rides_out_a_server_restart(cluster, board)
                        "KANBAN_AGENT": "waiter", "KANBAN_BUSY_TIMEOUT": "5s"})
         waiter = subprocess.Popen([str(KANBAN), "claim", "--wait", "60s", "--lease", "1m"], env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
+        with reaped(waiter):
             time.sleep(1.0)
             cluster.restart("fast", down=1.5)  # the waiter's polls make the pooler's logins fail meanwhile
             time.sleep(2.0)
@@ -102,10 +98,6 @@ def test_claim_wait_through_pgbouncer_rides_out_a_server_restart(cluster, board)
             created = board("create", "after the restart", env={"KANBAN_DB": pooled})  # a new client
             assert created.rc == 0, created
             out, err = waiter.communicate(timeout=30)
-        finally:
-            if waiter.poll() is None:
-                waiter.kill()
-                waiter.wait()
     assert waiter.returncode == 0, err
     assert json.loads(out)["id"] == created.json["id"]
 
