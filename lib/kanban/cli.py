@@ -129,6 +129,32 @@ def main(path, argv=None, handler=None, prepare=None):
     sys.exit(code or 0)
 
 
+def finish(code=0):
+    """End the process with `code`, as sys.exit(code) would, without the interpreter's
+    teardown: freeing every module and object a claim loaded costs ~2 ms, more than the
+    claim's transaction, and the kernel frees the memory, closes the files and drops
+    the locks anyway.  Only when nothing is left for the teardown to do: stdout and
+    stderr flushed, no atexit function (weakref.finalize and tempfile register one), no
+    other thread, no tracer or profiler waiting to write its report.  Otherwise, and for
+    an exit status that is not a number, sys.exit does it the long way."""
+    if code is None:
+        code = 0
+    threading = sys.modules.get("threading")
+    if (not isinstance(code, int) or sys.gettrace() is not None or sys.getprofile() is not None
+            or (threading is not None and threading.active_count() > 1)):
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        sys.exit(code)  # the long way says what went wrong, as it would have
+    import atexit
+
+    if atexit._ncallbacks():
+        sys.exit(code)
+    os._exit(code & 0xFF)
+
+
 def _quiet_pipe():
     # stdout was closed by the reader (e.g. `| head`): do not print a second error
     devnull = os.open(os.devnull, os.O_WRONLY)

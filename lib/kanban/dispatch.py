@@ -188,7 +188,20 @@ def help_verb(root, rest):
     sys.stdout.write(read_header(find_verb(root, verb))[2] + "\n")
 
 
+def run(script):
+    """bin/kanban's entry: main(), then the process ends at once (cli.finish).  Whoever
+    calls main() in a process of their own (the bench's phases) keeps a normal exit."""
+    from .cli import finish
+
+    try:
+        main(script)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    finish(code)
+
+
 def console():
     """The `kanban` console script of an installed wheel ([project.scripts] in
     pyproject.toml): the same dispatcher as bin/kanban."""
-    main(None)
+    run(None)
