@@ -9,12 +9,12 @@ parsing, on a claim that otherwise takes ~12 ms of Python).  Anything unusual â€
 short options, `--`, abbreviations, values docopt might read differently â€” goes
 straight to docopt.  tests/test_argv.py checks the cache against docopt itself.
 """
-import binascii
 import marshal
 import os
 
 _PLACEHOLDER = "@kanban-value-{}@"
 MAX_ENTRIES = 500
+_PRIME = (1 << 61) - 1
 
 
 def grammar(help_text):
@@ -107,7 +107,9 @@ def parse(help_text, argv, run_docopt):
     if os.environ.get("KANBAN_NO_ARGV_CACHE"):
         return run_docopt(argv)
     # one small cache file per usage text: a changed usage text starts afresh
-    digest = f"{binascii.crc32(help_text.encode()):08x}{len(help_text):x}"
+    # (the text's bytes as one number modulo the prime 2**61-1: no hashing module to load;
+    # binascii's crc32 cost its shared library's ~0.2 ms, more than the whole digest)
+    digest = f"{int.from_bytes(help_text.encode(), 'little') % _PRIME:016x}{len(help_text):x}"
     path = cache_path(digest)
     cache = _load(path)
     known = cache.get("")

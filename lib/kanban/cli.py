@@ -148,9 +148,8 @@ def finish(code=0):
         sys.stderr.flush()
     except (OSError, ValueError, AttributeError):
         sys.exit(code)  # the long way says what went wrong, as it would have
-    import atexit
-
-    if atexit._ncallbacks():
+    atexit = sys.modules.get("atexit")  # registering a function imports it
+    if atexit is not None and atexit._ncallbacks():
         sys.exit(code)
     os._exit(code & 0xFF)
 
