@@ -428,3 +428,42 @@ def test_closed_stdout_is_not_a_traceback(kb):
     proc = subprocess.run(["sh", "-c", f'"{KANBAN}" list | head -c 10 >/dev/null'], env=clean_env(KANBAN_DB=kb.path),
                           capture_output=True, text=True, timeout=30)
     assert "Traceback" not in proc.stderr
+
+
+LATE = """#!/bin/sh
+# Summary: leaves work for the end of the process, as a porcelain verb may
+#
+# Usage:
+#   kanban late MARK
+''''exec "$(dirname "$0")/../.venv/bin/python" "$0" "$@" # '''
+import atexit, sys, threading, time
+from kanban.cli import main
+
+
+def late(args):
+    mark = args["MARK"]
+    if mark.endswith("atexit"):
+        atexit.register(lambda: open(mark, "w").write("atexit ran"))
+    else:
+        threading.Thread(target=lambda: (time.sleep(0.3), open(mark, "w").write("thread ran"))).start()
+    sys.stdout.write("answer, buffered\\n")
+    return 3
+
+
+main(__file__, handler=late)
+"""
+
+
+@pytest.mark.parametrize("what", ["atexit", "thread"])
+def test_the_fast_exit_leaves_nothing_undone(tmp_path, what):
+    # bin/kanban ends the process with os._exit once the verb is done (no teardown): only
+    # when no atexit function, thread, tracer or profiler is left to run
+    libexec = tmp_path / "libexec"
+    libexec.mkdir()
+    verb = libexec / "kanban-late"
+    verb.write_text(LATE)
+    verb.chmod(0o755)
+    mark = tmp_path / f"mark-{what}"
+    res = sh("late", mark, KANBAN_EXEC_PATH=libexec)
+    assert (res.returncode, res.stdout, res.stderr) == (3, "answer, buffered\n", "")
+    assert mark.read_text() == f"{what} ran"
