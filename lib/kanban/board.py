@@ -203,10 +203,11 @@ class Board:
             self._hooks = hooks.hooks_dir(self.path) or ""
         return self._hooks
 
-    def _run_hooks(self, events):
+    def _run_hooks(self, fired):
         directory = self._hooks_folder()
         if not directory or not os.access(directory, os.F_OK):
             return  # no hooks folder: one look for the whole transaction (os.access raises nothing)
+        events = [self._fired_event(*event) for event in fired]
         failures = []
         for event in events:
             try:
@@ -241,16 +242,21 @@ class Board:
         return self._now if self._now is not None else clock.now_ms()
 
     def _event(self, task_id, kind, actor, data=None, ttl_ms=None):
+        """Record an event; its id.  One that fires a hook is kept for after the commit,
+        as a tuple: its dict (_fired_event) is made only when there is a hooks folder."""
         self._writes(actor)  # every write leaves an event: none by an outsider on a team board
         at = self.now
-        expires = at + ttl_ms if ttl_ms else None
-        text = dumps(data or {}, compact=True)
-        event_id = self.db.scalar(self.db.sql("insert_event"), (task_id, kind, actor, at, text, expires))
-        event = {"id": event_id, "task": task_ref(task_id), "kind": kind, "actor": actor,
-                 "at": clock.iso(at), "data": data or {}}
+        event_id = self.db.insert(self.db.sql("insert_event"), (
+            task_id, kind, actor, at, dumps(data or {}, compact=True), at + ttl_ms if ttl_ms else None))
         if kind in hooks.HOOK_FOR_EVENT:
-            self._fired.append(event)
-        return event
+            self._fired.append((event_id, task_id, kind, actor, at, data))
+        return event_id
+
+    @staticmethod
+    def _fired_event(event_id, task_id, kind, actor, at, data):
+        """An event as hooks get it (and `log` answers it)."""
+        return {"id": event_id, "task": task_ref(task_id), "kind": kind, "actor": actor,
+                "at": clock.iso(at), "data": data or {}}
 
     # -- loading tasks ----------------------------------------------------------
 
@@ -718,14 +724,17 @@ class Board:
         if isinstance(task, dict):
             task_id = params["id"] = task["id"]
             self.db.execute(self.db.sql("claim_task"), params)
-            row = dict(task, status="in_progress", claimed_by=agent, lease_until=until, lease_token=token,
-                       lease_ms=lease_ms, reason=None, updated_at=self.now)
+            task.update(status="in_progress", claimed_by=agent, lease_until=until, lease_token=token,
+                        lease_ms=lease_ms, reason=None, updated_at=self.now)
+            row = task  # the probe's own row: changed in place, not copied
         else:
             task_id = params["id"] = task
             row = self.db.row(self._claim_returning, params)
         self.db.execute(self.db.sql("add_holder"), (task_id, agent))
         self._event(task_id, "claimed", agent, dict(data or {}, token=token, lease_until=clock.iso(until)))
-        return dict(self._answer(row), lease_token=token)
+        answer = self._answer(row)
+        answer["lease_token"] = token
+        return answer
 
     def _claim_probe(self, agent, role, project):
         """`claim_probe`: (a lease has run out, the board has WIP limits, the picked
@@ -955,7 +964,8 @@ class Board:
                 self._update(task, lease_until=until)
                 self._beat_runs(task)
                 data.update(token=token, lease_until=clock.iso(until))
-            return self._event(task, "progress", agent, data, ttl_ms=ttl_ms)
+            event_id = self._event(task, "progress", agent, data, ttl_ms=ttl_ms)
+            return self._fired_event(event_id, task, "progress", agent, self.now, data)
         return self._write(apply)
 
     def events(self, *, task=None, kind=None, since=None, limit=100):

@@ -169,6 +169,10 @@ class Store(ABC):
         """Run a statement; iterate the answer for its rows (as tuples)."""
 
     @abstractmethod
+    def insert(self, sql, params=()):
+        """Run an INSERT of one row; the new row's id (the Postgres text says RETURNING id)."""
+
+    @abstractmethod
     def changes(self):
         """How many rows the last INSERT, UPDATE or DELETE changed."""
 

@@ -666,6 +666,9 @@ class PgStore(Store):
     def execute(self, sql, params=()):
         return self._run(sql, params)
 
+    def insert(self, sql, params=()):
+        return self.scalar(sql, params)
+
     def changes(self):
         return max(self._rowcount, 0)
 

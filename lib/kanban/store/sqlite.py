@@ -530,6 +530,10 @@ class SqliteStore(Store):
     def execute(self, sql, params=()):
         return self.conn.execute(sql, params)
 
+    def insert(self, sql, params=()):
+        self.conn.execute(sql, params)
+        return self.conn.last_insert_rowid()
+
     def script(self, sql):
         """Run every statement of `sql` (apsw stops at a statement that returns rows)."""
         for _ in self.conn.execute(sql):
