@@ -299,6 +299,7 @@ class Board:
 
     @staticmethod
     def _dict(r, depends_on):
+        iso = clock.iso
         return {
             "id": task_ref(r["id"]),
             "kind": r["kind"],
@@ -313,13 +314,13 @@ class Board:
             "depends_on": depends_on,
             "review": bool(r["review"]),
             "claimed_by": r["claimed_by"],
-            "lease_until": clock.iso(r["lease_until"]),
+            "lease_until": iso(r["lease_until"]),
             "attempts": r["attempts"],
             "max_attempts": r["max_attempts"],
-            "not_before": clock.iso(r["not_before"]),
+            "not_before": iso(r["not_before"]),
             "idempotency_key": r["idempotency_key"],
-            "created_at": clock.iso(r["created_at"]),
-            "updated_at": clock.iso(r["updated_at"]),
+            "created_at": iso(r["created_at"]),
+            "updated_at": iso(r["updated_at"]),
             "ready": bool(r["ready"]),
         }
 
@@ -351,10 +352,10 @@ class Board:
                 self._update_sql(literals, fields) + (self.db.sql("task_returning") if row is None else ""),
                 {name: _LITERALS[value] for name, value in literals})
         sql, set_literals = found
+        fields["id"] = task_id  # the statement's parameters: the fields, and the row's own id
         if row is not None:
-            self.db.execute(sql, dict(fields, id=task_id))
+            self.db.execute(sql, fields)
             return dict(row, **set_literals, **fields)
-        fields["id"] = task_id
         return self.db.row(sql, fields)
 
     def _update_sql(self, literals, fields):
@@ -859,16 +860,18 @@ class Board:
     def _check_lease(self, row, token, need_status=("in_progress",), agent=None):
         """The fencing check every holder write makes.  An `agent` that passes it on a
         task in progress has acted as its holder: the review gate remembers it."""
-        ref = task_ref(row["id"])
         if row["status"] not in need_status:
+            ref = task_ref(row["id"])
             if token is not None and self._was_token(row["id"], token):
                 raise KanbanError("lease_lost", f"the lease on {ref} is gone: the task is now "
                                   f"{row['status']}", task=ref, status=row["status"])
             raise conflict(f"{ref} is {row['status']}, not {' or '.join(need_status)}",
                            task=ref, status=row["status"])
         if token is None or row["lease_token"] != token or row["claimed_by"] is None:
+            ref = task_ref(row["id"])
             raise KanbanError("lease_lost", f"token {token} is not the current lease on {ref}", task=ref)
         if row["lease_until"] is None or row["lease_until"] <= self.now:
+            ref = task_ref(row["id"])
             raise KanbanError("lease_lost", f"the lease on {ref} expired at {clock.iso(row['lease_until'])}",
                               task=ref)
         if agent and row["status"] == "in_progress" and agent != row["claimed_by"]:
