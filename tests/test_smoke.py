@@ -26,3 +26,29 @@ def test_error_contract(kb):
     assert res.rc == 2 and res.out == "" and res.error["code"] == "usage"
     res = kb("claim")
     assert res.rc == 2 and res.error["code"] == "usage"
+
+
+def test_an_answer_that_cannot_be_written_is_one_json_error(kb, tmp_path):
+    """`kanban show ID > /dev/full`: the full disk is said in the one JSON line, exit 2,
+    not a Python traceback (and never the interpreter's 'Exception ignored')."""
+    import json
+    import os
+    import subprocess
+
+    from conftest import KANBAN
+
+    if not os.path.exists("/dev/full"):
+        import pytest
+
+        pytest.skip("no /dev/full on this system")
+    task = kb("create", "t").json["id"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env["KANBAN_DB"] = str(kb.path)
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([str(KANBAN), "show", task], stdout=full, stderr=subprocess.PIPE, text=True,
+                              env=env, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, lines
+    error = json.loads(lines[0])
+    assert error["code"] == "internal" and "No space left on device" in error["error"], error

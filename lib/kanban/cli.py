@@ -126,6 +126,9 @@ def main(path, argv=None, handler=None, prepare=None):
         sys.stdout.flush()
     except BrokenPipeError:
         _quiet_pipe()
+    except OSError as exc:  # e.g. a full disk (`> /dev/full`): said in JSON, not a traceback
+        _quiet_pipe()
+        fail(KanbanError("internal", f"cannot write the answer to standard output: {exc.strerror or exc}"))
     sys.exit(code or 0)
 
 
