@@ -531,8 +531,7 @@ class SqliteStore(Store):
         return self.conn.execute(sql, params)
 
     def insert(self, sql, params=()):
-        self.conn.execute(sql, params)
-        return self.conn.last_insert_rowid()
+        return self.scalar(sql, params)
 
     def script(self, sql):
         """Run every statement of `sql` (apsw stops at a statement that returns rows)."""
