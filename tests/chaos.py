@@ -429,7 +429,7 @@ class Chaos:
         self.schema = None
         self.cluster = cluster
         self.server_restarts = []  # {"mode", "seconds", "sessions_ended"}
-        self.listeners_ended = 0  # waiting workers' LISTEN sessions terminated
+        self.listener_last = False  # was the last session ended a waiting worker's?
         if args.pg:  # a fresh schema on the server; this run's sessions carry its name
             self.schema = f"chaos_{os.getpid()}_{self.rng.randrange(16**6):06x}"
             self.db = args.pg + ("&" if "?" in args.pg else "?") + f"options=-csearch_path%3D{self.schema}"
@@ -634,8 +634,9 @@ class Chaos:
 
     def terminate_session(self, waiting):
         """pg_terminate_backend of one of this run's sessions: a waiting worker's idle one
-        (its LISTEN) when there is one, the first time and then half the time, else one in a transaction if
-        any is.  The kind of kill, or None when there was no session (or no server)."""
+        (its LISTEN) when there is one and the last session ended was not one, else one in
+        a transaction if any is.  The kind of kill, or None when there was no session (or
+        no server)."""
         from kanban.store import postgres
 
         try:
@@ -647,15 +648,16 @@ class Chaos:
                 listeners = [] if self.args.pgbouncer else \
                     [pid for pid, state, slot in found if state == "idle" and slot in waiting]
                 busy = [pid for pid, state, _ in found if state and state != "idle"]
-                # the first waiting worker found is always taken (a short run sees few)
-                if listeners and (not self.listeners_ended or self.rng.random() < 0.5):
+                # a waiting worker whenever there is one, unless the last session ended was
+                # one: the two kinds alternate, so even a short run ends some of each
+                if listeners and not self.listener_last:
                     victim, what = self.rng.choice(listeners), "pg_terminate_listener"
-                    self.listeners_ended += 1
                 else:
                     victim, what = self.rng.choice(busy or [pid for pid, _s, _w in found]), "pg_terminate_backend"
                 conn.execute("SELECT pg_terminate_backend(%s)", (victim,))
         except postgres.PgError:
             return None  # the server is restarting
+        self.listener_last = what == "pg_terminate_listener"
         return what
 
     def restart_server(self, mode):
