@@ -5,12 +5,12 @@ section says it was skipped."""
 import contextlib
 import json
 import os
-import signal
 import sys
 import time
 import uuid
 
 from kanban import bench as kb
+from kanban.store import helper as pg_helper
 from kanban.store.postgres import display_url
 
 
@@ -23,16 +23,6 @@ def _admin(server, sql):
 
     with connect(server) as conn:
         conn.execute(sql)
-
-
-def _helper_pid(runtime):
-    folder = os.path.join(runtime, "kanban")
-    for name in os.listdir(folder) if os.path.isdir(folder) else ():
-        if name.endswith(".sock.lock"):
-            text = open(os.path.join(folder, name), encoding="utf-8").read().strip()
-            if text:
-                return int(text)
-    return None
 
 
 @contextlib.contextmanager
@@ -92,7 +82,7 @@ def _section_postgres(cfg, work, kanban, summary, ratio, failure):
     try:
         kb.run_once([kanban, "list", "--limit", "1"], envs["pg_helper"])  # starts the helper
         for _ in range(100):
-            if _helper_pid(runtime):
+            if pg_helper.serving(runtime):
                 break
             time.sleep(0.05)
         order = list(envs)
@@ -105,7 +95,7 @@ def _section_postgres(cfg, work, kanban, summary, ratio, failure):
         doctor = kb.run_once([kanban, "doctor"], envs["pg_helper"])
         driver = json.loads(doctor["out"]).get("driver") if doctor["rc"] == 0 else None
     finally:
-        _stop_helper(runtime)
+        pg_helper.stop(runtime)
         try:
             _admin(server, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         except Exception:  # noqa: BLE001 - a scratch schema left behind is named kanban_bench_*
@@ -156,18 +146,9 @@ def _fleet_tasks(cfg, mode, agents):
 def _wait_for_helper(kanban, env, runtime):
     kb.run_once([kanban, "list", "--limit", "1"], env)  # starts the helper
     for _ in range(100):
-        if _helper_pid(runtime):
+        if pg_helper.serving(runtime):
             return
         time.sleep(0.05)
-
-
-def _stop_helper(runtime):
-    helper = _helper_pid(runtime)
-    if helper:
-        try:
-            os.kill(helper, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
 
 
 def _fleet_run(mode, backend, agents, cfg, folder, server, kanban):
@@ -213,7 +194,7 @@ def _fleet_run(mode, backend, agents, cfg, folder, server, kanban):
                                                     "--agent", agent],
                         env, timeout=cfg["fleet_run_timeout"])
                 finally:
-                    _stop_helper(runtime)
+                    pg_helper.stop(runtime)
         answer = kb.summarize(records, wall)
         log = kb.check_event_log(board, project)
     except KanbanError as exc:  # the run itself failed (a stall past the watchdog): said in the table

@@ -684,15 +684,9 @@ class Chaos:
             conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
 
     def stop_helper(self):
-        folder = os.path.join(self.folder, "run", "kanban")
-        for name in os.listdir(folder) if os.path.isdir(folder) else ():
-            if name.endswith(".sock.lock"):
-                text = open(os.path.join(folder, name)).read().strip()
-                if text:
-                    try:
-                        os.kill(int(text), signal.SIGTERM)
-                    except ProcessLookupError:
-                        pass
+        from kanban.store import helper
+
+        helper.stop(os.path.join(self.folder, "run"))
 
     def stop_all(self):
         if self.schema:

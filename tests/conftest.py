@@ -98,10 +98,8 @@ def run(*args, env=None, input=None, cwd=None, timeout=60):
 def _private_runtime(tmp_path_factory):
     """The suite's own XDG_RUNTIME_DIR: a Postgres test's per-user helper listens there,
     not in the user's folder, and every helper still serving at the end is stopped (the pid
-    its socket's lock file names) instead of idling on for five minutes after the suite."""
-    import fcntl
-    import signal
-
+    its socket's lock file names: store/helper.py `stop`) instead of idling on for five
+    minutes after the suite."""
     folder = tmp_path_factory.mktemp("runtime")
     folder.chmod(0o700)
     before = os.environ.get("XDG_RUNTIME_DIR")
@@ -111,18 +109,9 @@ def _private_runtime(tmp_path_factory):
         os.environ.pop("XDG_RUNTIME_DIR", None)
     else:
         os.environ["XDG_RUNTIME_DIR"] = before
-    for lock in (folder / "kanban").glob("*.sock.lock"):
-        with open(lock) as held:
-            try:  # taken: no helper serves that socket any more (its pid may be another's now)
-                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                continue
-            except BlockingIOError:
-                pid = held.read().strip()
-        if pid.isdigit():
-            try:
-                os.kill(int(pid), signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+    from kanban.store import helper
+
+    helper.stop(folder)
 
 
 @pytest.fixture

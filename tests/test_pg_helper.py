@@ -13,6 +13,8 @@ import uuid
 import pytest
 from conftest import KANBAN, run
 
+from kanban.store import helper as pg_helper
+
 SERVER = os.environ.get("KANBAN_TEST_PG", "")
 pytestmark = pytest.mark.skipif(not SERVER, reason="KANBAN_TEST_PG is not set: name a PostgreSQL server "
                                 "(e.g. KANBAN_TEST_PG=postgresql://postgres@127.0.0.1:5432/test)")
@@ -39,21 +41,12 @@ def board(tmp_path):
     kb.env, kb.url, kb.runtime = env, url, runtime
     assert kb("init").rc == 0
     yield kb
-    helper_pid = pid(runtime)
-    if helper_pid:
-        try:
-            os.kill(helper_pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    pg_helper.stop(runtime)
     server_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 def pid(runtime):
-    for lock in (runtime / "kanban").glob("pg-*.sock.lock"):
-        text = lock.read_text().strip()
-        if text:
-            return int(text)
-    return None
+    return pg_helper.serving(runtime)
 
 
 def wait_for_helper(kb):

@@ -8,7 +8,6 @@ Runs where PostgreSQL's initdb and pg_ctl are installed, with or without KANBAN_
 """
 import json
 import os
-import signal
 import subprocess
 import time
 
@@ -17,6 +16,7 @@ import pytest
 from conftest import KANBAN, assert_error, reaped, run
 
 from kanban import pgbouncer
+from kanban.store import helper as pg_helper
 
 BIN, WHY = pgcluster.find()
 pytestmark = pytest.mark.skipif(BIN is None, reason=f"no PostgreSQL cluster of the tests' own: {WHY}")
@@ -43,13 +43,7 @@ def board(cluster, tmp_path, request):
     kb.env = env
     assert kb("init").rc == 0
     yield kb
-    for lock in (runtime / "kanban").glob("pg-*.sock.lock"):
-        text = lock.read_text().strip()
-        if text:
-            try:
-                os.kill(int(text), signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+    pg_helper.stop(runtime)
 
 
 def cli_env(extra):

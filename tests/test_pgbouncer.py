@@ -5,7 +5,6 @@ a double claim.  Each test starts its own PgBouncer (the Debian `pgbouncer` pack
 a free loopback port, with a pool of 4 server connections; it needs KANBAN_TEST_PG."""
 import json
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -15,6 +14,7 @@ import pytest
 from conftest import KANBAN, assert_error, run
 
 from kanban import pgbouncer
+from kanban.store import helper as pg_helper
 
 SERVER = os.environ.get("KANBAN_TEST_PG", "")
 PGBOUNCER = pgbouncer.find()
@@ -55,25 +55,12 @@ def runtime(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir(mode=0o700)
     yield folder
-    helper_pid = _helper_pid(folder)
-    if helper_pid:
-        try:
-            os.kill(helper_pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-
-
-def _helper_pid(runtime):
-    for lock in (runtime / "kanban").glob("pg-*.sock.lock"):
-        text = lock.read_text().strip()
-        if text:
-            return int(text)
-    return None
+    pg_helper.stop(folder)
 
 
 def wait_for_helper(runtime):
     for _ in range(200):
-        if list((runtime / "kanban").glob("pg-*.sock")) and _helper_pid(runtime):
+        if list((runtime / "kanban").glob("pg-*.sock")) and pg_helper.serving(runtime):
             return
         time.sleep(0.05)
     raise AssertionError("no helper started")
@@ -155,8 +142,6 @@ def test_a_session_through_pgbouncer_is_known_as_pooled_and_waits_without_listen
                                                                                   monkeypatch):
     from kanban import Board
     from kanban.board import init
-    from kanban.store import helper as pg_helper
-
     monkeypatch.setenv("KANBAN_PG_HELPER", helper)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     schema, direct = direct_board()

@@ -56,6 +56,54 @@ def _folder():
     return os.path.join("/tmp", f"kanban-{os.getuid()}")
 
 
+def serving(runtime=None):
+    """The pid of a helper serving in `runtime` (an XDG_RUNTIME_DIR; None: this user's
+    folder), or None."""
+    return next(_serving(runtime), None)
+
+
+def _serving(runtime):
+    """The pids that the sockets' lock files name, of processes alive that are helpers.
+    Reads only: taking a lock to test it would turn away a helper starting."""
+    folder = os.path.join(str(runtime), "kanban") if runtime is not None else _folder()
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return
+    for name in names:
+        if not name.endswith(".sock.lock"):
+            continue
+        try:
+            with open(os.path.join(folder, name), encoding="ascii") as lock:
+                text = lock.read().strip()
+        except (OSError, ValueError):
+            continue
+        if not text.isdigit():
+            continue
+        try:
+            with open(f"/proc/{text}/cmdline", "rb") as cmdline:
+                if b"kanban.store.helper" not in cmdline.read():
+                    continue  # gone, and its pid is another process's now
+        except FileNotFoundError:
+            continue
+        except OSError:
+            pass  # no /proc here: trust the lock file
+        yield int(text)
+
+
+def stop(runtime=None):
+    """SIGTERM every helper serving in `runtime` (see serving); their pids."""
+    import signal
+
+    pids = list(_serving(runtime))
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    return pids
+
+
 def socket_path():
     """Where this library's helper listens: one per user and per installed kanban."""
     import zlib
