@@ -58,6 +58,15 @@ class Result:
         return f"Result(rc={self.rc}, out={self.out!r}, err={self.err!r})"
 
 
+def exec_path_with(folder, verb, text):
+    """A folder for KANBAN_EXEC_PATH holding one executable command file, kanban-VERB."""
+    folder.mkdir(exist_ok=True)
+    command = folder / f"kanban-{verb}"
+    command.write_text(text)
+    command.chmod(0o755)
+    return folder
+
+
 @contextlib.contextmanager
 def reaped(proc):
     """`with reaped(proc):` a process the block leaves running (a failed test) is killed."""

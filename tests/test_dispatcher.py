@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import exec_path_with
 
 ROOT = Path(__file__).resolve().parent.parent
 KANBAN = ROOT / "bin" / "kanban"
@@ -458,11 +459,7 @@ main(__file__, handler=late)
 def test_the_fast_exit_leaves_nothing_undone(tmp_path, what):
     # bin/kanban ends the process with os._exit once the verb is done (no teardown): only
     # when no atexit function, thread, tracer or profiler is left to run
-    libexec = tmp_path / "libexec"
-    libexec.mkdir()
-    verb = libexec / "kanban-late"
-    verb.write_text(LATE)
-    verb.chmod(0o755)
+    libexec = exec_path_with(tmp_path / "libexec", "late", LATE)
     mark = tmp_path / f"mark-{what}"
     res = sh("late", mark, KANBAN_EXEC_PATH=libexec)
     assert (res.returncode, res.stdout, res.stderr) == (3, "answer, buffered\n", "")

@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import KANBAN, ROOT, run
+from conftest import KANBAN, ROOT, exec_path_with, run
 
 PWNED = "pwned"
 RECORDER = f"""#!{sys.executable}
@@ -192,11 +192,7 @@ main(__file__, handler=lambda args: {}["no such key: secret-internal-state"])
 
 
 def test_an_internal_error_is_one_json_line_without_traceback(tmp_path, board_path):
-    libexec = tmp_path / "libexec"
-    libexec.mkdir()
-    verb = libexec / "kanban-boom"
-    verb.write_text(BOOM)
-    verb.chmod(0o755)
+    libexec = exec_path_with(tmp_path / "libexec", "boom", BOOM)
     res = run("boom", env={"KANBAN_EXEC_PATH": libexec, "KANBAN_DB": board_path})
     assert res.rc == 2 and res.out == "", res
     lines = res.err.strip().splitlines()
