@@ -128,3 +128,94 @@ def test_answers_built_from_the_write_match_a_fresh_read(tmp_path, threads):
     assert out["claim"] == out["claim_read"] and out["claim"]["status"] == "in_progress"
     assert out["done"] == out["done_read"] and out["done"]["status"] == "done"
     assert out["claim2"] == out["claim2_read"] and out["claim2"]["depends_on"] == ["TASK-1"]
+
+
+def _queue_behind_a_held_lock(path, count, request):
+    """Start `count` threads that each run request(n) while another writer holds the
+    board's write lock, wait until the first leads and the rest have queued behind
+    it, then let the lock go: the rest meet in one batch.  The threads' answers."""
+    from kanban.store.sqlite import WriterLock
+
+    holder = WriterLock(path)
+    assert holder.acquire(time.monotonic() + 10)
+    answers = {}
+
+    def run(n):
+        try:
+            answers[n] = request(n)
+        except KanbanError as exc:
+            answers[n] = exc.code
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        group = group_of(path)
+        if group is not None and group.leading and len(group.queue) == count - 1:
+            break
+        time.sleep(0.002)
+    holder.release()
+    holder.close()
+    for thread in threads:
+        thread.join(30)
+    return answers
+
+
+def test_concurrent_claims_are_made_together_and_match_claims_alone(tmp_path):
+    """Claims that meet in one batch are made by one set run: each agent gets a task
+    of its own, in the board's order, with a fencing token of its own, and the board
+    holds what the same claims made one by one would have left."""
+    path = str(tmp_path / "board.db")
+    prepare(path, 12, None)
+    boards = [Board(path) for _ in range(8)]
+    answers = _queue_behind_a_held_lock(path, 8, lambda n: boards[n].claim(f"agent-{n}"))
+    for board in boards:
+        board.close()
+    group = group_of(path)
+    assert group.together == 7  # the first claimed alone, while the lock was held; then 7 at once
+    assert (group.commits, group.writes) == (2, 8)
+    claimed = {answers[n]["id"]: answers[n] for n in range(8)}
+    assert sorted(claimed) == sorted(f"TASK-{n}" for n in range(1, 9))  # the 8 best, no task twice
+    assert len({a["lease_token"] for a in claimed.values()}) == 8
+    import json
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        held = {task_id: (token, json.loads(data)["token"]) for task_id, token, data in conn.execute(
+            "SELECT t.id, t.lease_token, e.data FROM tasks t JOIN events e ON e.task_id = t.id"
+            " AND e.kind = 'claimed'")}
+    with Board(path) as board:
+        for n in range(8):
+            answer = dict(answers[n])
+            token = answer.pop("lease_token")
+            assert answer["claimed_by"] == f"agent-{n}"
+            task_id = int(answer["id"].split("-")[1])
+            assert held[task_id] == (token, token)  # the row and its claimed event hold the answer's token
+            assert answer == board._read(lambda task_id=task_id: board._task(task_id))
+    log = check_event_log(path, None)
+    assert log["double_claims"] == 0 and log["claimed_events"] == 8
+
+
+def test_a_bad_completion_among_concurrent_ones_fails_alone(tmp_path):
+    """Completions that meet in one batch are made together; when one of them cannot be
+    (a stale token), the set run is rolled back and each runs alone: the bad one gets
+    lease_lost and changes nothing, the others complete."""
+    path = str(tmp_path / "board.db")
+    prepare(path, 6, None)
+    with Board(path) as board:
+        claims = [board.claim(f"agent-{n}") for n in range(6)]
+    boards = [Board(path) for _ in range(6)]
+
+    def complete(n):
+        token = claims[n]["lease_token"] + (1000 if n == 3 else 0)
+        return boards[n].complete(claims[n]["id"], token, agent=f"agent-{n}")["status"]
+
+    answers = _queue_behind_a_held_lock(path, 6, complete)
+    for board in boards:
+        board.close()
+    assert answers == {0: "done", 1: "done", 2: "done", 3: "lease_lost", 4: "done", 5: "done"}
+    with Board(path) as board:
+        assert board.show(claims[3]["id"])["status"] == "in_progress"
+    group = group_of(path)
+    assert group.writes == 6 and group.together == 0  # the set run failed: each ran alone

@@ -165,14 +165,28 @@ class Board:
     def __exit__(self, *exc):
         self.close()
 
-    def _write(self, fn):
-        """One write transaction; after the commit, the hooks of what it did."""
+    def _write(self, fn, together=None):
+        """One write transaction; after the commit, the hooks of what it did.
+
+        together: (key, item, run), for a write that concurrent writes of the same key
+        can share (group commit, store/sqlite.py): run(items), inside the transaction,
+        makes the writes of every item at once and answers each, as fn() would have
+        one by one.  A process that writes alone just runs fn()."""
         def body():
             self._fired = []
             self._now = clock.now_ms()
             self._team_cache = False
             return fn()
 
+        if together is not None:
+            key, item, run = together
+
+            def run_all(items):
+                self._fired = []
+                self._now = clock.now_ms()
+                self._team_cache = False
+                return run(items)
+            body.batch = (key, item, run_all)
         writing, self._writing = self._writing, True
         try:
             result = self.db.write(body)
@@ -785,7 +799,11 @@ class Board:
         lease_ms = _lease_ms(lease)
         role = _name(role, "role")
         project = _name(project, "project")
-        return self._write(lambda: self._claim(agent, task, role, project, lease_ms))
+        if task is not None:
+            return self._write(lambda: self._claim(agent, task, role, project, lease_ms))
+        return self._write(lambda: self._claim(agent, None, role, project, lease_ms),
+                           (("claim", role, project, lease_ms), agent,
+                            lambda agents: [self._claim(a, None, role, project, lease_ms) for a in agents]))
 
     def has_work(self, agent, role=None, project=None):
         """A cheap read: would a claim find something (or an expired lease to reap)?"""
@@ -1014,7 +1032,11 @@ class Board:
         summary = _text(summary, "summary", limit=100_000)
         if verify:
             self._pre_complete([(task, token)], agent, summary)
-        return self._write(lambda: self._complete(task, token, summary, review, agent))
+        if summary is not None or review:
+            return self._write(lambda: self._complete(task, token, summary, review, agent))
+        return self._write(lambda: self._complete(task, token, None, False, agent),
+                           (("complete",), (task, token, agent),
+                            lambda items: [self._complete(t, k, None, False, a) for t, k, a in items]))
 
     def _pre_complete(self, pairs, agent, summary):
         """Run pre-complete hooks: check the token, run the hook without holding the
