@@ -298,6 +298,10 @@ PG_MIGRATIONS = [
     );
     CREATE INDEX access_tokens_agent ON access_tokens(agent);
     """,
+    # 7: no index on the events' kind (see store/sqlite.py MIGRATIONS)
+    """
+    DROP INDEX events_kind;
+    """,
 ]
 # this backend's own tables, and columns derived from others (the search's tokens)
 OWN_TABLES = ("counters",)
