@@ -49,7 +49,7 @@ _SQLITE_READY = ("status = 'todo' AND kind = 'task' AND unmet_deps = 0"
 def _sqlite_pick(project, role):
     """(the best task open to every agent, whether the other classes hold tasks)."""
     return (f"(SELECT id FROM tasks INDEXED BY tasks_claim WHERE {_SQLITE_READY}"
-            " AND role_boundary IS NULL AND assignee IS NULL" + (" AND project = :project" if project else "")
+            " AND role_boundary IS NULL AND assignee IS NULL" + (" AND project = +:project" if project else "")
             + " ORDER BY priority DESC, created_at, id LIMIT 1)",
             "EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_claim WHERE status = 'todo' AND kind = 'task'"
             " AND unmet_deps = 0 AND role_boundary IS NULL AND assignee = :agent)"
@@ -467,7 +467,7 @@ FRAGMENTS = {
         "postgres": "t.id IN (SELECT value::bigint FROM json_array_elements_text(CAST(%(ids)s AS json)))",
     },
     "status_is": {"sqlite": "t.status = :status", "postgres": "t.status = %(status)s"},
-    "project_is": {"sqlite": "t.project = :project", "postgres": "t.project = %(project)s"},
+    "project_is": {"sqlite": "t.project = +:project", "postgres": "t.project = %(project)s"},
     "assignee_is": {"sqlite": "t.assignee = :assignee", "postgres": "t.assignee = %(assignee)s"},
     "claimed_by_is": {"sqlite": "t.claimed_by = :claimed_by", "postgres": "t.claimed_by = %(claimed_by)s"},
     "kind_is": {"sqlite": "t.kind = :kind", "postgres": "t.kind = %(kind)s"},
@@ -497,11 +497,11 @@ FRAGMENTS = {
     # a WIP limit's scope: the tasks it counts (SELECT count(*) FROM tasks WHERE ...)
     "scope_status": {"sqlite": "status = :status", "postgres": "status = %(status)s"},
     "scope_role": {"sqlite": "role_boundary = :role", "postgres": "role_boundary = %(role)s"},
-    "scope_project": {"sqlite": "project = :project", "postgres": "project = %(project)s"},
+    "scope_project": {"sqlite": "project = +:project", "postgres": "project = %(project)s"},
     "scope_agent": {"sqlite": "claimed_by = :agent", "postgres": "claimed_by = %(agent)s"},
     # pick_limited's terms: in `project`; not in the scope of full limit {0}; in claim
     # order, the row locked inside a claim's write (passing over other claimers' rows)
-    "in_project": {"sqlite": " AND project = :project", "postgres": " AND project = %(project)s"},
+    "in_project": {"sqlite": " AND project = +:project", "postgres": " AND project = %(project)s"},
     "not_role_n": {"sqlite": "coalesce(role_boundary, '') = :role{0}",
                    "postgres": "coalesce(role_boundary, '') = %(role{0})s"},
     "not_project_n": {"sqlite": "coalesce(project, '') = :project{0}",

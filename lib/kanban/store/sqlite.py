@@ -476,11 +476,16 @@ class SqliteStore(Store):
         if create:
             flags |= apsw.SQLITE_OPEN_CREATE
         try:
-            self.conn = apsw.Connection(path, flags=flags)
+            # a statement cache that holds every statement a long-lived process (a server,
+            # a team) runs: apsw's default of 100 evicts the claim's own statements
+            self.conn = apsw.Connection(path, flags=flags, statementcachesize=512)
             self.conn.set_busy_timeout(self.busy_ms)
             # no checkpoint when this process closes the board: a CLI call would pay for
             # a WAL checkpoint (two fsyncs) every time; SQLite checkpoints every 1000 pages
             self.conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+            # plans that never depend on a bound value (the query planner stability
+            # guarantee): a statement whose plan did is prepared again on every run
+            self.conn.config(apsw.SQLITE_DBCONFIG_ENABLE_QPSG, 1)
             # the WAL keeps its size between checkpoints (no journal_size_limit): a WAL that is
             # truncated and regrown costs a metadata fsync per commit; a new process reads
             # only the frames since the last checkpoint (at most wal_autocheckpoint pages)
