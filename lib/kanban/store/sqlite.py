@@ -8,6 +8,7 @@ polling the way SQLite's busy handler does, so a crowd of writers is served in t
 and nobody sees "database is locked" before KANBAN_BUSY_TIMEOUT.
 """
 import errno
+import fcntl
 import os
 import sys
 import time
@@ -267,7 +268,16 @@ class WriterLock:
         self.trace = None
 
     def acquire(self, deadline):
+        """Take the lock (True), waiting in the queue until `deadline`; False when there
+        is no lock file to take.  Nobody queued and the lock free (the common case): a
+        look at the queue's counter and one flock, here."""
         if self.trace is None:
+            if self.fd is not None and not (_QUEUE and self._queued()):
+                try:
+                    fcntl.flock(self.fd, _LOCK_NOW)
+                    return True
+                except BlockingIOError:
+                    pass
             return self._acquire(deadline)
         asked = time.monotonic()
         locked = self._acquire(deadline)
@@ -276,8 +286,6 @@ class WriterLock:
         return locked
 
     def _acquire(self, deadline):
-        import fcntl
-
         if self.fd is None:
             try:
                 self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
@@ -286,7 +294,7 @@ class WriterLock:
         queued = _QUEUE and self._queued()
         if not queued:
             try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(self.fd, _LOCK_NOW)
                 return True
             except BlockingIOError:
                 pass
@@ -385,12 +393,11 @@ class WriterLock:
 
     def release(self):
         if self.fd is not None:
-            import fcntl
-
             if self.trace:
                 self.trace[-1][2] = time.monotonic()
             fcntl.flock(self.fd, fcntl.LOCK_UN)
-            self._leave()
+            if self.ticket is not None:
+                self._leave()
 
     def close(self):
         if self.fd is not None:
@@ -402,11 +409,10 @@ class WriterLock:
 # The queue's record locks: open-file-description locks (Linux), which belong to one
 # open file, not to the process, so two boards open in one process queue apart too.
 try:
-    import fcntl as _fcntl
-
-    _QUEUE = (_fcntl.F_OFD_SETLK, _fcntl.F_OFD_SETLKW, _fcntl.F_OFD_GETLK)
-except (ImportError, AttributeError):
+    _QUEUE = (fcntl.F_OFD_SETLK, fcntl.F_OFD_SETLKW, fcntl.F_OFD_GETLK)
+except AttributeError:
     _QUEUE = None
+_LOCK_NOW = fcntl.LOCK_EX | fcntl.LOCK_NB
 _QUEUE_AT = 1 << 32  # ticket n's byte is at _QUEUE_AT + n; the counter is bytes 0..7
 
 
@@ -438,8 +444,6 @@ def _flock_struct(kind, start):
 def _range(fd, start, block):
     """Lock one byte (block: wait for it, False: BlockingIOError if taken), or with
     block=None unlock it."""
-    import fcntl
-
     if block is None:
         fcntl.fcntl(fd, _QUEUE[0], _flock_struct(fcntl.F_UNLCK, start))
     else:
@@ -452,7 +456,6 @@ def _range(fd, start, block):
 
 
 def _held(fd, start):
-    import fcntl
     import struct
 
     answer = fcntl.fcntl(fd, _QUEUE[2], _flock_struct(fcntl.F_WRLCK, start))
