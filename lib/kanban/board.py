@@ -132,7 +132,7 @@ _LEASES = {}  # KANBAN_LEASE's text -> its milliseconds, parsed once per value
 
 def _lease_ms(lease):
     if lease is None:
-        text = os.environ.get("KANBAN_LEASE") or DEFAULT_LEASE
+        text = clock.env("KANBAN_LEASE") or DEFAULT_LEASE
         found = _LEASES.get(text)
         if found is None:
             found = _LEASES[text] = clock.parse_duration(text, "lease")
