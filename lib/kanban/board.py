@@ -45,6 +45,11 @@ _UNSETTLED = object()  # the probe did not settle the pick: make it in full
 _PICKED = TASK_COLUMNS + ("deps",)
 # the values of the SQL literals _end_lease sets
 _LITERALS = {"NULL": None, **{f"'{status}'": status for status in STATUSES}}
+# what _end_lease sets, by status: the status and the cleared lease as literals, not bound
+# values: SQLite plans a partial index's upkeep on them, and prepares a statement again
+# whenever a value it planned on is bound anew
+_END_LEASE = {status: (("status", f"'{status}'"), ("claimed_by", "NULL"), ("lease_until", "NULL"),
+                       ("lease_token", "NULL"), ("lease_ms", "NULL")) for status in STATUSES}
 
 
 def _loads(text):
@@ -348,7 +353,9 @@ class Board:
                         and (row["not_before"] is None or row["not_before"] <= self.now))
         if "deps" in row:  # SQLite's `task_returning` brings the deps along
             text = row.pop("deps")
-            deps = sorted(int(dep_id) for dep_id in text.split(",")) if text else []
+            if not text:
+                return self._dict(row, [])
+            deps = sorted(int(dep_id) for dep_id in text.split(","))
         else:  # no ORDER BY: with one, SQLite prepares this statement again on every run
             deps = sorted(dep_id for (dep_id,) in self.db.execute(self.db.sql("task_deps"), (row["id"],)))
         return self._dict(row, [task_ref(dep_id) for dep_id in deps])
@@ -397,13 +404,9 @@ class Board:
     def _end_lease(self, task_id, status, row=None, **fields):
         """Move a task out of in_progress/in_review: its lease ends with it.  Returns
         the task's row as the write left it (from `row`, when given: _update_returning)."""
-        if status not in STATUSES:
+        literals = _END_LEASE.get(status)
+        if literals is None:
             raise ValueError(f"unknown status {status!r}")
-        # the status and the cleared lease as literals, not bound values: SQLite plans a
-        # partial index's upkeep on them, and prepares a statement again whenever a value
-        # it planned on is bound anew
-        literals = (("status", f"'{status}'"), ("claimed_by", "NULL"), ("lease_until", "NULL"),
-                    ("lease_token", "NULL"), ("lease_ms", "NULL"))
         return self._update_returning(task_id, literals, row, **fields)
 
     # -- the team role gate (seed 004) -------------------------------------------
@@ -734,19 +737,22 @@ class Board:
         """Claim task `task`: its id, or its row as this transaction read it (then the
         answer is that row with what the claim changed: no RETURNING)."""
         token = self._next_token()
-        until = self.now + lease_ms
-        params = {"agent": agent, "until": until, "token": token, "lease_ms": lease_ms, "now": self.now}
+        now = self.now
+        until = now + lease_ms
+        params = {"agent": agent, "until": until, "token": token, "lease_ms": lease_ms, "now": now}
         if isinstance(task, dict):
             task_id = params["id"] = task["id"]
             self.db.execute(self.db.sql("claim_task"), params)
             task.update(status="in_progress", claimed_by=agent, lease_until=until, lease_token=token,
-                        lease_ms=lease_ms, reason=None, updated_at=self.now)
+                        lease_ms=lease_ms, reason=None, updated_at=now)
             row = task  # the probe's own row: changed in place, not copied
         else:
             task_id = params["id"] = task
             row = self.db.row(self._claim_returning, params)
         self.db.execute(self.db.sql("add_holder"), (task_id, agent))
-        self._event(task_id, "claimed", agent, dict(data or {}, token=token, lease_until=clock.iso(until)))
+        lease_until = clock.iso(until)
+        self._event(task_id, "claimed", agent, {"token": token, "lease_until": lease_until} if data is None
+                    else dict(data, token=token, lease_until=lease_until))
         answer = self._answer(row)
         answer["lease_token"] = token
         return answer

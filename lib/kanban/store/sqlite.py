@@ -533,8 +533,13 @@ class SqliteStore(Store):
         return [dict(zip(names, row, strict=False)) for row in cursor]
 
     def row(self, sql, params=()):
-        found = self.rows(sql, params)
-        return found[0] if found else None
+        names = self._names.get(sql)
+        if names is None:  # the statement's first run: rows() asks SQLite for its columns
+            found = self.rows(sql, params)
+            return found[0] if found else None
+        for values in self.conn.execute(sql, params):
+            return dict(zip(names, values))
+        return None
 
     def scalar(self, sql, params=()):
         for row in self.conn.execute(sql, params):
