@@ -538,7 +538,7 @@ class SqliteStore(Store):
             found = self.rows(sql, params)
             return found[0] if found else None
         for values in self.conn.execute(sql, params):
-            return dict(zip(names, values))
+            return dict(zip(names, values, strict=False))
         return None
 
     def scalar(self, sql, params=()):
