@@ -122,13 +122,22 @@ def _text(value, what, required=False, limit=1_000_000):
     return value
 
 
+_NAMES = set()  # names _name has passed: an agent's (and its role's) come back on every call
+
+
 def _name(value, what):
     """An agent, role, project or key: non-empty text without control characters."""
-    value = _text(value, what, limit=200)
     if value is None:
         return None
+    if value.__class__ is str and value in _NAMES:
+        return value
+    value = _text(value, what, limit=200)
     if not value.strip() or (not value.isprintable() and any(ord(ch) < 32 for ch in value)):
         raise invalid(f"bad {what} {value!r}")
+    if value.__class__ is str:
+        if len(_NAMES) >= 1024:
+            _NAMES.clear()
+        _NAMES.add(value)
     return value
 
 
@@ -263,7 +272,8 @@ class Board:
     def _event(self, task_id, kind, actor, data=None, ttl_ms=None):
         """Record an event; its id.  One that fires a hook is kept for after the commit,
         as a tuple: its dict (_fired_event) is made only when there is a hooks folder."""
-        self._writes(actor)  # every write leaves an event: none by an outsider on a team board
+        if self._team_cache is not None:  # None: the board has no team (the gate's cache)
+            self._writes(actor)  # every write leaves an event: none by an outsider on a team board
         at = self.now
         event_id = self.db.insert(self.db.sql("insert_event"), (
             task_id, kind, actor, at, dumps(data or {}, compact=True), at + ttl_ms if ttl_ms else None))
@@ -320,7 +330,7 @@ class Board:
     def _dict(r, depends_on):
         iso = clock.iso
         return {
-            "id": task_ref(r["id"]),
+            "id": f"TASK-{r['id']}",
             "kind": r["kind"],
             "title": r["title"],
             "body": r["body"],

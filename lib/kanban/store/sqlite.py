@@ -549,8 +549,7 @@ class SqliteStore(Store):
     def execute(self, sql, params=()):
         return self.conn.execute(sql, params)
 
-    def insert(self, sql, params=()):
-        return self.scalar(sql, params)
+    insert = scalar  # the statement says RETURNING id
 
     def script(self, sql):
         """Run every statement of `sql` (apsw stops at a statement that returns rows)."""
