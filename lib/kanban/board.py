@@ -179,13 +179,15 @@ class Board:
     def __exit__(self, *exc):
         self.close()
 
-    def _write(self, fn, together=None):
+    def _write(self, fn, together=None, hooks_folder=True):
         """One write transaction; after the commit, the hooks of what it did.
 
         together: (key, item, run), for a write that concurrent writes of the same key
         can share (group commit, store/sqlite.py): run(items), inside the transaction,
         makes the writes of every item at once and answers each, as fn() would have
-        one by one.  A process that writes alone just runs fn()."""
+        one by one.  A process that writes alone just runs fn().  hooks_folder=False:
+        the command has just looked for the hooks folder and found none (complete's
+        pre-complete look), and does not look again: one look per command."""
         def body():
             self._fired = []
             self._now = clock.now_ms()
@@ -208,7 +210,7 @@ class Board:
             self._now = None
             self._writing = writing
         fired, self._fired = self._fired, []
-        if fired:
+        if fired and hooks_folder:
             self._run_hooks(fired)
         return result
 
@@ -1046,25 +1048,29 @@ class Board:
         task = parse_id(task)
         token = parse_token(token)
         summary = _text(summary, "summary", limit=100_000)
-        if verify:
-            self._pre_complete([(task, token)], agent, summary)
+        folder = self._pre_complete([(task, token)], agent, summary) if verify else True
         if summary is not None or review:
-            return self._write(lambda: self._complete(task, token, summary, review, agent))
+            return self._write(lambda: self._complete(task, token, summary, review, agent), hooks_folder=folder)
         return self._write(lambda: self._complete(task, token, None, False, agent),
                            (("complete",), (task, token, agent),
-                            lambda items: [self._complete(t, k, None, False, a) for t, k, a in items]))
+                            lambda items: [self._complete(t, k, None, False, a) for t, k, a in items]),
+                           folder)
 
     def _pre_complete(self, pairs, agent, summary):
         """Run pre-complete hooks: check the token, run the hook without holding the
-        write lock, and let the write transaction check the token again."""
+        write lock, and let the write transaction check the token again.  False when
+        there is no hooks folder."""
         folder = self._hooks_folder()
-        if not folder or not os.access(folder, os.F_OK) or not hooks.find(folder, "pre-complete"):
-            return
+        if not folder or not os.access(folder, os.F_OK):
+            return False
+        if not hooks.find(folder, "pre-complete"):
+            return True
         for task, token in pairs:
             def snapshot(task=task, token=token):
                 self._check_lease(self._row(task), token)
                 return self._task(task)
             hooks.run_pre_complete(self.path, self._read(snapshot), agent, summary)
+        return True
 
     def _complete(self, task, token, summary, review, agent):
         row = self._row_for_write(task)
