@@ -4,8 +4,9 @@
     python tests/chaos.py --tasks 250 --json            # the suite's short run
 
 A board of thousands of tasks (short leases; some with max_attempts, some through
-review, some with deps and goals) is worked by worker processes of five kinds:
-loops over the Board API, loops over the real `kanban` CLI (one process per call),
+review, some with deps and goals) is worked by worker processes of six kinds:
+loops over the Board API, processes of four such loops in threads (whose writes
+share commits), loops over the real `kanban` CLI (one process per call),
 `kanban work` and `kanban review` loops running a command per task, and reviewer
 loops.  A pre-complete hook sleeps now and then and refuses now and then; a
 post-complete hook sleeps for one task in four; now and then either leaves children
@@ -78,6 +79,7 @@ P_BLOCK = 0.015   # block it (the supervisor unblocks)
 P_REVIEW = 0.05   # complete --review
 P_BATCH = 0.08    # batch claim a few tasks, batch complete them in one transaction
 P_REJECT = 0.15   # a reviewer rejects
+THREADS = 4       # API loops in a `threads` worker's process
 HOOK = """#!/bin/sh
 # chaos: a slow post-complete hook, so kills land inside it, and a nasty one now and then:
 # it leaves children behind (in its group, or in a session of their own), ignores SIGTERM
@@ -139,9 +141,10 @@ class Killed(Exception):
 class BoardApi:
     """The Python API, in this process: kills land inside its transactions."""
 
-    def __init__(self, db):
+    def __init__(self, db, summary="chaos"):
         from kanban import Board, KanbanError
 
+        self.summary = summary  # None: plain completions, which threads make together
         while True:
             try:
                 self.board = Board(db)
@@ -172,7 +175,7 @@ class BoardApi:
         return self._call("complete_many", pairs, agent=agent)
 
     def complete(self, agent, task, token, review=False):
-        return self._call("complete", task, token, review=review, agent=agent, summary="chaos")
+        return self._call("complete", task, token, review=review, agent=agent, summary=self.summary)
 
     def renew(self, agent, task, token):
         return self._call("renew", task, token, agent=agent)
@@ -258,9 +261,27 @@ class CliApi:
 
 
 def worker(kind, db, agent, journal_path, lease, seed):
-    """Loop forever (until killed): claim, work, complete - or review."""
+    """Loop forever (until killed): claim, work, complete - or review.  A `threads`
+    worker is THREADS API loops in threads of one process, each with a Board of its
+    own: their writes share commits, and their claims and plain completions are made
+    together (group commit), so a kill lands in the middle of a shared batch."""
+    if kind == "threads":
+        import threading
+
+        loops = [threading.Thread(target=worker, daemon=True,
+                                  args=("thread-api", db, f"{agent}-t{n}",
+                                        journal_path.replace(".jsonl", f"-t{n}.jsonl"), lease, seed + n))
+                 for n in range(THREADS)]
+        for loop in loops:
+            loop.start()
+        for loop in loops:
+            loop.join()
+        return
     rng = random.Random(seed)
-    api = BoardApi(db) if kind.endswith("api") else CliApi(db)
+    if kind.endswith("api"):
+        api = BoardApi(db, summary=None if kind == "thread-api" else "chaos")
+    else:
+        api = CliApi(db)
     lease_s = float(lease.rstrip("s"))
     journal = open(journal_path, "a", buffering=1)  # one write(2) per line
 
@@ -522,7 +543,8 @@ class Chaos:
 
     def start_all(self):
         a = self.args
-        for kind, count in (("api", a.api_workers), ("cli", a.cli_workers), ("work", a.work_loops),
+        for kind, count in (("api", a.api_workers), ("threads", a.thread_workers), ("cli", a.cli_workers),
+                            ("work", a.work_loops),
                             ("review-api", a.reviewers - a.reviewers // 2), ("review-cli", a.reviewers // 2),
                             ("review-loop", a.review_loops)):
             for number in range(count):
@@ -823,7 +845,8 @@ class Chaos:
             "goals": report["goals"],
             "created": created,
             "outcome": report["outcome"],
-            "workers": {"api": self.args.api_workers, "cli": self.args.cli_workers,
+            "workers": {"api": self.args.api_workers, "threads": self.args.thread_workers * THREADS,
+                        "cli": self.args.cli_workers,
                         "work_loops": self.args.work_loops, "reviewers": self.args.reviewers,
                         "review_loops": self.args.review_loops},
             "lease": self.args.lease,
@@ -859,7 +882,8 @@ def print_figures(r, out=sys.stdout):
     kinds = r["kills_by_kind"]
     lines = [
         f"chaos: {r['rounds']} round(s), {r['tasks']} tasks and {r['goals']} goals in {r['duration_s']} s",
-        f"  workers: {r['workers']['api']} API loops, {r['workers']['cli']} CLI loops,"
+        f"  workers: {r['workers']['api']} API loops, {r['workers']['threads']} API loops in threads"
+        f" (group commit), {r['workers']['cli']} CLI loops,"
         f" {r['workers']['work_loops']} `kanban work`, {r['workers']['reviewers']} reviewer loops,"
         f" {r['workers']['review_loops']} `kanban review`; lease {r['lease']}",
         f"  kills: {r['kills']} (inside a write transaction {kinds.get('in_transaction', 0)},"
@@ -895,6 +919,8 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=0, help="added to --minutes")
     parser.add_argument("--tasks", type=int, default=2000, help="tasks per round")
     parser.add_argument("--api-workers", type=int, default=3)
+    parser.add_argument("--thread-workers", type=int, default=1,
+                        help=f"processes of {THREADS} API loops in threads (their writes share commits)")
     parser.add_argument("--cli-workers", type=int, default=2)
     parser.add_argument("--reviewers", type=int, default=2, help="reviewer loops over the API and the CLI")
     parser.add_argument("--work-loops", type=int, default=1, help="`kanban work` loops")

@@ -119,3 +119,25 @@ def test_a_call_while_the_server_is_down_fails_as_db_error(cluster, board):
         cluster.start_server()
     again = board("claim", task, "--agent", "w")
     assert again.rc == 0 and again.json["status"] == "in_progress", again
+
+
+def test_a_work_loop_started_while_the_server_is_down_waits_for_it(cluster, board):
+    """`kanban work` is a loop that rides out a restart; one that starts inside it (a
+    supervisor restarting its agents) waits for the server instead of exiting 2."""
+    task = board("create", "worked after the restart").json["id"]
+    env = cli_env(dict(board.env, KANBAN_PG_HELPER="0", KANBAN_BUSY_TIMEOUT="30s"))
+    cluster.stop_server("fast")
+    try:
+        loop = subprocess.Popen([str(KANBAN), "work", "--agent", "w", "--once", "--", "true"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        with reaped(loop):
+            time.sleep(1.5)
+            assert loop.poll() is None, loop.communicate()
+            cluster.start_server()
+            out, err = loop.communicate(timeout=60)
+    finally:
+        if cluster.postmaster() is None:
+            cluster.start_server()
+    assert loop.returncode == 0, err
+    assert "cannot reach the PostgreSQL server: trying again" in err
+    assert board("show", task).json["status"] == "done"

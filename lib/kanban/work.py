@@ -211,13 +211,34 @@ class Loop:
     def run(self):
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            with Board() as board:
+            with self._open_board() as board:
                 self.board = board
                 self.db = board.db.location()
                 return self._loop()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _open_board(self):
+        """The board.  A server that cannot be reached (restarting, or failing over) is
+        tried again for up to KANBAN_BUSY_TIMEOUT, as a loop already running rides out
+        a restart: a loop started in that window waits for it instead of exiting."""
+        from .store import busy_timeout_ms
+
+        deadline = time.monotonic() + busy_timeout_ms() / 1000
+        delay, said = 0.05, False
+        while True:
+            try:
+                return Board()
+            except KanbanError as exc:
+                unreachable = exc.code == "db_error" and exc.message.startswith("cannot reach")
+                if not unreachable or self.signum is not None or time.monotonic() >= deadline:
+                    raise
+                if not said:
+                    self.say(f"{exc.message}: trying again for up to {busy_timeout_ms() / 1000:g}s")
+                    said = True
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 1.0)
 
     def _loop(self):
         handled = 0
