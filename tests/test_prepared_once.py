@@ -23,6 +23,10 @@ def _workload(board):
             board.renew(task["id"], token, agent="w1")
             board.log(task["id"], "working", token=token, agent="w1")
             board.complete(task["id"], token, agent="w1")
+    for project in (None, "proj"):
+        claims = board.claim_many("w3", 3, project=project)
+        assert len(claims) == 3, project
+        board.complete_many([(task["id"], task["lease_token"]) for task in claims], agent="w3")
     board.claim("w2", project="nowhere")  # nothing to claim
     board.list(project="proj")
     board.list(status="todo")

@@ -50,6 +50,8 @@ _LITERALS = {"NULL": None, **{f"'{status}'": status for status in STATUSES}}
 # whenever a value it planned on is bound anew
 _END_LEASE = {status: (("status", f"'{status}'"), ("claimed_by", "NULL"), ("lease_until", "NULL"),
                        ("lease_token", "NULL"), ("lease_ms", "NULL")) for status in STATUSES}
+# claim_many asks _claim_set for at most this many claims at a time (a count may be huge)
+_SET_CHUNK = 256
 
 
 def _loads(text):
@@ -283,6 +285,16 @@ class Board:
             self._fired.append((event_id, task_id, kind, actor, at, data))
         return event_id
 
+    def _events(self, events):
+        """_event for many (task_id, kind, actor, data, text: the data as _event writes
+        it), in one statement; their actors have passed the team gate already."""
+        at = self.now
+        rows = dumps([event[:3] + event[4:] for event in events])
+        ids = sorted(event_id for (event_id,) in self.db.execute(self.db.sql("insert_events"), (at, rows)))
+        self._fired += [(event_id, task_id, kind, actor, at, data)
+                        for event_id, (task_id, kind, actor, data, _) in zip(ids, events, strict=True)
+                        if kind in hooks.HOOK_FOR_EVENT]
+
     @staticmethod
     def _fired_event(event_id, task_id, kind, actor, at, data):
         """An event as hooks get it (and `log` answers it)."""
@@ -363,7 +375,7 @@ class Board:
         read back, built from what the write already knows."""
         row["ready"] = (row["status"] == "todo" and row["kind"] == "task" and row["unmet_deps"] == 0
                         and (row["not_before"] is None or row["not_before"] <= self.now))
-        if "deps" in row:  # SQLite's `task_returning` brings the deps along
+        if "deps" in row:  # read along with the row ("3,7"): SQLite's `task_returning`, the set reads
             text = row.pop("deps")
             if not text:
                 return self._dict(row, [])
@@ -846,13 +858,68 @@ class Board:
 
         def apply():
             out = []
-            for _ in range(count):
-                claimed = self._claim(agent, None, role, project, lease_ms)
-                if not claimed:
+            while len(out) < count:
+                wanted = min(count - len(out), _SET_CHUNK)
+                claimed = [claim for claim in self._claim_set([agent] * wanted, role, project, lease_ms) if claim]
+                out += claimed
+                if len(claimed) < wanted:
                     break
-                out.append(claimed)
             return out
         return self._write(apply)
+
+    def _claim_set(self, agents, role, project, lease_ms):
+        """Claim the best ready task for each of `agents` in turn (a name may repeat),
+        inside the caller's write: for each, what _claim(agent, None, ...) would answer
+        ({} when nothing is left for it), with the same tasks, tokens, holders and events.
+        The common case takes a handful of statements for them all: no lease to reap, no
+        WIP limit, and no ready task assigned to one of these agents or bound to the role,
+        so every agent picks from one class, in claim order.  Otherwise, and for a single
+        claim (which _claim makes in fewer statements): one by one."""
+        if len(agents) < 2:
+            return self._claim_each(agents, role, project, lease_ms)
+        distinct = list(dict.fromkeys(agents))
+        team, expired, limited, others = self.db.execute(self.db.sql("claim_set_probe"), {
+            "agents": dumps(distinct), "role": role, "now": self.now}).fetchone()
+        self._team_cache = _loads(team) if team else None
+        if expired or limited or others:
+            return self._claim_each(agents, role, project, lease_ms)
+        for agent in distinct:
+            self._writes(agent)
+        rows = self.db.rows(self.db.sql("claim_set_pick_project" if project is not None else "claim_set_pick"),
+                            {"project": project, "now": self.now, "n": len(agents)})
+        if not rows:
+            return [{}] * len(agents)
+        count = len(rows)
+        tokens = [token for first, last in self.db.execute(self.db.sql("next_tokens"), {"n": count})
+                  for token in range(first, last + 1)]
+        now, until = self.now, self.now + lease_ms
+        claims = [(row["id"], agent, token) for row, agent, token in zip(rows, agents[:count], tokens, strict=True)]
+        self.db.execute(self.db.sql("claim_tasks"), {"claims": dumps(claims), "until": until,
+                                                     "lease_ms": lease_ms, "now": now})
+        self.db.execute(self.db.sql("add_holders"), (dumps([claim[:2] for claim in claims]),))
+        lease_until = clock.iso(until)
+        quoted = dumps(lease_until)  # each event's data is written as _event writes it (compact JSON)
+        self._events([(task_id, "claimed", agent, {"token": token, "lease_until": lease_until},
+                       f'{{"token":{token},"lease_until":{quoted}}}') for task_id, agent, token in claims])
+        answers = []
+        for row, (_, agent, token) in zip(rows, claims, strict=True):
+            row.update(status="in_progress", claimed_by=agent, lease_until=until, lease_token=token,
+                       lease_ms=lease_ms, reason=None, updated_at=now)
+            answer = self._answer(row)
+            answer["lease_token"] = token
+            answers.append(answer)
+        return answers + [{}] * (len(agents) - count)
+
+    def _claim_each(self, agents, role, project, lease_ms):
+        """_claim_set one claim at a time.  An agent that got nothing gets nothing again in
+        this transaction (the claims between only take tasks and fill limits): not asked."""
+        answers, empty = [], set()
+        for agent in agents:
+            claimed = {} if agent in empty else self._claim(agent, None, role, project, lease_ms)
+            if not claimed:
+                empty.add(agent)
+            answers.append(claimed)
+        return answers
 
     def _pick_review(self, agent):
         return self.db.scalar(self.db.sql("pick_review"), (agent,))
@@ -1096,7 +1163,76 @@ class Board:
         pairs = [(parse_id(t), parse_token(k)) for t, k in pairs]
         if verify:
             self._pre_complete(pairs, agent, None)
-        return self._write(lambda: [self._complete(t, k, None, False, agent) for t, k in pairs])
+        return self._write(lambda: self._complete_set([(task, token, agent) for task, token in pairs]))
+
+    def _complete_set(self, items):
+        """Complete many (task, token, agent) inside the caller's write: what _complete
+        would answer for each in turn, with the same changes and events, all or nothing.
+        Every row is read and checked first, in one statement; the tasks are then finished
+        a run at a time, one UPDATE for the done and one for those going to review, their
+        events in one INSERT.  A run ends at a task whose goal rolls up or whose runs
+        close: their events come next, as one by one.  A single item, a task named twice,
+        or any item that fails its checks: one by one (which raises what _complete raises)."""
+        ids = [task for task, _, _ in items]
+        if len(items) < 2 or len(set(ids)) < len(ids):
+            return self._complete_each(items)
+        rows = {row["id"]: row for row in self.db.rows(self.db.sql("tasks_for_write"),
+                                                       {"ids": dumps(ids), "now": self.now})}
+        if len(rows) < len(ids):
+            return self._complete_each(items)  # a task that is not there: its not_found
+        team = None
+        for row in rows.values():
+            team = row.pop("team")
+        self._team_cache = _loads(team) if team else None
+        holders = []
+        try:
+            for task, token, agent in items:
+                row = rows[task]
+                self._gate("complete", agent, row)
+                self._check_lease(row, token)
+                if agent and agent != row["claimed_by"]:
+                    holders.append((task, agent))  # what _check_lease records for an agent
+        except KanbanError:
+            return self._complete_each(items)
+        if holders:
+            self.db.execute(self.db.sql("add_holders"), (dumps(holders),))
+        answers, run = [], []
+        for task, token, agent in items:
+            row = rows[task]
+            run.append((task, token, agent))
+            rolls_up = row["goal_id"] is not None and not row["review"]
+            if rolls_up or row["open_runs"]:
+                answers += self._finish_run(run, rows)
+                run = []
+                if rolls_up:
+                    self._sync_goal(row["goal_id"], agent)
+                if row["open_runs"]:
+                    self._close_runs(task, "completed", agent)
+        return answers + self._finish_run(run, rows)
+
+    def _finish_run(self, run, rows):
+        """_complete_set's changes and events for a run of its items; their answers."""
+        if not run:
+            return []
+        now = self.now
+        done = [task for task, _, _ in run if not rows[task]["review"]]
+        review = [task for task, _, _ in run if rows[task]["review"]]
+        if done:
+            self.db.execute(self.db.sql("complete_tasks"), {"ids": dumps(done), "now": now})
+        if review:
+            self.db.execute(self.db.sql("submit_tasks"), {"ids": dumps(review), "now": now})
+        self._events([(task, "submitted_for_review" if rows[task]["review"] else "completed", agent,
+                       {"token": token}, f'{{"token":{token}}}') for task, token, agent in run])
+        answers = []
+        for task, _, _ in run:
+            row = rows[task]
+            row.update(status="in_review" if row["review"] else "done", claimed_by=None, lease_until=None,
+                       lease_token=None, lease_ms=None, updated_at=now)
+            answers.append(self._answer(row))
+        return answers
+
+    def _complete_each(self, items):
+        return [self._complete(task, token, None, False, agent) for task, token, agent in items]
 
     def _judge(self, task, agent, token, verb):
         row = self._row(task)

@@ -101,6 +101,37 @@ def _picks():
     return found
 
 
+# The set claim (Board._claim_set: many claims in one pass).  Its probe: the board's team,
+# whether a lease has run out, whether any WIP limit exists, and whether a ready task is
+# assigned to one of the claiming agents (:agents, a JSON array) or bound to the claim's
+# role; any of these sends the claims one by one through the full pick.  Its pick: the
+# best :n ready tasks open to every agent, in claim order, each row with its deps ("3,7"
+# or NULL) for the answer; PostgreSQL's locks them, passing over other claimers' rows.
+_READY_CLASS = ("status = 'todo' AND kind = 'task' AND unmet_deps = 0 AND {}")
+_SET_PROBE = ("SELECT (SELECT value FROM meta WHERE key = 'team'),"
+              " EXISTS (SELECT 1 FROM tasks WHERE lease_until IS NOT NULL AND lease_until <= {now}),"
+              " EXISTS (SELECT 1 FROM wip_limits),"
+              " EXISTS (SELECT 1 FROM tasks{indexed} WHERE " + _READY_CLASS.format("role_boundary IS NULL")
+              + " AND assignee IN ({agents}))"
+              " OR EXISTS (SELECT 1 FROM tasks{indexed} WHERE " + _READY_CLASS.format("role_boundary = {role})"))
+_PG_DEPS = ", (SELECT string_agg(dep_id::text, ',') FROM deps WHERE deps.task_id = t.id) AS deps"
+
+
+def _set_pick(dialect, project):
+    now, n, project_is = {"sqlite": (":now", ":n", " AND project = +:project"),
+                          "postgres": ("%(now)s", "%(n)s", " AND project = %(project)s")}[dialect]
+    fields = ", ".join("t." + name for name in TASK_COLUMNS)
+    if dialect == "sqlite":
+        head = f"SELECT {fields}{_SQLITE_DEPS.format(table='t')} FROM tasks t INDEXED BY tasks_claim"
+        lock = ""
+    else:
+        head = f"SELECT {fields}{_PG_DEPS} FROM tasks t"
+        lock = " FOR UPDATE OF t SKIP LOCKED"
+    return (head + " WHERE " + _READY_CLASS.format("role_boundary IS NULL AND assignee IS NULL")
+            + f" AND (not_before IS NULL OR not_before <= {now})" + (project_is if project else "")
+            + f" ORDER BY priority DESC, created_at, id LIMIT {n}{lock}")
+
+
 QUERIES = {
     # -- tasks ----------------------------------------------------------------------
     # one task by id; inside a write the row is locked: every check-then-write of a verb
@@ -265,6 +296,83 @@ QUERIES = {
                       lease_token = %(token)s, lease_ms = %(lease_ms)s, reason = NULL,
                       started_at = coalesce(started_at, %(now)s), updated_at = %(now)s
                 WHERE id = %(id)s""",
+    },
+    # -- the set claim and completion (Board._claim_set, _complete_set) -----------------
+    "claim_set_probe": {
+        "sqlite": _SET_PROBE.format(now=":now", indexed=" INDEXED BY tasks_claim",
+                                    agents="SELECT value FROM json_each(:agents)", role=":role"),
+        "postgres": _SET_PROBE.format(now="%(now)s", indexed="",
+                                      agents="SELECT value FROM json_array_elements_text(CAST(%(agents)s AS json))",
+                                      role="%(role)s"),
+    },
+    "claim_set_pick": {"sqlite": _set_pick("sqlite", False), "postgres": _set_pick("postgres", False)},
+    "claim_set_pick_project": {"sqlite": _set_pick("sqlite", True), "postgres": _set_pick("postgres", True)},
+    # :n fencing tokens, as rows of (first, last): SQLite's counter row gives one block
+    # of n in one step; PostgreSQL's sequence gives n values, one a row (other sessions
+    # draw from it meanwhile, so they need not be consecutive), in increasing order
+    "next_tokens": {
+        "sqlite": "UPDATE meta SET value = value + :n WHERE key = 'lease_token' RETURNING value - :n + 1, value",
+        "postgres": "SELECT token, token FROM (SELECT nextval('lease_token_seq') AS token"
+                    " FROM generate_series(1, CAST(%(n)s AS integer))) AS drawn ORDER BY token",
+    },
+    # claim_task for many tasks: :claims is a JSON array of [id, agent, token]
+    "claim_tasks": {
+        "sqlite": """UPDATE tasks SET status = 'in_progress', claimed_by = c.value ->> 1, lease_until = :until,
+                      lease_token = c.value ->> 2, lease_ms = :lease_ms, reason = NULL,
+                      started_at = coalesce(started_at, :now), updated_at = :now
+                FROM json_each(:claims) AS c WHERE tasks.id = c.value ->> 0""",
+        "postgres": """UPDATE tasks SET status = 'in_progress', claimed_by = c.value ->> 1,
+                      lease_until = %(until)s, lease_token = CAST(c.value ->> 2 AS bigint),
+                      lease_ms = %(lease_ms)s, reason = NULL,
+                      started_at = coalesce(started_at, %(now)s), updated_at = %(now)s
+                FROM json_array_elements(CAST(%(claims)s AS json)) AS c
+                WHERE tasks.id = CAST(c.value ->> 0 AS bigint)""",
+    },
+    # add_holder for many: a JSON array of [task id, agent]
+    "add_holders": {
+        "sqlite": "INSERT OR IGNORE INTO holders(task_id, agent) SELECT value ->> 0, value ->> 1 FROM json_each(?)",
+        "postgres": "INSERT INTO holders(task_id, agent)"
+                    " SELECT CAST(value ->> 0 AS bigint), value ->> 1 FROM json_array_elements(CAST(%s AS json))"
+                    " ON CONFLICT DO NOTHING",
+    },
+    # insert_event for many, all at one time and with no expiry: a JSON array of [task id,
+    # kind, actor, data (its JSON text)], inserted in that order (the ids rise with it);
+    # the new ids, in no order
+    "insert_events": {
+        "sqlite": "INSERT INTO events(task_id, kind, actor, at, data, expires_at)"
+                  " SELECT value ->> 0, value ->> 1, value ->> 2, ?, value ->> 3, NULL FROM json_each(?)"
+                  " ORDER BY key RETURNING id",
+        "postgres": "INSERT INTO events(task_id, kind, actor, at, data, expires_at)"
+                    " SELECT CAST(e.value ->> 0 AS bigint), e.value ->> 1, e.value ->> 2, %s, e.value ->> 3, NULL"
+                    " FROM json_array_elements(CAST(%s AS json)) WITH ORDINALITY AS e(value, n)"
+                    " ORDER BY e.n RETURNING id",
+    },
+    # task_for_write for many tasks (:ids, a JSON array), each row with its deps; locked on
+    # PostgreSQL in id order
+    "tasks_for_write": {
+        "sqlite": "SELECT " + _TASK_FIELDS.format(now=":now") + _SQLITE_DEPS.format(table="t")
+                  + _FOR_WRITE.replace(" WHERE t.id = ", " WHERE t.id IN (SELECT value FROM json_each(:ids))"),
+        "postgres": "SELECT " + _TASK_FIELDS.format(now="%(now)s") + _PG_DEPS
+                    + _FOR_WRITE.replace(" WHERE t.id = ", " WHERE t.id IN"
+                                         " (SELECT value::bigint FROM json_array_elements_text(CAST(%(ids)s AS json)))")
+                    + " ORDER BY t.id FOR UPDATE OF t",
+    },
+    # what Board._complete changes (_end_lease), for many tasks: done, or in review
+    "complete_tasks": {
+        "sqlite": "UPDATE tasks SET status = 'done', claimed_by = NULL, lease_until = NULL, lease_token = NULL,"
+                  " lease_ms = NULL, finished_at = :now, updated_at = :now"
+                  " WHERE id IN (SELECT value FROM json_each(:ids))",
+        "postgres": "UPDATE tasks SET status = 'done', claimed_by = NULL, lease_until = NULL, lease_token = NULL,"
+                    " lease_ms = NULL, finished_at = %(now)s, updated_at = %(now)s"
+                    " WHERE id IN (SELECT value::bigint FROM json_array_elements_text(CAST(%(ids)s AS json)))",
+    },
+    "submit_tasks": {
+        "sqlite": "UPDATE tasks SET status = 'in_review', claimed_by = NULL, lease_until = NULL, lease_token = NULL,"
+                  " lease_ms = NULL, review = 1, updated_at = :now"
+                  " WHERE id IN (SELECT value FROM json_each(:ids))",
+        "postgres": "UPDATE tasks SET status = 'in_review', claimed_by = NULL, lease_until = NULL,"
+                    " lease_token = NULL, lease_ms = NULL, review = 1, updated_at = %(now)s"
+                    " WHERE id IN (SELECT value::bigint FROM json_array_elements_text(CAST(%(ids)s AS json)))",
     },
     # every agent that ever held a task (the review gate)
     "add_holder": {
