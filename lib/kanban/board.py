@@ -833,7 +833,7 @@ class Board:
             return self._write(lambda: self._claim(agent, task, role, project, lease_ms))
         return self._write(lambda: self._claim(agent, None, role, project, lease_ms),
                            (("claim", role, project, lease_ms), agent,
-                            lambda agents: [self._claim(a, None, role, project, lease_ms) for a in agents]))
+                            lambda agents: self._claim_set(agents, role, project, lease_ms)))
 
     def has_work(self, agent, role=None, project=None):
         """A cheap read: would a claim find something (or an expired lease to reap)?"""
@@ -1120,7 +1120,7 @@ class Board:
             return self._write(lambda: self._complete(task, token, summary, review, agent), hooks_folder=folder)
         return self._write(lambda: self._complete(task, token, None, False, agent),
                            (("complete",), (task, token, agent),
-                            lambda items: [self._complete(t, k, None, False, a) for t, k, a in items]),
+                            self._complete_set),
                            folder)
 
     def _pre_complete(self, pairs, agent, summary):
