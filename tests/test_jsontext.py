@@ -57,3 +57,23 @@ def test_claim_and_complete_import_no_heavy_module(kb):
                  {"jsonschema", "tabulate", "yaml", "psycopg", "docopt", "json", "re", "typing"}}
         assert not heavy, f"the hot path imported {sorted(heavy)}"
     assert "apsw" in claimed and "kanban.board" in claimed
+
+
+def test_events_written_by_hand_are_what_dumps_writes(tmp_path, monkeypatch):
+    """claim and complete write their events' data with f-strings: byte for byte what
+    _event writes with dumps(compact=True)."""
+    from kanban import Board
+    from kanban.bench import prepare
+
+    path = str(tmp_path / "board.db")
+    prepare(path, 3, None)
+    monkeypatch.setenv("KANBAN_NOW", "1900000000")
+    with Board(path) as board:
+        for lease in (None, "90s", "1500ms"):  # a whole and a fractional second
+            task = board.claim("w1", lease=lease)
+            board.complete(task["id"], task["lease_token"], agent="w1")
+        stored = board.db.rows("SELECT kind, data FROM events WHERE kind IN ('claimed', 'completed') ORDER BY id")
+    assert [r["kind"] for r in stored] == ["claimed", "completed"] * 3
+    for r in stored:
+        assert r["data"] == dumps(json.loads(r["data"]), compact=True)
+    assert json.loads(stored[4]["data"])["lease_until"].endswith(".500Z")

@@ -273,14 +273,15 @@ class Board:
     def now(self):
         return self._now if self._now is not None else clock.now_ms()
 
-    def _event(self, task_id, kind, actor, data=None, ttl_ms=None):
+    def _event(self, task_id, kind, actor, data=None, ttl_ms=None, text=None):
         """Record an event; its id.  One that fires a hook is kept for after the commit,
-        as a tuple: its dict (_fired_event) is made only when there is a hooks folder."""
+        as a tuple: its dict (_fired_event) is made only when there is a hooks folder.
+        text: `data` as compact JSON, when the caller has it already."""
         if self._team_cache is not None:  # None: the board has no team (the gate's cache)
             self._writes(actor)  # every write leaves an event: none by an outsider on a team board
         at = self.now
         event_id = self.db.insert(self.db.sql("insert_event"), (
-            task_id, kind, actor, at, dumps(data or {}, compact=True), at + ttl_ms if ttl_ms else None))
+            task_id, kind, actor, at, text or dumps(data or {}, compact=True), at + ttl_ms if ttl_ms else None))
         if kind in hooks.HOOK_FOR_EVENT:
             self._fired.append((event_id, task_id, kind, actor, at, data))
         return event_id
@@ -775,8 +776,11 @@ class Board:
             row = self.db.row(self._claim_returning, params)
         self.db.execute(self.db.sql("add_holder"), (task_id, agent))
         lease_until = clock.iso(until)
-        self._event(task_id, "claimed", agent, {"token": token, "lease_until": lease_until} if data is None
-                    else dict(data, token=token, lease_until=lease_until))
+        if data is None:  # the event's data as _event would write it: an ISO time needs no escapes
+            self._event(task_id, "claimed", agent, {"token": token, "lease_until": lease_until},
+                        text=f'{{"token":{token},"lease_until":"{lease_until}"}}')
+        else:
+            self._event(task_id, "claimed", agent, dict(data, token=token, lease_until=lease_until))
         answer = self._answer(row)
         answer["lease_token"] = token
         return answer
@@ -1144,14 +1148,16 @@ class Board:
         self._gate("complete", agent, row)
         self._check_lease(row, token, agent=agent)
         data = {"token": token}
+        text = f'{{"token":{token}}}'  # the data as _event would write it
         if summary is not None:
             data["summary"] = summary
+            text = None
         if review or row["review"]:
             after = self._end_lease(task, "in_review", row, review=1)
-            self._event(task, "submitted_for_review", agent, data)
+            self._event(task, "submitted_for_review", agent, data, text=text)
         else:
             after = self._end_lease(task, "done", row, finished_at=self.now)
-            self._event(task, "completed", agent, data)
+            self._event(task, "completed", agent, data, text=text)
             self._sync_goal(row["goal_id"], agent)
         if row["open_runs"]:
             self._close_runs(task, "completed", agent)
