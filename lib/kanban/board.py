@@ -286,14 +286,16 @@ class Board:
             self._fired.append((event_id, task_id, kind, actor, at, data))
         return event_id
 
-    def _events(self, events):
-        """_event for many (task_id, kind, actor, data, text: the data as _event writes
-        it), in one statement; their actors have passed the team gate already."""
+    def _token_events(self, items, text, extra):
+        """_event for each of many items (task_id, kind, actor, token; `text`: their JSON),
+        with the data {"token": token} and then `extra` (the same for all), in one
+        statement; their actors have passed the team gate already."""
         at = self.now
-        rows = dumps([event[:3] + event[4:] for event in events])
-        ids = sorted(event_id for (event_id,) in self.db.execute(self.db.sql("insert_events"), (at, rows)))
-        self._fired += [(event_id, task_id, kind, actor, at, data)
-                        for event_id, (task_id, kind, actor, data, _) in zip(ids, events, strict=True)
+        tail = "," + dumps(extra, compact=True)[1:] if extra else "}"  # the data as _event writes it
+        self.db.execute(self.db.sql("insert_token_events"), {"at": at, "tail": tail, "events": text})
+        first = self.db.scalar(self.db.sql("last_event_id")) - len(items) + 1
+        self._fired += [(event_id, task_id, kind, actor, at, {"token": token, **extra})
+                        for event_id, (task_id, kind, actor, token) in enumerate(items, first)
                         if kind in hooks.HOOK_FOR_EVENT]
 
     @staticmethod
@@ -897,16 +899,14 @@ class Board:
         tokens = [token for first, last in self.db.execute(self.db.sql("next_tokens"), {"n": count})
                   for token in range(first, last + 1)]
         now, until = self.now, self.now + lease_ms
-        claims = [(row["id"], agent, token) for row, agent, token in zip(rows, agents[:count], tokens, strict=True)]
-        self.db.execute(self.db.sql("claim_tasks"), {"claims": dumps(claims), "until": until,
-                                                     "lease_ms": lease_ms, "now": now})
-        self.db.execute(self.db.sql("add_holders"), (dumps([claim[:2] for claim in claims]),))
-        lease_until = clock.iso(until)
-        quoted = dumps(lease_until)  # each event's data is written as _event writes it (compact JSON)
-        self._events([(task_id, "claimed", agent, {"token": token, "lease_until": lease_until},
-                       f'{{"token":{token},"lease_until":{quoted}}}') for task_id, agent, token in claims])
+        claims = [(row["id"], "claimed", agent, token)
+                  for row, agent, token in zip(rows, agents[:count], tokens, strict=True)]
+        text = dumps(claims)
+        self.db.execute(self.db.sql("claim_tasks"), {"claims": text, "until": until, "lease_ms": lease_ms, "now": now})
+        self.db.execute(self.db.sql("add_holders"), (text,))
+        self._token_events(claims, text, {"lease_until": clock.iso(until)})
         answers = []
-        for row, (_, agent, token) in zip(rows, claims, strict=True):
+        for row, (_, _, agent, token) in zip(rows, claims, strict=True):
             row.update(status="in_progress", claimed_by=agent, lease_until=until, lease_token=token,
                        lease_ms=lease_ms, reason=None, updated_at=now)
             answer = self._answer(row)
@@ -1197,7 +1197,7 @@ class Board:
                 self._gate("complete", agent, row)
                 self._check_lease(row, token)
                 if agent and agent != row["claimed_by"]:
-                    holders.append((task, agent))  # what _check_lease records for an agent
+                    holders.append((task, None, agent))  # what _check_lease records for an agent
         except KanbanError:
             return self._complete_each(items)
         if holders:
@@ -1227,8 +1227,9 @@ class Board:
             self.db.execute(self.db.sql("complete_tasks"), {"ids": dumps(done), "now": now})
         if review:
             self.db.execute(self.db.sql("submit_tasks"), {"ids": dumps(review), "now": now})
-        self._events([(task, "submitted_for_review" if rows[task]["review"] else "completed", agent,
-                       {"token": token}, f'{{"token":{token}}}') for task, token, agent in run])
+        events = [(task, "submitted_for_review" if rows[task]["review"] else "completed", agent, token)
+                  for task, token, agent in run]
+        self._token_events(events, dumps(events), {})
         answers = []
         for task, _, _ in run:
             row = rows[task]

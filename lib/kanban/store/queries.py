@@ -315,37 +315,47 @@ QUERIES = {
         "postgres": "SELECT token, token FROM (SELECT nextval('lease_token_seq') AS token"
                     " FROM generate_series(1, CAST(%(n)s AS integer))) AS drawn ORDER BY token",
     },
-    # claim_task for many tasks: :claims is a JSON array of [id, agent, token]
+    # The set statements read their items from one JSON array of [task id, event kind,
+    # agent, token]: the same text serves the claim's UPDATE, its holders and its events.
+    # claim_task for many tasks
     "claim_tasks": {
-        "sqlite": """UPDATE tasks SET status = 'in_progress', claimed_by = c.value ->> 1, lease_until = :until,
-                      lease_token = c.value ->> 2, lease_ms = :lease_ms, reason = NULL,
+        "sqlite": """UPDATE tasks SET status = 'in_progress', claimed_by = c.value ->> 2, lease_until = :until,
+                      lease_token = c.value ->> 3, lease_ms = :lease_ms, reason = NULL,
                       started_at = coalesce(started_at, :now), updated_at = :now
                 FROM json_each(:claims) AS c WHERE tasks.id = c.value ->> 0""",
-        "postgres": """UPDATE tasks SET status = 'in_progress', claimed_by = c.value ->> 1,
-                      lease_until = %(until)s, lease_token = CAST(c.value ->> 2 AS bigint),
+        "postgres": """UPDATE tasks SET status = 'in_progress', claimed_by = c.value ->> 2,
+                      lease_until = %(until)s, lease_token = CAST(c.value ->> 3 AS bigint),
                       lease_ms = %(lease_ms)s, reason = NULL,
                       started_at = coalesce(started_at, %(now)s), updated_at = %(now)s
                 FROM json_array_elements(CAST(%(claims)s AS json)) AS c
                 WHERE tasks.id = CAST(c.value ->> 0 AS bigint)""",
     },
-    # add_holder for many: a JSON array of [task id, agent]
+    # add_holder for many: the items' tasks and agents
     "add_holders": {
-        "sqlite": "INSERT OR IGNORE INTO holders(task_id, agent) SELECT value ->> 0, value ->> 1 FROM json_each(?)",
+        "sqlite": "INSERT OR IGNORE INTO holders(task_id, agent) SELECT value ->> 0, value ->> 2 FROM json_each(?)",
         "postgres": "INSERT INTO holders(task_id, agent)"
-                    " SELECT CAST(value ->> 0 AS bigint), value ->> 1 FROM json_array_elements(CAST(%s AS json))"
+                    " SELECT CAST(value ->> 0 AS bigint), value ->> 2 FROM json_array_elements(CAST(%s AS json))"
                     " ON CONFLICT DO NOTHING",
     },
-    # insert_event for many, all at one time and with no expiry: a JSON array of [task id,
-    # kind, actor, data (its JSON text)], inserted in that order (the ids rise with it);
-    # the new ids, in no order
-    "insert_events": {
+    # insert_event for many events whose data is {"token": N, ...} (claimed, completed,
+    # submitted_for_review), all at one time and with no expiry: one for each item, in
+    # their order (the ids rise with it), each one's data '{"token":' N :tail, the
+    # compact JSON _event writes
+    "insert_token_events": {
         "sqlite": "INSERT INTO events(task_id, kind, actor, at, data, expires_at)"
-                  " SELECT value ->> 0, value ->> 1, value ->> 2, ?, value ->> 3, NULL FROM json_each(?)"
-                  " ORDER BY key RETURNING id",
+                  " SELECT value ->> 0, value ->> 1, value ->> 2, :at, '{\"token\":' || (value ->> 3) || :tail, NULL"
+                  " FROM json_each(:events) ORDER BY key",
         "postgres": "INSERT INTO events(task_id, kind, actor, at, data, expires_at)"
-                    " SELECT CAST(e.value ->> 0 AS bigint), e.value ->> 1, e.value ->> 2, %s, e.value ->> 3, NULL"
-                    " FROM json_array_elements(CAST(%s AS json)) WITH ORDINALITY AS e(value, n)"
-                    " ORDER BY e.n RETURNING id",
+                    " SELECT CAST(e.value ->> 0 AS bigint), e.value ->> 1, e.value ->> 2, %(at)s,"
+                    " '{\"token\":' || (e.value ->> 3) || %(tail)s, NULL"
+                    " FROM json_array_elements(CAST(%(events)s AS json)) WITH ORDINALITY AS e(value, n) ORDER BY e.n",
+    },
+    # the last event id given out: after insert_token_events, its ids are the n before it
+    # and it (one writer at a time on SQLite; PostgreSQL's counter row stays locked by
+    # this transaction until it commits)
+    "last_event_id": {
+        "sqlite": "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+        "postgres": "SELECT value FROM counters WHERE name = 'events'",
     },
     # task_for_write for many tasks (:ids, a JSON array), each row with its deps; locked on
     # PostgreSQL in id order
