@@ -197,6 +197,7 @@ def test_the_open_class_alone_takes_one_pass_for_many_agents(boards):
     claims = batched._write(lambda: batched._claim_set(agents, None, None, 60_000))
     assert claims == single._write(lambda: [single._claim(agent, None, None, None, 60_000) for agent in agents])
     assert claims[-1] == {} and [claim["claimed_by"] for claim in claims[:3]] == ["w1", "w2", "w1"]
+    assert claims[-1] is not claims[-2]  # each caller its own answer (group commit hands them to threads)
     items = [(parse_id(claim["id"]), claim["lease_token"], claim["claimed_by"]) for claim in claims if claim]
     answers = batched._write(lambda: batched._complete_set(items))
     assert answers == single._write(lambda: [single._complete(task, token, None, False, agent)

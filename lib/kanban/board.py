@@ -894,7 +894,7 @@ class Board:
         rows = self.db.rows(self.db.sql("claim_set_pick_project" if project is not None else "claim_set_pick"),
                             {"project": project, "now": self.now, "n": len(agents)})
         if not rows:
-            return [{}] * len(agents)
+            return [{} for _ in agents]  # a dict of its own for each (a caller may change its answer)
         count = len(rows)
         tokens = [token for first, last in self.db.execute(self.db.sql("next_tokens"), {"n": count})
                   for token in range(first, last + 1)]
@@ -912,7 +912,7 @@ class Board:
             answer = self._answer(row)
             answer["lease_token"] = token
             answers.append(answer)
-        return answers + [{}] * (len(agents) - count)
+        return answers + [{} for _ in agents[count:]]
 
     def _claim_each(self, agents, role, project, lease_ms):
         """_claim_set one claim at a time.  An agent that got nothing gets nothing again in
