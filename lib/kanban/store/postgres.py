@@ -302,6 +302,18 @@ PG_MIGRATIONS = [
     """
     DROP INDEX events_kind;
     """,
+    # 8: dependents' unmet_deps are updated only when the task has dependents (see
+    # store/sqlite.py MIGRATIONS; a trigger's WHEN cannot ask this here)
+    r"""
+    CREATE OR REPLACE FUNCTION kanban_deps_done() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM deps WHERE dep_id = NEW.id) THEN
+            UPDATE tasks SET unmet_deps = unmet_deps + (CASE WHEN NEW.status = 'done' THEN -1 ELSE 1 END)
+             WHERE id IN (SELECT task_id FROM deps WHERE dep_id = NEW.id);
+        END IF;
+        RETURN NULL;
+    END $$;
+    """,
 ]
 # this backend's own tables, and columns derived from others (the search's tokens)
 OWN_TABLES = ("counters",)

@@ -211,6 +211,18 @@ MIGRATIONS = [
     """
     DROP INDEX events_kind;
     """,
+    # 8: a task that becomes done (or stops being done) updates its dependents' unmet_deps
+    # only when it has dependents: the update's IN list is a temporary table SQLite builds
+    # on every run, ~9% of the instructions of a claim_many + complete_many task
+    """
+    DROP TRIGGER deps_done;
+    CREATE TRIGGER deps_done AFTER UPDATE OF status ON tasks
+      WHEN (OLD.status = 'done') <> (NEW.status = 'done') AND EXISTS (SELECT 1 FROM deps WHERE dep_id = NEW.id)
+    BEGIN
+        UPDATE tasks SET unmet_deps = unmet_deps + (CASE WHEN NEW.status = 'done' THEN -1 ELSE 1 END)
+         WHERE id IN (SELECT task_id FROM deps WHERE dep_id = NEW.id);
+    END;
+    """,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
