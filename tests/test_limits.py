@@ -116,12 +116,14 @@ LIMIT, CLAIMERS, TASKS = 3, 40, 60
 
 
 def _claimer(db, name, start):
-    """One claimer process: claim, hold the task a moment, complete; until the board is empty."""
+    """One claimer process: claim, hold the task a moment, complete; until the board is empty.
+    Every claimer has the board open before any claims (`start`, a barrier): a process started
+    late on a busy machine would otherwise find the first one done with most of the tasks."""
     from kanban import Board
 
     os.environ.pop("KANBAN_NOW", None)
-    start.wait()
     with Board(db) as board:
+        start.wait(120)
         while True:
             task = board.claim(name)
             if task:
@@ -140,11 +142,10 @@ def _race(db):
         board.create_many([{"title": f"t{n}"} for n in range(TASKS)])
         board.limit_set("in_progress", LIMIT)
     ctx = multiprocessing.get_context("spawn")
-    start = ctx.Event()
+    start = ctx.Barrier(CLAIMERS)
     procs = [ctx.Process(target=_claimer, args=(db, f"c{n}", start)) for n in range(CLAIMERS)]
     for proc in procs:
         proc.start()
-    start.set()
     for proc in procs:
         proc.join(240)
         assert proc.exitcode == 0
