@@ -54,6 +54,13 @@ _END_LEASE = {status: (("status", f"'{status}'"), ("claimed_by", "NULL"), ("leas
 _SET_CHUNK = 256
 
 
+def _claimed(row, agent, until, token, lease_ms, now):
+    """A ready task's row as a claim leaves it (what `claim_task` writes), changed in place."""
+    row.update(status="in_progress", claimed_by=agent, lease_until=until, lease_token=token,
+               lease_ms=lease_ms, reason=None, updated_at=now)
+    return row
+
+
 def _loads(text):
     import json  # reading JSON is off the claim path: see jsontext
 
@@ -191,18 +198,14 @@ class Board:
         the command has just looked for the hooks folder and found none (complete's
         pre-complete look), and does not look again: one look per command."""
         def body():
-            self._fired = []
-            self._now = clock.now_ms()
-            self._team_cache = False
+            self._begin_write()
             return fn()
 
         if together is not None:
             key, item, run = together
 
             def run_all(items):
-                self._fired = []
-                self._now = clock.now_ms()
-                self._team_cache = False
+                self._begin_write()
                 return run(items)
             body.batch = (key, item, run_all)
         writing, self._writing = self._writing, True
@@ -215,6 +218,13 @@ class Board:
         if fired and hooks_folder:
             self._run_hooks(fired)
         return result
+
+    def _begin_write(self):
+        """What a write transaction starts from (it may run again after a busy retry):
+        no hooks fired yet, one `now`, the team read anew."""
+        self._fired = []
+        self._now = clock.now_ms()
+        self._team_cache = False
 
     def _read(self, fn):
         def body():
@@ -770,9 +780,7 @@ class Board:
         if isinstance(task, dict):
             task_id = params["id"] = task["id"]
             self.db.execute(self.db.sql("claim_task"), params)
-            task.update(status="in_progress", claimed_by=agent, lease_until=until, lease_token=token,
-                        lease_ms=lease_ms, reason=None, updated_at=now)
-            row = task  # the probe's own row: changed in place, not copied
+            row = _claimed(task, agent, until, token, lease_ms, now)  # the probe's own row, changed in place
         else:
             task_id = params["id"] = task
             row = self.db.row(self._claim_returning, params)
@@ -907,9 +915,7 @@ class Board:
         self._token_events(claims, text, {"lease_until": clock.iso(until)})
         answers = []
         for row, (_, _, agent, token) in zip(rows, claims, strict=True):
-            row.update(status="in_progress", claimed_by=agent, lease_until=until, lease_token=token,
-                       lease_ms=lease_ms, reason=None, updated_at=now)
-            answer = self._answer(row)
+            answer = self._answer(_claimed(row, agent, until, token, lease_ms, now))
             answer["lease_token"] = token
             answers.append(answer)
         return answers + [{} for _ in agents[count:]]
@@ -1123,9 +1129,7 @@ class Board:
         if summary is not None or review:
             return self._write(lambda: self._complete(task, token, summary, review, agent), hooks_folder=folder)
         return self._write(lambda: self._complete(task, token, None, False, agent),
-                           (("complete",), (task, token, agent),
-                            self._complete_set),
-                           folder)
+                           (("complete",), (task, token, agent), self._complete_set), folder)
 
     def _pre_complete(self, pairs, agent, summary):
         """Run pre-complete hooks: check the token, run the hook without holding the
