@@ -403,6 +403,49 @@ class WriterLock:
             except (BlockingIOError, PermissionError):
                 pass  # someone else was quicker: wait for the next release
 
+    # -- durability: which commits are on disk (see SqliteStore._durable) --------
+
+    def committing(self):
+        """Count a commit about to be made, while this lock is held: its number, or
+        None when there is no lock file (then every reader and writer syncs itself)."""
+        if self.fd is None:
+            return None
+        seq = int.from_bytes(os.pread(self.fd, 8, _COMMITTED), "little") + 1
+        os.pwrite(self.fd, seq.to_bytes(8, "little"), _COMMITTED)
+        return seq
+
+    def synced(self, seq):
+        """Commits up to `seq` are on disk.  Two writers may note theirs out of order,
+        leaving the mark lower than it could be: a reader then syncs once more."""
+        if self.fd is not None and seq is not None:
+            try:
+                os.pwrite(self.fd, seq.to_bytes(8, "little"), _SYNCED)
+            except OSError:
+                pass  # the mark only spares readers a sync: never fail a command for it
+
+    def unsynced(self):
+        """The number of the last commit counted, when it may not be on disk yet (a
+        writer has not synced it, or died first); None when every counted one is."""
+        fd = self.fd
+        if fd is None:
+            try:  # kept, for synced() and for the writes this board may make later
+                fd = self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return None  # no lock file: no writer has ever committed through one
+            except OSError:  # a lock file this user may not write: read the marks only
+                try:
+                    fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError:
+                    return None
+        try:
+            marks = os.pread(fd, 16, _COMMITTED)
+        finally:
+            if fd is not self.fd:
+                os.close(fd)
+        committed = int.from_bytes(marks[:8] or b"\0", "little")
+        synced = int.from_bytes(marks[8:16] or b"\0", "little")
+        return committed if committed > synced else None
+
     def release(self):
         if self.fd is not None:
             if self.trace:
@@ -426,6 +469,16 @@ except AttributeError:
     _QUEUE = None
 _LOCK_NOW = fcntl.LOCK_EX | fcntl.LOCK_NB
 _QUEUE_AT = 1 << 32  # ticket n's byte is at _QUEUE_AT + n; the counter is bytes 0..7
+# the number of the last commit counted (bytes 8..15) and of the last one known to be
+# on disk (bytes 16..23): SqliteStore._durable
+_COMMITTED, _SYNCED = 8, 16
+_SYNCS = [0]  # the WAL syncs kanban made in this process (its own, after the lock): synced_total()
+
+
+def synced_total():
+    """How many times this process synced a board's WAL itself (the bench prints it per
+    cycle, next to SQLite's synchronous setting, to show every commit was made durable)."""
+    return _SYNCS[0]
 
 
 def _free_event(path, take, threading):
@@ -504,12 +557,62 @@ class SqliteStore(Store):
             # the WAL keeps its size between checkpoints (no journal_size_limit): a WAL that is
             # truncated and regrown costs a metadata fsync per commit; a new process reads
             # only the frames since the last checkpoint (at most wal_autocheckpoint pages)
-            self.script("PRAGMA synchronous=FULL; PRAGMA recursive_triggers=OFF; PRAGMA foreign_keys=OFF;")
+            self.script("PRAGMA recursive_triggers=OFF; PRAGMA foreign_keys=OFF;")
             self.version = self.scalar("PRAGMA user_version")
+            self._wal_fd = None
+            self.syncs = 0  # fdatasync calls made by this connection (the bench counts them)
+            self.durability()
         except apsw.Error as exc:
             raise db_error(exc, path) from None
         self.lock = WriterLock(path)
         self.group_key = os.path.realpath(path)
+
+    def durability(self):
+        """Commits are durable before anyone is answered, and the lock is not held
+        for the disk's flush.
+
+        In WAL mode the connection commits at synchronous=NORMAL: SQLite writes the
+        commit's frames to the WAL without an fsync, and syncs at checkpoints (the
+        WAL before it is copied, the database after, the WAL header when the WAL is
+        reused), so the board stays consistent whatever happens.  Durability is
+        kanban's: a writer releases the write lock, then fdatasyncs the WAL and only
+        then answers; the next writer meanwhile does its work, and writers that flush
+        together share the disk's flush (the kernel merges their journal commits).  A
+        sync covers every frame written before it, whoever wrote it.  Readers must
+        never answer from a commit that is not yet on disk: the lock file counts
+        commits (bumped before each COMMIT) and syncs, and a read that may have seen
+        an unsynced commit syncs it before answering (_durable).  A board not in WAL
+        mode commits at synchronous=FULL, where SQLite syncs inside COMMIT."""
+        try:
+            wal = str(self.scalar("PRAGMA journal_mode")).lower() == "wal"
+            self.script("PRAGMA synchronous=NORMAL" if wal else "PRAGMA synchronous=FULL")
+        except apsw.Error as exc:
+            raise db_error(exc, self.path) from None
+        self.own_sync = wal
+
+    def _durable(self, seq=None, pending=False):
+        """After a commit (its number `seq`, or None) or, with pending, a read: make
+        what the caller saw durable before it answers.  A writer syncs the WAL; a
+        reader syncs it only when a commit counted in the lock file is not yet known
+        to be on disk."""
+        if not self.own_sync:
+            return
+        if pending:
+            seq = self.lock.unsynced()
+            if seq is None:
+                return
+        try:
+            if self._wal_fd is None:
+                self._wal_fd = os.open(self.path + "-wal", os.O_RDONLY | os.O_CLOEXEC)
+            os.fdatasync(self._wal_fd)
+            self.syncs += 1
+            _SYNCS[0] += 1
+            self.lock.synced(seq)
+        except FileNotFoundError:
+            return  # no WAL (nothing written since it was checkpointed away): nothing to sync
+        except OSError as exc:
+            raise KanbanError("db_error", f"the board's write-ahead log could not be flushed to disk:"
+                              f" {exc.strerror}", detail=str(exc), db=self.path) from None
 
     def kind(self):
         """"board" (ours, by its mark or, for an older board, its tables), "empty" (a new
@@ -605,11 +708,13 @@ class SqliteStore(Store):
         try:
             self.conn.execute("BEGIN")
             try:
-                return fn()
+                result = fn()
             finally:
                 self.conn.execute("COMMIT")
         except apsw.Error as exc:
             raise db_error(exc, self.path) from None
+        self._durable(pending=True)  # never answer from a commit that is not on disk yet
+        return result
 
     def write(self, fn):
         """Run fn() inside one BEGIN IMMEDIATE transaction; retry while busy.
@@ -629,12 +734,14 @@ class SqliteStore(Store):
         delay = 0.002
         while True:
             locked = self.lock.acquire(deadline)
+            committed = False
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
                 try:
                     result = fn()
+                    seq = self.lock.committing() if self.own_sync and locked else None
                     self.conn.execute("COMMIT")
-                    return result
+                    committed = True
                 except BaseException:
                     if not self.conn.get_autocommit():
                         self.conn.execute("ROLLBACK")
@@ -649,6 +756,9 @@ class SqliteStore(Store):
             finally:
                 if locked:
                     self.lock.release()
+            if committed:  # durable before the caller hears of it; the lock is free meanwhile
+                self._durable(seq)
+                return result
             import random
 
             time.sleep(random.uniform(delay / 2, delay))  # jitter: no lockstep retries
@@ -807,6 +917,9 @@ class SqliteStore(Store):
 
     def close(self):
         self.lock.close()
+        if self._wal_fd is not None:
+            os.close(self._wal_fd)
+            self._wal_fd = None
         self.conn.close()
 
 
@@ -843,6 +956,7 @@ def open_board(path, create=False):
                 raise db_error(exc, path) from None
             if str(mode).lower() != "wal":
                 raise KanbanError("db_error", f"cannot put the board in WAL mode (got {mode})", db=path)
+            database.durability()
         database.migrate()
     except BaseException:
         database.close()
