@@ -137,8 +137,14 @@ def test_a_read_syncs_a_commit_its_writer_has_not_synced_yet(ready, tmp_path):
         sync = index_of(calls, r"fdatasync\(\d+\)")
         said = index_of(calls, r'write\(1, "')
         assert sync is not None and sync < said  # ... and synced it before answering
-        marks = open(str(ready.path) + ".lock", "rb").read()[8:24]
-        assert int.from_bytes(marks[8:], "little") == committed
     finally:
         writer.send_signal(signal.SIGKILL)
         writer.wait()
+    # the writer died unsynced: every read syncs, until a write syncs and says so
+    _, calls = traced(tmp_path, ready.path, "list")
+    assert index_of(calls, r"fdatasync\(\d+\)") is not None
+    assert ready("create", "a write").rc == 0
+    marks = open(str(ready.path) + ".lock", "rb").read()[8:24]
+    assert int.from_bytes(marks[8:], "little") == int.from_bytes(marks[:8], "little") > committed
+    _, calls = traced(tmp_path, ready.path, "list")
+    assert index_of(calls, r"fdatasync\(|fsync\(") is None

@@ -274,6 +274,7 @@ class WriterLock:
     def __init__(self, path):
         self.path = path + ".lock"
         self.fd = None
+        self.marks_fd = None  # a reader's look at the commit marks, when it holds no fd of the lock
         self.ticket = None  # our place in the queue, while we wait or hold the lock
         # a list to note [asked, got, released] (time.monotonic) of every hold in, or None:
         # how `kanban bench` tells the lock's idle time from its held time
@@ -415,8 +416,12 @@ class WriterLock:
         return seq
 
     def synced(self, seq):
-        """Commits up to `seq` are on disk.  Two writers may note theirs out of order,
-        leaving the mark lower than it could be: a reader then syncs once more."""
+        """Commits up to `seq` are on disk: said by the writer of commit `seq` after its
+        own sync, which covers every commit before it (they wrote their frames before it
+        took the lock).  Only writers say it: a reader's sync covers what it saw, but a
+        commit counted meanwhile may not have written its frames yet.  Two writers may
+        note theirs out of order, leaving the mark lower than it could be: a reader then
+        syncs once more."""
         if self.fd is not None and seq is not None:
             try:
                 os.pwrite(self.fd, seq.to_bytes(8, "little"), _SYNCED)
@@ -424,24 +429,17 @@ class WriterLock:
                 pass  # the mark only spares readers a sync: never fail a command for it
 
     def unsynced(self):
-        """The number of the last commit counted, when it may not be on disk yet (a
+        """The number of the last commit counted, when it may not be on disk yet (its
         writer has not synced it, or died first); None when every counted one is."""
         fd = self.fd
         if fd is None:
-            try:  # kept, for synced() and for the writes this board may make later
-                fd = self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
-            except FileNotFoundError:
-                return None  # no lock file: no writer has ever committed through one
-            except OSError:  # a lock file this user may not write: read the marks only
+            if self.marks_fd is None:
                 try:
-                    fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+                    self.marks_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
                 except OSError:
-                    return None
-        try:
-            marks = os.pread(fd, 16, _COMMITTED)
-        finally:
-            if fd is not self.fd:
-                os.close(fd)
+                    return None  # no lock file: no writer has ever committed through one
+            fd = self.marks_fd
+        marks = os.pread(fd, 16, _COMMITTED)
         committed = int.from_bytes(marks[:8] or b"\0", "little")
         synced = int.from_bytes(marks[8:16] or b"\0", "little")
         return committed if committed > synced else None
@@ -455,6 +453,9 @@ class WriterLock:
                 self._leave()
 
     def close(self):
+        if self.marks_fd is not None:
+            os.close(self.marks_fd)
+            self.marks_fd = None
         if self.fd is not None:
             self._leave()
             os.close(self.fd)
@@ -594,20 +595,19 @@ class SqliteStore(Store):
         """After a commit (its number `seq`, or None) or, with pending, a read: make
         what the caller saw durable before it answers.  A writer syncs the WAL; a
         reader syncs it only when a commit counted in the lock file is not yet known
-        to be on disk."""
+        to be on disk (and leaves the mark to writers: WriterLock.synced)."""
         if not self.own_sync:
             return
-        if pending:
-            seq = self.lock.unsynced()
-            if seq is None:
-                return
+        if pending and self.lock.unsynced() is None:
+            return
         try:
             if self._wal_fd is None:
                 self._wal_fd = os.open(self.path + "-wal", os.O_RDONLY | os.O_CLOEXEC)
             os.fdatasync(self._wal_fd)
             self.syncs += 1
             _SYNCS[0] += 1
-            self.lock.synced(seq)
+            if not pending:
+                self.lock.synced(seq)
         except FileNotFoundError:
             return  # no WAL (nothing written since it was checkpointed away): nothing to sync
         except OSError as exc:
