@@ -219,3 +219,80 @@ def test_a_bad_completion_among_concurrent_ones_fails_alone(tmp_path):
         assert board.show(claims[3]["id"])["status"] == "in_progress"
     group = group_of(path)
     assert group.writes == 6 and group.together == 0  # the set run failed: each ran alone
+
+
+def test_batches_run_on_the_group_connection_which_closes_with_the_last_board(tmp_path):
+    """Whoever leads, a batch runs on the one connection the group keeps (its page cache
+    stays the board's latest): the threads' own connections change nothing.  Closing the
+    last board that wrote through the group closes that connection; a later batch opens
+    it again."""
+    path = str(tmp_path / "board.db")
+    prepare(path, 24, None)
+    boards = [Board(path) for _ in range(6)]
+
+    def work(n):
+        task = boards[n].claim(f"agent-{n}")
+        boards[n].complete(task["id"], task["lease_token"], agent=f"agent-{n}")
+
+    for _ in range(2):
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    group = group_of(path)
+    assert group.writes == 24 and group.members == 6
+    assert [board.db.conn.total_changes() for board in boards] == [0] * 6
+    writer = group.writer
+    assert writer.conn.total_changes() > 0
+    for board in boards[:5]:
+        board.close()
+    assert group.writer is writer  # one board is still open
+    boards[5].close()
+    assert group.writer is None and group.members == 0
+    with pytest.raises(Exception, match="closed"):
+        writer.conn.execute("SELECT 1")
+
+    again = [Board(path) for _ in range(2)]
+    threads = [threading.Thread(target=lambda b=b: b.claim("late")) for b in again]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert group.writer is not None and group.writer is not writer and group.members == 2
+    for board in again:
+        board.close()
+    assert group.writer is None
+    assert check_event_log(path, None)["double_claims"] == 0
+
+
+def test_a_forked_child_starts_without_the_parents_groups(tmp_path):
+    """A child made by fork never runs a batch on the parent's connection, nor waits
+    for a batch the parent's threads were leading: it starts a group of its own."""
+    import os
+
+    path = str(tmp_path / "board.db")
+    prepare(path, 4, None)
+    board = Board(path)
+    thread = threading.Thread(target=lambda: board.claim("parent"))
+    thread.start()
+    thread.join(30)
+    assert group_of(path) is not None and group_of(path).writer is not None
+    pid = os.fork()
+    if pid == 0:  # the child: exit status 0 only if all holds
+        status = 1
+        try:
+            if group_of(path) is None:
+                child = Board(path)
+                done = []
+                t = threading.Thread(target=lambda: done.append(child.claim("child")))
+                t.start()
+                t.join(30)
+                mine = group_of(path)
+                status = 0 if done and done[0]["claimed_by"] == "child" and mine.writes == 1 else 2
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert group_of(path).writes == 1  # the parent's group is its own still
+    board.close()

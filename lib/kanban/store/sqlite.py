@@ -567,6 +567,7 @@ class SqliteStore(Store):
             raise db_error(exc, path) from None
         self.lock = WriterLock(path)
         self.group_key = os.path.realpath(path)
+        self.joined = False  # has written through this process's group commit for the board
 
     def durability(self):
         """Commits are durable before anyone is answered, and the lock is not held
@@ -793,7 +794,7 @@ class SqliteStore(Store):
             raise
         except BaseException as exc:  # noqa: BLE001 - this caller's failure, not the batch's
             self.conn.execute("ROLLBACK TO kanban_request")
-            request.error = db_error(exc, self.path) if isinstance(exc, apsw.Error) else exc
+            request.error = db_error(exc, owner.path) if isinstance(exc, apsw.Error) else exc
         finally:
             owner.conn = own_conn
             self.conn.execute("RELEASE kanban_request")
@@ -916,6 +917,7 @@ class SqliteStore(Store):
         return True
 
     def close(self):
+        _leave_group(self)
         self.lock.close()
         if self._wal_fd is not None:
             os.close(self._wal_fd)
@@ -1022,9 +1024,13 @@ def check_backup_target(dest, board=None):
 #
 # Threads of one process writing to the same board (the Python API from threads, a
 # server with a board per worker) share commits.  The first writer to arrive leads:
-# it takes every request queued so far and runs them in one transaction on its own
-# connection, then commits once (one fsync).  Requests that arrive while that commit
-# is in flight queue up and go together in the next one, led by the first of them.
+# it takes every request queued so far and runs them in one transaction, then commits
+# once (one fsync).  Requests that arrive while that commit is in flight queue up and
+# go together in the next one, led by the first of them.  Every batch runs on one
+# connection that the group keeps for itself, whoever leads: a connection whose last
+# transaction was not the board's latest drops its whole page cache and reads back
+# every page it touches (SQLite's WAL mode cannot tell which pages changed), and with
+# each thread's own connection in turn that was every batch.
 # Each caller is answered only after the commit that holds its change has returned,
 # so an answer is as durable as a write alone.  Within a batch, requests of the same
 # kind (claims with the same role, project and lease; plain completions) are made
@@ -1040,6 +1046,17 @@ class _Group:
         self.commits = 0       # transactions committed (or failed) for batches
         self.writes = 0        # requests they carried
         self.together = 0      # requests answered by a set run shared with others
+        self.writer = None     # the group's own SqliteStore, every batch's connection
+        self.members = 0       # open stores that have written through the group
+
+    def writer_for(self, store):
+        """The store batches run on, opened for the first batch (by its leader)."""
+        if self.writer is None:
+            # the leader's own spelling of the path while it still names the board (the
+            # lock file beside it is the one its stores use), else the file itself
+            path = store.path if os.path.realpath(store.path) == store.group_key else store.group_key
+            self.writer = SqliteStore(path)
+        return self.writer
 
 
 class _Request:
@@ -1075,6 +1092,34 @@ def _together(batch):
 
 
 _GROUPS = {}
+_FORKED = []  # a forked child's inherited groups: never used again, never closed there
+
+
+def _forget_groups():
+    """In a child made by fork: the parent's groups (their connections, a mutex a
+    parent's thread may have held, a batch being led) are not the child's."""
+    _FORKED.append(dict(_GROUPS))
+    _GROUPS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_groups)
+
+
+def _leave_group(store):
+    """`store` is being closed: when it was the group's last open store, the group's
+    own connection is closed too (and opened again by a later batch)."""
+    group = _GROUPS.get(store.group_key)
+    if group is None or not store.joined:
+        return
+    store.joined = False
+    with group.mutex:
+        group.members -= 1
+        writer = None
+        if group.members <= 0 and not group.leading:
+            writer, group.writer = group.writer, None
+    if writer is not None:
+        writer.close()
 
 
 def group_of(path):
@@ -1096,6 +1141,9 @@ def _group_write(store, fn, threading):
     event.acquire()
     request = _Request(store, fn, event)
     with group.mutex:
+        if not store.joined:
+            store.joined = True
+            group.members += 1
         group.queue.append(request)
         if not group.leading:
             group.leading = request.lead = True
@@ -1105,7 +1153,7 @@ def _group_write(store, fn, threading):
         with group.mutex:
             batch, group.queue = group.queue, []
         try:
-            store._commit_batch(batch)
+            group.writer_for(store)._commit_batch(batch)
         finally:
             with group.mutex:
                 group.commits += 1
