@@ -359,9 +359,6 @@ def build_board(path, total, ready):
                 "INSERT INTO events(task_id, kind, actor, at, data)"
                 " SELECT id, 'completed', 'agent-' || (id % 97), finished_at, '{}' FROM tasks"
                 " WHERE status = 'done' ORDER BY id")
-            board.db.execute(
-                "INSERT INTO holders(task_id, agent) SELECT id, 'agent-' || (id % 97) FROM tasks"
-                " WHERE started_at IS NOT NULL")
             board.db.execute("UPDATE meta SET value = :total WHERE key = 'lease_token'", params)
         board.db.write(fill)
         board.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -26,6 +26,7 @@ def busy_board(path):
         board.create("later", project="p", role="qa", not_before="2031-01-01T00:00:00Z", actor="lead")
         claim = board.claim("w1")
         board.log(claim["id"], "half way", token=claim["lease_token"], agent="w1", ttl="1h")
+        board.renew(claim["id"], claim["lease_token"], agent="w3")  # with w1's token: a holders row
         board.run_start(claim["id"], agent="w1", token=claim["lease_token"])
         board.complete(claim["id"], claim["lease_token"], summary="done \"quoted\"", agent="w1")
         claim = board.claim("w2")

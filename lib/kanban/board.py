@@ -784,7 +784,6 @@ class Board:
         else:
             task_id = params["id"] = task
             row = self.db.row(self._claim_returning, params)
-        self.db.execute(self.db.sql("add_holder"), (task_id, agent))
         lease_until = clock.iso(until)
         if data is None:  # the event's data as _event would write it: an ISO time needs no escapes
             self._event(task_id, "claimed", agent, {"token": token, "lease_until": lease_until},
@@ -884,7 +883,7 @@ class Board:
     def _claim_set(self, agents, role, project, lease_ms):
         """Claim the best ready task for each of `agents` in turn (a name may repeat),
         inside the caller's write: for each, what _claim(agent, None, ...) would answer
-        ({} when nothing is left for it), with the same tasks, tokens, holders and events.
+        ({} when nothing is left for it), with the same tasks, tokens and events.
         The common case takes a handful of statements for them all: no lease to reap, no
         WIP limit, and no ready task assigned to one of these agents or bound to the role,
         so every agent picks from one class, in claim order.  Otherwise, and for a single
@@ -911,7 +910,6 @@ class Board:
                   for row, agent, token in zip(rows, agents[:count], tokens, strict=True)]
         text = dumps(claims)
         self.db.execute(self.db.sql("claim_tasks"), {"claims": text, "until": until, "lease_ms": lease_ms, "now": now})
-        self.db.execute(self.db.sql("add_holders"), (text,))
         self._token_events(claims, text, {"lease_until": clock.iso(until)})
         answers = []
         for row, (_, _, agent, token) in zip(rows, claims, strict=True):
@@ -932,7 +930,7 @@ class Board:
         return answers
 
     def _pick_review(self, agent):
-        return self.db.scalar(self.db.sql("pick_review"), (agent,))
+        return self.db.scalar(self.db.sql("pick_review"), {"agent": agent})
 
     def claim_review(self, agent, task=None, *, lease=None):
         """Claim an in_review task for reviewing, under a lease of its own."""
@@ -966,13 +964,14 @@ class Board:
         return self._write(apply)
 
     def _not_a_holder(self, task_id, agent):
-        if self.db.scalar(self.db.sql("is_holder"), (task_id, agent)):
+        if self.db.scalar(self.db.sql("is_holder"), {"task": task_id, "agent": agent}):
             raise KanbanError("forbidden", f"{agent} worked on {task_ref(task_id)} and may not review it",
                               task=task_ref(task_id), agent=agent)
 
     def _check_lease(self, row, token, need_status=("in_progress",), agent=None):
         """The fencing check every holder write makes.  An `agent` that passes it on a
-        task in progress has acted as its holder: the review gate remembers it."""
+        task in progress has acted as its holder: the review gate remembers it (in
+        `holders`; the holder itself is known by its claim's event)."""
         if row["status"] not in need_status:
             ref = task_ref(row["id"])
             if token is not None and self._was_token(row["id"], token):
@@ -1447,7 +1446,7 @@ class Board:
         def fetch():
             found = {}
             if ids:
-                for task_id, agent in self.db.execute(self.db.sql("holders_of"), (dumps(ids),)):
+                for task_id, agent in self.db.execute(self.db.sql("holders_of"), {"ids": dumps(ids)}):
                     found.setdefault(task_ref(task_id), []).append(agent)
             return found
         return self._read(fetch)

@@ -132,6 +132,22 @@ def _set_pick(dialect, project):
             + f" ORDER BY priority DESC, created_at, id LIMIT {n}{lock}")
 
 
+# a claim for work, not for review: the `claimed` event `e` (the review gate, below)
+_WORK_CLAIM = {
+    "sqlite": "e.kind = 'claimed' AND NOT coalesce(json_extract(e.data, '$.review'), 0)",
+    "postgres": "e.kind = 'claimed' AND (CAST(e.data AS json) ->> 'review') IS DISTINCT FROM 'true'",
+}
+
+
+def _held_by(dialect, task, agent):
+    """Did `agent` ever hold task `task` (the review gate)?  A row of `holders`, or a claim
+    for work in the event log: one seek on each table's index by task (holders' key,
+    events_task), the task's claimed events read from there."""
+    return (f"(EXISTS (SELECT 1 FROM holders h WHERE h.task_id = {task} AND h.agent = {agent})"
+            f" OR EXISTS (SELECT 1 FROM events e WHERE e.task_id = {task} AND e.actor = {agent}"
+            f" AND {_WORK_CLAIM[dialect]}))")
+
+
 QUERIES = {
     # -- tasks ----------------------------------------------------------------------
     # one task by id; inside a write the row is locked: every check-then-write of a verb
@@ -316,7 +332,7 @@ QUERIES = {
                     " FROM generate_series(1, CAST(%(n)s AS integer))) AS drawn ORDER BY token",
     },
     # The set statements read their items from one JSON array of [task id, event kind,
-    # agent, token]: the same text serves the claim's UPDATE, its holders and its events.
+    # agent, token]: the same text serves the claim's UPDATE and its events.
     # claim_task for many tasks
     "claim_tasks": {
         "sqlite": """UPDATE tasks SET status = 'in_progress', claimed_by = c.value ->> 2, lease_until = :until,
@@ -330,7 +346,8 @@ QUERIES = {
                 FROM json_array_elements(CAST(%(claims)s AS json)) AS c
                 WHERE tasks.id = CAST(c.value ->> 0 AS bigint)""",
     },
-    # add_holder for many: the items' tasks and agents
+    # add_holder for many: the items' tasks and agents (the agents that acted with a
+    # holder's token, in _complete_set)
     "add_holders": {
         "sqlite": "INSERT OR IGNORE INTO holders(task_id, agent) SELECT value ->> 0, value ->> 2 FROM json_each(?)",
         "postgres": "INSERT INTO holders(task_id, agent)"
@@ -384,28 +401,36 @@ QUERIES = {
                     " lease_token = NULL, lease_ms = NULL, review = 1, updated_at = %(now)s"
                     " WHERE id IN (SELECT value::bigint FROM json_array_elements_text(CAST(%(ids)s AS json)))",
     },
-    # every agent that ever held a task (the review gate)
+    # The review gate: the agents that ever held a task.  A claim leaves a `claimed` event
+    # whose actor is the holder (a review claim's has "review": true in its data and makes
+    # no holder), and claimed events are never deleted (the prune drops progress notes
+    # only), so a claim writes nothing else for the gate; the `holders` table keeps the
+    # agents that acted with a holder's token (_check_lease), and every holder of a board
+    # from before (a claim wrote a row there).  An agent is a holder when it is in either.
     "add_holder": {
         "sqlite": "INSERT OR IGNORE INTO holders(task_id, agent) VALUES (?, ?)",
         "postgres": "INSERT INTO holders(task_id, agent) VALUES (%s, %s) ON CONFLICT DO NOTHING",
     },
     "is_holder": {
-        "sqlite": "SELECT 1 FROM holders WHERE task_id = ? AND agent = ?",
-        "postgres": "SELECT 1 FROM holders WHERE task_id = %s AND agent = %s",
+        "sqlite": "SELECT " + _held_by("sqlite", ":task", ":agent"),
+        "postgres": "SELECT " + _held_by("postgres", "%(task)s", "%(agent)s"),
     },
     "holders_of": {
-        "sqlite": "SELECT task_id, agent FROM holders WHERE task_id IN (SELECT value FROM json_each(?))"
-                  " ORDER BY task_id, agent",
-        "postgres": "SELECT task_id, agent FROM holders"
-                    " WHERE task_id IN (SELECT value::bigint FROM json_array_elements_text(%s::json))"
-                    " ORDER BY task_id, agent COLLATE \"C\"",
+        "sqlite": "SELECT task_id, agent FROM holders WHERE task_id IN (SELECT value FROM json_each(:ids))"
+                  " UNION SELECT task_id, actor FROM events e WHERE task_id IN (SELECT value FROM json_each(:ids))"
+                  " AND " + _WORK_CLAIM["sqlite"] + " ORDER BY task_id, agent",
+        "postgres": "SELECT task_id, agent FROM (SELECT task_id, agent FROM holders"
+                    " WHERE task_id IN (SELECT value::bigint FROM json_array_elements_text(%(ids)s::json))"
+                    " UNION SELECT task_id, actor FROM events e"
+                    " WHERE task_id IN (SELECT value::bigint FROM json_array_elements_text(%(ids)s::json))"
+                    " AND " + _WORK_CLAIM["postgres"] + ") AS held ORDER BY task_id, agent COLLATE \"C\"",
     },
     "pick_review": {
         "sqlite": """SELECT id FROM tasks WHERE status = 'in_review' AND claimed_by IS NULL
-                 AND NOT EXISTS (SELECT 1 FROM holders h WHERE h.task_id = tasks.id AND h.agent = ?)
+                 AND NOT """ + _held_by("sqlite", "tasks.id", ":agent") + """
                ORDER BY priority DESC, created_at, id LIMIT 1""",
         "postgres": """SELECT id FROM tasks WHERE status = 'in_review' AND claimed_by IS NULL
-                 AND NOT EXISTS (SELECT 1 FROM holders h WHERE h.task_id = tasks.id AND h.agent = %s)
+                 AND NOT """ + _held_by("postgres", "tasks.id", "%(agent)s") + """
                ORDER BY priority DESC, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED""",
     },
     # was `token` ever this task's? (a stale writer's lease_lost, rather than a conflict)
@@ -599,10 +624,9 @@ FRAGMENTS = {
     },
     # an agent who holds, is assigned or ever held the task
     "touched_by": {
-        "sqlite": "(t.claimed_by = :agent OR t.assignee = :agent OR EXISTS"
-                  " (SELECT 1 FROM holders h WHERE h.task_id = t.id AND h.agent = :agent))",
-        "postgres": "(t.claimed_by = %(agent)s OR t.assignee = %(agent)s OR EXISTS"
-                    " (SELECT 1 FROM holders h WHERE h.task_id = t.id AND h.agent = %(agent)s))",
+        "sqlite": "(t.claimed_by = :agent OR t.assignee = :agent OR " + _held_by("sqlite", "t.id", ":agent") + ")",
+        "postgres": "(t.claimed_by = %(agent)s OR t.assignee = %(agent)s OR "
+                    + _held_by("postgres", "t.id", "%(agent)s") + ")",
     },
     # UPDATE tasks SET `set_column`, ... `where_id` [`task_returning`]
     "set_column": {"sqlite": "{0} = :{0}", "postgres": "{0} = %({0})s"},
