@@ -1147,6 +1147,27 @@ class Board:
         return True
 
     def _complete(self, task, token, summary, review, agent):
+        """done, or in_review: the answer.  The common case first, in one statement
+        (`complete_task`: the update, with every check of _complete_checked in its
+        WHERE); when it changes nothing, _complete_checked reads the task, checks it
+        (raising what it always has) and makes the other cases: review, an open run, a
+        team board.  Nothing changes between the two: one write transaction (on Postgres
+        the read locks the row, and the checks are all made again)."""
+        if not review:
+            after = self.db.row(self.db.sql("complete_task"),
+                                {"id": task, "token": token, "agent": agent, "now": self.now})
+            if after is not None:
+                self._team_cache = None  # the statement found no team: nothing for the events' gate
+                if summary is None:  # the data as _event would write it
+                    self._event(task, "completed", agent, {"token": token}, text=f'{{"token":{token}}}')
+                else:
+                    self._event(task, "completed", agent, {"token": token, "summary": summary})
+                self._sync_goal(after["goal_id"], agent)
+                return self._answer(after)
+        return self._complete_checked(task, token, summary, review, agent)
+
+    def _complete_checked(self, task, token, summary, review, agent):
+        """_complete from the task's row, read and checked here."""
         row = self._row_for_write(task)
         self._gate("complete", agent, row)
         self._check_lease(row, token, agent=agent)

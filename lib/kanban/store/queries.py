@@ -132,6 +132,13 @@ def _set_pick(dialect, project):
             + f" ORDER BY priority DESC, created_at, id LIMIT {n}{lock}")
 
 
+# complete_task's text, in either dialect's placeholders
+_COMPLETE_TASK = ("UPDATE tasks SET status = 'done', claimed_by = NULL, lease_until = NULL, lease_token = NULL,"
+                  " lease_ms = NULL, finished_at = {now}, updated_at = {now}"
+                  " WHERE id = {id} AND status = 'in_progress' AND lease_token = {token} AND claimed_by = {agent}"
+                  " AND lease_until > {now} AND review = 0"
+                  " AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.task_id = tasks.id AND r.ended_at IS NULL)"
+                  " AND NOT EXISTS (SELECT 1 FROM meta WHERE key = 'team')")
 # a claim for work, not for review: the `claimed` event `e` (the review gate, below)
 _WORK_CLAIM = {
     "sqlite": "e.kind = 'claimed' AND NOT coalesce(json_extract(e.data, '$.review'), 0)",
@@ -383,6 +390,16 @@ QUERIES = {
                     + _FOR_WRITE.replace(" WHERE t.id = ", " WHERE t.id IN"
                                          " (SELECT value::bigint FROM json_array_elements_text(CAST(%(ids)s AS json)))")
                     + " ORDER BY t.id FOR UPDATE OF t",
+    },
+    # Board._complete's common case in one statement: the task done, when it passes every
+    # check the full path makes (in progress, this token's live lease, held by this agent)
+    # and needs nothing more (not a review task, no open run, no team board to gate it);
+    # the task as it left it.  No row: board.py reads the task and checks it, as before
+    "complete_task": {
+        "sqlite": _COMPLETE_TASK.format(now=":now", id=":id", token=":token", agent=":agent")
+                  + _TASK_RETURNING + _SQLITE_DEPS.format(table="tasks"),
+        "postgres": _COMPLETE_TASK.format(now="%(now)s", id="%(id)s", token="%(token)s", agent="%(agent)s")
+                    + _TASK_RETURNING,
     },
     # what Board._complete changes (_end_lease), for many tasks: done, or in review
     "complete_tasks": {
