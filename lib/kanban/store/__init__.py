@@ -170,7 +170,8 @@ class Store(ABC):
 
     @abstractmethod
     def insert(self, sql, params=()):
-        """Run an INSERT of one row; the new row's id (the Postgres text says RETURNING id)."""
+        """Run an INSERT of one row; the new row's id (the Postgres text says RETURNING id;
+        SQLite's does not, and the id comes from the connection)."""
 
     @abstractmethod
     def changes(self):

@@ -195,13 +195,15 @@ QUERIES = {
                                  created_at, updated_at)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
     },
-    # Store.insert: the new event's id.  Kept as RETURNING on SQLite too: the plain INSERT
-    # with the connection's last_insert_rowid() ran ~34k fewer instructions per claim+complete
-    # cycle (callgrind) yet cost more CPU, because glibc then trimmed and regrew the heap
-    # about once a cycle (~14 page faults per cycle, bench/peers.py kanban)
+    # Store.insert: the new event's id.  SQLite: a plain INSERT, the id from the connection
+    # (last_insert_rowid): a RETURNING clause materialises its rows in a temporary b-tree
+    # opened and closed on every run, ~31k instructions per claim+complete cycle (callgrind,
+    # 400 cycles).  An earlier try saw glibc trim and regrow the heap about once a cycle
+    # with the plain INSERT; measured again (1100 cycles): 0.003 page faults a cycle, as
+    # with RETURNING
     "insert_event": {
         "sqlite": "INSERT INTO events(task_id, kind, actor, at, data, expires_at)"
-                  " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                  " VALUES (?, ?, ?, ?, ?, ?)",
         "postgres": "INSERT INTO events(task_id, kind, actor, at, data, expires_at)"
                     " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
     },

@@ -665,7 +665,10 @@ class SqliteStore(Store):
     def execute(self, sql, params=()):
         return self.conn.execute(sql, params)
 
-    insert = scalar  # the statement says RETURNING id
+    def insert(self, sql, params=()):
+        """A plain INSERT (no RETURNING: see `insert_event`); the new row's id."""
+        self.conn.execute(sql, params)
+        return self.conn.last_insert_rowid()
 
     def script(self, sql):
         """Run every statement of `sql` (apsw stops at a statement that returns rows)."""
