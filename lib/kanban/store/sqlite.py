@@ -887,7 +887,9 @@ class SqliteStore(Store):
                 while not job.done:
                     job.step(1024)
             target.execute("PRAGMA journal_mode=DELETE")
-        return write_board_file(dest, copy)
+        answer = write_board_file(dest, copy)
+        self._durable(pending=True)  # the copy holds no commit the board could still lose
+        return answer
 
     def folder(self):
         return os.path.dirname(os.path.abspath(self.path))
