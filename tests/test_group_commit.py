@@ -296,3 +296,70 @@ def test_a_forked_child_starts_without_the_parents_groups(tmp_path):
     assert os.waitstatus_to_exitcode(status) == 0
     assert group_of(path).writes == 1  # the parent's group is its own still
     board.close()
+
+
+def test_a_signal_during_the_wait_is_raised_after_the_answer_and_the_wake_ups_go_on(tmp_path):
+    """The main thread waiting in a batch is interrupted by a signal whose handler
+    raises: the exception reaches it only once its write is committed, and the threads
+    answered after it in the same batch are woken all the same (each woken thread wakes
+    the next)."""
+    import signal
+
+    path = str(tmp_path / "board.db")
+    prepare(path, 1, None)
+    stores = [Board(path).db for _ in range(4)]
+    fired, answers = [], {}
+    main = threading.get_ident()
+
+    class Interrupted(Exception):
+        pass
+
+    def handler(signum, frame):
+        fired.append(signum)
+        raise Interrupted()
+
+    def queued(n):  # wait until n requests wait behind the batch being led
+        deadline = time.monotonic() + 10
+        while (group_of(path) is None or len(group_of(path).queue) < n) and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+    def insert(store, key, after=0, hold=False):
+        def fn():
+            if hold:  # keep the first batch open until three requests queue and the main thread took a signal
+                queued(3)
+                deadline = time.monotonic() + 10
+                while not fired and time.monotonic() < deadline:
+                    # again until it is taken: one that comes before the main thread blocks waits for it to wake
+                    signal.pthread_kill(main, signal.SIGUSR1)
+                    time.sleep(0.02)
+            store.execute("INSERT INTO meta(key, value) VALUES (?, 1)", (key,))
+            return key
+
+        def run():
+            if after:
+                queued(after)
+            answers[key] = store.write(fn)
+        return threading.Thread(target=run)
+
+    leader = insert(stores[0], "k0", hold=True)
+    leader.start()
+    deadline = time.monotonic() + 10
+    while (group_of(path) is None or not group_of(path).leading) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    later = [insert(stores[2], "k2", after=1), insert(stores[3], "k3", after=2)]
+    for thread in later:
+        thread.start()
+    previous = signal.signal(signal.SIGUSR1, handler)
+    try:
+        with pytest.raises(Interrupted):
+            stores[1].write(lambda: stores[1].execute("INSERT INTO meta(key, value) VALUES ('k1', 1)"))
+        with Board(path) as board:  # committed before the exception was raised
+            assert board.db.scalar("SELECT count(*) FROM meta WHERE key = 'k1'") == 1
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    for thread in [leader, *later]:
+        thread.join(30)
+    assert fired and answers == {"k0": "k0", "k2": "k2", "k3": "k3"}
+    assert (group_of(path).commits, group_of(path).writes) == (2, 4)  # [k0], then [k1, k2, k3]
+    for store in stores:
+        store.close()

@@ -1065,7 +1065,7 @@ class _Group:
 
 
 class _Request:
-    __slots__ = ("store", "fn", "batch", "event", "lead", "finished", "result", "error")
+    __slots__ = ("store", "fn", "batch", "event", "lead", "finished", "result", "error", "next")
 
     def __init__(self, store, fn, event):
         # event: a lock taken at birth; the caller waits by taking it again and is
@@ -1076,6 +1076,7 @@ class _Request:
         self.batch = getattr(fn, "batch", None)
         self.lead = self.finished = False
         self.result = self.error = None
+        self.next = None  # the request this one wakes once woken (_wake_in_turn)
 
 
 def _together(batch):
@@ -1152,13 +1153,18 @@ def _group_write(store, fn, threading):
         group.queue.append(request)
         if not group.leading:
             group.leading = request.lead = True
+    interrupted = None
     if not request.lead:
-        event.acquire()  # answered, or made the leader of the next batch
+        interrupted = _wait(event)  # answered, or made the leader of the next batch
+        if request.next is not None:
+            request.next.event.release()  # the wake-up goes on down the batch
     if not request.finished:
         with group.mutex:
             batch, group.queue = group.queue, []
         try:
             group.writer_for(store)._commit_batch(batch)
+        except BaseException as exc:  # noqa: BLE001 - the group's connection would not open
+            _fail(batch, exc)
         finally:
             with group.mutex:
                 group.commits += 1
@@ -1170,14 +1176,39 @@ def _group_write(store, fn, threading):
                 else:
                     group.leading = False
                 waiting = group.queue[:1]
-            for done in batch:
-                if done is not request:
-                    done.event.release()
-            for leader in waiting:
-                leader.event.release()
+            _wake_in_turn([done for done in batch if done is not request] + waiting)
+    if interrupted is not None:
+        raise interrupted
     if request.error is not None:
         raise request.error
     return request.result
+
+
+def _wait(event):
+    """Wait for `event`; an exception raised meanwhile (a signal in the main thread)
+    is returned once the wait is over, not raised: the request is answered or led all
+    the same, and the wake-ups that pass through this thread go on."""
+    interrupted = None
+    while True:
+        try:
+            event.acquire()
+            return interrupted
+        except BaseException as exc:  # noqa: BLE001 - raised by the caller after the wait
+            interrupted = exc
+
+
+def _wake_in_turn(requests):
+    """Wake the answered requests of a batch, then the next batch's leader: each one
+    woken wakes the next.  Woken all at once, the threads pile up on the interpreter's
+    lock (the GIL): every time its holder lets it go (each SQLite step of the next
+    batch's leader, each thread that blocks) one of them is woken, most often to find it
+    taken again and sleep once more.  Woken in turn, about one at a time wants it, and
+    the next batch's leader comes after the answered threads have had it once, most of
+    them with their next request queued for its batch."""
+    for one, after in zip(requests, requests[1:], strict=False):
+        one.next = after
+    if requests:
+        requests[0].event.release()
 
 
 def write_board_file(dest, fill):
