@@ -83,22 +83,25 @@ def shared(tmp_path_factory):
     steps = [
         ("init",),
         ("create", "todo task", "--body", "with a body"),            # TASK-1 todo
-        ("create", "claimed task"),                                   # TASK-2 in_progress, token 1
+        ("create", "claimed task"),                                   # TASK-2 in_progress
         ("create", "review task", "--review"),                        # TASK-3 in_review
         ("create", "done task"),                                      # TASK-4 done
         ("create", "blocked task"),                                   # TASK-5 blocked
         ("create", "a goal", "--kind", "goal"),                       # TASK-6 goal
         ("claim", "TASK-2", "--agent", "w1"),
         ("claim", "TASK-3", "--agent", "w1"),
-        ("complete", "TASK-3", "--token", "2", "--agent", "w1"),
+        ("complete", "TASK-3", "--token", "{TASK-3}", "--agent", "w1"),
         ("claim", "TASK-4", "--agent", "w1"),
-        ("complete", "TASK-4", "--token", "3", "--agent", "w1"),
+        ("complete", "TASK-4", "--token", "{TASK-4}", "--agent", "w1"),
         ("block", "TASK-5", "--reason", "waiting"),
         ("dep", "add", "TASK-1", "TASK-4"),
     ]
+    tokens = {}  # each claim's token, by "{TASK-n}"
     for step in steps:
-        res = run(*step, env=env)
+        res = run(*[tokens.get(part, part) for part in step], env=env)
         assert res.rc == 0, (step, res)
+        if step[0] == "claim":
+            tokens["{" + step[1] + "}"] = str(res.json["lease_token"])
     yield path
     print(f"\nbad inputs tried: {TRIED['refused']} refused, {TRIED['accepted']} valid ones accepted")
 

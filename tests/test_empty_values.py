@@ -65,8 +65,8 @@ def test_progress_note_with_ttl_never_is_kept(kb):
     from conftest import at
 
     task = kb("create", "long job", env=at(0)).json["id"]
-    kb("event", "log", task, "--message", "kept", "--ttl", "never", agent="w1", env=at(0))
     kb("event", "log", task, "--message", "gone", agent="w1", env=at(0))
+    kb("event", "log", task, "--message", "kept", "--ttl", "never", agent="w1", env=at(0))
     later = at(40 * 86400)
     assert kb("prune", "--before", "30d", env=later).json["pruned"] == 1
     notes = kb("event", "list", "--task", task, "--kind", "progress", env=later).json["events"]

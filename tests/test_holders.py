@@ -143,6 +143,7 @@ def test_a_board_from_before_keeps_its_holders_rows(board):
 def test_the_gate_holds_after_a_prune(board, monkeypatch):
     task = submitted(board)
     board.log(task, "a note", agent="w1")
+    board.log(task, "the newest, never pruned", agent="w1")
     monkeypatch.setenv("KANBAN_NOW", str(T0 + 90 * 86400))
     assert board.prune("1s")["pruned"] == 1
     refused(lambda: board.approve(task, agent="w1"))

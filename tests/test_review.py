@@ -83,6 +83,7 @@ def test_any_former_holder_is_refused(kb):
 
 def test_self_review_refused_even_after_events_are_pruned(kb, in_review):
     kb("event", "log", in_review["id"], "--message", "note", agent="w1", env=at(1))
+    kb("event", "log", in_review["id"], "--message", "the newest, kept", agent="w1", env=at(2))
     pruned = kb("prune", "--before", "1s", env=at(90 * 86400)).json
     assert pruned["pruned"] >= 1
     assert_error(kb("approve", in_review["id"], agent="w1", env=at(90 * 86400)), "forbidden")

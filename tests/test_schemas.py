@@ -485,6 +485,7 @@ def test_stats(kb):
 def test_prune(kb):
     task = out(kb, "create", "t")["id"]
     kb("event", "log", task, "old note", agent="w1", env={"KANBAN_NOW": "2020-01-01T00:00:00Z"})
+    out(kb, "create", "later")  # the newest event is never pruned: the note is not the newest
     doc = out(kb, "prune", "--before", "1d", "--vacuum")
     assert doc["pruned"] == 1 and doc["vacuumed"] is True
     assert out(kb, "prune")["pruned"] == 0

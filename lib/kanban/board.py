@@ -427,6 +427,8 @@ class Board:
             raise not_found(f"no task {task_ref(task_id)}", task=task_ref(task_id))
 
     def _next_token(self):
+        """The next fencing token, for a claim that draws it on its own (a review claim;
+        every claim on PostgreSQL): store/queries.py `next_token`."""
         return self.db.scalar(self.db.sql("next_token"))
 
     def _update(self, task_id, **fields):
@@ -770,10 +772,12 @@ class Board:
                + " ORDER BY priority DESC, created_at, id LIMIT 1")
         return self.db.scalar(sql, params)
 
-    def _claim_row(self, task, agent, lease_ms, data=None):
+    def _claim_row(self, task, agent, lease_ms, token, data=None):
         """Claim task `task`: its id, or its row as this transaction read it (then the
-        answer is that row with what the claim changed: no RETURNING)."""
-        token = self._next_token()
+        answer is that row with what the claim changed: no RETURNING).  `token`: the one
+        the probe read (SQLite), or None: drawn here."""
+        if token is None:
+            token = self._next_token()
         now = self.now
         until = now + lease_ms
         params = {"agent": agent, "until": until, "token": token, "lease_ms": lease_ms, "now": now}
@@ -796,18 +800,19 @@ class Board:
 
     def _claim_probe(self, agent, role, project):
         """`claim_probe`: (a lease has run out, the board has WIP limits, the picked
-        task's row, None (nothing ready) or _UNSETTLED); the team goes to the gate's cache."""
+        task's row, None (nothing ready) or _UNSETTLED, the claim's token or None: drawn
+        when the claim is made); the team goes to the gate's cache."""
         found = self.db.execute(self.db.sql(PROBE[project is not None, role is not None]),
                                 {"agent": agent, "role": role, "project": project, "now": self.now}).fetchone()
         if found[3]:
             picked = _UNSETTLED
         else:
-            picked = None if found[4] is None else dict(zip(_PICKED, found[4:], strict=True))
+            picked = None if found[5] is None else dict(zip(_PICKED, found[5:], strict=True))
         self._team_cache = _loads(found[0]) if found[0] else None
-        return found[1], found[2], picked
+        return found[1], found[2], picked, found[4]
 
     def _claim(self, agent, task, role, project, lease_ms):
-        expired, limited, picked = self._claim_probe(agent, role, project)
+        expired, limited, picked, token = self._claim_probe(agent, role, project)
         self._writes(agent)
         if expired:
             self._reap(agent)
@@ -816,7 +821,7 @@ class Board:
                 picked = self._pick_within_limits(agent, role, project, None if limited else [])
             if picked is None:
                 return {}
-            return self._claim_row(picked, agent, lease_ms)
+            return self._claim_row(picked, agent, lease_ms, token)
         row = self._row(task)
         ref = task_ref(task)
         if row["kind"] == "goal":
@@ -833,7 +838,7 @@ class Board:
             raise conflict(f"{ref} is not ready (see 'kanban show {ref}')", task=ref)
         if limited and self._full_limits_for(row, agent):
             return {}  # a full WIP limit: nothing to claim now, as when no task is ready
-        return self._claim_row(task, agent, lease_ms)
+        return self._claim_row(task, agent, lease_ms, token)
 
     def claim(self, agent, task=None, *, role=None, project=None, lease=None):
         """Claim task `task`, or the best ready one; {} when there is nothing to do."""
@@ -891,7 +896,7 @@ class Board:
         if len(agents) < 2:
             return self._claim_each(agents, role, project, lease_ms)
         distinct = list(dict.fromkeys(agents))
-        team, expired, limited, others = self.db.execute(self.db.sql("claim_set_probe"), {
+        team, expired, limited, others, first = self.db.execute(self.db.sql("claim_set_probe"), {
             "agents": dumps(distinct), "role": role, "now": self.now}).fetchone()
         self._team_cache = _loads(team) if team else None
         if expired or limited or others:
@@ -903,8 +908,11 @@ class Board:
         if not rows:
             return [{} for _ in agents]  # a dict of its own for each (a caller may change its answer)
         count = len(rows)
-        tokens = [token for first, last in self.db.execute(self.db.sql("next_tokens"), {"n": count})
-                  for token in range(first, last + 1)]
+        if first is not None:  # SQLite: the probe read the first token; the claims' events follow
+            tokens = list(range(first, first + count))
+        else:
+            tokens = [token for low, high in self.db.execute(self.db.sql("next_tokens"), {"n": count})
+                      for token in range(low, high + 1)]
         now, until = self.now, self.now + lease_ms
         claims = [(row["id"], "claimed", agent, token)
                   for row, agent, token in zip(rows, agents[:count], tokens, strict=True)]

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from ..errors import KanbanError, usage
 
 # The schema's version, the same on both backends: version n means the same tables.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 # meta's keys that belong to the backend, not to the board (an export leaves them out)
 INTERNAL_META = ("lease_token", "schema_version")
@@ -191,12 +191,13 @@ class Store(ABC):
     @abstractmethod
     def counters(self):
         """The counters a board hands numbers out from, those past zero: each table's
-        last id ({table: n}) and "lease_token" (the last fencing token)."""
+        last id ({table: n}) and "lease_token" (the next fencing token less one: on
+        Postgres the sequence's last value, on SQLite read from the event ids)."""
 
     @abstractmethod
     def set_counters(self, values):
-        """Set counters (as counters() names them), inside a write; a name this board
-        has no counter for is `invalid`."""
+        """Set counters (as counters() names them), inside a write, after an import's
+        rows are placed; a name this board has no counter for is `invalid`."""
 
     # -- transactions --------------------------------------------------------------
     @abstractmethod

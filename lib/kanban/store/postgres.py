@@ -314,6 +314,13 @@ PG_MIGRATIONS = [
         RETURN NULL;
     END $$;
     """,
+    # 9: no table changes here: SQLite's events lose AUTOINCREMENT and its fencing token is
+    # drawn from the event ids (see store/sqlite.py MIGRATIONS); this board keeps its
+    # counters table and its lease_token_seq, and, like SQLite's, never prunes its newest
+    # event (`prune_progress`), so its events counter stays the highest event id
+    """
+    SELECT 1;
+    """,
 ]
 # this backend's own tables, and columns derived from others (the search's tokens)
 OWN_TABLES = ("counters",)
@@ -998,7 +1005,7 @@ TABLES = ("tasks", "deps", "holders", "events", "comments", "runs", "wip_limits"
 
 def backup_to_sqlite(database, dest):
     """Copy every row of a Postgres board into a new SQLite board file at `dest`."""
-    from .sqlite import MIGRATIONS, write_board_file
+    from .sqlite import MIGRATIONS, place_counters, write_board_file
 
     def snapshot():
         counters = dict(database.conn.execute("SELECT name, value FROM counters").fetchall())
@@ -1030,13 +1037,10 @@ def backup_to_sqlite(database, dest):
                 target.executemany(
                     f"INSERT INTO {table}({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
                     rows[table])
-            target.execute("UPDATE meta SET value = ? WHERE key = 'lease_token'", (token,))
             for key, value in meta:
                 target.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
-            for table in ("tasks", "events", "comments", "runs"):
-                target.execute("DELETE FROM sqlite_sequence WHERE name = ?", (table,))
-                target.execute("INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)",
-                               (table, counters.get(table, 0)))
+            ids = {table: counters.get(table, 0) for table in ("tasks", "events", "comments", "runs")}
+            place_counters(target, {**ids, "lease_token": token})
     return write_board_file(dest, fill)
 
 

@@ -70,17 +70,29 @@ def _postgres_pick(project, lock):
 # What a claim asks before its pick, in one statement: the board's team (the role gate),
 # whether a lease has run out (reaped first) and whether any WIP limit exists.  On SQLite
 # the same statement makes the common pick as well: whether the other classes hold tasks
-# (the fourth column), then the picked task's row (TASK_COLUMNS and its deps; NULLs when
-# nothing is ready), which the claim's answer is made from.  PostgreSQL's fourth column
-# is 1: the pick is still to make (its own statement, which locks the row it picks).
+# (the fourth column), the claim's fencing token (_SQLITE_TOKEN), then the picked task's
+# row (TASK_COLUMNS and its deps; NULLs when nothing is ready), which the claim's answer is
+# made from.  PostgreSQL's fourth column is 1: the pick is still to make (its own
+# statement, which locks the row it picks); its fifth is NULL: the token is drawn from the
+# sequence (`next_token`) when the claim is made.
 _CLAIM_PROBE = ("SELECT (SELECT value FROM meta WHERE key = 'team'),"
                 " EXISTS (SELECT 1 FROM tasks WHERE lease_until IS NOT NULL AND lease_until <= {now}),"
                 " EXISTS (SELECT 1 FROM wip_limits)")
 
+# SQLite's next fencing token, read inside the write (one writer at a time): the last event
+# id, plus one, plus the board's offset (meta's 'lease_token', set by the schema 9 migration
+# and by an import so that tokens go on past every one given out before).  Every claim writes
+# its `claimed` event after it draws its token, the event with the highest id is never
+# deleted (`prune_progress`), and so the next draw is always larger: a board-wide increasing
+# counter that costs no write of its own.  PostgreSQL draws from a sequence (`next_token`).
+_SQLITE_TOKEN = ("(SELECT coalesce(max(id), 0) FROM events)"
+                 " + (SELECT value FROM meta WHERE key = 'lease_token') + 1")
+
 
 def _sqlite_probe(project, role):
     pick, others = _sqlite_pick(project, role)
-    return (_CLAIM_PROBE.format(now=":now") + f", {others}, " + ", ".join("t." + name for name in TASK_COLUMNS)
+    return (_CLAIM_PROBE.format(now=":now") + f", {others}, {_SQLITE_TOKEN}, "
+            + ", ".join("t." + name for name in TASK_COLUMNS)
             + _SQLITE_DEPS.format(table="t") + f" FROM (SELECT {pick} AS picked) AS p LEFT JOIN tasks t"
             " ON t.id = p.picked")
 
@@ -97,14 +109,17 @@ def _picks():
             found["peek" + suffix] = {"sqlite": "SELECT " + ", ".join(_sqlite_pick(project, role)),
                                       "postgres": _postgres_pick(project, lock=False)}
             found["claim_probe" + suffix] = {"sqlite": _sqlite_probe(project, role),
-                                             "postgres": _CLAIM_PROBE.format(now="%(now)s") + ", 1"}
+                                             "postgres": _CLAIM_PROBE.format(now="%(now)s") + ", 1, NULL"}
     return found
 
 
 # The set claim (Board._claim_set: many claims in one pass).  Its probe: the board's team,
 # whether a lease has run out, whether any WIP limit exists, and whether a ready task is
 # assigned to one of the claiming agents (:agents, a JSON array) or bound to the claim's
-# role; any of these sends the claims one by one through the full pick.  Its pick: the
+# role; any of these sends the claims one by one through the full pick; and on SQLite the
+# first of the set's fencing tokens (_SQLITE_TOKEN: the set's n claims take it and the n-1
+# after it, and write their n `claimed` events; NULL on PostgreSQL, which draws them with
+# `next_tokens`).  Its pick: the
 # best :n ready tasks open to every agent, in claim order, each row with its deps ("3,7"
 # or NULL) for the answer; PostgreSQL's locks them, passing over other claimers' rows.
 _READY_CLASS = ("status = 'todo' AND kind = 'task' AND unmet_deps = 0 AND {}")
@@ -113,7 +128,8 @@ _SET_PROBE = ("SELECT (SELECT value FROM meta WHERE key = 'team'),"
               " EXISTS (SELECT 1 FROM wip_limits),"
               " EXISTS (SELECT 1 FROM tasks{indexed} WHERE " + _READY_CLASS.format("role_boundary IS NULL")
               + " AND assignee IN ({agents}))"
-              " OR EXISTS (SELECT 1 FROM tasks{indexed} WHERE " + _READY_CLASS.format("role_boundary = {role})"))
+              " OR EXISTS (SELECT 1 FROM tasks{indexed} WHERE " + _READY_CLASS.format("role_boundary = {role})")
+              + ", {token}")
 _PG_DEPS = ", (SELECT string_agg(dep_id::text, ',') FROM deps WHERE deps.task_id = t.id) AS deps"
 
 
@@ -281,10 +297,11 @@ QUERIES = {
                 ORDER BY d.task_id, d.dep_id""",
     },
     # -- claims and leases ----------------------------------------------------------------
-    # the next fencing token: a counter row on SQLite (one writer at a time anyway); a
-    # sequence on PostgreSQL, so concurrent claimers never queue on one row for it
+    # the next fencing token: on SQLite read from the event ids (_SQLITE_TOKEN; a claim
+    # reads it in its probe, a review claim here); a sequence on PostgreSQL, so concurrent
+    # claimers never queue on one row for it
     "next_token": {
-        "sqlite": "UPDATE meta SET value = value + 1 WHERE key = 'lease_token' RETURNING value",
+        "sqlite": "SELECT " + _SQLITE_TOKEN,
         "postgres": "SELECT nextval('lease_token_seq')",
     },
     # inside a claim's write: the overdue leases, and the next task to review.  SQLite has
@@ -325,18 +342,20 @@ QUERIES = {
     # -- the set claim and completion (Board._claim_set, _complete_set) -----------------
     "claim_set_probe": {
         "sqlite": _SET_PROBE.format(now=":now", indexed=" INDEXED BY tasks_claim",
-                                    agents="SELECT value FROM json_each(:agents)", role=":role"),
+                                    agents="SELECT value FROM json_each(:agents)", role=":role",
+                                    token=_SQLITE_TOKEN),
         "postgres": _SET_PROBE.format(now="%(now)s", indexed="",
                                       agents="SELECT value FROM json_array_elements_text(CAST(%(agents)s AS json))",
-                                      role="%(role)s"),
+                                      role="%(role)s", token="NULL"),
     },
     "claim_set_pick": {"sqlite": _set_pick("sqlite", False), "postgres": _set_pick("postgres", False)},
     "claim_set_pick_project": {"sqlite": _set_pick("sqlite", True), "postgres": _set_pick("postgres", True)},
-    # :n fencing tokens, as rows of (first, last): SQLite's counter row gives one block
-    # of n in one step; PostgreSQL's sequence gives n values, one a row (other sessions
-    # draw from it meanwhile, so they need not be consecutive), in increasing order
+    # :n fencing tokens, as rows of (first, last): on SQLite one block of n from the event
+    # ids (the set claim reads its first in `claim_set_probe` instead); PostgreSQL's
+    # sequence gives n values, one a row (other sessions draw from it meanwhile, so they
+    # need not be consecutive), in increasing order
     "next_tokens": {
-        "sqlite": "UPDATE meta SET value = value + :n WHERE key = 'lease_token' RETURNING value - :n + 1, value",
+        "sqlite": "SELECT first, first + :n - 1 FROM (SELECT " + _SQLITE_TOKEN + " AS first) AS drawn",
         "postgres": "SELECT token, token FROM (SELECT nextval('lease_token_seq') AS token"
                     " FROM generate_series(1, CAST(%(n)s AS integer))) AS drawn ORDER BY token",
     },
@@ -377,10 +396,11 @@ QUERIES = {
                     " FROM json_array_elements(CAST(%(events)s AS json)) WITH ORDINALITY AS e(value, n) ORDER BY e.n",
     },
     # the last event id given out: after insert_token_events, its ids are the n before it
-    # and it (one writer at a time on SQLite; PostgreSQL's counter row stays locked by
+    # and it (one writer at a time on SQLite, where the newest event is never deleted, so
+    # the highest id is the last one given out; PostgreSQL's counter row stays locked by
     # this transaction until it commits)
     "last_event_id": {
-        "sqlite": "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+        "sqlite": "SELECT max(id) FROM events",
         "postgres": "SELECT value FROM counters WHERE name = 'events'",
     },
     # task_for_write for many tasks (:ids, a JSON array), each row with its deps; locked on
@@ -487,12 +507,16 @@ QUERIES = {
         "postgres": "SELECT id, task_id, kind, actor, at, data FROM events"
                     " WHERE kind IN (SELECT value FROM json_array_elements_text(%s::json)) ORDER BY id",
     },
-    # a note logged with --ttl never has no expiry, and no cut drops it
+    # a note logged with --ttl never has no expiry, and no cut drops it.  The newest event
+    # stays, whatever it is: SQLite gives a new event the highest id plus one (no
+    # AUTOINCREMENT), and it must never be an id given out before (an `event list --since`
+    # cursor, an SSE Last-Event-ID, the fencing token all count on it); PostgreSQL keeps
+    # the same rule, so both boards keep the same events
     "prune_progress": {
         "sqlite": "DELETE FROM events WHERE kind = 'progress' AND expires_at IS NOT NULL"
-                  " AND (expires_at <= :now OR at < :cut)",
+                  " AND (expires_at <= :now OR at < :cut) AND id < (SELECT max(id) FROM events)",
         "postgres": "DELETE FROM events WHERE kind = 'progress' AND expires_at IS NOT NULL"
-                    " AND (expires_at <= %(now)s OR at < %(cut)s)",
+                    " AND (expires_at <= %(now)s OR at < %(cut)s) AND id < (SELECT max(id) FROM events)",
     },
     "comments_of": {
         "sqlite": "SELECT id, actor, at, body FROM comments WHERE task_id = ? ORDER BY id",

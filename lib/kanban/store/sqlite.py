@@ -15,6 +15,7 @@ import time
 
 import apsw
 
+from .. import clock
 from ..errors import KanbanError, invalid
 from . import SCHEMA_VERSION, Store, busy_timeout_ms
 from .queries import SQLITE
@@ -223,8 +224,118 @@ MIGRATIONS = [
          WHERE id IN (SELECT task_id FROM deps WHERE dep_id = NEW.id);
     END;
     """,
+    # 9: events without AUTOINCREMENT, and the fencing token drawn from the event ids.  Every
+    # event wrote the events row of sqlite_sequence (a statement SQLite runs inside the insert;
+    # two WAL pages of a claim+complete cycle's ~15), and every claim the lease_token row of
+    # meta (a statement and a page): now a new event's id is the highest plus one, which
+    # stays new because the newest event is never pruned (`prune_progress`), and a claim's
+    # token is the highest event id plus one plus meta's 'lease_token', now that offset
+    # (store/queries.py _SQLITE_TOKEN).  The table is rebuilt as SQLite's documentation
+    # says (lang_altertable.html, "Making Other Kinds Of Table Schema Changes"): the view
+    # that reads it is dropped, a new table filled, the old one dropped, the new one renamed,
+    # then its indexes and the view (migration 4's) made again.  What was given out before
+    # is kept: when the newest events were pruned progress notes (the counter ahead of the
+    # highest id), an expired note with no task is left at the counter's id, so those ids
+    # are not given out again (the next prune drops it once a newer event exists); and the
+    # offset makes the next token the old counter's next value.
+    """
+    DROP VIEW task_events;
+    CREATE TABLE events_new(
+        id         INTEGER PRIMARY KEY,
+        task_id    INTEGER,
+        kind       TEXT NOT NULL,
+        actor      TEXT,
+        at         INTEGER NOT NULL,
+        data       TEXT,
+        expires_at INTEGER
+    );
+    INSERT INTO events_new(id, task_id, kind, actor, at, data, expires_at)
+        SELECT id, task_id, kind, actor, at, data, expires_at FROM events ORDER BY id;
+    INSERT INTO events_new(id, task_id, kind, actor, at, data, expires_at)
+        SELECT seq, NULL, 'progress', NULL, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER),
+               '{"message":"the event ids up to this one were given out before"}', 0
+          FROM sqlite_sequence WHERE name = 'events' AND seq > (SELECT coalesce(max(id), 0) FROM events);
+    UPDATE meta SET value = value - (SELECT coalesce(max(id), 0) FROM events_new) WHERE key = 'lease_token';
+    DROP TABLE events;
+    DELETE FROM sqlite_sequence WHERE name = 'events';
+    ALTER TABLE events_new RENAME TO events;
+    CREATE INDEX events_task ON events(task_id, id);
+    CREATE INDEX events_expiry ON events(expires_at) WHERE expires_at IS NOT NULL;
+    CREATE VIEW task_events AS
+    WITH steps AS (
+        SELECT id, task_id, kind, actor, at, expires_at,
+               CASE
+                 WHEN json_extract(data, '$.to') IS NOT NULL THEN json_extract(data, '$.to')
+                 WHEN kind = 'created' THEN 'todo'
+                 WHEN kind IN ('claimed', 'released', 'lease_expired')
+                      AND coalesce(json_extract(data, '$.review'), 0) THEN NULL
+                 WHEN kind = 'claimed' THEN 'in_progress'
+                 WHEN kind = 'lease_expired' AND lead(kind) OVER w = 'failed' THEN NULL
+                 WHEN kind IN ('released', 'lease_expired', 'rejected', 'unblocked', 'reopened') THEN 'todo'
+                 WHEN kind IN ('completed', 'approved') THEN 'done'
+                 WHEN kind = 'submitted_for_review' THEN 'in_review'
+                 WHEN kind IN ('blocked', 'cancelled', 'failed') THEN kind
+               END AS status
+          FROM events
+        WINDOW w AS (PARTITION BY task_id ORDER BY id)
+    ),
+    changes AS (
+        SELECT id, task_id, kind, actor, at, expires_at, status,
+               lag(status) OVER (PARTITION BY task_id ORDER BY id) AS previous
+          FROM steps WHERE status IS NOT NULL
+    )
+    SELECT id, task_id, kind, actor, at, data, expires_at FROM events
+    UNION ALL
+    SELECT id, task_id, 'status_changed', actor, at,
+           json_object('from', previous, 'to', status, 'event', kind), expires_at
+      FROM changes
+     WHERE kind NOT IN ('created', 'status_changed') AND previous IS NOT NULL AND previous <> status;
+    """,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
+
+# What SqliteStore.set_counters places, as place_counters does it (an import, the copy of a
+# server board): an events counter ahead of the highest event id (the newest events were
+# pruned before the board had schema 9) leaves an expired note with no task at the
+# counter's id, as migration 9 does, so the ids before it are not given out again
+_EVENTS_FLOOR = ("INSERT INTO events(id, task_id, kind, actor, at, data, expires_at)"
+                 " SELECT :floor, NULL, 'progress', NULL, :now,"
+                 " '{\"message\":\"the event ids up to this one were given out before\"}', 0"
+                 " WHERE :floor > (SELECT coalesce(max(id), 0) FROM events)")
+# the counters of a schema 9 board: the highest event id, and the last token that may have
+# been given out (the next one, less one)
+_COUNTERS = ("SELECT (SELECT coalesce(max(id), 0) FROM events),"
+             " (SELECT coalesce(max(id), 0) FROM events) + (SELECT value FROM meta WHERE key = 'lease_token')")
+
+
+def counters(conn):
+    """Store.counters of the board on apsw connection `conn`: "tasks", "comments", "runs"
+    from sqlite_sequence (AUTOINCREMENT); "events", the highest event id (the last one
+    given out: the newest event is never deleted); "lease_token", the next token less one."""
+    values = {name: seq for name, seq in conn.execute("SELECT name, seq FROM sqlite_sequence")}
+    values["events"], values["lease_token"] = conn.execute(_COUNTERS).fetchone()
+    return {name: int(value) for name, value in values.items() if value}
+
+
+def place_counters(conn, values):
+    """Store.set_counters on apsw connection `conn`, after the rows are placed: the events
+    counter first (see _EVENTS_FLOOR), then the token's offset, so that counters() answers
+    `values` again.  The token counter is always set, to 0 when `values` has none (an
+    export leaves out a counter at zero): the next claim's token is the counter's next
+    value, whatever ids the rows placed."""
+    autoincrement = {r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%AUTOINCREMENT%'")}
+    unknown = sorted(set(values) - autoincrement - {"events", "lease_token"})
+    if unknown:
+        raise invalid(f"this board has no counter {unknown[0]!r}")
+    if values.get("events"):
+        conn.execute(_EVENTS_FLOOR, {"floor": values["events"], "now": clock.now_ms()})
+    for name, value in values.items():
+        if name in autoincrement:
+            conn.execute("DELETE FROM sqlite_sequence WHERE name = ?", (name,))
+            conn.execute("INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)", (name, value))
+    conn.execute("UPDATE meta SET value = ? - (SELECT coalesce(max(id), 0) FROM events) WHERE key = 'lease_token'",
+                 (values.get("lease_token", 0),))
 
 def db_error(exc, path=None):
     """Translate a driver exception into the closed list of codes."""
@@ -689,21 +800,10 @@ class SqliteStore(Store):
                 if not any(r["name"] == v or r["name"].startswith(v + "_") for v in virtual)}
 
     def counters(self):
-        values = {name: seq for name, seq in self.conn.execute("SELECT name, seq FROM sqlite_sequence")}
-        values["lease_token"] = int(self.scalar("SELECT value FROM meta WHERE key = 'lease_token'") or 0)
-        return {name: value for name, value in values.items() if value}
+        return counters(self.conn)
 
     def set_counters(self, values):
-        autoincrement = {r[0] for r in self.conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%AUTOINCREMENT%'")}
-        for name, value in values.items():
-            if name == "lease_token":
-                self.execute("UPDATE meta SET value = ? WHERE key = 'lease_token'", (value,))
-            elif name in autoincrement:
-                self.execute("DELETE FROM sqlite_sequence WHERE name = ?", (name,))
-                self.execute("INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)", (name, value))
-            else:
-                raise invalid(f"this board has no counter {name!r}")
+        place_counters(self.conn, values)
 
     # -- transactions ----------------------------------------------------------
 
