@@ -321,6 +321,9 @@ PG_MIGRATIONS = [
     """
     SELECT 1;
     """,
+    # 10: SQLite's status CHECK as comparisons (store/sqlite.py); PostgreSQL evaluates its
+    # IN list without building anything: nothing to change
+    "SELECT 1",
 ]
 # this backend's own tables, and columns derived from others (the search's tokens)
 OWN_TABLES = ("counters",)
@@ -1005,7 +1008,7 @@ TABLES = ("tasks", "deps", "holders", "events", "comments", "runs", "wip_limits"
 
 def backup_to_sqlite(database, dest):
     """Copy every row of a Postgres board into a new SQLite board file at `dest`."""
-    from .sqlite import MIGRATIONS, place_counters, write_board_file
+    from .sqlite import MIGRATIONS, place_counters, run_migration, write_board_file
 
     def snapshot():
         counters = dict(database.conn.execute("SELECT name, value FROM counters").fetchall())
@@ -1017,8 +1020,7 @@ def backup_to_sqlite(database, dest):
         target.execute("PRAGMA auto_vacuum=INCREMENTAL")
         with target:
             for step in MIGRATIONS:
-                for _ in target.execute(step):
-                    pass
+                run_migration(target, step)
             target.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         columns = {t: [r[1] for r in target.execute(f"PRAGMA table_info({t})")] for t in TABLES}
         rows = {}

@@ -292,6 +292,44 @@ MIGRATIONS = [
      WHERE kind NOT IN ('created', 'status_changed') AND previous IS NOT NULL AND previous <> status;
     """,
 ]
+
+
+# The status CHECK as migration 1 wrote it, and the same rule as comparisons.  SQLite
+# evaluates `status IN (seven strings)` by building a temporary b-tree of the seven on
+# every row an UPDATE of status writes (two a claim+complete cycle, one a row for the set
+# statements); seven comparisons build nothing.
+_STATUS_IN = ("status IN\n                          ('todo','in_progress','in_review','blocked','done',"
+              "'failed','cancelled')")
+_STATUS_OR = ("status = 'todo' OR status = 'in_progress' OR status = 'in_review' OR status = 'blocked'"
+              " OR status = 'done' OR status = 'failed' OR status = 'cancelled'")
+
+
+def _status_check_by_comparisons(conn):
+    """Migration step: the tasks table's status CHECK as comparisons, the same rule.
+
+    A constraint that accepts exactly the rows the old one did needs no table rebuild:
+    SQLite's documented procedure for changing a table's constraints in place
+    (https://www.sqlite.org/lang_altertable.html#otheralter: edit the table's text in
+    sqlite_schema under writable_schema, bump schema_version, check integrity), inside
+    the migration's transaction.  A board whose text differs (never made by kanban's
+    migration 1) keeps its CHECK: the rule is the same, only slower."""
+    found = [row[0] for row in conn.execute("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'tasks'")]
+    if not found or found[0].count(_STATUS_IN) != 1:
+        return
+    version = [row[0] for row in conn.execute("PRAGMA schema_version")][0]
+    conn.execute("PRAGMA writable_schema=ON")
+    try:
+        conn.execute("UPDATE sqlite_schema SET sql = ? WHERE type = 'table' AND name = 'tasks'",
+                     (found[0].replace(_STATUS_IN, _STATUS_OR),))
+        conn.execute(f"PRAGMA schema_version={int(version) + 1}")
+    finally:
+        conn.execute("PRAGMA writable_schema=OFF")
+    problems = [row[0] for row in conn.execute("PRAGMA quick_check(tasks)")]
+    if problems != ["ok"]:
+        raise KanbanError("db_error", f"the status check could not be rewritten: {problems[0]}")
+
+
+MIGRATIONS.append(_status_check_by_comparisons)  # 10: the status CHECK as comparisons
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 # What SqliteStore.set_counters places, as place_counters does it (an import, the copy of a
@@ -336,6 +374,16 @@ def place_counters(conn, values):
             conn.execute("INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)", (name, value))
     conn.execute("UPDATE meta SET value = ? - (SELECT coalesce(max(id), 0) FROM events) WHERE key = 'lease_token'",
                  (values.get("lease_token", 0),))
+
+def run_migration(conn, step):
+    """One entry of MIGRATIONS on an apsw connection: its SQL text, or a function of
+    the connection (a step that needs to read before it writes)."""
+    if callable(step):
+        step(conn)
+    else:
+        for _ in conn.execute(step):
+            pass
+
 
 def db_error(exc, path=None):
     """Translate a driver exception into the closed list of codes."""
@@ -1010,7 +1058,7 @@ class SqliteStore(Store):
         def step():
             current = self.scalar("PRAGMA user_version")
             for index in range(current, target):
-                self.script(MIGRATIONS[index])
+                run_migration(self.conn, MIGRATIONS[index])
             self.conn.execute(f"PRAGMA user_version={int(target)}")
             self.conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
             return current
