@@ -29,3 +29,33 @@ def test_now_follows_kanban_now_set_in_process(monkeypatch):
     assert clock.iso(clock.now_ms()) == "2030-01-01T00:00:00Z"
     monkeypatch.delenv("KANBAN_NOW")
     assert abs(clock.now_ms() - time.time() * 1000) < 60_000
+
+
+def _iso_by_gmtime(ms):
+    """The ISO text the plain way: every field of time.gmtime, %-formatted."""
+    seconds, millis = divmod(ms, 1000)
+    stamp = "%04d-%02d-%02dT%02d:%02d:%02d" % time.gmtime(seconds)[:6]
+    return f"{stamp}.{millis:03d}Z" if millis else f"{stamp}Z"
+
+
+def test_iso_agrees_with_gmtime_over_years_1_to_9999():
+    """clock.iso keeps each day's date and works the time of day out by arithmetic: the
+    same text as gmtime's fields, for any millisecond kanban accepts (years 1 to 9999),
+    and around midnight, the epoch and a leap day."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    first, last = -62135596800000, 253402300799999
+
+    @settings(max_examples=3000, deadline=None)
+    @given(st.integers(min_value=first, max_value=last))
+    def agrees(ms):
+        assert clock._iso(ms) == _iso_by_gmtime(ms)
+
+    agrees()
+    day = 86_400_000
+    leap = 951_782_400_000  # 2000-02-29T00:00:00Z
+    for ms in (first, last, 0, -1, 1, day - 1, day, -day, leap - 1, leap, leap + day - 1):
+        assert clock._iso(ms) == _iso_by_gmtime(ms)
+        assert clock.iso(ms) == _iso_by_gmtime(ms)
+    assert clock.iso(leap) == "2000-02-29T00:00:00Z" and clock.iso(leap + 1) == "2000-02-29T00:00:00.001Z"

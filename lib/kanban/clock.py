@@ -122,8 +122,21 @@ def iso(ms):
     return text
 
 
+_DAYS = {}  # day number since the epoch -> 'YYYY-MM-DDT': a day's times share it
+
+
 def _iso(ms):
     seconds, millis = divmod(int(ms), 1000)
-    # not strftime("%Y"): glibc does not pad years before 1000 to four digits (ISO-8601 needs them)
-    stamp = "%04d-%02d-%02dT%02d:%02d:%02d" % time.gmtime(seconds)[:6]
+    day, second = divmod(seconds, 86400)
+    date = _DAYS.get(day)
+    if date is None:
+        if len(_DAYS) > 64:
+            _DAYS.clear()
+        # not strftime("%Y"): glibc does not pad years before 1000 to four digits (ISO-8601 needs them)
+        date = _DAYS[day] = "%04d-%02d-%02dT" % time.gmtime(day * 86400)[:3]
+    hour, second = divmod(second, 3600)
+    minute, second = divmod(second, 60)
+    # the time of day by arithmetic, not a %-format of gmtime's six fields: a write
+    # formats several new times (its now, a lease's end)
+    stamp = f"{date}{hour:02d}:{minute:02d}:{second:02d}"
     return f"{stamp}.{millis:03d}Z" if millis else f"{stamp}Z"
