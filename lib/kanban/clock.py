@@ -136,7 +136,9 @@ def _iso(ms):
         date = _DAYS[day] = "%04d-%02d-%02dT" % time.gmtime(day * 86400)[:3]
     hour, second = divmod(second, 3600)
     minute, second = divmod(second, 60)
-    # the time of day by arithmetic, not a %-format of gmtime's six fields: a write
-    # formats several new times (its now, a lease's end)
-    stamp = f"{date}{hour:02d}:{minute:02d}:{second:02d}"
-    return f"{stamp}.{millis:03d}Z" if millis else f"{stamp}Z"
+    # the time of day by arithmetic, not gmtime, in one %-format (quicker than an
+    # f-string's format spec per field): a write formats several new times (its now, a
+    # lease's end)
+    if millis:
+        return "%s%02d:%02d:%02d.%03dZ" % (date, hour, minute, second, millis)
+    return "%s%02d:%02d:%02dZ" % (date, hour, minute, second)
