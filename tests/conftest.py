@@ -22,6 +22,40 @@ CODES = {"usage", "invalid", "not_found", "conflict", "lease_lost", "forbidden",
          "hook_rejected", "db_error", "internal"}
 
 
+# -- both backends ------------------------------------------------------------------
+# A test that runs on SQLite and on PostgreSQL takes `backends()` as its fixture's params;
+# its PostgreSQL boards each live in a schema of their own on KANBAN_TEST_PG.
+PG_SERVER = os.environ.get("KANBAN_TEST_PG", "")
+
+
+def backends():
+    """pytest params: sqlite, and postgres (skipped, saying why, without KANBAN_TEST_PG)."""
+    return [pytest.param("sqlite", id="sqlite"),
+            pytest.param("postgres", id="postgres", marks=pytest.mark.skipif(
+                not PG_SERVER, reason="KANBAN_TEST_PG is not set: name a PostgreSQL server to test the"
+                " Postgres backend"))]
+
+
+def new_pg_schema():
+    """A new, empty schema on KANBAN_TEST_PG: (its name, the board location that uses it)."""
+    import uuid
+
+    from kanban.store.postgres import connect
+
+    schema = "k_" + uuid.uuid4().hex[:12]
+    with connect(PG_SERVER) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return schema, PG_SERVER + ("&" if "?" in PG_SERVER else "?") + f"options=-csearch_path%3D{schema}"
+
+
+def drop_pg_schemas(*schemas):
+    from kanban.store.postgres import connect
+
+    with connect(PG_SERVER) as conn:
+        for schema in schemas:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
 def at(seconds):
     return {"KANBAN_NOW": T0 + seconds}
 

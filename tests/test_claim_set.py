@@ -5,29 +5,21 @@ events and the same tables, row for row.  The boards cover what the batch path m
 to: priorities, role boundaries, assignees, not_before, dependencies, review tasks,
 goals inside goals, open runs, a team, WIP limits and expired leases; on SQLite and on
 PostgreSQL."""
-import os
 import uuid
 
 import pytest
-from conftest import T0
+from conftest import T0, backends, drop_pg_schemas, new_pg_schema
 
 from kanban import Board, hooks
 from kanban.board import init, parse_id
 from kanban.errors import KanbanError
 
-SERVER = os.environ.get("KANBAN_TEST_PG", "")
 TEAM = {"name": "crew", "dispatch_mode": "coordinator", "coordinator": "lead",
         "members": {"lead": "coordinator", "w1": "member", "w2": "member"},
         "operators": ["ops"], "manifest": "/teams/crew.yaml"}
 
 
-def _backends():
-    yield pytest.param("sqlite", id="sqlite")
-    yield pytest.param("postgres", id="postgres", marks=pytest.mark.skipif(
-        not SERVER, reason="KANBAN_TEST_PG is not set: name a PostgreSQL server to test the Postgres backend"))
-
-
-@pytest.fixture(params=list(_backends()))
+@pytest.fixture(params=backends())
 def boards(request, tmp_path, monkeypatch):
     """boards() -> (batched, one_by_one): two new boards on this test's backend, the board
     clock fixed at T0, a hooks folder so every post hook's event is recorded (in `fired`,
@@ -43,12 +35,9 @@ def boards(request, tmp_path, monkeypatch):
     def location():
         if request.param == "sqlite":
             return str(tmp_path / uuid.uuid4().hex / "board.db")
-        from kanban.store.postgres import connect
-
-        schemas.append("k_" + uuid.uuid4().hex[:12])
-        with connect(SERVER) as conn:
-            conn.execute(f"CREATE SCHEMA {schemas[-1]}")
-        return SERVER + ("&" if "?" in SERVER else "?") + f"options=-csearch_path%3D{schemas[-1]}"
+        schema, where = new_pg_schema()
+        schemas.append(schema)
+        return where
 
     def make():
         pair = []
@@ -64,11 +53,7 @@ def boards(request, tmp_path, monkeypatch):
     for board in opened:
         board.close()
     if schemas:
-        from kanban.store.postgres import connect
-
-        with connect(SERVER) as conn:
-            for schema in schemas:
-                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        drop_pg_schemas(*schemas)
 
 
 def fill(board, *, classes=False):

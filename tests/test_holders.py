@@ -5,44 +5,27 @@ acted with a holder's token, and every holder of a board a claim wrote rows for 
 from before).  The gate reads both, on SQLite and on PostgreSQL: approve, reject,
 claim --for-review (by id and the pick), move to done, the board view's holders and the
 board filtered by agent."""
-import os
-import uuid
-
 import pytest
-from conftest import T0
+from conftest import T0, backends, drop_pg_schemas, new_pg_schema
 
 from kanban import Board
 from kanban.board import init, parse_id
 from kanban.errors import KanbanError
 
-SERVER = os.environ.get("KANBAN_TEST_PG", "")
 
-
-def _backends():
-    yield pytest.param("sqlite", id="sqlite")
-    yield pytest.param("postgres", id="postgres", marks=pytest.mark.skipif(
-        not SERVER, reason="KANBAN_TEST_PG is not set: name a PostgreSQL server to test the Postgres backend"))
-
-
-@pytest.fixture(params=list(_backends()))
+@pytest.fixture(params=backends())
 def board(request, tmp_path, monkeypatch):
     """A new board on this test's backend, the board clock fixed at T0."""
     monkeypatch.setenv("KANBAN_NOW", str(T0))
     if request.param == "sqlite":
         where = str(tmp_path / "board.db")
     else:
-        from kanban.store.postgres import connect
-
-        schema = "k_" + uuid.uuid4().hex[:12]
-        with connect(SERVER) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        where = SERVER + ("&" if "?" in SERVER else "?") + f"options=-csearch_path%3D{schema}"
+        schema, where = new_pg_schema()
     init(where)
     with Board(where) as opened:
         yield opened
     if request.param == "postgres":
-        with connect(SERVER) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        drop_pg_schemas(schema)
 
 
 def holders_table(board):

@@ -6,16 +6,13 @@ The gate is the board's, so the matrix runs on the Python API (what the CLI and 
 call); a few CLI checks at the end show the same answer reaches the command line.
 A refused write changes nothing: the event log is the same before and after.
 """
-import os
-import uuid
 
 import pytest
-from conftest import run
+from conftest import backends, drop_pg_schemas, new_pg_schema, run
 
 from kanban import Board
 from kanban.errors import KanbanError
 
-SERVER = os.environ.get("KANBAN_TEST_PG", "")
 TEAM = {"name": "crew", "dispatch_mode": "coordinator", "coordinator": "lead",
         "members": {"lead": "coordinator", "dev": "member", "qa": "member"},
         "operators": ["ops"], "dispatcher": "dispatcher@crew", "manifest": "/teams/crew.yaml"}
@@ -103,32 +100,20 @@ def _linked(b):
     return first, second
 
 
-def _locations():
-    yield pytest.param("sqlite", id="sqlite")
-    yield pytest.param("postgres", id="postgres", marks=pytest.mark.skipif(
-        not SERVER, reason="KANBAN_TEST_PG is not set: name a PostgreSQL server to test the Postgres backend"))
-
-
-@pytest.fixture(scope="module", params=list(_locations()))
+@pytest.fixture(scope="module", params=backends())
 def team_board(request, tmp_path_factory):
     from kanban.board import init
 
     if request.param == "sqlite":
         location = str(tmp_path_factory.mktemp("gate") / ".kanban" / "board.db")
     else:
-        from kanban.store.postgres import connect
-
-        schema = "k_" + uuid.uuid4().hex[:12]
-        with connect(SERVER) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        location = SERVER + ("&" if "?" in SERVER else "?") + f"options=-csearch_path%3D{schema}"
+        schema, location = new_pg_schema()
     init(location)
     with Board(location) as b:
         b.set_team(TEAM)
         yield b
     if request.param == "postgres":
-        with connect(SERVER) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        drop_pg_schemas(schema)
 
 
 def _last_event(b):

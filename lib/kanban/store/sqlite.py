@@ -25,6 +25,40 @@ from .queries import SQLITE
 APPLICATION_ID = 0x4B616E62
 BOARD_TABLES = {"meta", "tasks", "deps", "events"}
 
+# the task_events view as migration 4 made it; migration 9 makes it again (it rebuilds
+# the events table the view reads)
+_TASK_EVENTS_VIEW = """
+    CREATE VIEW task_events AS
+    WITH steps AS (
+        SELECT id, task_id, kind, actor, at, expires_at,
+               CASE
+                 WHEN json_extract(data, '$.to') IS NOT NULL THEN json_extract(data, '$.to')
+                 WHEN kind = 'created' THEN 'todo'
+                 WHEN kind IN ('claimed', 'released', 'lease_expired')
+                      AND coalesce(json_extract(data, '$.review'), 0) THEN NULL
+                 WHEN kind = 'claimed' THEN 'in_progress'
+                 WHEN kind = 'lease_expired' AND lead(kind) OVER w = 'failed' THEN NULL
+                 WHEN kind IN ('released', 'lease_expired', 'rejected', 'unblocked', 'reopened') THEN 'todo'
+                 WHEN kind IN ('completed', 'approved') THEN 'done'
+                 WHEN kind = 'submitted_for_review' THEN 'in_review'
+                 WHEN kind IN ('blocked', 'cancelled', 'failed') THEN kind
+               END AS status
+          FROM events
+        WINDOW w AS (PARTITION BY task_id ORDER BY id)
+    ),
+    changes AS (
+        SELECT id, task_id, kind, actor, at, expires_at, status,
+               lag(status) OVER (PARTITION BY task_id ORDER BY id) AS previous
+          FROM steps WHERE status IS NOT NULL
+    )
+    SELECT id, task_id, kind, actor, at, data, expires_at FROM events
+    UNION ALL
+    SELECT id, task_id, 'status_changed', actor, at,
+           json_object('from', previous, 'to', status, 'event', kind), expires_at
+      FROM changes
+     WHERE kind NOT IN ('created', 'status_changed') AND previous IS NOT NULL AND previous <> status;
+"""
+
 # Each entry takes the schema from version i to i+1.  Never edit a shipped entry:
 # add a new one, so boards made by older releases migrate forward.
 MIGRATIONS = [
@@ -150,35 +184,7 @@ MIGRATIONS = [
     # for goals and tasks
     """
     DROP VIEW task_events;
-    CREATE VIEW task_events AS
-    WITH steps AS (
-        SELECT id, task_id, kind, actor, at, expires_at,
-               CASE
-                 WHEN json_extract(data, '$.to') IS NOT NULL THEN json_extract(data, '$.to')
-                 WHEN kind = 'created' THEN 'todo'
-                 WHEN kind IN ('claimed', 'released', 'lease_expired')
-                      AND coalesce(json_extract(data, '$.review'), 0) THEN NULL
-                 WHEN kind = 'claimed' THEN 'in_progress'
-                 WHEN kind = 'lease_expired' AND lead(kind) OVER w = 'failed' THEN NULL
-                 WHEN kind IN ('released', 'lease_expired', 'rejected', 'unblocked', 'reopened') THEN 'todo'
-                 WHEN kind IN ('completed', 'approved') THEN 'done'
-                 WHEN kind = 'submitted_for_review' THEN 'in_review'
-                 WHEN kind IN ('blocked', 'cancelled', 'failed') THEN kind
-               END AS status
-          FROM events
-        WINDOW w AS (PARTITION BY task_id ORDER BY id)
-    ),
-    changes AS (
-        SELECT id, task_id, kind, actor, at, expires_at, status,
-               lag(status) OVER (PARTITION BY task_id ORDER BY id) AS previous
-          FROM steps WHERE status IS NOT NULL
-    )
-    SELECT id, task_id, kind, actor, at, data, expires_at FROM events
-    UNION ALL
-    SELECT id, task_id, 'status_changed', actor, at,
-           json_object('from', previous, 'to', status, 'event', kind), expires_at
-      FROM changes
-     WHERE kind NOT IN ('created', 'status_changed') AND previous IS NOT NULL AND previous <> status;
+    """ + _TASK_EVENTS_VIEW + """
     """,
     # 5: WIP limits on in_progress and in_review, each on a scope (role, project, agent);
     # scope is the JSON array [status, role, project, agent]: one limit per scope
@@ -261,35 +267,7 @@ MIGRATIONS = [
     ALTER TABLE events_new RENAME TO events;
     CREATE INDEX events_task ON events(task_id, id);
     CREATE INDEX events_expiry ON events(expires_at) WHERE expires_at IS NOT NULL;
-    CREATE VIEW task_events AS
-    WITH steps AS (
-        SELECT id, task_id, kind, actor, at, expires_at,
-               CASE
-                 WHEN json_extract(data, '$.to') IS NOT NULL THEN json_extract(data, '$.to')
-                 WHEN kind = 'created' THEN 'todo'
-                 WHEN kind IN ('claimed', 'released', 'lease_expired')
-                      AND coalesce(json_extract(data, '$.review'), 0) THEN NULL
-                 WHEN kind = 'claimed' THEN 'in_progress'
-                 WHEN kind = 'lease_expired' AND lead(kind) OVER w = 'failed' THEN NULL
-                 WHEN kind IN ('released', 'lease_expired', 'rejected', 'unblocked', 'reopened') THEN 'todo'
-                 WHEN kind IN ('completed', 'approved') THEN 'done'
-                 WHEN kind = 'submitted_for_review' THEN 'in_review'
-                 WHEN kind IN ('blocked', 'cancelled', 'failed') THEN kind
-               END AS status
-          FROM events
-        WINDOW w AS (PARTITION BY task_id ORDER BY id)
-    ),
-    changes AS (
-        SELECT id, task_id, kind, actor, at, expires_at, status,
-               lag(status) OVER (PARTITION BY task_id ORDER BY id) AS previous
-          FROM steps WHERE status IS NOT NULL
-    )
-    SELECT id, task_id, kind, actor, at, data, expires_at FROM events
-    UNION ALL
-    SELECT id, task_id, 'status_changed', actor, at,
-           json_object('from', previous, 'to', status, 'event', kind), expires_at
-      FROM changes
-     WHERE kind NOT IN ('created', 'status_changed') AND previous IS NOT NULL AND previous <> status;
+    """ + _TASK_EVENTS_VIEW + """
     """,
 ]
 
