@@ -303,7 +303,7 @@ class Board:
         at = self.now
         tail = "," + dumps(extra, compact=True)[1:] if extra else "}"  # the data as _event writes it
         self.db.execute(self.db.sql("insert_token_events"), {"at": at, "tail": tail, "events": text})
-        first = self.db.scalar(self.db.sql("last_event_id")) - len(items) + 1
+        first = self.db.last_event_id() - len(items) + 1
         self._fired += [(event_id, task_id, kind, actor, at, {"token": token, **extra})
                         for event_id, (task_id, kind, actor, token) in enumerate(items, first)
                         if kind in hooks.HOOK_FOR_EVENT]

@@ -173,6 +173,11 @@ class Store(ABC):
         """Run an INSERT of one row; the new row's id (the Postgres text says RETURNING id;
         SQLite's does not, and the id comes from the connection)."""
 
+    def last_event_id(self):
+        """The id of the last event this transaction inserted (after a many-row INSERT
+        into events: the last of them, the others the ids just before it)."""
+        return self.scalar(self.sql("last_event_id"))
+
     @abstractmethod
     def changes(self):
         """How many rows the last INSERT, UPDATE or DELETE changed."""

@@ -807,6 +807,11 @@ class SqliteStore(Store):
         self.conn.execute(sql, params)
         return self.conn.last_insert_rowid()
 
+    def last_event_id(self):
+        """The connection's last inserted rowid, with no statement: the events' inserts
+        are the last this transaction made when it asks (Board._token_events)."""
+        return self.conn.last_insert_rowid()
+
     def script(self, sql):
         """Run every statement of `sql` (apsw stops at a statement that returns rows)."""
         for _ in self.conn.execute(sql):
