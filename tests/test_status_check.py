@@ -82,3 +82,17 @@ def test_a_board_whose_check_is_not_kanbans_text_keeps_it(tmp_path):
         assert "status  IN\n" in text and _STATUS_OR not in text
         with pytest.raises(apsw.ConstraintError):
             board.db.execute("UPDATE tasks SET status = 'doing' WHERE id = 1")
+
+
+def test_a_defensive_sqlite_keeps_the_old_check_and_migrates(tmp_path):
+    """SQLite built or configured defensive cannot turn writable_schema on: the step leaves
+    the CHECK as it is (the same rule) instead of failing the migration."""
+    path = tmp_path / "board.db"
+    board_at_schema(path, 9)
+    conn = apsw.Connection(str(path))
+    conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, 1)
+    with conn:
+        run_migration(conn, MIGRATIONS[9])
+    text = conn.execute("SELECT sql FROM sqlite_schema WHERE name = 'tasks'").fetchall()[0][0]
+    assert _STATUS_IN in text and _STATUS_OR not in text
+    assert [r[0] for r in conn.execute("PRAGMA integrity_check")] == ["ok"]

@@ -296,6 +296,8 @@ def _status_check_by_comparisons(conn):
         return
     version = [row[0] for row in conn.execute("PRAGMA schema_version")][0]
     conn.execute("PRAGMA writable_schema=ON")
+    if [row[0] for row in conn.execute("PRAGMA writable_schema")] != [1]:
+        return  # a SQLite built defensive (SQLITE_DBCONFIG_DEFENSIVE) keeps the schema read-only
     try:
         conn.execute("UPDATE sqlite_schema SET sql = ? WHERE type = 'table' AND name = 'tasks'",
                      (found[0].replace(_STATUS_IN, _STATUS_OR),))
