@@ -700,7 +700,6 @@ class SqliteStore(Store):
             self.script("PRAGMA recursive_triggers=OFF; PRAGMA foreign_keys=OFF;")
             self.version = self.scalar("PRAGMA user_version")
             self._wal_fd = None
-            self.syncs = 0  # fdatasync calls made by this connection (the bench counts them)
             self.durability()
         except apsw.Error as exc:
             raise db_error(exc, path) from None
@@ -744,7 +743,6 @@ class SqliteStore(Store):
             if self._wal_fd is None:
                 self._wal_fd = os.open(self.path + "-wal", os.O_RDONLY | os.O_CLOEXEC)
             os.fdatasync(self._wal_fd)
-            self.syncs += 1
             _SYNCS[0] += 1
             if not pending:
                 self.lock.synced(seq)
