@@ -6,6 +6,7 @@ the commit.  Answers are plain dicts, exactly what the CLI prints.
 """
 import os
 import sys
+from operator import itemgetter
 
 from . import __version__, clock, hooks
 from .errors import KanbanError, conflict, invalid, not_found, usage
@@ -41,8 +42,11 @@ PEEK = {key: "peek" + name[len("pick"):] for key, name in PICK.items()}
 # what a claim asks before its pick, in one statement (the same keys): claim_probe...
 PROBE = {key: "claim_probe" + name[len("pick"):] for key, name in PICK.items()}
 _UNSETTLED = object()  # the probe did not settle the pick: make it in full
-# the picked task's row in SQLite's claim_probe, from its fifth column
-_PICKED = TASK_COLUMNS + ("deps",)
+# a task row's values in TASK_COLUMNS order (a row read as a dict: task_select, the writes' rows)
+_COLUMNS = itemgetter(*TASK_COLUMNS)
+_NCOLUMNS = len(TASK_COLUMNS)
+_GOAL_ID = TASK_COLUMNS.index("goal_id")
+_UNREAD = object()  # a task's deps that were not read along with its row: read them for its answer
 # the values of the SQL literals _end_lease sets
 _LITERALS = {"NULL": None, **{f"'{status}'": status for status in STATUSES}}
 # what _end_lease sets, by status: the status and the cleared lease as literals, not bound
@@ -59,6 +63,59 @@ def _claimed(row, agent, until, token, lease_ms, now):
     row.update(status="in_progress", claimed_by=agent, lease_until=until, lease_token=token,
                lease_ms=lease_ms, reason=None, updated_at=now)
     return row
+
+
+def _claimed_values(values, agent, until, token, lease_ms, now):
+    """_claimed for a ready task's values (TASK_COLUMNS order): the values as the claim
+    leaves them."""
+    (task_id, kind, title, body, _, priority, project, role_boundary, assignee, goal_id, review,
+     _, _, _, _, attempts, max_attempts, not_before, idempotency_key, _, unmet_deps, created_at, _) = values
+    return (task_id, kind, title, body, "in_progress", priority, project, role_boundary, assignee, goal_id,
+            review, agent, until, token, lease_ms, attempts, max_attempts, not_before, idempotency_key, None,
+            unmet_deps, created_at, now)
+
+
+def _task_dict(values, depends_on, ready=None, now=None):
+    """A task's answer (what every verb prints of it) from its values in TASK_COLUMNS
+    order.  `ready`: as task_select reads it; None: worked out here the same way, at
+    `now` (a row a write left)."""
+    (task_id, kind, title, body, status, priority, project, role_boundary, assignee, goal_id, review,
+     claimed_by, lease_until, _, _, attempts, max_attempts, not_before, idempotency_key, _, unmet_deps,
+     created_at, updated_at) = values
+    if ready is None:
+        ready = (status == "todo" and kind == "task" and unmet_deps == 0
+                 and (not_before is None or not_before <= now))
+    iso = clock.iso
+    return {
+        "id": f"TASK-{task_id}",
+        "kind": kind,
+        "title": title,
+        "body": body,
+        "status": status,
+        "priority": priority,
+        "project": project,
+        "role_boundary": role_boundary,
+        "assignee": assignee,
+        "goal": None if goal_id is None else f"TASK-{goal_id}",
+        "depends_on": depends_on,
+        "review": bool(review),
+        "claimed_by": claimed_by,
+        "lease_until": iso(lease_until),
+        "attempts": attempts,
+        "max_attempts": max_attempts,
+        "not_before": iso(not_before),
+        "idempotency_key": idempotency_key,
+        "created_at": iso(created_at),
+        "updated_at": iso(updated_at),
+        "ready": ready,
+    }
+
+
+def _returned(found):
+    """A task's values (TASK_COLUMNS order) and its deps from the tuple a write's
+    `task_returning` (or `complete_task`) gives: SQLite's brings the deps along, as one
+    column after the task's ("3,7" or None); PostgreSQL's does not (_UNREAD)."""
+    return found[:_NCOLUMNS], found[_NCOLUMNS] if len(found) > _NCOLUMNS else _UNREAD
 
 
 def _loads(text):
@@ -355,47 +412,28 @@ class Board:
 
     @staticmethod
     def _dict(r, depends_on):
-        iso = clock.iso
-        return {
-            "id": f"TASK-{r['id']}",
-            "kind": r["kind"],
-            "title": r["title"],
-            "body": r["body"],
-            "status": r["status"],
-            "priority": r["priority"],
-            "project": r["project"],
-            "role_boundary": r["role_boundary"],
-            "assignee": r["assignee"],
-            "goal": task_ref(r["goal_id"]),
-            "depends_on": depends_on,
-            "review": bool(r["review"]),
-            "claimed_by": r["claimed_by"],
-            "lease_until": iso(r["lease_until"]),
-            "attempts": r["attempts"],
-            "max_attempts": r["max_attempts"],
-            "not_before": iso(r["not_before"]),
-            "idempotency_key": r["idempotency_key"],
-            "created_at": iso(r["created_at"]),
-            "updated_at": iso(r["updated_at"]),
-            "ready": bool(r["ready"]),
-        }
+        """A task row as task_select reads it -> its answer."""
+        return _task_dict(_COLUMNS(r), depends_on, bool(r["ready"]))
 
     def _task(self, task_id):
         return self._dicts([self._row(task_id)])[0]
 
     def _answer(self, row):
-        """The task dict of a row a write returned (`task_returning`): what _task would
-        read back, built from what the write already knows."""
-        row["ready"] = (row["status"] == "todo" and row["kind"] == "task" and row["unmet_deps"] == 0
-                        and (row["not_before"] is None or row["not_before"] <= self.now))
-        if "deps" in row:  # read along with the row ("3,7"): SQLite's `task_returning`, the set reads
-            text = row.pop("deps")
-            if not text:
-                return self._dict(row, [])
-            deps = sorted(int(dep_id) for dep_id in text.split(","))
-        else:  # no ORDER BY: with one, SQLite prepares this statement again on every run
-            deps = sorted(dep_id for (dep_id,) in self.db.execute(self.db.sql("task_deps"), (row["id"],)))
-        return self._dict(row, [task_ref(dep_id) for dep_id in deps])
+        """The task dict of a row a write left (a dict with TASK_COLUMNS; SQLite's rows
+        bring the deps along, "deps"): what _task would read back, built from what the
+        write already knows."""
+        return self._answer_values(_COLUMNS(row), row["deps"] if "deps" in row else _UNREAD)
+
+    def _answer_values(self, values, deps):
+        """_answer for a task's values (TASK_COLUMNS order); `deps` as SQLite reads them
+        along with the row ("3,7" or None), or _UNREAD."""
+        if deps is _UNREAD:  # no ORDER BY: with one, SQLite prepares this statement again on every run
+            ids = sorted(dep_id for (dep_id,) in self.db.execute(self.db.sql("task_deps"), (values[0],)))
+        elif deps:
+            ids = sorted(int(dep_id) for dep_id in deps.split(","))
+        else:
+            return _task_dict(values, [], now=self.now)
+        return _task_dict(values, [task_ref(dep_id) for dep_id in ids], now=self.now)
 
     def _update_returning(self, task_id, literals=(), row=None, **fields):
         """_update, answering the task's row as the write left it.  `literals`: pairs of
@@ -773,41 +811,44 @@ class Board:
         return self.db.scalar(sql, params)
 
     def _claim_row(self, task, agent, lease_ms, token, data=None):
-        """Claim task `task`: its id, or its row as this transaction read it (then the
-        answer is that row with what the claim changed: no RETURNING).  `token`: the one
-        the probe read (SQLite), or None: drawn here."""
+        """Claim task `task`: its id, or its values and deps as the probe read them
+        (TASK_COLUMNS, then "3,7" or None): then the answer is that row with what the
+        claim changed, no RETURNING.  `token`: the one the probe read (SQLite), or None:
+        drawn here."""
         if token is None:
             token = self._next_token()
         now = self.now
         until = now + lease_ms
         params = {"agent": agent, "until": until, "token": token, "lease_ms": lease_ms, "now": now}
-        if isinstance(task, dict):
-            task_id = params["id"] = task["id"]
+        if isinstance(task, tuple):
+            task_id = params["id"] = task[0]
             self.db.execute(self.db.sql("claim_task"), params)
-            row = _claimed(task, agent, until, token, lease_ms, now)  # the probe's own row, changed in place
+            values = _claimed_values(task[:_NCOLUMNS], agent, until, token, lease_ms, now)
+            deps = task[_NCOLUMNS]
         else:
             task_id = params["id"] = task
-            row = self.db.row(self._claim_returning, params)
+            values, deps = _returned(self.db.execute(self._claim_returning, params).fetchone())
         lease_until = clock.iso(until)
         if data is None:  # the event's data as _event would write it: an ISO time needs no escapes
             self._event(task_id, "claimed", agent, {"token": token, "lease_until": lease_until},
                         text=f'{{"token":{token},"lease_until":"{lease_until}"}}')
         else:
             self._event(task_id, "claimed", agent, dict(data, token=token, lease_until=lease_until))
-        answer = self._answer(row)
+        answer = self._answer_values(values, deps)
         answer["lease_token"] = token
         return answer
 
     def _claim_probe(self, agent, role, project):
         """`claim_probe`: (a lease has run out, the board has WIP limits, the picked
-        task's row, None (nothing ready) or _UNSETTLED, the claim's token or None: drawn
-        when the claim is made); the team goes to the gate's cache."""
+        task's values and deps (_claim_row), None (nothing ready) or _UNSETTLED, the
+        claim's token or None: drawn when the claim is made); the team goes to the gate's
+        cache."""
         found = self.db.execute(self.db.sql(PROBE[project is not None, role is not None]),
                                 {"agent": agent, "role": role, "project": project, "now": self.now}).fetchone()
         if found[3]:
             picked = _UNSETTLED
         else:
-            picked = None if found[5] is None else dict(zip(_PICKED, found[5:], strict=True))
+            picked = None if found[5] is None else found[5:]
         self._team_cache = _loads(found[0]) if found[0] else None
         return found[1], found[2], picked, found[4]
 
@@ -1162,16 +1203,16 @@ class Board:
         team board.  Nothing changes between the two: one write transaction (on Postgres
         the read locks the row, and the checks are all made again)."""
         if not review:
-            after = self.db.row(self.db.sql("complete_task"),
-                                {"id": task, "token": token, "agent": agent, "now": self.now})
-            if after is not None:
+            found = self.db.execute(self.db.sql("complete_task"),
+                                    {"id": task, "token": token, "agent": agent, "now": self.now}).fetchone()
+            if found is not None:
                 self._team_cache = None  # the statement found no team: nothing for the events' gate
                 if summary is None:  # the data as _event would write it
                     self._event(task, "completed", agent, {"token": token}, text=f'{{"token":{token}}}')
                 else:
                     self._event(task, "completed", agent, {"token": token, "summary": summary})
-                self._sync_goal(after["goal_id"], agent)
-                return self._answer(after)
+                self._sync_goal(found[_GOAL_ID], agent)
+                return self._answer_values(*_returned(found))
         return self._complete_checked(task, token, summary, review, agent)
 
     def _complete_checked(self, task, token, summary, review, agent):

@@ -15,7 +15,8 @@ each other's rows).  A read-only transaction cannot lock: where one read serves 
 the locking form has its own name (`task_for_update` beside `task`).
 """
 
-# the columns a task answer is made from; `ready` is computed by the database itself
+# the columns a task answer is made from, in the order board.py's _task_dict unpacks them;
+# `ready` is computed by the database itself
 TASK_COLUMNS = ("id", "kind", "title", "body", "status", "priority", "project", "role_boundary",
                 "assignee", "goal_id", "review", "claimed_by", "lease_until", "lease_token",
                 "lease_ms", "attempts", "max_attempts", "not_before", "idempotency_key", "reason",
