@@ -408,12 +408,25 @@ class WriterLock:
     at KANBAN_BUSY_TIMEOUT) drops out of the queue by the kernel releasing its locks.
     A newcomer goes straight for the flock only when nobody is queued.  Where the
     record locks are missing, waiters simply contend for the flock.
+
+    The file's first words (the queue's counter, the commit marks) are read and written
+    as memory through a shared map of its first page from a handle's second write (or
+    read) on, with no system call: a CLI call, which writes once, does not pay for the
+    map.  Until then, and where there is no map (see _map_words), they are read and
+    written with pread and pwrite, as older kanban processes do: both go through the
+    same page cache, so each sees what the other wrote.
     """
 
     def __init__(self, path):
         self.path = path + ".lock"
         self.fd = None
         self.marks_fd = None  # a reader's look at the commit marks, when it holds no fd of the lock
+        # the words through the writer's fd (read-write) and the reader's (read-only), as
+        # memoryviews of 8-byte ints over the maps (`_map_words`), once mapped; and how
+        # many times each was looked at through system calls, to map at the second
+        self.words = self.marks = None
+        self.maps = []
+        self.writes = self.reads = 0
         self.ticket = None  # our place in the queue, while we wait or hold the lock
         # a list to note [asked, got, released] (time.monotonic) of every hold in, or None:
         # how `kanban bench` tells the lock's idle time from its held time
@@ -467,7 +480,8 @@ class WriterLock:
 
     def _queued(self):
         """Is anyone waiting in the queue (or holding the lock from it)?"""
-        issued = int.from_bytes(os.pread(self.fd, 8, 0) or b"\0", "little")
+        words = self.words
+        issued = words[0] if words is not None else int.from_bytes(os.pread(self.fd, 8, 0) or b"\0", "little")
         return issued > 0 and _held(self.fd, _QUEUE_AT + issued - 1)
 
     def _enqueue(self, deadline):
@@ -477,8 +491,15 @@ class WriterLock:
         except OSError:
             return False
         try:
-            ticket = int.from_bytes(os.pread(self.fd, 8, 0) or b"\0", "little")
-            os.pwrite(self.fd, (ticket + 1).to_bytes(8, "little"), 0)
+            # the guard lock makes this read and write one step, for an older kanban's
+            # pread and pwrite of the counter as well (the same page cache as the map)
+            words = self.words
+            if words is not None:
+                ticket = words[0]
+                words[0] = ticket + 1
+            else:
+                ticket = int.from_bytes(os.pread(self.fd, 8, 0) or b"\0", "little")
+                os.pwrite(self.fd, (ticket + 1).to_bytes(8, "little"), 0)
             _range(self.fd, _QUEUE_AT + ticket, False)
             self.ticket = ticket
             return True
@@ -550,8 +571,17 @@ class WriterLock:
         None when there is no lock file (then every reader and writer syncs itself)."""
         if self.fd is None:
             return None
-        seq = int.from_bytes(os.pread(self.fd, 8, _COMMITTED), "little") + 1
-        os.pwrite(self.fd, seq.to_bytes(8, "little"), _COMMITTED)
+        words = self.words
+        if words is None:
+            self.writes += 1
+            if self.writes == 2:  # a handle that writes again: map the words from now on
+                self.words = words = self._map(self.fd, True)
+            if words is None:
+                seq = int.from_bytes(os.pread(self.fd, 8, _COMMITTED), "little") + 1
+                os.pwrite(self.fd, seq.to_bytes(8, "little"), _COMMITTED)
+                return seq
+        seq = words[1] + 1
+        words[1] = seq
         return seq
 
     def synced(self, seq):
@@ -562,6 +592,9 @@ class WriterLock:
         note theirs out of order, leaving the mark lower than it could be: a reader then
         syncs once more."""
         if self.fd is not None and seq is not None:
+            if self.words is not None:
+                self.words[2] = seq
+                return
             try:
                 os.pwrite(self.fd, seq.to_bytes(8, "little"), _SYNCED)
             except OSError:
@@ -571,6 +604,7 @@ class WriterLock:
         """The number of the last commit counted, when it may not be on disk yet (its
         writer has not synced it, or died first); None when every counted one is."""
         fd = self.fd
+        words = self.words
         if fd is None:
             if self.marks_fd is None:
                 try:
@@ -578,10 +612,25 @@ class WriterLock:
                 except OSError:
                     return None  # no lock file: no writer has ever committed through one
             fd = self.marks_fd
-        marks = os.pread(fd, 16, _COMMITTED)
-        committed = int.from_bytes(marks[:8] or b"\0", "little")
-        synced = int.from_bytes(marks[8:16] or b"\0", "little")
+            words = self.marks
+            if words is None:
+                self.reads += 1
+                if self.reads == 2:  # a handle that reads again: map the marks from now on
+                    self.marks = words = self._map(fd, False)
+        if words is not None:
+            committed, synced = words[1], words[2]
+        else:
+            marks = os.pread(fd, 16, _COMMITTED)
+            committed = int.from_bytes(marks[:8] or b"\0", "little")
+            synced = int.from_bytes(marks[8:16] or b"\0", "little")
         return committed if committed > synced else None
+
+    def _map(self, fd, writable):
+        mapped = _map_words(fd, writable)
+        if mapped is None:
+            return None
+        self.maps.append(mapped)
+        return mapped[1]
 
     def release(self):
         if self.fd is not None:
@@ -592,6 +641,11 @@ class WriterLock:
                 self._leave()
 
     def close(self):
+        self.words = self.marks = None
+        for region, words in self.maps:
+            words.release()  # a map cannot be closed while a view of it is alive
+            region.close()
+        self.maps = []
         if self.marks_fd is not None:
             os.close(self.marks_fd)
             self.marks_fd = None
@@ -612,7 +666,43 @@ _QUEUE_AT = 1 << 32  # ticket n's byte is at _QUEUE_AT + n; the counter is bytes
 # the number of the last commit counted (bytes 8..15) and of the last one known to be
 # on disk (bytes 16..23): SqliteStore._durable
 _COMMITTED, _SYNCED = 8, 16
+_WORDS = 3  # the counter and the two marks: the words a map of the file holds (_map_words)
 _SYNCS = [0]  # the WAL syncs kanban made in this process (its own, after the lock): synced_total()
+
+
+def _map_words(fd, writable):
+    """The lock file's first _WORDS words as memory: (the map, a memoryview of it as
+    8-byte ints), from a shared map of the file's first page; None where they are to be
+    read and written with pread and pwrite instead: no mmap here, a big-endian machine
+    (the words are little-endian in the file, the view's native), a file too short
+    that a read-only descriptor cannot lengthen (then pread sees what there is), or a
+    map refused.
+
+    A word is read and written by the view as one aligned 8-byte load or store (one
+    fixed-size memcpy), so a process reading it through a map never sees half of a
+    value another wrote through one.  (Byte by byte, as struct's little-endian packer
+    writes, it could.)  mmap and pread/pwrite see the same page cache, so an older
+    kanban, which preads and pwrites the same bytes, sees every word written here and
+    the other way round.  The file is never shortened: a page of a map wholly past the
+    end of the file would fault (SIGBUS) when touched."""
+    if sys.byteorder != "little":
+        return None
+    try:
+        import mmap  # a shared library of its own (~0.2 ms): only a handle that maps pays
+
+        if os.fstat(fd).st_size < 8 * _WORDS:
+            if not writable:
+                return None
+            # lengthen the file to hold every word before mapping it: one zero byte at the
+            # last word's last byte, which only ever lengthens it (an ftruncate to this
+            # length could shorten a file another process lengthened meanwhile), over a
+            # byte that is zero anyway (the top byte of a count)
+            os.pwrite(fd, b"\0", 8 * _WORDS - 1)
+        prot = mmap.PROT_READ | mmap.PROT_WRITE if writable else mmap.PROT_READ
+        region = mmap.mmap(fd, 8 * _WORDS, mmap.MAP_SHARED, prot)
+    except (ImportError, OSError, ValueError):
+        return None
+    return region, memoryview(region).cast("Q")
 
 
 def synced_total():
