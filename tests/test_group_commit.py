@@ -52,6 +52,37 @@ def test_threads_share_commits_and_never_double_claim(tmp_path):
     assert group.commits < group.writes
 
 
+def test_threads_in_step_meet_in_one_batch_each_round(tmp_path):
+    """Threads that each write again as soon as they are answered meet in one batch a
+    round: the next batch starts when the answered threads have been woken, not when
+    the first of them (most often the batch's leader) asks again, which made a batch of
+    one and then one of all the others, every other round.  8 threads, 25 claims and
+    completions each and a last empty claim: 51 writes each, so at least 51 commits
+    (about 90 when each leader went on alone)."""
+    path = str(tmp_path / "board.db")
+    agents, each = 8, 25
+    prepare(path, agents * each, None)
+    boards = [Board(path) for _ in range(agents)]
+    start = threading.Barrier(agents)
+
+    def work(board, name):
+        start.wait()
+        while task := board.claim(name):
+            board.complete(task["id"], task["lease_token"], agent=name)
+
+    threads = [threading.Thread(target=work, args=(b, f"agent-{n}")) for n, b in enumerate(boards)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for board in boards:
+        board.close()
+    group = group_of(path)
+    assert group.writes == agents * (2 * each + 1)
+    assert group.commits < 70  # a thread that misses a round goes in the next one: 51 + misses
+    assert check_event_log(path, None)["double_claims"] == 0
+
+
 def test_a_failed_request_is_rolled_back_alone(tmp_path):
     path = str(tmp_path / "board.db")
     prepare(path, 1, None)

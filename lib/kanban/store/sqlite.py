@@ -1300,6 +1300,35 @@ class _Request:
         self.next = None  # the request this one wakes once woken (_wake_in_turn)
 
 
+class _Handoff:
+    """The end of a batch's wake-up chain, woken like a request (`event.release()`): the
+    next batch is started only now, led by the first request queued, or, with none
+    queued, by the next to arrive.  Started as soon as the batch committed, the next
+    batch would be led by the first thread to ask again, most often the leader itself,
+    before the answered threads had asked: a batch of one, then one of all the others,
+    two commits (and two WAL syncs) where one would do."""
+    __slots__ = ("group", "event")
+
+    def __init__(self, group):
+        self.group = group
+        self.event = self
+
+    def release(self):
+        group, leader, writer = self.group, None, None
+        with group.mutex:
+            if group.queue:
+                leader = group.queue[0]
+                leader.lead = True
+            else:
+                group.leading = False
+                if group.members <= 0:  # every store closed meanwhile: see _leave_group
+                    writer, group.writer = group.writer, None
+        if leader is not None:
+            leader.event.release()
+        if writer is not None:
+            writer.close()
+
+
 def _together(batch):
     """The batch's requests in the order they came, those of one batch key gathered in a
     list at the place of the first of them: concurrent requests, so any order is one
@@ -1392,12 +1421,7 @@ def _group_write(store, fn, threading):
                 group.writes += len(batch)
                 for done in batch:
                     done.finished = True
-                if group.queue:
-                    group.queue[0].lead = True
-                else:
-                    group.leading = False
-                waiting = group.queue[:1]
-            _wake_in_turn([done for done in batch if done is not request] + waiting)
+            _wake_in_turn([done for done in batch if done is not request] + [_Handoff(group)])
     if interrupted is not None:
         raise interrupted
     if request.error is not None:
@@ -1419,8 +1443,8 @@ def _wait(event):
 
 
 def _wake_in_turn(requests):
-    """Wake the answered requests of a batch, then the next batch's leader: each one
-    woken wakes the next.  Woken all at once, the threads pile up on the interpreter's
+    """Wake the answered requests of a batch, then the next batch's leader (_Handoff):
+    each one woken wakes the next.  Woken all at once, the threads pile up on the interpreter's
     lock (the GIL): every time its holder lets it go (each SQLite step of the next
     batch's leader, each thread that blocks) one of them is woken, most often to find it
     taken again and sleep once more.  Woken in turn, about one at a time wants it, and
