@@ -112,10 +112,10 @@ _ISO = {}  # the last times formatted: a write prints its own `now` several time
 
 def iso(ms):
     """Milliseconds -> '2026-01-01T00:15:00Z' (fraction only when not whole)."""
+    if ms is None:
+        return None
     text = _ISO.get(ms)
     if text is None:
-        if ms is None:
-            return None
         if len(_ISO) > 256:
             _ISO.clear()
         text = _ISO[ms] = _iso(ms)
@@ -123,10 +123,23 @@ def iso(ms):
 
 
 _DAYS = {}  # day number since the epoch -> 'YYYY-MM-DDT': a day's times share it
+_SECONDS = {}  # second since the epoch -> 'YYYY-MM-DDTHH:MM:SS': a second's times share it
+# what follows a time's seconds, by its milliseconds: "Z" for a whole second, else the fraction
+_FRACTIONS = ("Z",) + tuple(".%03dZ" % millis for millis in range(1, 1000))
 
 
 def _iso(ms):
     seconds, millis = divmod(int(ms), 1000)
+    text = _SECONDS.get(seconds)
+    if text is None:
+        if len(_SECONDS) > 64:
+            _SECONDS.clear()
+        text = _SECONDS[seconds] = _second(seconds)
+    return text + _FRACTIONS[millis]
+
+
+def _second(seconds):
+    """'YYYY-MM-DDTHH:MM:SS' of a second since the epoch."""
     day, second = divmod(seconds, 86400)
     date = _DAYS.get(day)
     if date is None:
@@ -137,8 +150,5 @@ def _iso(ms):
     hour, second = divmod(second, 3600)
     minute, second = divmod(second, 60)
     # the time of day by arithmetic, not gmtime, in one %-format (quicker than an
-    # f-string's format spec per field): a write formats several new times (its now, a
-    # lease's end)
-    if millis:
-        return "%s%02d:%02d:%02d.%03dZ" % (date, hour, minute, second, millis)
-    return "%s%02d:%02d:%02dZ" % (date, hour, minute, second)
+    # f-string's format spec per field)
+    return "%s%02d:%02d:%02d" % (date, hour, minute, second)
