@@ -778,6 +778,9 @@ class SqliteStore(Store):
             # a team) runs: apsw's default of 100 evicts the claim's own statements
             self.conn = apsw.Connection(path, flags=flags, statementcachesize=512)
             self.conn.set_busy_timeout(self.busy_ms)
+            # insert()'s cursor, kept: apsw's Connection.execute makes (and frees) a cursor
+            # for every statement
+            self._insert_cursor = self.conn.cursor()
             # no checkpoint when this process closes the board: a CLI call would pay for
             # a WAL checkpoint (two fsyncs) every time; SQLite checkpoints every 1000 pages
             self.conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
@@ -893,8 +896,13 @@ class SqliteStore(Store):
         return self.conn.execute(sql, params)
 
     def insert(self, sql, params=()):
-        """A plain INSERT (no RETURNING: see `insert_event`); the new row's id."""
-        self.conn.execute(sql, params)
+        """A plain INSERT (no RETURNING: see `insert_event`); the new row's id.  It runs to
+        its end inside execute(), so one cursor serves every insert on this store's own
+        connection (group commit runs a store's writes on another's: a cursor of that one)."""
+        cursor = self._insert_cursor
+        if cursor.connection is not self.conn:
+            cursor = self.conn.cursor()
+        cursor.execute(sql, params)
         return self.conn.last_insert_rowid()
 
     def last_event_id(self):
