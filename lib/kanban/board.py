@@ -46,6 +46,8 @@ _UNSETTLED = object()  # the probe did not settle the pick: make it in full
 _COLUMNS = itemgetter(*TASK_COLUMNS)
 _NCOLUMNS = len(TASK_COLUMNS)
 _GOAL_ID = TASK_COLUMNS.index("goal_id")
+_STATUS, _REVIEW, _CLAIMED_BY, _LEASE_UNTIL, _LEASE_TOKEN = (
+    TASK_COLUMNS.index(name) for name in ("status", "review", "claimed_by", "lease_until", "lease_token"))
 _UNREAD = object()  # a task's deps that were not read along with its row: read them for its answer
 # the values of the SQL literals _end_lease sets
 _LITERALS = {"NULL": None, **{f"'{status}'": status for status in STATUSES}}
@@ -58,21 +60,25 @@ _END_LEASE = {status: (("status", f"'{status}'"), ("claimed_by", "NULL"), ("leas
 _SET_CHUNK = 256
 
 
-def _claimed(row, agent, until, token, lease_ms, now):
-    """A ready task's row as a claim leaves it (what `claim_task` writes), changed in place."""
-    row.update(status="in_progress", claimed_by=agent, lease_until=until, lease_token=token,
-               lease_ms=lease_ms, reason=None, updated_at=now)
-    return row
-
-
 def _claimed_values(values, agent, until, token, lease_ms, now):
-    """_claimed for a ready task's values (TASK_COLUMNS order): the values as the claim
-    leaves them."""
+    """A ready task's values (TASK_COLUMNS order) as a claim leaves them (what
+    `claim_task` writes)."""
     (task_id, kind, title, body, _, priority, project, role_boundary, assignee, goal_id, review,
      _, _, _, _, attempts, max_attempts, not_before, idempotency_key, _, unmet_deps, created_at, _) = values
     return (task_id, kind, title, body, "in_progress", priority, project, role_boundary, assignee, goal_id,
             review, agent, until, token, lease_ms, attempts, max_attempts, not_before, idempotency_key, None,
             unmet_deps, created_at, now)
+
+
+def _finished_values(values, now):
+    """The values (TASK_COLUMNS order) of a task in progress as a completion leaves them
+    (what `complete_tasks` writes, or `submit_tasks` for a review task): done or in
+    review, the lease ended."""
+    (task_id, kind, title, body, _, priority, project, role_boundary, assignee, goal_id, review,
+     _, _, _, _, attempts, max_attempts, not_before, idempotency_key, reason, unmet_deps, created_at, _) = values
+    return (task_id, kind, title, body, "in_review" if review else "done", priority, project, role_boundary,
+            assignee, goal_id, review, None, None, None, None, attempts, max_attempts, not_before,
+            idempotency_key, reason, unmet_deps, created_at, now)
 
 
 def _task_dict(values, depends_on, ready=None, now=None):
@@ -944,25 +950,28 @@ class Board:
             return self._claim_each(agents, role, project, lease_ms)
         for agent in distinct:
             self._writes(agent)
-        rows = self.db.rows(self.db.sql("claim_set_pick_project" if project is not None else "claim_set_pick"),
-                            {"project": project, "now": self.now, "n": len(agents)})
+        # each picked task's values (TASK_COLUMNS order), then its deps
+        rows = list(self.db.execute(self.db.sql("claim_set_pick_project" if project is not None
+                                                else "claim_set_pick"),
+                                    {"project": project, "now": self.now, "n": len(agents)}))
         if not rows:
             return [{} for _ in agents]  # a dict of its own for each (a caller may change its answer)
         count = len(rows)
         if first is not None:  # SQLite: the probe read the first token; the claims' events follow
-            tokens = list(range(first, first + count))
+            tokens = range(first, first + count)
         else:
             tokens = [token for low, high in self.db.execute(self.db.sql("next_tokens"), {"n": count})
                       for token in range(low, high + 1)]
         now, until = self.now, self.now + lease_ms
-        claims = [(row["id"], "claimed", agent, token)
+        claims = [(row[0], "claimed", agent, token)
                   for row, agent, token in zip(rows, agents[:count], tokens, strict=True)]
         text = dumps(claims)
         self.db.execute(self.db.sql("claim_tasks"), {"claims": text, "until": until, "lease_ms": lease_ms, "now": now})
         self._token_events(claims, text, {"lease_until": clock.iso(until)})
         answers = []
         for row, (_, _, agent, token) in zip(rows, claims, strict=True):
-            answer = self._answer(_claimed(row, agent, until, token, lease_ms, now))
+            answer = self._answer_values(_claimed_values(row[:_NCOLUMNS], agent, until, token, lease_ms, now),
+                                         row[_NCOLUMNS])
             answer["lease_token"] = token
             answers.append(answer)
         return answers + [{} for _ in agents[count:]]
@@ -1255,37 +1264,43 @@ class Board:
         ids = [task for task, _, _ in items]
         if len(items) < 2 or len(set(ids)) < len(ids):
             return self._complete_each(items)
-        rows = {row["id"]: row for row in self.db.rows(self.db.sql("tasks_for_write"),
+        # each task's values (TASK_COLUMNS order), then ready, its deps, the board's team
+        # and whether the task has open runs
+        rows = {row[0]: row for row in self.db.execute(self.db.sql("tasks_for_write"),
                                                        {"ids": dumps(ids), "now": self.now})}
         if len(rows) < len(ids):
             return self._complete_each(items)  # a task that is not there: its not_found
-        team = None
-        for row in rows.values():
-            team = row.pop("team")
+        team = next(iter(rows.values()))[_NCOLUMNS + 2]
         self._team_cache = _loads(team) if team else None
-        holders = []
-        try:
-            for task, token, agent in items:
-                row = rows[task]
-                self._gate("complete", agent, row)
-                self._check_lease(row, token)
-                if agent and agent != row["claimed_by"]:
-                    holders.append((task, None, agent))  # what _check_lease records for an agent
-        except KanbanError:
-            return self._complete_each(items)
+        now, holders = self.now, []
+        for task, token, agent in items:
+            row = rows[task]
+            # _check_lease's checks: any refusal is raised by the items made one by one
+            if (row[_STATUS] != "in_progress" or token is None or row[_LEASE_TOKEN] != token
+                    or row[_CLAIMED_BY] is None
+                    or row[_LEASE_UNTIL] is None or row[_LEASE_UNTIL] <= now):
+                return self._complete_each(items)
+            if team:
+                try:
+                    self._gate("complete", agent, dict(zip(TASK_COLUMNS, row, strict=False)))
+                except KanbanError:
+                    return self._complete_each(items)
+            if agent and agent != row[_CLAIMED_BY]:
+                holders.append((task, None, agent))  # what _check_lease records for an agent
         if holders:
             self.db.execute(self.db.sql("add_holders"), (dumps(holders),))
         answers, run = [], []
         for task, token, agent in items:
             row = rows[task]
             run.append((task, token, agent))
-            rolls_up = row["goal_id"] is not None and not row["review"]
-            if rolls_up or row["open_runs"]:
+            rolls_up = row[_GOAL_ID] is not None and not row[_REVIEW]
+            open_runs = row[_NCOLUMNS + 3]
+            if rolls_up or open_runs:
                 answers += self._finish_run(run, rows)
                 run = []
                 if rolls_up:
-                    self._sync_goal(row["goal_id"], agent)
-                if row["open_runs"]:
+                    self._sync_goal(row[_GOAL_ID], agent)
+                if open_runs:
                     self._close_runs(task, "completed", agent)
         return answers + self._finish_run(run, rows)
 
@@ -1294,22 +1309,17 @@ class Board:
         if not run:
             return []
         now = self.now
-        done = [task for task, _, _ in run if not rows[task]["review"]]
-        review = [task for task, _, _ in run if rows[task]["review"]]
+        done = [task for task, _, _ in run if not rows[task][_REVIEW]]
+        review = [task for task, _, _ in run if rows[task][_REVIEW]]
         if done:
             self.db.execute(self.db.sql("complete_tasks"), {"ids": dumps(done), "now": now})
         if review:
             self.db.execute(self.db.sql("submit_tasks"), {"ids": dumps(review), "now": now})
-        events = [(task, "submitted_for_review" if rows[task]["review"] else "completed", agent, token)
+        events = [(task, "submitted_for_review" if rows[task][_REVIEW] else "completed", agent, token)
                   for task, token, agent in run]
         self._token_events(events, dumps(events), {})
-        answers = []
-        for task, _, _ in run:
-            row = rows[task]
-            row.update(status="in_review" if row["review"] else "done", claimed_by=None, lease_until=None,
-                       lease_token=None, lease_ms=None, updated_at=now)
-            answers.append(self._answer(row))
-        return answers
+        return [self._answer_values(_finished_values(rows[task][:_NCOLUMNS], now), rows[task][_NCOLUMNS + 1])
+                for task, _, _ in run]
 
     def _complete_each(self, items):
         return [self._complete(task, token, None, False, agent) for task, token, agent in items]
