@@ -344,6 +344,8 @@ class Board:
 
     @property
     def now(self):
+        """The transaction's time (the clock outside one).  The steps that only ever run
+        inside a write (recording an event, a claim, a completion) read self._now itself."""
         return self._now if self._now is not None else clock.now_ms()
 
     def _event(self, task_id, kind, actor, data=None, ttl_ms=None, text=None):
@@ -352,7 +354,7 @@ class Board:
         text: `data` as compact JSON, when the caller has it already."""
         if self._team_cache is not None:  # None: the board has no team (the gate's cache)
             self._writes(actor)  # every write leaves an event: none by an outsider on a team board
-        at = self.now
+        at = self._now
         event_id = self.db.insert(self.db.sql("insert_event"), (
             task_id, kind, actor, at, text or dumps(data or {}, compact=True), at + ttl_ms if ttl_ms else None))
         if kind in hooks.HOOK_FOR_EVENT:
@@ -438,8 +440,8 @@ class Board:
         elif deps:
             ids = sorted(int(dep_id) for dep_id in deps.split(","))
         else:
-            return _task_dict(values, [], now=self.now)
-        return _task_dict(values, [task_ref(dep_id) for dep_id in ids], now=self.now)
+            return _task_dict(values, [], now=self._now)
+        return _task_dict(values, [task_ref(dep_id) for dep_id in ids], now=self._now)
 
     def _update_returning(self, task_id, literals=(), row=None, **fields):
         """_update, answering the task's row as the write left it.  `literals`: pairs of
@@ -823,7 +825,7 @@ class Board:
         drawn here."""
         if token is None:
             token = self._next_token()
-        now = self.now
+        now = self._now
         until = now + lease_ms
         params = {"agent": agent, "until": until, "token": token, "lease_ms": lease_ms, "now": now}
         if isinstance(task, tuple):
@@ -850,7 +852,7 @@ class Board:
         claim's token or None: drawn when the claim is made); the team goes to the gate's
         cache."""
         found = self.db.execute(self.db.sql(PROBE[project is not None, role is not None]),
-                                {"agent": agent, "role": role, "project": project, "now": self.now}).fetchone()
+                                {"agent": agent, "role": role, "project": project, "now": self._now}).fetchone()
         if found[3]:
             picked = _UNSETTLED
         else:
@@ -1213,7 +1215,7 @@ class Board:
         the read locks the row, and the checks are all made again)."""
         if not review:
             found = self.db.execute(self.db.sql("complete_task"),
-                                    {"id": task, "token": token, "agent": agent, "now": self.now}).fetchone()
+                                    {"id": task, "token": token, "agent": agent, "now": self._now}).fetchone()
             if found is not None:
                 self._team_cache = None  # the statement found no team: nothing for the events' gate
                 if summary is None:  # the data as _event would write it
