@@ -228,6 +228,33 @@ def test_concurrent_claims_are_made_together_and_match_claims_alone(tmp_path):
     assert log["double_claims"] == 0 and log["claimed_events"] == 8
 
 
+def test_concurrent_completions_are_made_together_and_answer_as_a_read_does(tmp_path):
+    """Completions that meet in one batch are made by one set run, and each caller's
+    answer (made in its own thread, from what the run wrote) is the task as a read
+    after the commit shows it, dependencies included."""
+    path = str(tmp_path / "board.db")
+    prepare(path, 8, None)
+    with Board(path) as board:
+        board.dep_add("TASK-3", ["TASK-8", "TASK-7"])
+        for ref in ("TASK-8", "TASK-7"):  # done first: TASK-3 is ready, and its answers list them
+            held = board.claim("agent-0", ref)
+            board.complete(ref, held["lease_token"], agent="agent-0")
+        claims = [board.claim(f"agent-{n}") for n in range(6)]
+    boards = [Board(path) for _ in range(6)]
+    answers = _queue_behind_a_held_lock(
+        path, 6, lambda n: boards[n].complete(claims[n]["id"], claims[n]["lease_token"], agent=f"agent-{n}"))
+    for board in boards:
+        board.close()
+    group = group_of(path)
+    assert (group.commits, group.writes, group.together) == (2, 6, 5)  # one alone, then five at once
+    with Board(path) as board:
+        for n in range(6):
+            task_id = int(answers[n]["id"].split("-")[1])
+            assert answers[n] == board._read(lambda task_id=task_id: board._task(task_id))
+            assert answers[n]["status"] == "done"
+    assert answers[2]["id"] == "TASK-3" and answers[2]["depends_on"] == ["TASK-7", "TASK-8"]
+
+
 def test_a_bad_completion_among_concurrent_ones_fails_alone(tmp_path):
     """Completions that meet in one batch are made together; when one of them cannot be
     (a stale token), the set run is rolled back and each runs alone: the bad one gets

@@ -81,6 +81,27 @@ def _finished_values(values, now):
             idempotency_key, reason, unmet_deps, created_at, now)
 
 
+class _Later:
+    """A set run's answer to one caller of group commit, made in that caller's own thread
+    once the commit is durable (Board._write), not by the batch's leader: the leader
+    writes for every caller while they wait, and what their threads can do themselves
+    they do while the next one is being woken.  `values`: the task as the write left it
+    (TASK_COLUMNS order), in progress, done or in review, so never ready; `deps` as read
+    along with it ("3,7" or None); `token`: a claim's lease token, which its answer
+    carries."""
+    __slots__ = ("values", "deps", "token")
+
+    def __init__(self, values, deps, token=None):
+        self.values, self.deps, self.token = values, deps, token
+
+    def make(self):
+        deps = sorted(int(dep_id) for dep_id in self.deps.split(",")) if self.deps else ()
+        answer = _task_dict(self.values, [task_ref(dep_id) for dep_id in deps], False)
+        if self.token is not None:
+            answer["lease_token"] = self.token
+        return answer
+
+
 def _task_dict(values, depends_on, ready=None, now=None):
     """A task's answer (what every verb prints of it) from its values in TASK_COLUMNS
     order.  `ready`: as task_select reads it; None: worked out here the same way, at
@@ -257,7 +278,8 @@ class Board:
         together: (key, item, run), for a write that concurrent writes of the same key
         can share (group commit, store/sqlite.py): run(items), inside the transaction,
         makes the writes of every item at once and answers each, as fn() would have
-        one by one.  A process that writes alone just runs fn().  hooks_folder=False:
+        one by one, or leaves the answer to be made here, in the caller's thread
+        (_Later).  A process that writes alone just runs fn().  hooks_folder=False:
         the command has just looked for the hooks folder and found none (complete's
         pre-complete look), and does not look again: one look per command."""
         def body():
@@ -277,6 +299,8 @@ class Board:
         finally:
             self._now = None
             self._writing = writing
+        if type(result) is _Later:
+            result = result.make()
         fired, self._fired = self._fired, []
         if fired and hooks_folder:
             self._run_hooks(fired)
@@ -900,7 +924,7 @@ class Board:
             return self._write(lambda: self._claim(agent, task, role, project, lease_ms))
         return self._write(lambda: self._claim(agent, None, role, project, lease_ms),
                            (("claim", role, project, lease_ms), agent,
-                            lambda agents: self._claim_set(agents, role, project, lease_ms)))
+                            lambda agents: self._claim_set(agents, role, project, lease_ms, later=True)))
 
     def has_work(self, agent, role=None, project=None):
         """A cheap read: would a claim find something (or an expired lease to reap)?"""
@@ -934,10 +958,11 @@ class Board:
             return out
         return self._write(apply)
 
-    def _claim_set(self, agents, role, project, lease_ms):
+    def _claim_set(self, agents, role, project, lease_ms, later=False):
         """Claim the best ready task for each of `agents` in turn (a name may repeat),
         inside the caller's write: for each, what _claim(agent, None, ...) would answer
-        ({} when nothing is left for it), with the same tasks, tokens and events.
+        ({} when nothing is left for it), with the same tasks, tokens and events; with
+        `later`, a claim's answer may be left to its caller (_Later).
         The common case takes a handful of statements for them all: no lease to reap, no
         WIP limit, and no ready task assigned to one of these agents or bound to the role,
         so every agent picks from one class, in claim order.  Otherwise, and for a single
@@ -970,12 +995,10 @@ class Board:
         text = dumps(claims)
         self.db.execute(self.db.sql("claim_tasks"), {"claims": text, "until": until, "lease_ms": lease_ms, "now": now})
         self._token_events(claims, text, {"lease_until": clock.iso(until)})
-        answers = []
-        for row, (_, _, agent, token) in zip(rows, claims, strict=True):
-            answer = self._answer_values(_claimed_values(row[:_NCOLUMNS], agent, until, token, lease_ms, now),
-                                         row[_NCOLUMNS])
-            answer["lease_token"] = token
-            answers.append(answer)
+        answers = [_Later(_claimed_values(row[:_NCOLUMNS], agent, until, token, lease_ms, now), row[_NCOLUMNS], token)
+                   for row, (_, _, agent, token) in zip(rows, claims, strict=True)]
+        if not later:
+            answers = [answer.make() for answer in answers]
         return answers + [{} for _ in agents[count:]]
 
     def _claim_each(self, agents, role, project, lease_ms):
@@ -1188,7 +1211,8 @@ class Board:
         if summary is not None or review:
             return self._write(lambda: self._complete(task, token, summary, review, agent), hooks_folder=folder)
         return self._write(lambda: self._complete(task, token, None, False, agent),
-                           (("complete",), (task, token, agent), self._complete_set), folder)
+                           (("complete",), (task, token, agent), lambda items: self._complete_set(items, later=True)),
+                           folder)
 
     def _pre_complete(self, pairs, agent, summary):
         """Run pre-complete hooks: check the token, run the hook without holding the
@@ -1255,9 +1279,10 @@ class Board:
             self._pre_complete(pairs, agent, None)
         return self._write(lambda: self._complete_set([(task, token, agent) for task, token in pairs]))
 
-    def _complete_set(self, items):
+    def _complete_set(self, items, later=False):
         """Complete many (task, token, agent) inside the caller's write: what _complete
-        would answer for each in turn, with the same changes and events, all or nothing.
+        would answer for each in turn, with the same changes and events, all or nothing
+        (with `later`, an answer may be left to its caller: _Later).
         Every row is read and checked first, in one statement; the tasks are then finished
         a run at a time, one UPDATE for the done and one for those going to review, their
         events in one INSERT.  A run ends at a task whose goal rolls up or whose runs
@@ -1304,10 +1329,12 @@ class Board:
                     self._sync_goal(row[_GOAL_ID], agent)
                 if open_runs:
                     self._close_runs(task, "completed", agent)
-        return answers + self._finish_run(run, rows)
+        answers += self._finish_run(run, rows)
+        return answers if later else [answer.make() for answer in answers]
 
     def _finish_run(self, run, rows):
-        """_complete_set's changes and events for a run of its items; their answers."""
+        """_complete_set's changes and events for a run of its items; their answers, to make
+        (_Later)."""
         if not run:
             return []
         now = self.now
@@ -1320,7 +1347,7 @@ class Board:
         events = [(task, "submitted_for_review" if rows[task][_REVIEW] else "completed", agent, token)
                   for task, token, agent in run]
         self._token_events(events, dumps(events), {})
-        return [self._answer_values(_finished_values(rows[task][:_NCOLUMNS], now), rows[task][_NCOLUMNS + 1])
+        return [_Later(_finished_values(rows[task][:_NCOLUMNS], now), rows[task][_NCOLUMNS + 1])
                 for task, _, _ in run]
 
     def _complete_each(self, items):
