@@ -842,7 +842,7 @@ class Board:
                + " ORDER BY priority DESC, created_at, id LIMIT 1")
         return self.db.scalar(sql, params)
 
-    def _claim_row(self, task, agent, lease_ms, token, data=None):
+    def _claim_row(self, task, agent, lease_ms, token):
         """Claim task `task`: its id, or its values and deps as the probe read them
         (TASK_COLUMNS, then "3,7" or None): then the answer is that row with what the
         claim changed, no RETURNING.  `token`: the one the probe read (SQLite), or None:
@@ -861,11 +861,9 @@ class Board:
             task_id = params["id"] = task
             values, deps = _returned(self.db.execute(self._claim_returning, params).fetchone())
         lease_until = clock.iso(until)
-        if data is None:  # the event's data as _event would write it: an ISO time needs no escapes
-            self._event(task_id, "claimed", agent, {"token": token, "lease_until": lease_until},
-                        text=f'{{"token":{token},"lease_until":"{lease_until}"}}')
-        else:
-            self._event(task_id, "claimed", agent, dict(data, token=token, lease_until=lease_until))
+        # the event's data, and as _event would write it (an ISO time needs no escapes)
+        self._event(task_id, "claimed", agent, {"token": token, "lease_until": lease_until},
+                    text=f'{{"token":{token},"lease_until":"{lease_until}"}}')
         answer = self._answer_values(values, deps)
         answer["lease_token"] = token
         return answer
