@@ -4,7 +4,8 @@ A handle that writes (or reads) more than once maps the lock file's first page a
 reads and writes its words there, with no system call; older kanban processes pread
 and pwrite the same bytes.  These tests run real processes on real lock files: what
 one writes through its map, a process reading with pread sees, and the other way
-round; tickets taken both ways under the guard lock are never lost; a lock file too
+round; tickets taken both ways under the guard lock are never lost; a queue whose
+tickets are all served is known to be empty from memory; a lock file too
 short for the words is lengthened by a writer (never shortened), and read with pread
 by a reader that cannot lengthen it.
 """
@@ -19,7 +20,7 @@ import pytest
 from conftest import ROOT
 
 from kanban import Board
-from kanban.store.sqlite import WriterLock
+from kanban.store.sqlite import _SERVED, WriterLock
 
 # what an older kanban does with the lock file's bytes: pread and pwrite, little-endian
 OLDER = """
@@ -97,7 +98,7 @@ def test_marks_written_through_the_map_are_read_by_an_older_kanban(kb):
         assert older(lock_path, "marks") == [pending, pending]
         board.complete(task["id"], task["lease_token"], agent="w1")
     assert mapped(lock_path) == []  # closing the board unmaps the file
-    assert os.path.getsize(lock_path) == 24
+    assert os.path.getsize(lock_path) == 32  # the marks, the queue's counter, the tickets served
 
 
 @needs_maps
@@ -141,6 +142,36 @@ def test_tickets_taken_through_the_map_and_by_an_older_kanban_are_never_lost(tmp
 
 
 @needs_maps
+def test_a_queue_whose_tickets_are_all_served_is_seen_empty_in_memory(tmp_path):
+    """A writer from the queue says, as it lets go, that every ticket up to its own is
+    served: while that is the last ticket issued, nobody is queued, known without asking
+    the kernel who holds the last ticket's byte."""
+    import threading
+
+    path = str(tmp_path / "board.db")
+    first, second = WriterLock(path), WriterLock(path)  # two open files: they queue apart
+    write_twice(first)
+    write_twice(second)
+    words = first.words
+    assert words[0] == 0 and not first._queued()  # no ticket ever issued
+    assert first.acquire(time.monotonic() + 10)
+    waiter = threading.Thread(target=lambda: (second.acquire(time.monotonic() + 30), second.release()))
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while words[0] < 1:  # the second writer took ticket 0 and waits
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    assert first._queued() and words[_SERVED] == 0  # ticket 0 not served: its byte is held
+    first.release()
+    waiter.join(30)
+    assert words[0] == words[_SERVED] == 1  # ticket 0 served, and said so ...
+    assert not first._queued() and first.acquire(time.monotonic() + 1)  # ... so the way in is free
+    first.release()
+    first.close()
+    second.close()
+
+
+@needs_maps
 @pytest.mark.parametrize("before", [b"", (5).to_bytes(8, "little"), bytes(8) + (7).to_bytes(8, "little")],
                          ids=["empty", "counter only", "a commit counted, none synced"])
 def test_a_writer_lengthens_a_short_lock_file_and_counts_on(tmp_path, before):
@@ -156,9 +187,9 @@ def test_a_writer_lengthens_a_short_lock_file_and_counts_on(tmp_path, before):
     assert reader.marks is None
     lock = WriterLock(path)
     assert write_twice(lock) == [counted + 1, counted + 2]
-    assert lock.words is not None and os.path.getsize(path + ".lock") == 24
+    assert lock.words is not None and os.path.getsize(path + ".lock") == 32
     data = open(path + ".lock", "rb").read()
-    assert data[:8] == (before[:8] or bytes(8))  # the queue counter kept
+    assert data[:8] == (before[:8] or bytes(8)) and data[24:] == bytes(8)  # the queue's counter kept
     assert [int.from_bytes(data[n:n + 8], "little") for n in (8, 16)] == [counted + 2] * 2
     assert reader.unsynced() is None  # the reader that could not map still reads the marks
     lock.close()
@@ -170,14 +201,14 @@ def test_a_longer_lock_file_is_never_shortened(tmp_path):
     path = str(tmp_path / "board.db")
     tail = bytes(range(256)) * 4
     with open(path + ".lock", "wb") as made:
-        made.write(bytes(24) + tail)
+        made.write(bytes(32) + tail)
     lock = WriterLock(path)
     write_twice(lock)
     reader = WriterLock(path)
     assert reader.unsynced() is None and reader.unsynced() is None
     assert reader.marks is not None  # long enough: mapped read-only
     data = open(path + ".lock", "rb").read()
-    assert data[24:] == tail and int.from_bytes(data[8:16], "little") == 2
+    assert data[32:] == tail and int.from_bytes(data[8:16], "little") == 2
     lock.close()
     reader.close()
 
@@ -209,10 +240,10 @@ def test_a_handle_that_writes_again_makes_no_system_call_for_the_words(kb, tmp_p
                if re.search(rf"\b(pread64|pwrite64|mmap|flock)\((NULL, \d+, [^)]*, {fd},|{fd},)", c)]
     kinds = [re.match(r"(\w+)\(", c).group(1) for c in on_lock]
     # the first write: pread the queue's counter, flock, pread and pwrite the count,
-    # unlock, pwrite the synced mark; the second: pread the counter, flock, then it maps
-    # the words (the file already holds them) ...
+    # unlock, pwrite the synced mark; the second: pread the counter, flock, then it
+    # lengthens the file for its last word and maps the words ...
     first = kinds.index("mmap")
     assert kinds[:first] == ["pread64", "flock", "pread64", "pwrite64", "flock", "pwrite64",
-                             "pread64", "flock"], on_lock
+                             "pread64", "flock", "pwrite64"], on_lock
     # ... and unlocks; from then on, flock and unlock only
     assert kinds[first + 1:] == ["flock"] * (1 + 2 * 4), on_lock

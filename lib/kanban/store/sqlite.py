@@ -409,12 +409,17 @@ class WriterLock:
     A newcomer goes straight for the flock only when nobody is queued.  Where the
     record locks are missing, waiters simply contend for the flock.
 
-    The file's first words (the queue's counter, the commit marks) are read and written
-    as memory through a shared map of its first page from a handle's second write (or
-    read) on, with no system call: a CLI call, which writes once, does not pay for the
-    map.  Until then, and where there is no map (see _map_words), they are read and
-    written with pread and pwrite, as older kanban processes do: both go through the
-    same page cache, so each sees what the other wrote.
+    A newcomer also knows nobody is queued, with no system call, when the last ticket
+    issued has been served: a writer from the queue says so as it lets go.
+
+    The file's first words (the queue's counter, the commit marks, the tickets served)
+    are read and written as memory through a shared map of its first page from a
+    handle's second write (or read) on, with no system call: a CLI call, which writes
+    once, does not pay for the map.  Until then, and where there is no map (see
+    _map_words), they are read and written with pread and pwrite, as older kanban
+    processes do: both go through the same page cache, so each sees what the other
+    wrote.  (An older kanban, or a writer that has not mapped, does not say which
+    tickets are served: then a newcomer asks the kernel, as before.)
     """
 
     def __init__(self, path):
@@ -479,9 +484,16 @@ class WriterLock:
             raise
 
     def _queued(self):
-        """Is anyone waiting in the queue (or holding the lock from it)?"""
+        """Is anyone waiting in the queue (or holding the lock from it)?  Nobody, when no
+        ticket was ever issued or the last one issued has been served (its holder said so
+        in memory); else whoever holds the last ticket's byte."""
         words = self.words
-        issued = words[0] if words is not None else int.from_bytes(os.pread(self.fd, 8, 0) or b"\0", "little")
+        if words is not None:
+            issued = words[0]
+            if words[_SERVED] >= issued:
+                return False
+        else:
+            issued = int.from_bytes(os.pread(self.fd, 8, 0) or b"\0", "little")
         return issued > 0 and _held(self.fd, _QUEUE_AT + issued - 1)
 
     def _enqueue(self, deadline):
@@ -638,6 +650,8 @@ class WriterLock:
                 self.trace[-1][2] = time.monotonic()
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             if self.ticket is not None:
+                if self.words is not None:  # every ticket up to ours is served (_queued)
+                    self.words[_SERVED] = self.ticket + 1
                 self._leave()
 
     def close(self):
@@ -666,7 +680,10 @@ _QUEUE_AT = 1 << 32  # ticket n's byte is at _QUEUE_AT + n; the counter is bytes
 # the number of the last commit counted (bytes 8..15) and of the last one known to be
 # on disk (bytes 16..23): SqliteStore._durable
 _COMMITTED, _SYNCED = 8, 16
-_WORDS = 3  # the counter and the two marks: the words a map of the file holds (_map_words)
+# the number of tickets served (bytes 24..31): the last holder from the queue, when it
+# let go, says every ticket up to its own is served; only a handle that maps says it
+_SERVED = 3
+_WORDS = 4  # the counter, the two marks, the tickets served: the words a writer maps (_map_words)
 _SYNCS = [0]  # the WAL syncs kanban made in this process (its own, after the lock): synced_total()
 
 
@@ -687,19 +704,20 @@ def _map_words(fd, writable):
     end of the file would fault (SIGBUS) when touched."""
     if sys.byteorder != "little":
         return None
+    size = 8 * (_WORDS if writable else 3)  # a reader looks at the marks only
     try:
         import mmap  # a shared library of its own (~0.2 ms): only a handle that maps pays
 
-        if os.fstat(fd).st_size < 8 * _WORDS:
+        if os.fstat(fd).st_size < size:
             if not writable:
                 return None
             # lengthen the file to hold every word before mapping it: one zero byte at the
             # last word's last byte, which only ever lengthens it (an ftruncate to this
             # length could shorten a file another process lengthened meanwhile), over a
             # byte that is zero anyway (the top byte of a count)
-            os.pwrite(fd, b"\0", 8 * _WORDS - 1)
+            os.pwrite(fd, b"\0", size - 1)
         prot = mmap.PROT_READ | mmap.PROT_WRITE if writable else mmap.PROT_READ
-        region = mmap.mmap(fd, 8 * _WORDS, mmap.MAP_SHARED, prot)
+        region = mmap.mmap(fd, size, mmap.MAP_SHARED, prot)
     except (ImportError, OSError, ValueError):
         return None
     return region, memoryview(region).cast("Q")
