@@ -796,9 +796,10 @@ class SqliteStore(Store):
             # a team) runs: apsw's default of 100 evicts the claim's own statements
             self.conn = apsw.Connection(path, flags=flags, statementcachesize=512)
             self.conn.set_busy_timeout(self.busy_ms)
-            # insert()'s cursor, kept: apsw's Connection.execute makes (and frees) a cursor
+            # a cursor kept for the statements that run to their end inside execute() (an
+            # INSERT, BEGIN, COMMIT): apsw's Connection.execute makes (and frees) a cursor
             # for every statement
-            self._insert_cursor = self.conn.cursor()
+            self._cursor = self.conn.cursor()
             # no checkpoint when this process closes the board: a CLI call would pay for
             # a WAL checkpoint (two fsyncs) every time; SQLite checkpoints every 1000 pages
             self.conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
@@ -914,14 +915,15 @@ class SqliteStore(Store):
         return self.conn.execute(sql, params)
 
     def insert(self, sql, params=()):
-        """A plain INSERT (no RETURNING: see `insert_event`); the new row's id.  It runs to
-        its end inside execute(), so one cursor serves every insert on this store's own
-        connection (group commit runs a store's writes on another's: a cursor of that one)."""
-        cursor = self._insert_cursor
-        if cursor.connection is not self.conn:
-            cursor = self.conn.cursor()
-        cursor.execute(sql, params)
+        """A plain INSERT (no RETURNING: see `insert_event`); the new row's id."""
+        self._cursor_of_conn().execute(sql, params)
         return self.conn.last_insert_rowid()
+
+    def _cursor_of_conn(self):
+        """The kept cursor (a statement that runs to its end inside execute() leaves it
+        free), or one of the connection a group commit runs this store's writes on."""
+        cursor = self._cursor
+        return cursor if cursor.connection is self.conn else self.conn.cursor()
 
     def last_event_id(self):
         """The connection's last inserted rowid, with no statement: the events' inserts
@@ -983,15 +985,16 @@ class SqliteStore(Store):
     def _write_alone(self, fn):
         deadline = time.monotonic() + self.busy_ms / 1000
         delay = 0.002
+        cursor = self._cursor_of_conn()
         while True:
             locked = self.lock.acquire(deadline)
             committed = False
             try:
-                self.conn.execute("BEGIN IMMEDIATE")
+                cursor.execute("BEGIN IMMEDIATE")
                 try:
                     result = fn()
                     seq = self.lock.committing() if self.own_sync and locked else None
-                    self.conn.execute("COMMIT")
+                    cursor.execute("COMMIT")
                     committed = True
                 except BaseException:
                     if not self.conn.get_autocommit():
