@@ -14,6 +14,18 @@ from kanban.bench import check_event_log, prepare
 from kanban.store.sqlite import group_of
 
 
+def run_agents(boards, work):
+    """work(board, name) in a thread per board ("agent-N"), all joined; then every
+    board closed."""
+    threads = [threading.Thread(target=work, args=(b, f"agent-{n}")) for n, b in enumerate(boards)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for board in boards:
+        board.close()
+
+
 def test_threads_share_commits_and_never_double_claim(tmp_path):
     path = str(tmp_path / "board.db")
     agents, each = 12, 8
@@ -35,13 +47,7 @@ def test_threads_share_commits_and_never_double_claim(tmp_path):
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(b, f"agent-{n}")) for n, b in enumerate(boards)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    for board in boards:
-        board.close()
+    run_agents(boards, work)
     assert errors == []
     assert len(tokens) == agents * each and len(set(tokens)) == len(tokens)
     log = check_event_log(path, "p")
@@ -70,13 +76,7 @@ def test_threads_in_step_meet_in_one_batch_each_round(tmp_path):
         while task := board.claim(name):
             board.complete(task["id"], task["lease_token"], agent=name)
 
-    threads = [threading.Thread(target=work, args=(b, f"agent-{n}")) for n, b in enumerate(boards)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    for board in boards:
-        board.close()
+    run_agents(boards, work)
     group = group_of(path)
     assert group.writes == agents * (2 * each + 1)
     assert group.commits < 70  # a thread that misses a round goes in the next one: 51 + misses
