@@ -26,6 +26,15 @@ def run_agents(boards, work):
         board.close()
 
 
+def lead(thread, path):
+    """Start `thread`, whose write holds its batch open, and wait (up to 10 s) until it
+    leads the board's group: the writes started after it queue for the next batch."""
+    thread.start()
+    deadline = time.monotonic() + 10
+    while (group_of(path) is None or not group_of(path).leading) and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 def test_threads_share_commits_and_never_double_claim(tmp_path):
     path = str(tmp_path / "board.db")
     agents, each = 12, 8
@@ -108,10 +117,7 @@ def test_a_failed_request_is_rolled_back_alone(tmp_path):
         return threading.Thread(target=run)
 
     first = insert(stores[0], "k1", hold=True)
-    first.start()
-    deadline = time.monotonic() + 10
-    while (group_of(path) is None or not group_of(path).leading) and time.monotonic() < deadline:
-        time.sleep(0.001)
+    lead(first, path)
     others = [insert(stores[1], "k2"), insert(stores[2], "k3", fail=True), insert(stores[3], "k4")]
     for thread in others:
         thread.start()
@@ -400,10 +406,7 @@ def test_a_signal_during_the_wait_is_raised_after_the_answer_and_the_wake_ups_go
         return threading.Thread(target=run)
 
     leader = insert(stores[0], "k0", hold=True)
-    leader.start()
-    deadline = time.monotonic() + 10
-    while (group_of(path) is None or not group_of(path).leading) and time.monotonic() < deadline:
-        time.sleep(0.001)
+    lead(leader, path)
     later = [insert(stores[2], "k2", after=1), insert(stores[3], "k3", after=2)]
     for thread in later:
         thread.start()
