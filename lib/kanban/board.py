@@ -95,8 +95,7 @@ class _Later:
         self.values, self.deps, self.token = values, deps, token
 
     def make(self):
-        deps = sorted(int(dep_id) for dep_id in self.deps.split(",")) if self.deps else ()
-        answer = _task_dict(self.values, [task_ref(dep_id) for dep_id in deps], False)
+        answer = _task_dict(self.values, _dep_refs(self.deps) if self.deps else [], False)
         if self.token is not None:
             answer["lease_token"] = self.token
         return answer
@@ -114,7 +113,7 @@ def _task_dict(values, depends_on, ready=None, now=None):
                  and (not_before is None or not_before <= now))
     iso = clock.iso
     return {
-        "id": f"TASK-{task_id}",
+        "id": f"TASK-{task_id}",  # task_ref written out, here and for goal: the calls cost ~0.6% of a cycle
         "kind": kind,
         "title": title,
         "body": body,
@@ -136,6 +135,13 @@ def _task_dict(values, depends_on, ready=None, now=None):
         "updated_at": iso(updated_at),
         "ready": ready,
     }
+
+
+def _dep_refs(deps):
+    """A task's deps as SQLite reads them along with its row ("3,7") -> its answer's
+    depends_on (["TASK-3", "TASK-7"], in id order).  Callers skip the call for a task
+    without deps (None or ""), the common case."""
+    return [task_ref(dep_id) for dep_id in sorted(int(dep_id) for dep_id in deps.split(","))]
 
 
 def _returned(found):
@@ -461,11 +467,8 @@ class Board:
         along with the row ("3,7" or None), or _UNREAD."""
         if deps is _UNREAD:  # no ORDER BY: with one, SQLite prepares this statement again on every run
             ids = sorted(dep_id for (dep_id,) in self.db.execute(self.db.sql("task_deps"), (values[0],)))
-        elif deps:
-            ids = sorted(int(dep_id) for dep_id in deps.split(","))
-        else:
-            return _task_dict(values, [], now=self._now)
-        return _task_dict(values, [task_ref(dep_id) for dep_id in ids], now=self._now)
+            return _task_dict(values, [task_ref(dep_id) for dep_id in ids], now=self._now)
+        return _task_dict(values, _dep_refs(deps) if deps else [], now=self._now)
 
     def _update_returning(self, task_id, literals=(), row=None, **fields):
         """_update, answering the task's row as the write left it.  `literals`: pairs of
