@@ -2,7 +2,8 @@
 
     python peers.py ENGINE DIR CYCLES [K]
 
-ENGINE is one of kanban, kanban-batch, kanban-threads, floor, litequeue, persist-queue, huey.  DIR is a
+ENGINE is one of kanban, kanban-batch, kanban-threads, kanban-sql, floor, litequeue, persist-queue,
+huey.  DIR is a
 fresh folder on the disk under test; for kanban, kanban-batch and floor it already
 holds board.db with CYCLES ready tasks (bench/run.py makes it with kanban, so this
 process never opens that file with a second SQLite library).  Prints one JSON object:
@@ -17,6 +18,13 @@ and one per completion, as kanban does:
                  completing until the board is empty: writes that meet share commits
                  (group commit).  Also prints claim latency percentiles, commits and
                  writes, and double claims counted from the event log.
+- kanban-sql     not an engine: kanban's own cycle with none of its Python.  The very
+                 statements Board.claim + Board.complete run (taken from kanban's query
+                 table, on a connection kanban opened, so the same pragmas and
+                 statement cache), the same flock of the lock file around each write
+                 and the same fdatasync of the WAL after it, from a bare loop.  What
+                 kanban costs above this is its Python; what this costs above the
+                 floor is its SQL (the events, the probe).
 - floor          bench/floor_claim.py's claim + complete: stdlib sqlite3, one indexed
                  pick + UPDATE, nothing else (no events, no lease reaping).
 - litequeue      LiteQueue.pop (UPDATE ... RETURNING, the message locked) + done.
@@ -106,6 +114,62 @@ def kanban_threads_engine(folder, cycles, k):
     return loop, boards[0].db.conn, cycles
 
 
+def kanban_sql_engine(folder, cycles, _k):
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+    import fcntl
+
+    from kanban import Board
+
+    path = os.path.join(folder, "board.db")
+    board = Board(path)
+    db = board.db
+    conn, cursor = db.conn, db.conn.cursor()
+    probe, take, event, finish = (db.sql(name) for name in ("claim_probe", "claim_task", "insert_event",
+                                                             "complete_task"))
+    lock = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    locked, unlock = fcntl.LOCK_EX | fcntl.LOCK_NB, fcntl.LOCK_UN
+    lease_ms = 15 * 60 * 1000
+    wal, syncs = [], [0]
+
+    def sync():
+        if not wal:
+            wal.append(os.open(path + "-wal", os.O_RDONLY | os.O_CLOEXEC))
+        os.fdatasync(wal[0])
+        syncs[0] += 1
+
+    def loop():
+        agent = "bench-engine"
+        for _ in range(cycles):
+            now = int(time.time() * 1000)
+            fcntl.flock(lock, locked)
+            cursor.execute("BEGIN IMMEDIATE")
+            found = conn.execute(probe, {"agent": agent, "role": None, "project": None, "now": now}).fetchone()
+            # the probe's columns: team, a lease ran out, WIP limits, a task assigned to
+            # the agent, the next lease token, then the picked task's row
+            if found[0] or found[1] or found[2] or found[3] or found[5] is None:
+                raise RuntimeError(f"kanban-sql: the probe did not settle the pick: {found[:6]}")
+            task, token = found[5], found[4]
+            cursor.execute(take, {"agent": agent, "until": now + lease_ms, "token": token,
+                                  "lease_ms": lease_ms, "now": now, "id": task})
+            cursor.execute(event, (task, "claimed", agent, now,
+                                   '{"token":%d,"lease_until":"%s"}' % (token, "2026-01-01T00:00:00Z"), None))
+            cursor.execute("COMMIT")
+            fcntl.flock(lock, unlock)
+            sync()
+            now = int(time.time() * 1000)
+            fcntl.flock(lock, locked)
+            cursor.execute("BEGIN IMMEDIATE")
+            if conn.execute(finish, {"id": task, "token": token, "agent": agent, "now": now}).fetchone() is None:
+                raise RuntimeError(f"kanban-sql: task {task} was not completed")
+            cursor.execute(event, (task, "completed", agent, now, '{"token":%d}' % token, None))
+            cursor.execute("COMMIT")
+            fcntl.flock(lock, unlock)
+            sync()
+        # as main() reports kanban's: SQLite's level, then the syncs made here
+        return {"synchronous": f"{pragma(conn, 'synchronous')} + {syncs[0] / cycles:.2f} fdatasync/cycle"}
+    return loop, conn, cycles
+
+
 def floor_engine(folder, cycles, _k):
     sys.path.insert(0, HERE)
     import floor_claim
@@ -169,6 +233,7 @@ ENGINES = {
     "kanban": kanban_engine,
     "kanban-batch": kanban_batch_engine,
     "kanban-threads": kanban_threads_engine,
+    "kanban-sql": kanban_sql_engine,
     "floor": floor_engine,
     "litequeue": litequeue_engine,
     "persist-queue": persist_queue_engine,
@@ -204,7 +269,7 @@ def main(argv):
     after = resource.getrusage(resource.RUSAGE_SELF)
     user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
     store = sys.modules.get("kanban.store.sqlite")
-    if store is not None and engine.startswith("kanban"):
+    if store is not None and engine.startswith("kanban") and engine != "kanban-sql":
         # kanban commits at synchronous=NORMAL and fdatasyncs the WAL itself, after the
         # write lock and before the caller's answer: what it did, per cycle
         settings["synchronous"] = f"{settings['synchronous']} + {store.synced_total() / count:.2f} fdatasync/cycle"

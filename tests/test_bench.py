@@ -89,13 +89,49 @@ def test_suite_quick_run_reports_ratios_and_no_double_claims(tmp_path):
     assert contention["floor_cli"]["double_claims"] == 0
     assert {"claim_vs_floor", "claim_vs_python"} <= set(sections["cli"]["ratios"])
     assert {"api_p50", "cli_p50"} <= set(sections["size"]["ratios"])
-    assert {"vs_floor", "vs_litequeue", "vs_persist-queue", "vs_huey"} <= set(sections["engine"]["ratios"])
+    assert {"vs_floor", "vs_litequeue", "vs_persist-queue", "vs_huey", "vs_own_sql", "own_sql_vs_floor"} <= set(
+        sections["engine"]["ratios"])
     assert sections["importtime"]["forbidden_imported"] == []
     for row in report["targets"]:
         assert {"target", "name", "ratio", "goal", "met", "measured"} <= set(row)
     markdown = (out / "report.md").read_text()
     assert "| # | target | ratio | goal | met | measured |" in markdown
     assert report["machine"]["cpu"] is None or report["machine"]["cpu"] in markdown
+
+
+def _engine_run(engine, folder, cycles):
+    """bench/peers.py ENGINE on a fresh board of `cycles` ready tasks: its answer, and
+    each task's status and event kinds (with the claims' tokens) afterwards."""
+    from kanban import Board
+    from kanban.bench import prepare
+
+    folder.mkdir()
+    prepare(str(folder / "board.db"), cycles, None)
+    proc = subprocess.run([sys.executable, "-E", str(ROOT / "bench" / "peers.py"), engine, str(folder), str(cycles)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with Board(str(folder / "board.db")) as board:
+        tasks = {t["id"]: t["status"] for t in board.list()["tasks"]}
+        events = [(e["task"], e["kind"], e["data"].get("token"))
+                  for e in board.events(limit=10 * cycles)["events"] if e["kind"] != "created"]
+    return json.loads(proc.stdout), tasks, events
+
+
+def test_kanban_sql_engine_is_kanbans_own_cycle_without_its_python(tmp_path):
+    """The engine section's reference loop (kanban-sql) runs the statements kanban's
+    claim + complete run, so it leaves the board as kanban's own loop does: every task
+    done, a claimed and a completed event each, the claim's token in both, two WAL
+    syncs a cycle; only the events' times (and the claims' lease ends) differ."""
+    cycles = 12
+    ours, tasks, events = _engine_run("kanban", tmp_path / "kanban", cycles)
+    bare, bare_tasks, bare_events = _engine_run("kanban-sql", tmp_path / "sql", cycles)
+    assert bare["engine"] == "kanban-sql" and bare["cycles"] == cycles
+    assert bare["synchronous"] == ours["synchronous"] == "1 + 2.00 fdatasync/cycle"
+    assert bare_tasks == tasks and set(tasks.values()) == {"done"}
+    assert bare_events == events
+    claimed = [(task, token) for task, kind, token in bare_events if kind == "claimed"]
+    completed = [(task, token) for task, kind, token in bare_events if kind == "completed"]
+    assert len(claimed) == cycles and sorted(claimed) == sorted(completed)
 
 
 @pytest.mark.skipif(not os.environ.get("KANBAN_TEST_PG"), reason="KANBAN_TEST_PG is not set: the fleet section's "
