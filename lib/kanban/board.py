@@ -41,7 +41,6 @@ PICK = {(project, role): "pick" + ("_project" if project else "") + ("_role" if 
 PEEK = {key: "peek" + name[len("pick"):] for key, name in PICK.items()}
 # what a claim asks before its pick, in one statement (the same keys): claim_probe...
 PROBE = {key: "claim_probe" + name[len("pick"):] for key, name in PICK.items()}
-_UNSETTLED = object()  # the probe did not settle the pick: make it in full
 # a task row's values in TASK_COLUMNS order (a row read as a dict: task_select, the writes' rows)
 _COLUMNS = itemgetter(*TASK_COLUMNS)
 _NCOLUMNS = len(TASK_COLUMNS)
@@ -101,6 +100,56 @@ class _Later:
         return answer
 
 
+class _SharedWrite(tuple):
+    """The body Board._commit hands the store for a write that concurrent writes of the
+    same kind can share (group commit, store/sqlite.py): the board, then the write's
+    arguments.  Called, it makes its one write, as _write's closure would.  `batch`,
+    (key, item, run), run(items) making the writes of every item at once and answering
+    each as the call would have one by one (or leaving the answer to its caller's thread:
+    _Later), is asked for by the store only when threads write, and so made only then:
+    made on every call (two closures, a function attribute's dict) it cost ~0.4 us a
+    claim or completion.  A tuple, so made without an __init__ call."""
+    __slots__ = ()
+
+
+class _ClaimWrite(_SharedWrite):
+    """A claim of the best ready task: (board, agent, role, project, lease_ms)."""
+    __slots__ = ()
+
+    def __call__(self):
+        board, agent, role, project, lease_ms = self
+        board._begin_write()
+        return board._claim(agent, None, role, project, lease_ms)
+
+    @property
+    def batch(self):
+        board, agent, role, project, lease_ms = self
+
+        def run(agents):
+            board._begin_write()
+            return board._claim_set(agents, role, project, lease_ms, later=True)
+        return ("claim", role, project, lease_ms), agent, run
+
+
+class _CompleteWrite(_SharedWrite):
+    """A completion without summary or review: (board, task, token, agent)."""
+    __slots__ = ()
+
+    def __call__(self):
+        board, task, token, agent = self
+        board._begin_write()
+        return board._complete(task, token, None, False, agent)
+
+    @property
+    def batch(self):
+        board = self[0]
+
+        def run(items):
+            board._begin_write()
+            return board._complete_set(items, later=True)
+        return ("complete",), self[1:], run
+
+
 def _task_dict(values, depends_on, ready=None, now=None):
     """A task's answer (what every verb prints of it) from its values in TASK_COLUMNS
     order.  `ready`: as task_select reads it; None: worked out here the same way, at
@@ -126,10 +175,12 @@ def _task_dict(values, depends_on, ready=None, now=None):
         "depends_on": depends_on,
         "review": bool(review),
         "claimed_by": claimed_by,
-        "lease_until": iso(lease_until),
+        # iso(None) is None: not called for the times mostly unset (a claim's answer has no
+        # not_before, a completion's no lease either)
+        "lease_until": None if lease_until is None else iso(lease_until),
         "attempts": attempts,
         "max_attempts": max_attempts,
-        "not_before": iso(not_before),
+        "not_before": None if not_before is None else iso(not_before),
         "idempotency_key": idempotency_key,
         "created_at": iso(created_at),
         "updated_at": iso(updated_at),
@@ -198,6 +249,8 @@ def parse_int(text, what, minimum=None):
 def parse_token(text):
     if text is None:
         return None
+    if text.__class__ is int and 0 < text <= 2**62:
+        return text  # what parse_int passes, without its call: a claim's own token comes back so
     return parse_int(text, "lease token", minimum=1)
 
 
@@ -265,7 +318,12 @@ class Board:
         self._updates = {}  # the UPDATE text of each set of fields, made once
         self._team_cache = False
         self._hooks = None  # the hooks folder ("" for none), found once: see _hooks_folder
-        self._claim_returning = self.db.sql("claim_task") + self.db.sql("task_returning")
+        # the statements of every claim and completion, looked up once
+        self._claim_task = self.db.sql("claim_task")
+        self._claim_returning = self._claim_task + self.db.sql("task_returning")
+        self._claim_probes = {key: self.db.sql(name) for key, name in PROBE.items()}
+        self._complete_task = self.db.sql("complete_task")
+        self._insert_event = self.db.sql("insert_event")
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -278,27 +336,21 @@ class Board:
     def __exit__(self, *exc):
         self.close()
 
-    def _write(self, fn, together=None, hooks_folder=True):
-        """One write transaction; after the commit, the hooks of what it did.
-
-        together: (key, item, run), for a write that concurrent writes of the same key
-        can share (group commit, store/sqlite.py): run(items), inside the transaction,
-        makes the writes of every item at once and answers each, as fn() would have
-        one by one, or leaves the answer to be made here, in the caller's thread
-        (_Later).  A process that writes alone just runs fn().  hooks_folder=False:
-        the command has just looked for the hooks folder and found none (complete's
-        pre-complete look), and does not look again: one look per command."""
+    def _write(self, fn, hooks_folder=True):
+        """One write transaction running fn(); after the commit, the hooks of what it
+        did (_commit)."""
         def body():
             self._begin_write()
             return fn()
+        return self._commit(body, hooks_folder)
 
-        if together is not None:
-            key, item, run = together
-
-            def run_all(items):
-                self._begin_write()
-                return run(items)
-            body.batch = (key, item, run_all)
+    def _commit(self, body, hooks_folder=True):
+        """body() inside one write transaction (Store.write), body starting with
+        _begin_write; after the commit, the hooks of what it did.  A write that concurrent
+        writes can share is a _SharedWrite (its answer may be made here, in the caller's
+        thread: _Later); a process that writes alone just runs it.  hooks_folder=False:
+        the command has just looked for the hooks folder and found none (complete's
+        pre-complete look), and does not look again: one look per command."""
         writing, self._writing = self._writing, True
         try:
             result = self.db.write(body)
@@ -385,7 +437,7 @@ class Board:
         if self._team_cache is not None:  # None: the board has no team (the gate's cache)
             self._writes(actor)  # every write leaves an event: none by an outsider on a team board
         at = self._now
-        event_id = self.db.insert(self.db.sql("insert_event"), (
+        event_id = self.db.insert(self._insert_event, (
             task_id, kind, actor, at, text or dumps(data or {}, compact=True), at + ttl_ms if ttl_ms else None))
         if kind in hooks.HOOK_FOR_EVENT:
             self._fired.append((event_id, task_id, kind, actor, at, data))
@@ -857,7 +909,7 @@ class Board:
         params = {"agent": agent, "until": until, "token": token, "lease_ms": lease_ms, "now": now}
         if isinstance(task, tuple):
             task_id = params["id"] = task[0]
-            self.db.execute(self.db.sql("claim_task"), params)
+            self.db.execute(self._claim_task, params)
             values = _claimed_values(task[:_NCOLUMNS], agent, until, token, lease_ms, now)
             deps = task[_NCOLUMNS]
         else:
@@ -871,28 +923,25 @@ class Board:
         answer["lease_token"] = token
         return answer
 
-    def _claim_probe(self, agent, role, project):
-        """`claim_probe`: (a lease has run out, the board has WIP limits, the picked
-        task's values and deps (_claim_row), None (nothing ready) or _UNSETTLED, the
-        claim's token or None: drawn when the claim is made); the team goes to the gate's
-        cache."""
-        found = self.db.execute(self.db.sql(PROBE[project is not None, role is not None]),
-                                {"agent": agent, "role": role, "project": project, "now": self._now}).fetchone()
-        if found[3]:
-            picked = _UNSETTLED
-        else:
-            picked = None if found[5] is None else found[5:]
-        self._team_cache = _loads(found[0]) if found[0] else None
-        return found[1], found[2], picked, found[4]
-
     def _claim(self, agent, task, role, project, lease_ms):
-        expired, limited, picked, token = self._claim_probe(agent, role, project)
-        self._writes(agent)
+        # what a claim asks before its pick, in one statement (`claim_probe`): the board's
+        # team (to the gate's cache), whether a lease has run out, whether the board has WIP
+        # limits, whether the probe left the pick unsettled, the claim's token (SQLite;
+        # None: drawn when the claim is made), then the picked task's values and deps
+        # (_claim_row; None: nothing ready)
+        found = self.db.execute(self._claim_probes[project is not None, role is not None],
+                                {"agent": agent, "role": role, "project": project, "now": self._now}).fetchone()
+        team = self._team_cache = _loads(found[0]) if found[0] else None
+        if team:
+            self._check_writer(team, agent)  # _writes, with the team just read
+        expired, limited, token = found[1], found[2], found[4]
         if expired:
             self._reap(agent)
         if task is None:
-            if expired or limited or picked is _UNSETTLED:
+            if expired or limited or found[3]:
                 picked = self._pick_within_limits(agent, role, project, None if limited else [])
+            else:
+                picked = None if found[5] is None else found[5:]
             if picked is None:
                 return {}
             return self._claim_row(picked, agent, lease_ms, token)
@@ -919,13 +968,13 @@ class Board:
         agent = self._agent(agent)
         task = parse_id(task) if task is not None else None
         lease_ms = _lease_ms(lease)
-        role = _name(role, "role")
-        project = _name(project, "project")
+        if role is not None:  # _name(None) is None: not called for what a claim mostly leaves out
+            role = _name(role, "role")
+        if project is not None:
+            project = _name(project, "project")
         if task is not None:
             return self._write(lambda: self._claim(agent, task, role, project, lease_ms))
-        return self._write(lambda: self._claim(agent, None, role, project, lease_ms),
-                           (("claim", role, project, lease_ms), agent,
-                            lambda agents: self._claim_set(agents, role, project, lease_ms, later=True)))
+        return self._commit(_ClaimWrite((self, agent, role, project, lease_ms)))
 
     def has_work(self, agent, role=None, project=None):
         """A cheap read: would a claim find something (or an expired lease to reap)?"""
@@ -1207,13 +1256,12 @@ class Board:
         agent = self._agent(agent)
         task = parse_id(task)
         token = parse_token(token)
-        summary = _text(summary, "summary", limit=100_000)
+        if summary is not None:  # _text(None) is None
+            summary = _text(summary, "summary", limit=100_000)
         folder = self._pre_complete([(task, token)], agent, summary) if verify else True
         if summary is not None or review:
             return self._write(lambda: self._complete(task, token, summary, review, agent), hooks_folder=folder)
-        return self._write(lambda: self._complete(task, token, None, False, agent),
-                           (("complete",), (task, token, agent), lambda items: self._complete_set(items, later=True)),
-                           folder)
+        return self._commit(_CompleteWrite((self, task, token, agent)), folder)
 
     def _pre_complete(self, pairs, agent, summary):
         """Run pre-complete hooks: check the token, run the hook without holding the
@@ -1239,7 +1287,7 @@ class Board:
         team board.  Nothing changes between the two: one write transaction (on Postgres
         the read locks the row, and the checks are all made again)."""
         if not review:
-            found = self.db.execute(self.db.sql("complete_task"),
+            found = self.db.execute(self._complete_task,
                                     {"id": task, "token": token, "agent": agent, "now": self._now}).fetchone()
             if found is not None:
                 self._team_cache = None  # the statement found no team: nothing for the events' gate
@@ -1247,7 +1295,8 @@ class Board:
                     self._event(task, "completed", agent, {"token": token}, text=f'{{"token":{token}}}')
                 else:
                     self._event(task, "completed", agent, {"token": token, "summary": summary})
-                self._sync_goal(found[_GOAL_ID], agent)
+                if found[_GOAL_ID] is not None:  # _sync_goal(None) does nothing
+                    self._sync_goal(found[_GOAL_ID], agent)
                 return self._answer_values(*_returned(found))
         return self._complete_checked(task, token, summary, review, agent)
 
@@ -2296,6 +2345,8 @@ class Board:
 
     @staticmethod
     def _agent(agent):
+        if agent.__class__ is str and agent in _NAMES:
+            return agent  # _name's quick answer, without its call: every command names its agent
         if not agent:
             raise usage("no agent: pass --agent or set KANBAN_AGENT")
         return _name(agent, "agent")
