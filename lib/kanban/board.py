@@ -391,7 +391,9 @@ class Board:
         return self._hooks
 
     def _run_hooks(self, fired):
-        directory = self._hooks_folder()
+        directory = self._hooks  # once worked out, read without _hooks_folder's call: every write asks
+        if directory is None:
+            directory = self._hooks_folder()
         if not directory or not os.access(directory, os.F_OK):
             return  # no hooks folder: one look for the whole transaction (os.access raises nothing)
         events = [self._fired_event(*event) for event in fired]
@@ -1267,7 +1269,9 @@ class Board:
         """Run pre-complete hooks: check the token, run the hook without holding the
         write lock, and let the write transaction check the token again.  False when
         there is no hooks folder."""
-        folder = self._hooks_folder()
+        folder = self._hooks  # once worked out, read without _hooks_folder's call: every completion asks
+        if folder is None:
+            folder = self._hooks_folder()
         if not folder or not os.access(folder, os.F_OK):
             return False
         if not hooks.find(folder, "pre-complete"):

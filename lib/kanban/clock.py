@@ -110,6 +110,10 @@ def _parse_absolute(raw, what):
 
 
 _ISO = {}  # the last times formatted: a write prints its own `now` several times
+_DAYS = {}  # day number since the epoch -> 'YYYY-MM-DDT': a day's times share it
+_SECONDS = {}  # second since the epoch -> 'YYYY-MM-DDTHH:MM:SS': a second's times share it
+# what follows a time's seconds, by its milliseconds: "Z" for a whole second, else the fraction
+_FRACTIONS = ("Z",) + tuple(".%03dZ" % millis for millis in range(1, 1000))
 
 
 def iso(ms):
@@ -120,24 +124,16 @@ def iso(ms):
     if text is None:
         if len(_ISO) > 256:
             _ISO.clear()
-        text = _ISO[ms] = _iso(ms)
+        # a time not printed yet (every write's own `now`, a claim's lease end): made here,
+        # not in a call of its own
+        seconds, millis = divmod(int(ms), 1000)
+        text = _SECONDS.get(seconds)
+        if text is None:
+            if len(_SECONDS) > 64:
+                _SECONDS.clear()
+            text = _SECONDS[seconds] = _second(seconds)
+        text = _ISO[ms] = text + _FRACTIONS[millis]
     return text
-
-
-_DAYS = {}  # day number since the epoch -> 'YYYY-MM-DDT': a day's times share it
-_SECONDS = {}  # second since the epoch -> 'YYYY-MM-DDTHH:MM:SS': a second's times share it
-# what follows a time's seconds, by its milliseconds: "Z" for a whole second, else the fraction
-_FRACTIONS = ("Z",) + tuple(".%03dZ" % millis for millis in range(1, 1000))
-
-
-def _iso(ms):
-    seconds, millis = divmod(int(ms), 1000)
-    text = _SECONDS.get(seconds)
-    if text is None:
-        if len(_SECONDS) > 64:
-            _SECONDS.clear()
-        text = _SECONDS[seconds] = _second(seconds)
-    return text + _FRACTIONS[millis]
 
 
 def _second(seconds):
