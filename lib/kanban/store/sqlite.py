@@ -798,7 +798,8 @@ class SqliteStore(Store):
             self.conn.set_busy_timeout(self.busy_ms)
             # a cursor kept for the statements that run to their end inside execute() (an
             # INSERT, BEGIN, COMMIT): apsw's Connection.execute makes (and frees) a cursor
-            # for every statement
+            # for every statement.  Always a cursor of self.conn: a group commit that runs
+            # this store's writes on its own connection lends its cursor with it (_lend)
             self._cursor = self.conn.cursor()
             # no checkpoint when this process closes the board: a CLI call would pay for
             # a WAL checkpoint (two fsyncs) every time; SQLite checkpoints every 1000 pages
@@ -919,14 +920,8 @@ class SqliteStore(Store):
 
     def insert(self, sql, params=()):
         """A plain INSERT (no RETURNING: see `insert_event`); the new row's id."""
-        self._cursor_of_conn().execute(sql, params)
+        self._cursor.execute(sql, params)
         return self.conn.last_insert_rowid()
-
-    def _cursor_of_conn(self):
-        """The kept cursor (a statement that runs to its end inside execute() leaves it
-        free), or one of the connection a group commit runs this store's writes on."""
-        cursor = self._cursor
-        return cursor if cursor.connection is self.conn else self.conn.cursor()
 
     def last_event_id(self):
         """The connection's last inserted rowid, with no statement: the events' inserts
@@ -996,7 +991,7 @@ class SqliteStore(Store):
         yet) goes through those methods, as before."""
         deadline = time.monotonic() + self.busy_ms / 1000
         delay = 0.002
-        cursor = self._cursor_of_conn()
+        cursor = self._cursor
         lock = self.lock
         while True:
             words = lock.words
@@ -1074,10 +1069,17 @@ class SqliteStore(Store):
         except BaseException as exc:  # noqa: BLE001 - handed to every caller of the batch
             _fail(batch, exc)
 
+    def _lend(self, owner):
+        """Run `owner`'s statements on this connection (and its kept cursor, which a
+        statement that runs to its end inside execute() leaves free); what to give back."""
+        own = owner.conn, owner._cursor
+        owner.conn, owner._cursor = self.conn, self._cursor
+        return own
+
     def _run_request(self, request):
         """One caller's fn inside the batch's transaction, on this connection."""
         owner = request.store
-        own_conn, owner.conn = owner.conn, self.conn  # the caller waits meanwhile
+        own = self._lend(owner)  # the caller waits meanwhile
         request.result = request.error = None
         self.conn.execute("SAVEPOINT kanban_request")
         try:
@@ -1088,7 +1090,7 @@ class SqliteStore(Store):
             self.conn.execute("ROLLBACK TO kanban_request")
             request.error = db_error(exc, owner.path) if isinstance(exc, apsw.Error) else exc
         finally:
-            owner.conn = own_conn
+            owner.conn, owner._cursor = own
             self.conn.execute("RELEASE kanban_request")
 
     def _run_together(self, group):
@@ -1098,7 +1100,7 @@ class SqliteStore(Store):
         requests run one by one, so each caller gets its own answer or its own error."""
         first = group[0]
         owner = first.store
-        own_conn, owner.conn = owner.conn, self.conn
+        own = self._lend(owner)
         self.conn.execute("SAVEPOINT kanban_together")
         try:
             results = first.batch[2]([request.batch[1] for request in group])
@@ -1108,7 +1110,7 @@ class SqliteStore(Store):
             results = None
             self.conn.execute("ROLLBACK TO kanban_together")
         finally:
-            owner.conn = own_conn
+            owner.conn, owner._cursor = own
             self.conn.execute("RELEASE kanban_together")
         if results is None:
             for request in group:
