@@ -15,6 +15,7 @@ import threading
 import time
 
 import pytest
+from conftest import ROOT
 
 from kanban import Board, KanbanError
 from kanban.store.sqlite import _SERVED, SqliteStore, WriterLock, synced_total
@@ -224,3 +225,96 @@ def test_a_board_not_in_wal_mode_counts_no_commit(kb, tmp_path, calls):
         assert board.db.own_sync is False
         assert synced_total() == syncs
         assert calls.count("acquire") == 4 and "committing" not in calls
+
+
+WAIT_FOR_LOCK = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from kanban.store.sqlite import WriterLock
+lock = WriterLock(sys.argv[2])
+for _ in range(2):  # a writer that writes again: its words mapped, it says which tickets are served
+    lock.acquire(time.monotonic() + 30)
+    lock.committing()
+    lock.release()
+print("mapped", flush=True)
+sys.stdin.readline()
+lock.acquire(time.monotonic() + 30)
+print("got", flush=True)
+lock.release()
+"""
+
+
+@pytest.fixture
+def ways_made(monkeypatch):
+    """How many times a release made way for a waiting writer (_make_way)."""
+    from kanban.store import sqlite
+
+    made = []
+    monkeypatch.setattr(sqlite, "_make_way", lambda: made.append(1))
+    return made
+
+
+def _start_waiter(lock_path):
+    """A writer process with its words mapped (as a process that writes again has), told
+    to ask for the lock by _queue."""
+    board_path = lock_path[:-len(".lock")]  # WriterLock takes the board's path
+    waiter = subprocess.Popen([sys.executable, "-c", WAIT_FOR_LOCK, str(ROOT / "lib"), board_path],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert waiter.stdout.readline().strip() == "mapped"
+    return waiter
+
+
+def _queue(waiter, words):
+    """Tell the waiter to ask for the lock, which we hold: back once its ticket is
+    issued (it waits in the queue)."""
+    issued = words[0]
+    waiter.stdin.write("go\n")
+    waiter.stdin.flush()
+    deadline = time.monotonic() + 30
+    while words[0] == issued:
+        assert waiter.poll() is None and time.monotonic() < deadline, "the waiter never queued"
+        time.sleep(0.005)
+
+
+def test_a_write_alone_makes_way_for_a_writer_that_queued_meanwhile(board, calls, ways_made):
+    """The inline case (nobody queued when the write began): a writer that queues while
+    it holds the lock is let run first as it lets go; with nobody waiting, no yield."""
+    for n in range(2):
+        board.create(f"warm {n}")
+    board.create("nobody waits")
+    assert ways_made == []
+    words = board.db.lock.words
+    waiter = _start_waiter(board.db.lock.path)
+
+    def write():
+        board.db.execute("INSERT INTO meta(key, value) VALUES ('test.waited', '1')")
+        _queue(waiter, words)
+    calls.clear()
+    board.db.write(write)
+    assert calls == [] and ways_made == [1]  # the inline way, and it made way once
+    assert waiter.stdout.readline().strip() == "got"
+    assert waiter.wait(30) == 0
+    assert words[_SERVED] == words[0]  # the waiter said its ticket is served
+    board.create("nobody waits again")
+    assert calls == [] and ways_made == [1]
+
+
+def test_release_makes_way_only_for_a_waiting_writer(tmp_path, ways_made):
+    """WriterLock.release (the queue's way, a trace's): one yield when a ticket is
+    issued and not served, none otherwise."""
+    lock = WriterLock(str(tmp_path / "board.db"))
+    for _ in range(2):  # the second write maps the words
+        lock.acquire(time.monotonic() + 5)
+        lock.committing()
+        lock.release()
+    assert lock.words is not None and ways_made == []
+    waiter = _start_waiter(lock.path)
+    lock.acquire(time.monotonic() + 5)
+    _queue(waiter, lock.words)
+    lock.release()
+    assert ways_made == [1]
+    assert waiter.stdout.readline().strip() == "got" and waiter.wait(30) == 0
+    lock.acquire(time.monotonic() + 5)
+    lock.release()
+    lock.close()
+    assert ways_made == [1]
