@@ -477,14 +477,18 @@ def section_size(cfg, work):
 
 # -- 3. contention ---------------------------------------------------------------------
 
-def _lock_note(lock):
-    """The write lock's use in an api run, the figures the machine's load does not set."""
+def _lock_note(lock, claims_per_s=None):
+    """The write lock's use in an api run, the figures the machine's load does not set,
+    and the throughput the lock itself would allow: the run's, had the lock been held
+    all the time with the same holds (no writer ever waiting on a free lock)."""
     if not lock:
         return ""
     handoff = lock["handoff_ms"]
+    bound = (f"; held all the time, the lock would allow ~{claims_per_s / lock['held_frac']:.0f} claims/s"
+             if claims_per_s and lock["held_frac"] else "")
     return (f"; write lock held {lock['held_frac']:.0%} of the run, free while a writer waited "
             f"{lock['idle_while_waited_frac']:.0%}, handoff p50 {handoff['p50'] or 0:.2f} ms, "
-            f"p99 {handoff['p99'] or 0:.1f} ms")
+            f"p99 {handoff['p99'] or 0:.1f} ms{bound}")
 
 
 def section_contention(cfg, work):
@@ -992,7 +996,7 @@ def targets(report):
             f"{a['claims_per_s']:.1f} claims/s vs {a['cpu_bound_claims_per_s'] or 0:.1f}",
             a["vs_cpu_bound"], ">= 0.9x", (a["vs_cpu_bound"] or 0) >= 0.9,
             f"other load on the machine meanwhile: {a.get('other_load_cores', '?')} cores; on the cores it left: "
-            f"{fmt_ratio(a.get('vs_free_cores_cpu_bound'))}" + _lock_note(a.get("lock")))
+            f"{fmt_ratio(a.get('vs_free_cores_cpu_bound'))}" + _lock_note(a.get("lock"), a["claims_per_s"]))
     elif con:
         skipped(3, "contention", con["error"])
     eng = s.get("engine")
