@@ -56,6 +56,22 @@ def drop_pg_schemas(*schemas):
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
+def schema_board(path, version):
+    """A board file as kanban `version` made it (its first `version` migrations, WAL), empty:
+    the open apsw connection to it.  Opening it with Board migrates it to the current schema."""
+    import apsw
+
+    from kanban.store.sqlite import MIGRATIONS, run_migration
+
+    conn = apsw.Connection(str(path))
+    conn.execute("PRAGMA journal_mode=WAL")
+    with conn:
+        for step in MIGRATIONS[:version]:
+            run_migration(conn, step)
+        conn.execute(f"PRAGMA user_version={version}")
+    return conn
+
+
 def at(seconds):
     return {"KANBAN_NOW": T0 + seconds}
 

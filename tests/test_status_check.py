@@ -7,6 +7,7 @@ it must accept and refuse exactly what the old CHECK did, on new and migrated bo
 """
 import apsw
 import pytest
+from conftest import schema_board
 
 from kanban import Board
 from kanban.store.sqlite import _STATUS_IN, _STATUS_OR, MIGRATIONS, run_migration
@@ -16,12 +17,7 @@ STATUSES = ("todo", "in_progress", "in_review", "blocked", "done", "failed", "ca
 
 def board_at_schema(path, version):
     """A board file as kanban `version` made it, with a task in it."""
-    conn = apsw.Connection(str(path))
-    conn.execute("PRAGMA journal_mode=WAL")
-    with conn:
-        for step in MIGRATIONS[:version]:
-            run_migration(conn, step)
-        conn.execute(f"PRAGMA user_version={version}")
+    conn = schema_board(path, version)
     conn.execute("INSERT INTO tasks(title, created_at, updated_at) VALUES ('old task', 1, 1)")
     conn.execute("INSERT INTO events(task_id, kind, actor, at, data) VALUES (1, 'created', 'old', 1, '{}')")
     conn.close()
