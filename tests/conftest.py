@@ -72,6 +72,18 @@ def schema_board(path, version):
     return conn
 
 
+def explain_programs(conn, sql):
+    """The opcodes of each program EXPLAIN lists for `sql`: the statement's own first,
+    then each trigger program it codes, each numbered from 0 again."""
+    programs, last = [[]], -1
+    for row in conn.execute("EXPLAIN " + sql):
+        if row[0] < last:
+            programs.append([])
+        programs[-1].append(row[1])
+        last = row[0]
+    return programs
+
+
 def at(seconds):
     return {"KANBAN_NOW": T0 + seconds}
 

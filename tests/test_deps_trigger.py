@@ -10,7 +10,7 @@ same writes, through every path that changes a status, on new and migrated board
 """
 import apsw
 import pytest
-from conftest import run, schema_board
+from conftest import explain_programs, run, schema_board
 
 from kanban import Board
 from kanban.store import SCHEMA_VERSION
@@ -24,17 +24,6 @@ COUNTED = ("SELECT t.id, (SELECT count(*) FROM deps d JOIN tasks dep ON dep.id =
 def schema_objects(conn):
     return {name: (kind, table) for kind, name, table in conn.execute(
         "SELECT type, name, tbl_name FROM sqlite_schema WHERE name LIKE '%done%'")}
-
-
-def trigger_program_ops(conn, sql):
-    """The opcodes of the first trigger program EXPLAIN lists after the statement's own."""
-    programs, last = [[]], -1
-    for row in conn.execute("EXPLAIN " + sql):
-        if row[0] < last:
-            programs.append([])
-        programs[-1].append(row[1])
-        last = row[0]
-    return programs[1]
 
 
 def counts(conn):
@@ -68,7 +57,7 @@ def test_the_trigger_writes_the_view_and_the_view_updates_the_dependents(tmp_pat
         assert conn.execute("PRAGMA recursive_triggers").fetchall() == [(0,)]
         # the program a status write runs for the trigger holds the INSERT into the view,
         # not the UPDATE of tasks (which opens tasks and its indexes to write)
-        ops = trigger_program_ops(conn, "UPDATE tasks SET status = 'done' WHERE id = 1")
+        ops = explain_programs(conn, "UPDATE tasks SET status = 'done' WHERE id = 1")[1]  # the trigger's
         assert "Program" in ops and "OpenWrite" not in ops, ops
         assert conn.execute("SELECT count(*) FROM deps_done_changes").fetchall() == [(0,)]
         assert board.db.integrity() == ["ok"]

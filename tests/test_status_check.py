@@ -7,7 +7,7 @@ it must accept and refuse exactly what the old CHECK did, on new and migrated bo
 """
 import apsw
 import pytest
-from conftest import schema_board
+from conftest import explain_programs, schema_board
 
 from kanban import Board
 from kanban.store.sqlite import _STATUS_IN, _STATUS_OR, MIGRATIONS, run_migration
@@ -21,18 +21,6 @@ def board_at_schema(path, version):
     conn.execute("INSERT INTO tasks(title, created_at, updated_at) VALUES ('old task', 1, 1)")
     conn.execute("INSERT INTO events(task_id, kind, actor, at, data) VALUES (1, 'created', 'old', 1, '{}')")
     conn.close()
-
-
-def main_program_ops(conn, sql):
-    """The opcodes of a statement's own program (its triggers' programs, which EXPLAIN
-    lists after it, each numbered from 0 again, left out)."""
-    ops, last = [], -1
-    for row in conn.execute("EXPLAIN " + sql):
-        if row[0] < last:
-            break
-        ops.append(row[1])
-        last = row[0]
-    return ops
 
 
 @pytest.mark.parametrize("fresh", [True, False], ids=["new board", "migrated from schema 8"])
@@ -58,7 +46,7 @@ def test_status_check_is_comparisons_and_the_same_rule(tmp_path, fresh):
             with pytest.raises((apsw.ConstraintError,)):
                 conn.execute("UPDATE tasks SET status = ? WHERE id = ?", (bad, task_id))
         # a write of status builds no temporary b-tree for the check
-        ops = main_program_ops(conn, "UPDATE tasks SET status = 'done' WHERE id = 1")
+        ops = explain_programs(conn, "UPDATE tasks SET status = 'done' WHERE id = 1")[0]  # its own, not its triggers'
         assert "OpenEphemeral" not in ops, ops
 
 
