@@ -391,9 +391,7 @@ class Board:
         return self._hooks
 
     def _run_hooks(self, fired):
-        directory = self._hooks  # once worked out, read without _hooks_folder's call: every write asks
-        if directory is None:
-            directory = self._hooks_folder()
+        directory = self._hooks_folder()
         if not directory or not os.access(directory, os.F_OK):
             return  # no hooks folder: one look for the whole transaction (os.access raises nothing)
         events = [self._fired_event(*event) for event in fired]
@@ -1269,9 +1267,7 @@ class Board:
         """Run pre-complete hooks: check the token, run the hook without holding the
         write lock, and let the write transaction check the token again.  False when
         there is no hooks folder."""
-        folder = self._hooks  # once worked out, read without _hooks_folder's call: every completion asks
-        if folder is None:
-            folder = self._hooks_folder()
+        folder = self._hooks_folder()
         if not folder or not os.access(folder, os.F_OK):
             return False
         if not hooks.find(folder, "pre-complete"):
@@ -2349,8 +2345,6 @@ class Board:
 
     @staticmethod
     def _agent(agent):
-        if agent.__class__ is str and agent in _NAMES:
-            return agent  # _name's quick answer, without its call: every command names its agent
         if not agent:
             raise usage("no agent: pass --agent or set KANBAN_AGENT")
         return _name(agent, "agent")
