@@ -3,7 +3,7 @@
     python peers.py ENGINE DIR CYCLES [K]
 
 ENGINE is one of kanban, kanban-batch, kanban-threads, kanban-sql, floor, litequeue, persist-queue,
-huey.  DIR is a
+huey, flush.  DIR is a
 fresh folder on the disk under test; for kanban, kanban-batch and floor it already
 holds board.db with CYCLES ready tasks (bench/run.py makes it with kanban, so this
 process never opens that file with a second SQLite library).  Prints one JSON object:
@@ -31,6 +31,12 @@ and one per completion, as kanban does:
 - persist-queue  SQLiteAckQueue.get (marked unack) + ack.
 - huey           SqliteStorage(fsync=True).dequeue (the row is deleted: no lease) +
                  put_data of the result, what a huey worker does per task.
+- flush          not an engine: the disk's part of any cycle.  Two commits' worth of WAL
+                 writes a cycle (6 frames each, what kanban's claim and its complete each
+                 write) to a WAL-sized file written once before the clock starts, each
+                 followed by an fdatasync, with nothing else.  No engine that makes two
+                 commits durable a cycle can beat it on this disk; an engine's time a
+                 cycle above it is its own work (bench/run.py prints it per engine).
 The peers' queues are filled before the clock starts.
 """
 import json
@@ -229,6 +235,32 @@ def huey_engine(folder, cycles, _k):
     return loop, storage.conn, cycles
 
 
+FLUSH_FRAMES = 6  # WAL frames a commit: kanban's claim and its complete each write 6
+WAL_FRAME = 24 + 4096  # a frame's header and its 4 KiB page
+WAL_SIZE = 1000 * WAL_FRAME  # SQLite checkpoints (and starts the WAL over) at 1000 pages
+
+
+def flush_engine(folder, cycles, _k):
+    """The flushes of a cycle and nothing else (see the module's doc)."""
+    path = os.path.join(folder, "flush-wal")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    frame = os.urandom(WAL_FRAME)
+    os.pwrite(fd, bytes(WAL_SIZE), 0)  # written once, as a WAL is before SQLite reuses it
+    os.fsync(fd)
+
+    def loop():
+        offset = 0
+        for _ in range(2 * cycles):
+            for _ in range(FLUSH_FRAMES):
+                if offset + WAL_FRAME > WAL_SIZE:
+                    offset = 0
+                os.pwrite(fd, frame, offset)
+                offset += WAL_FRAME
+            os.fdatasync(fd)
+        return {"synchronous": f"2.00 fdatasync/cycle of {FLUSH_FRAMES} frames each"}
+    return loop, None, cycles
+
+
 ENGINES = {
     "kanban": kanban_engine,
     "kanban-batch": kanban_batch_engine,
@@ -238,10 +270,13 @@ ENGINES = {
     "litequeue": litequeue_engine,
     "persist-queue": persist_queue_engine,
     "huey": huey_engine,
+    "flush": flush_engine,
 }
 
 
 def pragma(conn, name):
+    if conn is None:  # the flush loop: no database
+        return None
     for row in conn.execute(f"PRAGMA {name}"):
         return row[0]
     return None
@@ -251,7 +286,7 @@ def _size(folder):
     """The engine's WAL file size at the end (how far it grew), in bytes."""
     for root, _dirs, files in os.walk(folder):
         for name in files:
-            if name.endswith("-wal"):
+            if name.endswith("-wal"):  # (the flush loop's file too: flush-wal)
                 return os.path.getsize(os.path.join(root, name))
     return None
 
@@ -260,7 +295,7 @@ def main(argv):
     engine, folder, cycles = argv[1], argv[2], int(argv[3])
     k = int(argv[4]) if len(argv) > 4 else 1
     loop, conn, count = ENGINES[engine](folder, cycles, k)
-    settings = {"journal_mode": str(pragma(conn, "journal_mode")).lower(),
+    settings = {"journal_mode": str(pragma(conn, "journal_mode")).lower() if conn is not None else "-",
                 "synchronous": pragma(conn, "synchronous")}
     before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()

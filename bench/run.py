@@ -532,7 +532,7 @@ ENGINE_MODULES = {"litequeue": "litequeue", "persist-queue": "persistqueue", "hu
 def section_engine(cfg, work):
     cycles, rounds = cfg["engine_cycles"], cfg["engine_rounds"]
     runs = [("kanban", None), ("kanban-sql", None), ("floor", None), ("litequeue", None), ("persist-queue", None),
-            ("huey", None),
+            ("huey", None), ("flush", None),
             ("kanban-batch", 1), ("kanban-batch", 8), ("kanban-batch", 32), ("kanban-threads", cfg["engine_threads"])]
     skipped = {}
     for engine, module in ENGINE_MODULES.items():
@@ -583,6 +583,12 @@ def section_engine(cfg, work):
         name = f"kanban-batch-{k}"
         if name in engines:
             ratios[f"batch_{k}_vs_floor"] = ratio(engines[name]["per_s"], engines["floor"]["per_s"])
+    if "flush" in engines:  # the disk's part of a cycle: what each engine spends above it is its own
+        flush_us = 1e6 / engines["flush"]["per_s"]
+        for name, found in engines.items():
+            if name != "flush" and not name.startswith(("kanban-batch", "kanban-threads")):
+                found["outside_flush_us"] = round(1e6 / found["per_s"] - flush_us, 1)
+        ratios["floor_vs_flush"] = ratio(engines["floor"]["per_s"], engines["flush"]["per_s"])
     return {"cycles": cycles, "rounds": rounds, "engines": engines, "skipped": skipped, "ratios": ratios,
             "unit": "claim+complete cycles/s (tasks/s for kanban-batch-K); median of the rounds"}
 
@@ -933,6 +939,20 @@ def _threads_bound(threads, floor, cores):
     return text + "; the GIL allows one core of Python, the rest is SQLite and the kernel"
 
 
+def _flush_bound(engines):
+    """What the disk allows, from the flush loop (bench/peers.py flush): two WAL flushes a
+    cycle and nothing else, and what each engine spends a cycle above them."""
+    if "flush" not in engines:
+        return None
+    flush = engines["flush"]
+    outside = ", ".join(f"{name} {found['outside_flush_us']:.0f} us" for name, found in engines.items()
+                        if "outside_flush_us" in found)
+    goal = 1e6 / (0.9 * engines["floor"]["per_s"]) - 1e6 / flush["per_s"]
+    return (f"the disk: two WAL flushes a cycle alone run {flush['per_s']:.0f} cycles/s "
+            f"({1e6 / flush['per_s']:.0f} us a cycle), the floor at {engines['floor']['per_s'] / flush['per_s']:.2f}x "
+            f"of that.  Time a cycle above the flushes: {outside}; 0.9x the floor allows kanban {goal:.0f} us")
+
+
 def targets(report):
     s = report["sections"]
     rows = []
@@ -1004,7 +1024,7 @@ def targets(report):
         e = eng["engines"]
         add(4, "in-process claim+complete vs the floor (each commit on disk before its answer)",
             f"{e['kanban']['per_s']:.0f} vs {e['floor']['per_s']:.0f} cycles/s", eng["ratios"]["vs_floor"],
-            ">= 0.9x", eng["ratios"]["vs_floor"] >= 0.9)
+            ">= 0.9x", eng["ratios"]["vs_floor"] >= 0.9, _flush_bound(e))
         add(4, "CPU per in-process cycle vs the floor's",
             f"{e['kanban']['cpu_per_cycle_us']:.0f} us vs {e['floor']['cpu_per_cycle_us']:.0f} us",
             eng["ratios"]["cpu_vs_floor"], "<= 2x", eng["ratios"]["cpu_vs_floor"] <= 2)
@@ -1138,19 +1158,24 @@ def markdown(report):
     if "engine" in s and "engines" in s["engine"]:
         e = s["engine"]
         out += ["", f"## 4. Engine ({e['cycles']} cycles, median of {e['rounds']} rounds)", "",
-                "| engine | per s | vs kanban | CPU per cycle (user + sys) | WAL at end | journal | synchronous |",
-                "|---|---|---|---|---|---|---|"]
+                "| engine | per s | vs kanban | above the flushes | CPU per cycle (user + sys) | WAL at end | journal |"
+                " synchronous |",
+                "|---|---|---|---|---|---|---|---|"]
         base = e["engines"]["kanban"]["per_s"]
         for name, r in e["engines"].items():
             wal = f"{r['wal_bytes'] / 1e6:.1f} MB" if r.get("wal_bytes") is not None else "-"
-            out.append(f"| {name} | {r['per_s']:.0f} | {r['per_s'] / base:.2f}x | {r['cpu_per_cycle_us']:.0f} us "
-                       f"({r['user_per_cycle_us']:.0f} + {r['sys_per_cycle_us']:.0f}) | {wal} | "
+            above = f"{r['outside_flush_us']:.0f} us" if "outside_flush_us" in r else "-"
+            out.append(f"| {name} | {r['per_s']:.0f} | {r['per_s'] / base:.2f}x | {above} | "
+                       f"{r['cpu_per_cycle_us']:.0f} us ({r['user_per_cycle_us']:.0f} + "
+                       f"{r['sys_per_cycle_us']:.0f}) | {wal} | "
                        f"{r['journal_mode']} | {r['synchronous']} |")
         for name, why in e["skipped"].items():
-            out.append(f"| {name} | skipped: {why} | | | | | |")
+            out.append(f"| {name} | skipped: {why} | | | | | | |")
         out += ["", "(synchronous 2 = FULL: SQLite fsyncs the WAL inside each COMMIT.  kanban commits at"
                 " 1 = NORMAL and fdatasyncs the WAL itself after the write lock, before the caller's answer:"
-                " the column says how many times a cycle it did.)"]
+                " the column says how many times a cycle it did.  flush is no engine: two commits' WAL writes"
+                " and fdatasyncs a cycle and nothing else, the disk's part of every cycle; \"above the flushes\""
+                " is an engine's time a cycle beyond it, its own work.)"]
     if "backlog" in s and "stats" in s["backlog"]:
         b = s["backlog"]
         out += ["", f"## 5. backlog.md vs kanban (p50 of {b['rounds']} runs)", "",

@@ -5,6 +5,7 @@ that the reports carry their keys, and that nobody got a task twice.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -89,8 +90,12 @@ def test_suite_quick_run_reports_ratios_and_no_double_claims(tmp_path):
     assert contention["floor_cli"]["double_claims"] == 0
     assert {"claim_vs_floor", "claim_vs_python"} <= set(sections["cli"]["ratios"])
     assert {"api_p50", "cli_p50"} <= set(sections["size"]["ratios"])
-    assert {"vs_floor", "vs_litequeue", "vs_persist-queue", "vs_huey", "vs_own_sql", "own_sql_vs_floor"} <= set(
-        sections["engine"]["ratios"])
+    assert {"vs_floor", "vs_litequeue", "vs_persist-queue", "vs_huey", "vs_own_sql", "own_sql_vs_floor",
+            "floor_vs_flush"} <= set(sections["engine"]["ratios"])
+    engines = sections["engine"]["engines"]
+    flush_us = 1e6 / engines["flush"]["per_s"]
+    for name in ("kanban", "kanban-sql", "floor"):  # each engine's time a cycle above the disk's part
+        assert engines[name]["outside_flush_us"] == pytest.approx(1e6 / engines[name]["per_s"] - flush_us, abs=0.1)
     assert sections["importtime"]["forbidden_imported"] == []
     for row in report["targets"]:
         assert {"target", "name", "ratio", "goal", "met", "measured"} <= set(row)
@@ -132,6 +137,27 @@ def test_kanban_sql_engine_is_kanbans_own_cycle_without_its_python(tmp_path):
     claimed = [(task, token) for task, kind, token in bare_events if kind == "claimed"]
     completed = [(task, token) for task, kind, token in bare_events if kind == "completed"]
     assert len(claimed) == cycles and sorted(claimed) == sorted(completed)
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (Debian package strace)")
+def test_flush_loop_is_two_wal_flushes_a_cycle_and_nothing_else(tmp_path):
+    """The engine section's disk reference (peers.py flush): per cycle two rounds of six
+    WAL frames written in place in a WAL-sized file, each followed by one fdatasync of
+    that file; no database."""
+    cycles = 40
+    log = tmp_path / "strace.txt"
+    proc = subprocess.run(["strace", "-f", "-e", "trace=pwrite64,fdatasync,fsync", "-o", str(log), sys.executable,
+                           "-E", str(ROOT / "bench" / "peers.py"), "flush", str(tmp_path), str(cycles)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    answer = json.loads(proc.stdout)
+    assert answer["engine"] == "flush" and answer["cycles"] == cycles and answer["journal_mode"] == "-"
+    assert answer["synchronous"] == "2.00 fdatasync/cycle of 6 frames each"
+    assert answer["wal_bytes"] == 1000 * (24 + 4096) == (tmp_path / "flush-wal").stat().st_size
+    assert not list(tmp_path.glob("*.db"))
+    calls = [line.split("(")[0].split()[-1] for line in log.read_text().splitlines() if "(" in line]
+    calls = calls[calls.index("fsync") + 1:]  # after the file is written once
+    assert calls == (["pwrite64"] * 6 + ["fdatasync"]) * 2 * cycles
 
 
 @pytest.mark.skipif(not os.environ.get("KANBAN_TEST_PG"), reason="KANBAN_TEST_PG is not set: the fleet section's "
