@@ -22,6 +22,17 @@ CASES = [
     (["list", "--ready=yes"], "kanban list: option --ready takes no value", "write --ready alone"),
     (["claim", "-x"], "kanban claim: unknown option -x", None),
     (["work", "--agent", "w1"], "kanban work: missing the command to run: -- CMD...", None),
+    (["reject", "TASK-1", "nope"], "kanban reject: unexpected argument 'nope'", None),
+    (["lease", "renew"], "kanban lease: missing ID and --token", None),
+    (["mcp", "token"], "kanban mcp: missing subcommand: one of add, list, revoke", None),
+    (["mcp", "token", "revok", "3"], "kanban mcp: unknown subcommand 'revok' (one of add, list, revoke)",
+     "did you mean 'revoke'?"),
+    (["set", "TASK-1", "--review", "--no-review"],
+     "kanban set: options --no-review and --review cannot be used together", None),
+    (["claim", "--for-review", "--project", "p"],
+     "kanban claim: options --for-review and --project cannot be used together", None),
+    (["create", "x", "--priority", "1", "--priority=2"], "kanban create: option --priority given more than once",
+     None),
 ]
 
 

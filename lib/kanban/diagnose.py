@@ -4,8 +4,9 @@ docopt only knows that an argv does not match the usage.  When it refuses one,
 this module looks at the real arguments (never the argument cache's placeholders)
 and names the first mistake: an unknown option (with the nearest one as a hint),
 an option without its value, a missing subcommand, argument or required option,
-an unknown subcommand, an argument too many (with a hint to quote a title that
-has spaces).  Each guess is checked by asking docopt whether the corrected line
+an unknown subcommand (also after `mcp token`), an argument too many (with a hint
+to quote a title that has spaces), an option given twice, options that cannot be
+used together.  Each guess is checked by asking docopt whether the corrected line
 parses, so the sentence is right or it is not said.  Only failing commands come here.
 """
 import difflib
@@ -98,27 +99,36 @@ def _option_mistake(help_text, argv, options):
     return None
 
 
-def _subcommands(help_text, verb, words):
-    """The command words that come right after `kanban VERB` in the usage lines."""
+def _subcommands(help_text, verb, words, lead=()):
+    """The command words that come right after `kanban VERB LEAD...` in the usage lines."""
     from .cli import usage_section
 
     first = set()
+    at = 2 + len(lead)
     for line in usage_section(help_text).splitlines():
         parts = line.split()
-        if len(parts) > 2 and parts[0] == "kanban" and parts[1] == verb:
-            for word in re.split(r"[\[\]()|]+", parts[2]):
+        if len(parts) > at and parts[0] == "kanban" and parts[1] == verb and tuple(parts[2:at]) == tuple(lead):
+            for word in re.split(r"[\[\]()|]+", parts[at]):
                 if word in words:
                     first.add(word)
     return first
 
 
 def _missing(help_text, argv, options, given, words):
-    first = _subcommands(help_text, argv[0], words)
-    if first and len(argv) == 1:
+    # the command words given so far (`mcp token`), then the ones that may follow them
+    lead = 0
+    while lead + 1 < len(argv) and argv[lead + 1] in words:
+        lead += 1
+    first = _subcommands(help_text, argv[0], words, tuple(argv[1:lead + 1]))
+    if not first and lead:  # the last command word given may itself be a mistake of some other kind
+        lead = 0
+        first = _subcommands(help_text, argv[0], words)
+    at = lead + 1
+    if first and len(argv) == at:
         return f"missing subcommand: one of {', '.join(sorted(first))}", None
-    if first and argv[1] not in words and not argv[1].startswith("-"):
-        near = nearest(argv[1], first)
-        return (f"unknown subcommand '{argv[1]}' (one of {', '.join(sorted(first))})",
+    if first and argv[at] not in words and not argv[at].startswith("-"):
+        near = nearest(argv[at], first)
+        return (f"unknown subcommand '{argv[at]}' (one of {', '.join(sorted(first))})",
                 f"did you mean '{near}'?" if near else None)
     for count in (1, 2):
         found = _parses(help_text, argv + [_PROBE] * count)
@@ -135,15 +145,28 @@ def _missing(help_text, argv, options, given, words):
             continue
         if _parses(help_text, argv + [f"{name}={_PROBE}" if takes_value else name]) is not None:
             return f"missing {name}", None
+    for count in (1, 2):  # arguments and a required option both missing: `lease renew`
+        for name, takes_value in sorted(options.items()):
+            if name in given or name == "--help":
+                continue
+            found = _parses(help_text, argv + [_PROBE] * count + [f"{name}={_PROBE}" if takes_value else name])
+            if found is not None:
+                names = [k for k, v in found.items() if k != name and (v == _PROBE or (isinstance(v, list)
+                                                                                       and _PROBE in v))]
+                return f"missing {' and '.join(names + [name])}", None
     return None
 
 
-def _unexpected(help_text, argv, positional):
-    # the fewest trailing arguments whose removal makes the line parse
+def _unexpected(help_text, argv, positional, options=(), given=()):
+    # the fewest trailing arguments whose removal makes the line parse, with a required
+    # option that is missing too (`complete TASK-1 extra` without --token)
+    probes = [[]] + [[f"{name}={_PROBE}" if options[name] else name] for name in sorted(options)
+                     if name not in given and name != "--help"]
     for cut in range(len(positional) - 1, -1, -1):
         gone = {i for i, _ in positional[cut:]}
         kept = [t for i, t in enumerate(argv) if i not in gone]
-        parsed = _parses(help_text, kept)
+        parsed = next((found for found in (_parses(help_text, kept + probe) for probe in probes)
+                       if found is not None), None)
         if parsed is not None:
             break
     else:
@@ -164,6 +187,47 @@ def _unexpected(help_text, argv, positional):
     return text, hint
 
 
+def _option_spans(argv, options):
+    """(option name, the indexes of its token and value) for each option given in argv[1:]."""
+    spans, index = [], 1
+    while index < len(argv):
+        token = argv[index]
+        if token == "--":
+            break
+        if token.startswith("--") and not _number(token):
+            name, eq, _ = token.partition("=")
+            name = _expand(name, options) or name
+            span = [index]
+            if options.get(name) and not eq and index + 1 < len(argv):
+                span.append(index + 1)
+            spans.append((name, span))
+            index += len(span)
+            continue
+        index += 1
+    return spans
+
+
+def _together(help_text, argv, options):
+    """An option given twice, or options the usage does not allow together."""
+    spans = _option_spans(argv, options)
+
+    def without(indexes):
+        return [t for i, t in enumerate(argv) if i not in indexes]
+
+    seen = set()
+    for name, span in spans:
+        if name in seen and _parses(help_text, without(set(span))) is not None:
+            return f"option {name} given more than once", None
+        seen.add(name)
+    alone = sorted({name for name, span in spans if name in options and _parses(
+        help_text, without({i for n, s in spans if n == name for i in s})) is not None})
+    if len(alone) == 2:
+        return f"options {alone[0]} and {alone[1]} cannot be used together", None
+    if len(alone) > 2:
+        return f"options {', '.join(alone[:-1])} and {alone[-1]} cannot all be used together", None
+    return None
+
+
 def usage_error(help_text, argv):
     """The `usage` KanbanError for an argv docopt refused; argv[0] is the verb."""
     from .argv import grammar
@@ -176,6 +240,8 @@ def usage_error(help_text, argv):
     if found is None:
         positional, given = _split(argv, options)
         positional = [(i, t) for i, t in positional if t not in words]
-        found = _missing(help_text, argv, options, given, words) or _unexpected(help_text, argv, positional)
+        found = (_missing(help_text, argv, options, given, words)
+                 or _unexpected(help_text, argv, positional, options, given)
+                 or _together(help_text, argv, options))
     text, hint = found or ("these arguments do not match its usage", None)
     return KanbanError("usage", f"kanban {verb}: {text}", hint=hint, usage=usage_section(help_text))
