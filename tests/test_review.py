@@ -116,9 +116,11 @@ def test_claim_for_review_gives_a_lease_and_approve_needs_its_token(kb, in_revie
     assert review["claimed_by"] == "r1" and isinstance(review["lease_token"], int)
     assert review["lease_until"] is not None
     before = snapshot(kb, 20)
-    assert_error(kb("approve", tid, agent="r1", env=at(20)), "lease_lost")  # no token
+    doc = assert_error(kb("approve", tid, agent="r1", env=at(20)), "lease_lost")  # no token
+    assert "None" not in doc["error"] and "--token" in doc["error"], doc  # a sentence for a person
     assert_error(kb("approve", tid, "--token", review["lease_token"] + 1, agent="r1", env=at(20)), "lease_lost")
-    assert_error(kb("approve", tid, agent="r2", env=at(20)), "lease_lost")  # r1 holds the review
+    doc = assert_error(kb("approve", tid, agent="r2", env=at(20)), "lease_lost")  # r1 holds the review
+    assert "None" not in doc["error"] and "r1" in doc["error"], doc
     assert_error(kb("claim", "--for-review", tid, agent="r2", env=at(20)), "conflict")
     assert kb("claim", "--for-review", agent="r2", env=at(20)).json == {}
     assert snapshot(kb, 20) == before
