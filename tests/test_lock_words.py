@@ -172,6 +172,34 @@ def test_a_queue_whose_tickets_are_all_served_is_seen_empty_in_memory(tmp_path):
 
 
 @needs_maps
+def test_a_writer_from_the_queue_that_never_mapped_says_its_ticket_is_served(tmp_path):
+    """A CLI call writes once and never maps the words; when it waited in the queue, it
+    still says as it lets go that its ticket is served (a pwrite), so the writers after
+    it see an empty queue in memory and take the lock's quick way (no look at the
+    kernel's locks, no yield on release)."""
+    import threading
+
+    path = str(tmp_path / "board.db")
+    first, once = WriterLock(path), WriterLock(path)  # `once`: a fresh handle, like a CLI call's
+    write_twice(first)
+    words = first.words
+    assert first.acquire(time.monotonic() + 10)
+    waiter = threading.Thread(target=lambda: (once.acquire(time.monotonic() + 30), once.release()))
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while words[0] < 1:  # the fresh handle took ticket 0 and waits
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    first.release()
+    waiter.join(30)
+    assert once.words is None  # it wrote once: no map
+    assert words[0] == words[_SERVED] == 1  # ticket 0 served, said with a pwrite
+    assert not first._queued()
+    first.close()
+    once.close()
+
+
+@needs_maps
 @pytest.mark.parametrize("before", [b"", (5).to_bytes(8, "little"), bytes(8) + (7).to_bytes(8, "little")],
                          ids=["empty", "counter only", "a commit counted, none synced"])
 def test_a_writer_lengthens_a_short_lock_file_and_counts_on(tmp_path, before):

@@ -442,8 +442,9 @@ class WriterLock:
     once, does not pay for the map.  Until then, and where there is no map (see
     _map_words), they are read and written with pread and pwrite, as older kanban
     processes do: both go through the same page cache, so each sees what the other
-    wrote.  (An older kanban, or a writer that has not mapped, does not say which
-    tickets are served: then a newcomer asks the kernel, as before.)
+    wrote.  (A writer that has not mapped says which tickets are served with a
+    pwrite; an older kanban does not say it: then a newcomer asks the kernel, as
+    before.)
     """
 
     def __init__(self, path):
@@ -673,9 +674,14 @@ class WriterLock:
             if self.trace:
                 self.trace[-1][2] = time.monotonic()
             fcntl.flock(self.fd, fcntl.LOCK_UN)
-            if self.ticket is not None:
-                if self.words is not None:  # every ticket up to ours is served (_queued)
+            if self.ticket is not None:  # every ticket up to ours is served (_queued)
+                if self.words is not None:
                     self.words[_SERVED] = self.ticket + 1
+                else:  # a handle that has not mapped (a CLI call's one write) says it too
+                    try:
+                        os.pwrite(self.fd, (self.ticket + 1).to_bytes(8, "little"), 8 * _SERVED)
+                    except OSError:
+                        pass  # the mark only spares newcomers a look at the kernel's locks
                 self._leave()
             words = self.words
             if words is not None and words[0] > words[_SERVED]:
@@ -708,7 +714,7 @@ _QUEUE_AT = 1 << 32  # ticket n's byte is at _QUEUE_AT + n; the counter is bytes
 # on disk (bytes 16..23): SqliteStore._durable
 _COMMITTED, _SYNCED = 8, 16
 # the number of tickets served (bytes 24..31): the last holder from the queue, when it
-# let go, says every ticket up to its own is served; only a handle that maps says it
+# let go, says every ticket up to its own is served (through its map, or with a pwrite)
 _SERVED = 3
 _WORDS = 4  # the counter, the two marks, the tickets served: the words a writer maps (_map_words)
 _SYNCS = [0]  # the WAL syncs kanban made in this process (its own, after the lock): synced_total()
