@@ -106,6 +106,30 @@ def test_a_waiter_that_gives_up_leaves_the_queue(tmp_path, way):
     assert order.read_text().split() == ["patient"]
 
 
+@pytest.mark.parametrize("way", WAYS)
+def test_a_waiter_killed_in_the_queue_lets_nobody_pass_an_earlier_one(tmp_path, way):
+    """SIGKILL a waiter in the middle of the queue: the kernel frees its ticket's byte,
+    and the waiter behind it wakes.  That waiter still waits for the ones before the dead
+    one (they hold their bytes): the queue stays first come, first served."""
+    import signal
+
+    board = tmp_path / "board.db"
+    order = tmp_path / "order"
+    holder = _start(HOLDER, board)
+    assert holder.stdout.readline().strip() == "held"
+    waiters = []
+    for n in range(4):
+        waiters.append(_start(WAITER, board, order, 30, f"w{n}", way))
+        _wait_for_tickets(board, n + 1)
+    waiters[2].send_signal(signal.SIGKILL)
+    waiters[2].wait(timeout=30)
+    time.sleep(0.2)  # w3 has woken and looked behind the dead one's ticket
+    holder.communicate("go\n", timeout=30)
+    for n in (0, 1, 3):
+        assert waiters[n].communicate(timeout=60)[0].strip() == "done"
+    assert order.read_text().split() == ["w0", "w1", "w3"]
+
+
 def test_a_free_lock_is_taken_without_a_ticket(tmp_path):
     board = tmp_path / "board.db"
     order = tmp_path / "order"

@@ -429,7 +429,8 @@ class WriterLock:
     first 8 bytes and locks the byte of its ticket; then it waits for the byte of the
     ticket before it, which its predecessor holds until it is done.  So waiters are
     woken one at a time, in the order they came, and a waiter that dies (or gives up
-    at KANBAN_BUSY_TIMEOUT) drops out of the queue by the kernel releasing its locks.
+    at KANBAN_BUSY_TIMEOUT) drops out of the queue by the kernel releasing its locks;
+    the waiter behind it then waits for the one before the dead one (_still_waiting).
     A newcomer goes straight for the flock only when nobody is queued.  Where the
     record locks are missing, waiters simply contend for the flock.
 
@@ -497,10 +498,11 @@ class WriterLock:
             raise KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT")
         try:
             if _QUEUE and self._enqueue(deadline):
-                if self.ticket > 0:  # wait for the writer before us to be done
-                    before = _QUEUE_AT + self.ticket - 1
-                    self._wait(lambda fd, block: _range(fd, before, block), deadline)
-                    _range(self.fd, before, None)
+                before = self.ticket - 1
+                while before >= 0:  # wait for the writer before us to be done
+                    self._wait(lambda fd, block, at=_QUEUE_AT + before: _range(fd, at, block), deadline)
+                    _range(self.fd, _QUEUE_AT + before, None)
+                    before = self._still_waiting(before)
             self._wait(lambda fd, block: fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB)),
                        deadline)
             return True
@@ -520,6 +522,26 @@ class WriterLock:
         else:
             issued = int.from_bytes(os.pread(self.fd, 8, 0) or b"\0", "little")
         return issued > 0 and _held(self.fd, _QUEUE_AT + issued - 1)
+
+    def _still_waiting(self, gone):
+        """Ticket `gone`'s byte is free: its writer is done, or it died (or gave up)
+        while it waited.  The nearest ticket before it whose writer still waits or holds
+        the lock (and so its byte), or -1 when every one before us is done: we are next.
+
+        A writer done says so (the tickets served, before it frees its byte), so the
+        usual answer takes no system call.  Otherwise the bytes just before are looked at
+        (the kernel's F_OFD_GETLK), nearest first, at most _LOOK_BACK of them: a waiter
+        killed in the middle of the queue must not let the one behind it pass those
+        before it."""
+        words = self.words
+        if words is not None:
+            served = words[_SERVED]
+        else:
+            served = int.from_bytes(os.pread(self.fd, 8, 8 * _SERVED) or b"\0", "little")
+        for ticket in range(gone - 1, max(served, gone - 1 - _LOOK_BACK) - 1, -1):
+            if _held(self.fd, _QUEUE_AT + ticket):
+                return ticket
+        return -1
 
     def _enqueue(self, deadline):
         """Take a ticket and lock its byte; False when the queue cannot be used."""
@@ -716,6 +738,10 @@ _COMMITTED, _SYNCED = 8, 16
 # the number of tickets served (bytes 24..31): the last holder from the queue, when it
 # let go, says every ticket up to its own is served (through its map, or with a pwrite)
 _SERVED = 3
+# how many tickets before a free one a waiter looks at for a writer still waiting (a
+# waiter killed in the queue: WriterLock._still_waiting); a live waiter's ticket is
+# usually the very one before the dead one's
+_LOOK_BACK = 64
 _WORDS = 4  # the counter, the two marks, the tickets served: the words a writer maps (_map_words)
 _SYNCS = [0]  # the WAL syncs kanban made in this process (its own, after the lock): synced_total()
 
