@@ -21,7 +21,7 @@ PLAN = textwrap.dedent("""\
     """)
 
 
-def make(folder, *targets, **variables):
+def make(folder, *targets, timeout=180, **variables):
     env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
     env.update(KANBAN_DB=str(folder / ".kanban" / "board.db"), MAKEFLAGS="")
     argv = ["make", "--no-print-directory", "-f", str(ROOT / "kanban.mk"), *targets, f"KANBAN={KANBAN}",
@@ -29,7 +29,7 @@ def make(folder, *targets, **variables):
     proc = subprocess.Popen(argv, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     try:
-        out, err = proc.communicate(timeout=180)
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # the sprint's loops too
         raise
@@ -96,6 +96,28 @@ def test_a_task_nobody_can_take_is_reported_not_waited_on(tmp_path):
     assert f"{ghost}" in err and "nobody can take it: assigned to ghost" in err
     assert f"{dba}" in err and "needs role dba, which no worker has" in err
     assert f"{stuck}" in err and "blocked: " in err and "no disk left" in err
+
+
+def test_work_waiting_on_a_task_nobody_can_take_is_reported_not_waited_on(tmp_path):
+    """A dependency nobody can take (assigned to someone who is not a worker, or in review
+    with no reviewer) never finishes, so neither does what waits on it: the sprint ends
+    and says so instead of starting idle workers for it forever."""
+    db = {"KANBAN_DB": tmp_path / ".kanban" / "board.db"}
+    assert run("init", env=db).rc == 0
+    ghost = run("create", "For a ghost", "--assignee", "ghost", env=db).json["id"]
+    after_ghost = run("create", "After the ghost", "--depends-on", ghost, env=db).json["id"]
+    then = run("create", "Then this", "--depends-on", after_ghost, env=db).json["id"]
+    reviewed = run("create", "Reviewed work", "--review", env=db).json["id"]
+    after_review = run("create", "After the review", "--depends-on", reviewed, env=db).json["id"]
+    proc = make(tmp_path, "sprint-run", KANBAN_WORK_CMD="true", timeout=60)
+    assert proc.returncode != 0
+    status = {t["id"]: t["status"] for t in tasks(tmp_path)}
+    assert status == {ghost: "todo", after_ghost: "todo", then: "todo", reviewed: "in_review",
+                      after_review: "todo"}
+    err = proc.stderr
+    assert "nobody can take it: assigned to ghost" in err
+    assert f"waits on {ghost} (todo)" in err and f"waits on {after_ghost} (todo)" in err
+    assert f"waits on {reviewed} (in_review)" in err
 
 
 def test_review_work_with_no_reviewer_is_left_and_said(tmp_path):

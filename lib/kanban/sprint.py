@@ -106,13 +106,30 @@ def takeable(task, worker, role):
     return not task["role_boundary"] or task["role_boundary"] == role
 
 
-def _coming(task):
-    """A todo task that will be ready by itself: waiting only on time or on open work."""
+def _coming(task, crew, by_id, seen=frozenset()):
+    """A todo task that will be ready by itself: waiting only on time or on work that will
+    finish: held, in review with a reviewer to judge it, or todo that a worker can take and
+    that is coming itself (a dependency nobody can take never finishes, nor what waits on it)."""
     if task["ready"]:
         return True
-    open_work = ("todo", "in_progress", "in_review")
-    return all(w["kind"] == "schedule" or (w["kind"] == "dep" and w["status"] in open_work)
-               for w in task.get("waiting_on") or [])
+    seen = seen | {task["id"]}
+    for waits in task.get("waiting_on") or []:
+        if waits["kind"] == "schedule":
+            continue
+        if waits["kind"] != "dep":
+            return False
+        if waits["status"] == "in_progress" or (waits["status"] == "in_review" and crew.review_cmd):
+            continue
+        if waits["status"] != "todo":
+            return False
+        dep = by_id.get(waits["task"])
+        if dep is None:
+            continue  # not a task of the sprint's list (a goal): as before, counted as coming
+        if dep["id"] in seen or not any(takeable(dep, n, crew.role) for n in crew.names):
+            return False
+        if not _coming(dep, crew, by_id, seen):
+            return False
+    return True
 
 
 def wanted(tasks, crew, name):
@@ -122,7 +139,8 @@ def wanted(tasks, crew, name):
         return bool(status["in_review"] or status["in_progress"])
     if status["in_progress"] or (status["in_review"] and crew.review_cmd):
         return True
-    return any(takeable(t, name, crew.role) and _coming(t) for t in status["todo"])
+    by_id = {t["id"]: t for t in tasks}
+    return any(takeable(t, name, crew.role) and _coming(t, crew, by_id) for t in status["todo"])
 
 
 def why_left(task, crew):
