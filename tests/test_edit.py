@@ -119,9 +119,9 @@ def test_block_a_claimed_task_needs_the_holders_token(kb):
     t = new(kb)
     tok = kb("claim", agent="w1").json["lease_token"]
     before = snapshot(kb)
-    doc = assert_error(kb("block", t, "--reason", "r", agent="w1"), "lease_lost")
-    # a sentence for a person: it says what to pass, not Python's None
-    assert "None" not in doc["error"] and "--token" in doc["error"], doc
+    missing = assert_error(kb("block", t, "--reason", "r", agent="w1"), "lease_lost")
+    # the error says the token is missing, not "token None", which reads as a lease gone
+    assert missing["error"] == f"no lease token given for {t}: pass the lease_token its claim returned"
     assert_error(kb("block", t, "--reason", "r", "--token", str(tok + 1), agent="w1"), "lease_lost")
     assert_error(kb("block", t, "--reason", "r", "--token", str(tok)), "usage")  # no agent
     assert_error(kb("block", t, agent="w1"), "usage")  # no reason

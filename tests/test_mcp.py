@@ -234,6 +234,18 @@ def test_the_dispatchers_token_comes_from_the_environment(kb, mcp):
     assert kb("show", task).json["events"][-1]["data"]["summary"] == "ok"
 
 
+def test_a_session_without_the_token_is_told_it_is_missing(kb, mcp):
+    """A claim made outside this session (another session, the CLI): a closer call with no
+    token says that the token is missing, and names no Python None."""
+    task = kb("create", "claimed elsewhere").json["id"]
+    kb("claim", task, agent="dev")
+    member = mcp("dev")
+    for tool, extra in (("kanban_heartbeat", {}), ("kanban_complete", {}), ("kanban_block", {"reason": "r"})):
+        doc = member.refused(tool, "lease_lost", task_id=task, **extra)
+        assert doc["error"] == f"no lease token given for {task}: pass the lease_token its claim returned"
+    assert kb("show", task).json["status"] == "in_progress"
+
+
 def test_update_status_moves_a_task_along(kb, mcp):
     task = kb("create", "move me").json["id"]
     worker = mcp("w1")

@@ -116,11 +116,11 @@ def test_claim_for_review_gives_a_lease_and_approve_needs_its_token(kb, in_revie
     assert review["claimed_by"] == "r1" and isinstance(review["lease_token"], int)
     assert review["lease_until"] is not None
     before = snapshot(kb, 20)
-    doc = assert_error(kb("approve", tid, agent="r1", env=at(20)), "lease_lost")  # no token
-    assert "None" not in doc["error"] and "--token" in doc["error"], doc  # a sentence for a person
+    held = f"approve: {tid} is held for review by r1: only that review claim's lease_token may judge it"
+    assert assert_error(kb("approve", tid, agent="r1", env=at(20)), "lease_lost")["error"] == held  # no token
     assert_error(kb("approve", tid, "--token", review["lease_token"] + 1, agent="r1", env=at(20)), "lease_lost")
-    doc = assert_error(kb("approve", tid, agent="r2", env=at(20)), "lease_lost")  # r1 holds the review
-    assert "None" not in doc["error"] and "r1" in doc["error"], doc
+    # r1 holds the review: the error says so (not "token None")
+    assert assert_error(kb("approve", tid, agent="r2", env=at(20)), "lease_lost")["error"] == held
     assert_error(kb("claim", "--for-review", tid, agent="r2", env=at(20)), "conflict")
     assert kb("claim", "--for-review", agent="r2", env=at(20)).json == {}
     assert snapshot(kb, 20) == before

@@ -1114,8 +1114,9 @@ class Board:
                            task=ref, status=row["status"])
         if token is None or row["lease_token"] != token or row["claimed_by"] is None:
             ref = task_ref(row["id"])
-            if token is None and row["claimed_by"] is not None:
-                raise KanbanError("lease_lost", f"{ref} is held by {row['claimed_by']}: pass its --token", task=ref)
+            if token is None:
+                raise KanbanError("lease_lost", f"no lease token given for {ref}: pass the lease_token its "
+                                  "claim returned", task=ref)
             raise KanbanError("lease_lost", f"token {token} is not the current lease on {ref}", task=ref)
         if row["lease_until"] is None or row["lease_until"] <= self.now:
             ref = task_ref(row["id"])
@@ -1413,9 +1414,9 @@ class Board:
         self._not_a_holder(task, agent)
         live = row["claimed_by"] is not None and row["lease_until"] is not None and row["lease_until"] > self.now
         if live or token is not None:
-            if token is None:
-                raise KanbanError("lease_lost", f"{verb}: {ref} is held for review by {row['claimed_by']} until "
-                                  f"{clock.iso(row['lease_until'])}: pass its --token", task=ref)
+            if token is None:  # someone holds a live review claim, and the call has no token
+                raise KanbanError("lease_lost", f"{verb}: {ref} is held for review by {row['claimed_by']}: only "
+                                  "that review claim's lease_token may judge it", task=ref)
             if not live or token != row["lease_token"]:
                 raise KanbanError("lease_lost", f"{verb}: token {token} is not the current review lease on {ref}",
                                   task=ref)
