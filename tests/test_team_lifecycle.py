@@ -92,7 +92,7 @@ def test_start_detach_status_kill_stop_destroy(kb, tmp_path):
     assert kb("team", "destroy", "crew", "--yes", cwd=home, env=dict(env, KANBAN_AGENT="mallory")) \
         .error["code"] == "forbidden"  # the gate still holds until the team is forgotten
     gone = team("destroy", "crew", "--yes").json
-    assert gone["destroyed"] is True
+    assert gone["destroyed"] is True and gone["tasks_kept"] == 7
     from kanban import Board
 
     with Board(str(kb.path)) as board:

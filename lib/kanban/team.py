@@ -756,9 +756,7 @@ def destroy(team, board, actor=None):
     if not current or current.get("name") != team.name:
         raise KanbanError("not_found", f"team {team.name} is not recorded on this board", team=team.name)
     board.set_team(None, actor=actor)
-    stats = board.stats()
-    return {"team": team.name, "destroyed": True, "tasks_kept": stats.get("tasks", {}).get("total")
-            if isinstance(stats.get("tasks"), dict) else None,
+    return {"team": team.name, "destroyed": True, "tasks_kept": board.stats()["tasks"],
             "message": f"{team.name}: forgotten on this board (its tasks, runs and events stay; "
                        "the board is no longer gated)"}
 
