@@ -237,6 +237,12 @@ def test_tick_dispatches_ready_tasks_to_running_members(kb, crew, tmp_path, star
     started.extend(d["pid"] for d in report["dispatched"])
     assert {(d["task"], d["agent"]) for d in report["dispatched"]} == {(scope, "dev"), (scan, "qa")}
     assert set(report["ready"]) == {scope, scan, manual, stranger}
+    # nothing will run either: a member with no command, and an assignee who is not a member
+    # (a typo in a name would otherwise leave the task ready forever without a word)
+    assert sorted((m["task"], m["agent"], m["message"]) for m in report["manual"]) == [
+        (manual, "ops", f"{manual} is ready for ops, who has no command or harness: nothing will run it"),
+        (stranger, "outsider", f"{stranger} is ready for outsider, who is not a member of team crew: "
+                               "nothing will run it")]
     out = tmp_path / "out"
     wait_for(lambda: (out / f"{scope}.done").exists() and (out / f"{scan}.done").exists(), what="members")
     assert time.monotonic() - started_at < 60

@@ -38,6 +38,7 @@ MANY_COORDINATORS = ("{file} is invalid — dispatch_mode=coordinator requires e
                      "with role=coordinator")
 MANUAL_MEMBER = "{member} has no command or harness: nothing will run its tasks (it works them by hand)"
 MANUAL_TASK = "{task} is ready for {member}, who has no command or harness: nothing will run it"
+NOT_A_MEMBER_TASK = "{task} is ready for {member}, who is not a member of team {team}: nothing will run it"
 MISMATCH = "member with role=coordinator ({member}) does not match top-level coordinator ({top})"
 
 PROMPT = """## Task {id}: {title}
@@ -237,6 +238,10 @@ class Dispatcher:
             elif task["assignee"] in manual:
                 report["manual"].append({"task": task["id"], "agent": task["assignee"],
                                          "message": MANUAL_TASK.format(task=task["id"], member=task["assignee"])})
+            elif task["assignee"] is not None and team.member(task["assignee"]) is None:
+                report["manual"].append({"task": task["id"], "agent": task["assignee"],
+                                         "message": NOT_A_MEMBER_TASK.format(task=task["id"], member=task["assignee"],
+                                                                             team=team.name)})
         return report
 
     def _dispatch(self, task, member, report):
