@@ -328,6 +328,11 @@ def test_a_stale_run_becomes_blocked_and_heartbeats_keep_it_alive(kb, tmp_path, 
     # the member's late writes are fenced off
     late = kb("complete", task, "--token", sent["lease_token"], env=dict(at(201), KANBAN_AGENT="dev"))
     assert error(late, "lease_lost")["status"] == "blocked"
+    # and its command, still running, was stopped: an unblock starts no second one beside it
+    deadline = time.monotonic() + 10
+    while alive(sent["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(sent["pid"])
 
 
 def test_an_expired_lease_goes_back_to_the_member(kb, tmp_path, started):

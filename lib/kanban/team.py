@@ -223,6 +223,8 @@ class Dispatcher:
         self._save_state()
         report["expired"] = [t["id"] for t in board.reap(actor=self.actor)["expired"]]
         report["stale"] = [t["id"] for t in board.stale_runs(team.stale_ms, actor=self.actor)["blocked"]]
+        if report["stale"]:
+            self._stop_stale(set(report["stale"]))
         running, manual = team.running(), team.manual()
         for task in board.list(ready=True)["tasks"]:
             report["ready"].append(task["id"])
@@ -297,6 +299,20 @@ class Dispatcher:
             proc = subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=out, env=env,
                                     start_new_session=True, close_fds=True)
         return proc, log
+
+    def _stop_stale(self, tasks):
+        """The commands still running on runs that just went stale get SIGTERM (their
+        session): their task is blocked and their token fenced off, so whatever they do
+        next is wasted at best, and an unblock would otherwise start a second one beside
+        them.  The members this dispatcher started, and those an earlier `team tick`
+        recorded; a pid is signalled only while it is still that member on that claim."""
+        recorded = _read_json(os.path.join(team_folder(self.team, self.board), "children.json"), [])
+        known = {pid: (task, token) for pid, (_proc, task, token, _agent) in self.children.items()}
+        known.update({c["pid"]: (c["task"], c["token"]) for c in recorded
+                      if isinstance(c, dict) and c.get("pid") not in known})
+        for pid, (task, token) in known.items():
+            if task in tasks and _member_alive(pid, task, token):
+                _signal_group(pid, signal.SIGTERM)
 
     def _reap_children(self):
         """Members that exited: a task still in progress under their token is blocked now
@@ -674,13 +690,16 @@ def _tail(path, size=600):
         return ""
 
 
-def _member_alive(pid, task):
-    """Is `pid` still the member we started on `task` (not a recycled pid)?"""
+def _member_alive(pid, task, token=None):
+    """Is `pid` still the member we started on `task` (not a recycled pid), and with
+    `token`, on that claim?"""
     try:
         with open(f"/proc/{pid}/environ", "rb") as handle:
-            return f"KANBAN_TASK_ID={task}".encode() in handle.read().split(b"\0")
+            environ = handle.read().split(b"\0")
     except OSError:
         return False
+    return f"KANBAN_TASK_ID={task}".encode() in environ and (
+        token is None or f"KANBAN_LEASE_TOKEN={token}".encode() in environ)
 
 
 def _signal_group(pid, sig):
