@@ -557,13 +557,18 @@ def test_status_needs_a_board(tmp_path, crew):
 def test_start_and_tick_create_the_board(tmp_path):
     from conftest import run
 
-    folder = tmp_path / "fresh"
+    folder, other = tmp_path / "fresh", tmp_path / "other"
     folder.mkdir()
+    other.mkdir()
+    assert run("init", cwd=other, env={"KANBAN_CEILING_DIRECTORIES": tmp_path}).rc == 0
+    (tmp_path / "init.gitignore").write_text((other / ".kanban" / ".gitignore").read_text())
     manifest = write_manifest(folder, "t.yaml", {"name": "t", "coordinator": "a",
                                                  "members": [{"personality": "a", "role": "coordinator"}]})
     res = run("team", "tick", manifest, cwd=folder, env={"KANBAN_CEILING_DIRECTORIES": tmp_path})
     assert res.rc == 0, res
     assert (folder / ".kanban" / "board.db").exists()
+    # as `kanban init` makes it: the board's runtime files kept out of git
+    assert (folder / ".kanban" / ".gitignore").read_text() == (tmp_path / "init.gitignore").read_text()
 
 
 def page_examples(page):

@@ -168,13 +168,19 @@ def _check_members(doc, source):
 def open_board(create=False):
     """The board (KANBAN_DB or found as git finds .git); `start`/`tick` create one here."""
     from .board import Board, init
+    from .store import is_server
 
     try:
         return Board()
     except KanbanError as exc:
         if not create or exc.code != "not_found":
             raise
-    return Board(init()["db"])
+    made = init()["db"]
+    if not is_server(made) and os.path.basename(os.path.dirname(made)) == ".kanban":
+        from .skill import write_gitignore
+
+        write_gitignore(os.path.dirname(made))  # as `kanban init` does: the runtime files stay out of git
+    return Board(made)
 
 
 def record(team, board):
