@@ -464,3 +464,14 @@ def test_the_fast_exit_leaves_nothing_undone(tmp_path, what):
     res = sh("late", mark, KANBAN_EXEC_PATH=libexec)
     assert (res.returncode, res.stdout, res.stderr) == (3, "answer, buffered\n", "")
     assert mark.read_text() == f"{what} ran"
+
+
+def test_a_bad_kanban_now_names_only_the_forms_it_takes(kb):
+    # KANBAN_NOW is the clock itself: ISO-8601 or epoch seconds, never '+10m' (relative to
+    # what?), so its error must not offer that form, and '+10m' itself is refused
+    for value in ("half past", "+10m"):
+        doc = assert_error(kb("create", "t", env={"KANBAN_NOW": value}), "invalid")
+        assert doc["error"] == f"bad KANBAN_NOW {value!r}: use ISO-8601 or epoch seconds", doc
+    # a time typed in still offers the relative form, which it takes
+    doc = assert_error(kb("create", "t", "--not-before", "tomorrow"), "invalid")
+    assert doc["error"] == "bad not_before 'tomorrow': use ISO-8601, epoch seconds or +10m"

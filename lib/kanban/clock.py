@@ -36,7 +36,7 @@ def now_ms():
     if _ENVIRON is None or b"KANBAN_NOW" in _ENVIRON:
         fixed = os.environ.get("KANBAN_NOW")
         if fixed:
-            return _parse_absolute(fixed, "KANBAN_NOW")
+            return _parse_absolute(fixed, "KANBAN_NOW", forms="ISO-8601 or epoch seconds")
     return int(time.time() * 1000)
 
 
@@ -83,7 +83,9 @@ def _in_range(ms, what, raw):
     return ms
 
 
-def _parse_absolute(raw, what):
+def _parse_absolute(raw, what, forms="ISO-8601, epoch seconds or +10m"):
+    """ISO-8601 or epoch seconds -> ms; `forms` is what the error offers instead (what the
+    caller takes: KANBAN_NOW, the clock itself, has no '+10m')."""
     raw = raw.strip()
     try:
         value = float(raw)
@@ -99,7 +101,7 @@ def _parse_absolute(raw, what):
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise invalid(f"bad {what} {raw!r}: use ISO-8601, epoch seconds or +10m") from None
+        raise invalid(f"bad {what} {raw!r}: use {forms}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     try:
