@@ -58,6 +58,17 @@ def test_a_misspelt_verb_gets_did_you_mean(typo, verb):
     assert doc["hint"] == f"did you mean '{verb}'?"
 
 
+@pytest.mark.parametrize("typo,option", [("--verison", "--version"), ("--exec-pat", "--exec-path"),
+                                         ("-v", None), ("--frob", None)])
+def test_an_unknown_option_of_kanban_itself_is_named_an_option(typo, option):
+    # an option before the verb is not a command: it reads as git's 'unknown option'
+    doc = assert_error(run(typo), "usage")
+    hint = f"did you mean {option}?" if option else None
+    assert doc["error"] == f"unknown option {typo}" + (f" ({hint})" if hint else "; see 'kanban help'")
+    assert doc.get("hint") == hint and doc["option"] == typo and "verb" not in doc
+    assert doc["usage"].startswith("usage: kanban ")
+
+
 def test_no_near_miss_says_where_to_look():
     doc = assert_error(run("xyzzy"), "usage")
     assert "hint" not in doc and "kanban help" in doc["error"]

@@ -114,13 +114,18 @@ def main(script):
 
 
 def not_a_verb(root, verb):
-    """The usage error for an unknown verb, with the nearest one as a hint (as git's)."""
+    """The usage error for an unknown verb, or an unknown option of kanban itself, with the
+    nearest one as a hint (as git's)."""
     import difflib
 
-    names = [c["name"] for c in commands(root)] + list(ALIASES) + ["help", "commands"]
-    near = difflib.get_close_matches(verb, names, n=1, cutoff=0.6) if not verb.startswith("-") else []
     if verb.startswith("-"):
-        near = difflib.get_close_matches(verb, ["--help", "--version", "--exec-path", "--man-path"], n=1, cutoff=0.6)
+        near = difflib.get_close_matches(verb, ["--help", "--version", "--exec-path", "--man-path"], n=1,
+                                         cutoff=0.6)
+        hint = f"did you mean {near[0]}?" if near else None
+        return KanbanError("usage", f"unknown option {verb}" + (f" ({hint})" if hint else "; see 'kanban help'"),
+                           option=verb, hint=hint, usage=USAGE.strip())
+    names = [c["name"] for c in commands(root)] + list(ALIASES) + ["help", "commands"]
+    near = difflib.get_close_matches(verb, names, n=1, cutoff=0.6)
     hint = f"did you mean '{near[0]}'?" if near else None
     return KanbanError("usage", f"'{verb}' is not a kanban command" + (f" (did you mean '{near[0]}'?)" if near
                                                                        else "; see 'kanban help'"),
