@@ -307,3 +307,17 @@ def test_a_reopened_goal_whose_tasks_are_done_is_done_again(kb):
     finish(kb, task)
     assert kb("reopen", goal).json["status"] == "done"
     assert status(kb, outer) == "done"
+
+
+def test_a_task_depending_on_itself_is_told_so(kb):
+    # the cycle's message must be true: a task is not said to 'already wait on' itself
+    a = kb("create", "a").json["id"]
+    doc = assert_error(kb("dep", "add", a, a), "cycle")
+    assert doc["error"] == f"{a} cannot depend on itself", doc
+    assert doc["task"] == doc["dep"] == a
+    doc = assert_error(kb("create", "--stdin", input='{"title": "b", "key": "b", "depends_on": ["b"]}\n'), "cycle")
+    assert doc["error"].endswith("cannot depend on itself"), doc
+    b = kb("create", "b").json["id"]
+    kb("dep", "add", b, a)
+    doc = assert_error(kb("dep", "add", a, b), "cycle")  # a real cycle keeps its message
+    assert doc["error"] == f"{a} cannot depend on {b}: {b} already waits on {a}"

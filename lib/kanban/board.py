@@ -681,6 +681,14 @@ class Board:
             raise KanbanError("cycle", f"{task_ref(task_id)} cannot belong to {task_ref(goal_id)}:"
                               " the goal would wait on itself", task=task_ref(task_id))
 
+    @staticmethod
+    def _dep_cycle(task_id, dep_id):
+        """The `cycle` error for a dep of task_id on dep_id, which already waits on it."""
+        why = "itself" if task_id == dep_id else \
+            f"{task_ref(dep_id)}: {task_ref(dep_id)} already waits on {task_ref(task_id)}"
+        return KanbanError("cycle", f"{task_ref(task_id)} cannot depend on {why}",
+                           task=task_ref(task_id), dep=task_ref(dep_id))
+
     def _reaches(self, start, target):
         """Does `start` wait on `target`, through deps or (for goals) their tasks?"""
         if start == target:
@@ -833,9 +841,7 @@ class Board:
             self._sync_goal(target, actor)
             return
         if self._reaches(target, task_id):
-            raise KanbanError("cycle", f"{task_ref(task_id)} cannot depend on {task_ref(target)}: "
-                              f"{task_ref(target)} already waits on {task_ref(task_id)}",
-                              task=task_ref(task_id), dep=task_ref(target))
+            raise self._dep_cycle(task_id, target)
         self.db.execute(self.db.sql("add_dep"), (task_id, target))
         if self.db.changes():
             self._linked(task_id, actor, dep_ids=[target])
@@ -1639,9 +1645,7 @@ class Board:
             for dep in deps:
                 self._exists(dep)
                 if self._reaches(dep, task):
-                    raise KanbanError("cycle", f"{task_ref(task)} cannot depend on {task_ref(dep)}: "
-                                      f"{task_ref(dep)} already waits on {task_ref(task)}",
-                                      task=task_ref(task), dep=task_ref(dep))
+                    raise self._dep_cycle(task, dep)
                 self.db.execute(self.db.sql("add_dep"), (task, dep))
                 if self.db.changes():
                     self._update(task)
