@@ -747,3 +747,24 @@ def test_the_sqlite_path_never_loads_the_postgres_backend(kb):
             "assert 'kanban.store.postgres' not in sys.modules and 'psycopg' not in sys.modules")
     subprocess.run([sys.executable, "-c", code, str(ROOT / "lib"), str(kb.path)], check=True)
 
+
+
+@needs_pg
+def test_the_board_for_people_never_shows_the_password(pg_url):
+    # kanban board's header (and its markdown and JSON, pasted into issues) names the board
+    # as init and doctor do: the URL without its password
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(pg_url)
+    secret = parts.password or "hunter2"  # a trust server ignores a password it never asks for
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    url = urlunsplit((parts.scheme, f"{parts.username or 'postgres'}:{secret}@{host}", parts.path,
+                      parts.query, parts.fragment))
+    init = run("init", env={"KANBAN_DB": url})
+    assert init.rc == 0, init
+    run("create", "a task", env={"KANBAN_DB": url})
+    for args in (["board"], ["board", "--format", "markdown"], ["board", "--format", "json"]):
+        res = run(*args, env={"KANBAN_DB": url})
+        assert res.rc == 0 and "TASK-1" in res.out, res
+        assert secret not in res.out + res.err, (args, res.out)
+    assert run("board", "--format", "json", env={"KANBAN_DB": url}).json["board"] == init.json["db"]

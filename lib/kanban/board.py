@@ -2248,6 +2248,10 @@ class Board:
         answer["ok"] = answer["integrity"] == ["ok"] and not any(f["level"] == "error" for f in answer["findings"])
         return answer
 
+    def display(self):
+        """The board's location for people: its path, or its URL without the password."""
+        return self.db.display()
+
     def backup(self, dest):
         """A consistent copy while agents run, as a SQLite board file (either backend)."""
         return self.db.backup(_text(dest, "backup file", required=True, limit=4096))

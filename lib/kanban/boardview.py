@@ -73,7 +73,7 @@ def document(b, *, project=None, goal=None):
         columns.append({"status": status, "count": len(section), "limit": limits.get(status),
                         "tasks": [_entry(t, now, worked_by) for t in section]})
     return {
-        "board": b.path,
+        "board": b.display(),  # never a server URL's password: the header is pasted into issues
         "at": clock.iso(now),
         "filter": {"project": project, "goal": goal},
         "counts": {c["status"]: c["count"] for c in columns},
