@@ -749,17 +749,22 @@ def test_the_sqlite_path_never_loads_the_postgres_backend(kb):
 
 
 
+def _with_password(url):
+    """(url with a password, that password): the server's own, else one a trust server ignores."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    secret = parts.password or "hunter2"
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, f"{parts.username or 'postgres'}:{secret}@{host}", parts.path,
+                       parts.query, parts.fragment)), secret
+
+
 @needs_pg
 def test_the_board_for_people_never_shows_the_password(pg_url):
     # kanban board's header (and its markdown and JSON, pasted into issues) names the board
     # as init and doctor do: the URL without its password
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(pg_url)
-    secret = parts.password or "hunter2"  # a trust server ignores a password it never asks for
-    host = parts.hostname + (f":{parts.port}" if parts.port else "")
-    url = urlunsplit((parts.scheme, f"{parts.username or 'postgres'}:{secret}@{host}", parts.path,
-                      parts.query, parts.fragment))
+    url, secret = _with_password(pg_url)
     init = run("init", env={"KANBAN_DB": url})
     assert init.rc == 0, init
     run("create", "a task", env={"KANBAN_DB": url})
@@ -768,3 +773,26 @@ def test_the_board_for_people_never_shows_the_password(pg_url):
         assert res.rc == 0 and "TASK-1" in res.out, res
         assert secret not in res.out + res.err, (args, res.out)
     assert run("board", "--format", "json", env={"KANBAN_DB": url}).json["board"] == init.json["db"]
+
+
+@needs_pg
+def test_mcp_http_names_its_board_without_the_password(pg_url):
+    # the line `kanban mcp --http` writes on stderr when it starts says which board it serves
+    pytest.importorskip("mcp", reason="the mcp package (kanban's `mcp` extra) is not installed")
+    import socket
+
+    url, secret = _with_password(pg_url)
+    assert run("init", env={"KANBAN_DB": url}).rc == 0
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    proc = subprocess.Popen([str(KANBAN), "mcp", "--http", f"127.0.0.1:{port}"], env={**env, "KANBAN_DB": url},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+    finally:
+        proc.terminate()
+        rest = proc.communicate(timeout=30)[1]
+    assert "serving MCP" in line and "postgres@" in line, line + rest
+    assert secret not in line + rest

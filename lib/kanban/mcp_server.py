@@ -282,7 +282,7 @@ def serve_http(address, lease=None):
         raise invalid(f"bad --http {address!r}: HOST:PORT, e.g. 127.0.0.1:8765")
     host = host.strip("[]")
     with Board() as board:  # the board this server serves, found once; each thread opens its own
-        location = board.path
+        location, shown = board.path, board.display()
     local = threading.local()
 
     def thread_board():
@@ -331,7 +331,7 @@ def serve_http(address, lease=None):
         await manager.handle_request(scope, receive, send)
 
     sys.stderr.write(f"kanban mcp: serving MCP (Streamable HTTP) at http://{address}/mcp for "
-                     f"{location}; each agent needs its bearer token\n")
+                     f"{shown}; each agent needs its bearer token\n")
     sys.stderr.flush()
     uvicorn.run(app, host=host, port=int(port), log_level="warning", access_log=False, lifespan="on")
     return 0
