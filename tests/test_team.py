@@ -543,7 +543,7 @@ def test_status_json_and_table(kb, crew):
     ops = next(m for m in doc["members"] if m["personality"] == "ops")
     assert [t["title"] for t in ops["tasks"]] == ["For ops"] and ops["closed"]["done"] == 0
     table = kb("team", "status", crew, "--format", "table")
-    assert table.rc == 0 and table.out.startswith("team crew (coordinator, coordinator lead)")
+    assert table.rc == 0 and table.out.startswith("team crew (dispatch_mode coordinator, coordinator: lead)")
     assert "member" in table.out and "ops" in table.out and "manual" in table.out
 
 
@@ -598,7 +598,7 @@ def test_the_man_page_example_runs_the_seed_team(tmp_path):
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc
     assert "analytics: stopped (idle)" in proc.stdout
-    table = proc.stdout[proc.stdout.index("team analytics (coordinator"):]
+    table = proc.stdout[proc.stdout.index("team analytics (dispatch_mode coordinator"):]
     assert "data-engineer" in table and "researcher" in table
     from kanban import Board
 

@@ -509,7 +509,7 @@ def status_table(document):
         blocked = ",".join(t["id"] for t in m["tasks"] if t["status"] == "blocked")
         rows.append([m["personality"], m["role"], m["state"], working or "-", todo, blocked or "-",
                      m["closed"]["done"], (m["last_heartbeat"] or "").replace("T", " ").rstrip("Z")[:19]])
-    head = (f"team {document['team']} ({document['dispatch_mode']}, coordinator "
+    head = (f"team {document['team']} (dispatch_mode {document['dispatch_mode']}, coordinator: "
             f"{document['coordinator'] or '-'}), dispatcher "
             + (f"running (pid {document['dispatcher']['pid']})" if document["dispatcher"]["running"] else "stopped")
             + ("" if document["recorded"] else "; not recorded on this board yet (run 'kanban team start')"))
