@@ -169,6 +169,22 @@ def test_init_harness_puts_each_file_where_its_agent_reads(tmp_path):
         assert pattern in ignore.splitlines()
 
 
+def test_the_skills_word_on_a_missing_token_is_the_error_an_agent_sees(tmp_path):
+    """The skill file tells an agent how to tell a forgotten --token from a stale one by
+    the error's own words: those words must be what kanban says."""
+    import re
+
+    quoted = re.search(r'\| `lease_lost` \| "([^"]+)"', run("skill", "--harness", "generic").out)
+    assert quoted, "the skill's lease_lost row no longer quotes the missing-token error"
+    db = str(tmp_path / "board.db")
+    assert run("init", env={"KANBAN_DB": db}).rc == 0
+    task = run("create", "t", env={"KANBAN_DB": db, "KANBAN_AGENT": "a"}).json["id"]
+    assert run("claim", task, env={"KANBAN_DB": db, "KANBAN_AGENT": "w"}).rc == 0
+    res = run("block", task, "--reason", "r", env={"KANBAN_DB": db, "KANBAN_AGENT": "w"})
+    assert res.rc == 2 and res.error["code"] == "lease_lost"
+    assert res.error["error"].startswith(quoted.group(1)), (quoted.group(1), res.error["error"])
+
+
 def test_a_users_agents_md_survives_byte_for_byte(tmp_path):
     mine = "# My project\r\n\nUse tabs.  Trailing spaces stay.   \n\n\u00e9t\u00e9 \U0001f680\n"
     agents = tmp_path / "AGENTS.md"

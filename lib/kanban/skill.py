@@ -157,7 +157,7 @@ What to do about each code:
 
 | code | meaning | what you do |
 |---|---|---|
-| `lease_lost` | your token is stale: the lease ran out or the task moved on | stop work on that task; claim another |
+| `lease_lost` | "no lease token given", or your token is stale | none given: add `--token T`; stale: claim another |
 | `conflict` | the task's state does not allow it (e.g. completing a todo task) | `kanban show ID`, then decide |
 | `forbidden` | a gate refused you (self-review, a task assigned to someone else) | leave it to someone else |
 | `busy` | the board stayed locked (`retryable: true`) | wait a moment and retry the same command |
