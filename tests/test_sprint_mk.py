@@ -6,6 +6,7 @@ import signal
 import subprocess
 import textwrap
 
+import pytest
 from conftest import KANBAN, ROOT, run
 
 PLAN = textwrap.dedent("""\
@@ -127,6 +128,28 @@ def test_review_work_with_no_reviewer_is_left_and_said(tmp_path):
     proc = make(tmp_path, "sprint-run", KANBAN_WORK_CMD="true")
     assert proc.returncode != 0
     assert f"{task}" in proc.stderr and "waiting for a reviewer (no KANBAN_REVIEW_CMD set)" in proc.stderr
+
+
+@pytest.mark.parametrize("stuck", ["in review, no reviewer", "assigned to nobody", "blocked"])
+def test_a_chain_behind_a_task_that_never_moves_ends_the_sprint(tmp_path, stuck):
+    """A todo task whose dep waits on one that will never move (in review with no review
+    command, assigned to an agent who is not a worker, blocked) is not work coming: the
+    sprint ends and names them, where it used to start its idle workers again for ever."""
+    db = {"KANBAN_DB": tmp_path / ".kanban" / "board.db"}
+    assert run("init", env=db).rc == 0
+    first = {"in review, no reviewer": ["--review"], "assigned to nobody": ["--assignee", "ghost"],
+             "blocked": []}[stuck]
+    head = run("create", "Head", *first, env=db).json["id"]
+    if stuck == "blocked":
+        assert run("block", head, "--reason", "waiting for the vendor", env=db).rc == 0
+    middle = run("create", "Middle", "--depends-on", head, env=db).json["id"]
+    tail = run("create", "Tail", "--depends-on", middle, env=db).json["id"]
+    proc = make(tmp_path, "sprint-run", timeout=60, KANBAN_WORK_CMD="true", KANBAN_WORKERS=1)
+    assert proc.returncode != 0
+    assert "kanban sprint: NOT DONE" in proc.stderr
+    for task in (head, middle, tail):
+        assert task in proc.stderr
+    assert f"waits on {middle} (todo)" in proc.stderr
 
 
 def test_standup_groups_what_changed_by_agent(tmp_path):

@@ -106,30 +106,35 @@ def takeable(task, worker, role):
     return not task["role_boundary"] or task["role_boundary"] == role
 
 
-def _coming(task, crew, by_id, seen=frozenset()):
-    """A todo task that will be ready by itself: waiting only on time or on work that will
-    finish: held, in review with a reviewer to judge it, or todo that a worker can take and
-    that is coming itself (a dependency nobody can take never finishes, nor what waits on it)."""
-    if task["ready"]:
-        return True
-    seen = seen | {task["id"]}
-    for waits in task.get("waiting_on") or []:
-        if waits["kind"] == "schedule":
-            continue
-        if waits["kind"] != "dep":
+def coming(tasks, crew):
+    """The ids of the todo tasks that will be ready by themselves: waiting only on time, or
+    on deps that are moving: in progress, in review while a reviewer runs, or todo tasks
+    a worker can take that are coming themselves.  A dep in review with no reviewer, or
+    behind a blocked task or one nobody can take, never moves: waiting on it would keep
+    the sprint going for ever."""
+    by_id = {t["id"]: t for t in tasks}
+    moving = {"in_progress", "in_review"} if crew.review_cmd else {"in_progress"}
+    known = {}
+
+    def is_coming(task):
+        if task["id"] not in known:
+            known[task["id"]] = False  # deps form no cycle; this only guards the walk
+            known[task["id"]] = task["ready"] or all(dep_moves(w) for w in task.get("waiting_on") or [])
+        return known[task["id"]]
+
+    def dep_moves(reason):
+        if reason["kind"] == "schedule":
+            return True
+        if reason["kind"] != "dep":
             return False
-        if waits["status"] == "in_progress" or (waits["status"] == "in_review" and crew.review_cmd):
-            continue
-        if waits["status"] != "todo":
-            return False
-        dep = by_id.get(waits["task"])
-        if dep is None:
-            continue  # not a task of the sprint's list (a goal): as before, counted as coming
-        if dep["id"] in seen or not any(takeable(dep, n, crew.role) for n in crew.names):
-            return False
-        if not _coming(dep, crew, by_id, seen):
-            return False
-    return True
+        dep = by_id.get(reason["task"])
+        if dep is None:  # a goal: it moves with its own tasks
+            return reason["status"] in ("todo", "in_progress", "in_review")
+        if dep["status"] == "todo":
+            return any(takeable(dep, n, crew.role) for n in crew.names) and is_coming(dep)
+        return dep["status"] in moving
+
+    return {t["id"] for t in tasks if t["status"] == "todo" and is_coming(t)}
 
 
 def wanted(tasks, crew, name):
@@ -139,8 +144,8 @@ def wanted(tasks, crew, name):
         return bool(status["in_review"] or status["in_progress"])
     if status["in_progress"] or (status["in_review"] and crew.review_cmd):
         return True
-    by_id = {t["id"]: t for t in tasks}
-    return any(takeable(t, name, crew.role) and _coming(t, crew, by_id) for t in status["todo"])
+    ready_soon = coming(tasks, crew)
+    return any(takeable(t, name, crew.role) and t["id"] in ready_soon for t in status["todo"])
 
 
 def why_left(task, crew):
