@@ -299,6 +299,29 @@ def test_demo_sprint_runs_and_every_task_ends_done():
         assert f"({agent}): claimed" in proc.stderr
 
 
+def test_demo_sprint_with_a_broken_worker_fails_and_names_what_is_left(tmp_path):
+    """The demo, its worker command broken: it exits non-zero saying which tasks are left,
+    where it used to end on `cat: .kanban/activity.log: No such file or directory` after its
+    manager had unblocked every blocked task, as if it knew how to fix it, for 45 s."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "kanban").symlink_to(ROOT / "bin" / "kanban")
+    (tmp_path / "hooks.d").symlink_to(ROOT / "hooks.d")
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    broken = tmp_path / "examples" / "demo-task"
+    broken.write_text("#!/bin/sh\ncat >/dev/null; echo 'no disk left on /srv' >&2; exit 3\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    started = time.monotonic()
+    proc = subprocess.run([str(tmp_path / "examples" / "demo-sprint")], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode != 0
+    assert time.monotonic() - started < 40  # not the manager's 45 s of unblocking
+    assert "No such file" not in proc.stderr
+    assert "manager: unblocked" not in proc.stderr  # it fixes the fixture of the tests, nothing else
+    assert "demo-sprint: FAILED: the goal TASK-1 is not done; left:" in proc.stderr
+    assert "  TASK-2  blocked      Design the release-notes schema" in proc.stderr
+    assert "  TASK-9  todo         Deploy to staging" in proc.stderr
+
+
 # -- poison tasks: output that is huge, binary or full of control characters ----------------------
 
 POISON = {
