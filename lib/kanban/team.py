@@ -786,7 +786,8 @@ def destroy(team, board, actor=None):
     if not current or current.get("name") != team.name:
         raise KanbanError("not_found", f"team {team.name} is not recorded on this board", team=team.name)
     board.set_team(None, actor=actor)
-    return {"team": team.name, "destroyed": True, "tasks_kept": board.stats()["tasks"],
+    stats = board.stats()
+    return {"team": team.name, "destroyed": True, "tasks_kept": stats["tasks"] + stats["goals"],
             "message": f"{team.name}: forgotten on this board (its tasks, runs and events stay; "
                        "the board is no longer gated)"}
 
