@@ -290,9 +290,12 @@ def _libpq_environment():
 
 def _start(path):
     """Start the helper in the background, in a session of its own; never wait for it."""
+    import importlib.util
     import subprocess
     import sys
 
+    if importlib.util.find_spec("psycopg") is None:
+        return  # without the postgres extra the helper could not connect: the call says which extra
     folder = os.path.dirname(path)
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
