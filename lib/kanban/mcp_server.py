@@ -269,8 +269,17 @@ def _write(stream, text):
 
 # -- Streamable HTTP -------------------------------------------------------------------------------
 
+def _client_gone(record):
+    """False for the SDK's report of a stream whose client went away (it logs one, with a
+    traceback, each time a client closes its session): an agent hanging up is no error."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return not isinstance(exc, (anyio.ClosedResourceError, anyio.BrokenResourceError))
+
+
 def serve_http(address, lease=None):
     """`kanban mcp --http HOST:PORT`: many agents, each by its own bearer token."""
+    import logging
+
     import uvicorn
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
@@ -306,6 +315,7 @@ def serve_http(address, lease=None):
         return await anyio.to_thread.run_sync(fn, *args)
 
     server = build_server(session_for, threaded)
+    logging.getLogger("mcp.server.streamable_http").addFilter(_client_gone)
     manager = StreamableHTTPSessionManager(app=server, json_response=False, stateless=False)
 
     async def app(scope, receive, send):
