@@ -74,16 +74,23 @@ def _wait_for_tickets(path, count):
     assert _queue_length(path) >= count
 
 
-@pytest.mark.parametrize("way", WAYS)
-def test_waiters_get_the_lock_in_the_order_they_came(tmp_path, way):
+def _queue_behind_a_holder(tmp_path, count, way):
+    """A holder of the lock and `count` waiters w0, w1, ... queued behind it in that
+    order (each in the queue before the next one comes); (holder, waiters, order file)."""
     board = tmp_path / "board.db"
     order = tmp_path / "order"
     holder = _start(HOLDER, board)
     assert holder.stdout.readline().strip() == "held"
     waiters = []
-    for n in range(6):
+    for n in range(count):
         waiters.append(_start(WAITER, board, order, 30, f"w{n}", way))
-        _wait_for_tickets(board, n + 1)  # w<n> is in the queue before the next one comes
+        _wait_for_tickets(board, n + 1)
+    return holder, waiters, order
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_waiters_get_the_lock_in_the_order_they_came(tmp_path, way):
+    holder, waiters, order = _queue_behind_a_holder(tmp_path, 6, way)
     holder.communicate("go\n", timeout=30)
     for waiter in waiters:
         assert waiter.communicate(timeout=60)[0].strip() == "done"
@@ -113,14 +120,7 @@ def test_a_waiter_killed_in_the_queue_lets_nobody_pass_an_earlier_one(tmp_path, 
     one (they hold their bytes): the queue stays first come, first served."""
     import signal
 
-    board = tmp_path / "board.db"
-    order = tmp_path / "order"
-    holder = _start(HOLDER, board)
-    assert holder.stdout.readline().strip() == "held"
-    waiters = []
-    for n in range(4):
-        waiters.append(_start(WAITER, board, order, 30, f"w{n}", way))
-        _wait_for_tickets(board, n + 1)
+    holder, waiters, order = _queue_behind_a_holder(tmp_path, 4, way)
     waiters[2].send_signal(signal.SIGKILL)
     waiters[2].wait(timeout=30)
     time.sleep(0.2)  # w3 has woken and looked behind the dead one's ticket

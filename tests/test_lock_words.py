@@ -65,6 +65,20 @@ def write_twice(lock):
     return numbers
 
 
+def queue_behind(holder, lock):
+    """A thread that takes `lock` (then lets go) while `holder` holds it: returned once it
+    is in the queue (holds the first ticket, as seen through the holder's map)."""
+    import threading
+
+    waiter = threading.Thread(target=lambda: (lock.acquire(time.monotonic() + 30), lock.release()))
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while holder.words[0] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    return waiter
+
+
 def mapped(path):
     """The lines of this process's memory map that map `path`."""
     with open("/proc/self/maps") as maps:
@@ -146,7 +160,6 @@ def test_a_queue_whose_tickets_are_all_served_is_seen_empty_in_memory(tmp_path):
     """A writer from the queue says, as it lets go, that every ticket up to its own is
     served: while that is the last ticket issued, nobody is queued, known without asking
     the kernel who holds the last ticket's byte."""
-    import threading
 
     path = str(tmp_path / "board.db")
     first, second = WriterLock(path), WriterLock(path)  # two open files: they queue apart
@@ -155,12 +168,7 @@ def test_a_queue_whose_tickets_are_all_served_is_seen_empty_in_memory(tmp_path):
     words = first.words
     assert words[0] == 0 and not first._queued()  # no ticket ever issued
     assert first.acquire(time.monotonic() + 10)
-    waiter = threading.Thread(target=lambda: (second.acquire(time.monotonic() + 30), second.release()))
-    waiter.start()
-    deadline = time.monotonic() + 10
-    while words[0] < 1:  # the second writer took ticket 0 and waits
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    waiter = queue_behind(first, second)  # the second writer took ticket 0 and waits
     assert first._queued() and words[_SERVED] == 0  # ticket 0 not served: its byte is held
     first.release()
     waiter.join(30)
@@ -177,19 +185,13 @@ def test_a_writer_from_the_queue_that_never_mapped_says_its_ticket_is_served(tmp
     still says as it lets go that its ticket is served (a pwrite), so the writers after
     it see an empty queue in memory and take the lock's quick way (no look at the
     kernel's locks, no yield on release)."""
-    import threading
 
     path = str(tmp_path / "board.db")
     first, once = WriterLock(path), WriterLock(path)  # `once`: a fresh handle, like a CLI call's
     write_twice(first)
     words = first.words
     assert first.acquire(time.monotonic() + 10)
-    waiter = threading.Thread(target=lambda: (once.acquire(time.monotonic() + 30), once.release()))
-    waiter.start()
-    deadline = time.monotonic() + 10
-    while words[0] < 1:  # the fresh handle took ticket 0 and waits
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    waiter = queue_behind(first, once)  # the fresh handle took ticket 0 and waits
     first.release()
     waiter.join(30)
     assert once.words is None  # it wrote once: no map
