@@ -248,6 +248,25 @@ def test_a_script_title_is_text(seeded, server, page):
     assert page.inner_text("pre.body") == "<b>not bold</b>"
 
 
+def test_a_long_title_keeps_its_card_short(seeded, server, page):
+    """A card shows the first lines of a very long title (and of a long reason), not a
+    card taller than the screen; the whole text is its tooltip and the task's page."""
+    db, _goal, _ids = seeded
+    long = "a very long title " * 170 + "END"
+    task = kanban(db, "create", long)["id"]
+    kanban(db, "block", task, "--reason", "because " * 400)
+    serving = server()
+    page.goto(serving.url)
+    page.wait_for_load_state("load")
+    shown = card(page, "blocked", task)
+    assert shown.bounding_box()["height"] < 250
+    assert shown.locator(".title").get_attribute("title") == long
+    assert shown.locator(".reason").get_attribute("title") == "because " * 400
+    page.goto(serving.url + "task/" + task)
+    page.wait_for_load_state("load")
+    assert page.inner_text("h1").endswith("END")
+
+
 def test_write_moves_cards_with_the_csrf_token_only(seeded, server, page):
     db, _goal, ids = seeded
     read_only = server()
