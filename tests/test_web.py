@@ -308,6 +308,16 @@ def test_host_header_and_security_headers(seeded, server):
     assert serving.get("/task/TASK-999")[0] == 404
 
 
+def test_a_path_with_no_page_gets_the_error_page_with_a_sentence(seeded, server):
+    serving = server()
+    for path in ("/nope", "/static/nope.css", "/task/TASK-1/extra"):
+        status, headers, body = serving.get(path)
+        assert status == 404 and headers["content-type"].startswith("text/html"), (path, status)
+        assert f"no page at {path}: the board is at /" in body and 'href="/"' in body, body
+    status, _headers, body = serving.get("/move")  # a POST-only path asked with GET
+    assert status == 405 and "GET is not taken at /move" in body
+
+
 def test_a_non_loopback_bind_needs_a_token(seeded, tmp_path):
     db = seeded[0]
     res = run("serve", "--bind", "0.0.0.0", "--port", "0", env={"KANBAN_DB": db}, timeout=30)

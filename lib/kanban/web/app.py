@@ -167,7 +167,16 @@ def create_app(location, *, write=False, token_check=None, hosts=None, actor=Non
         Route("/events", events), Route("/move", move, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    async def no_page(request, exc):
+        """A path the board has no page for (or a method it does not take there): the
+        error page, with a sentence, as for every other error."""
+        if exc.status_code == 405:
+            error = {"code": "usage", "error": f"{request.method} is not taken at {request.url.path}"}
+        else:
+            error = {"code": "not_found", "error": f"no page at {request.url.path}: the board is at /"}
+        return page("error.html", exc.status_code, error=error)
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: no_page, 405: no_page})
     guarded = guard.Guard(app, hosts=hosts, check_token=token_check)
     guarded.hub = hub  # serve ends the live streams when it shuts down
     return guarded
