@@ -165,3 +165,25 @@ def test_round_trip_sqlite_postgres_sqlite_is_byte_identical(tmp_path):
     finally:
         with connect(SERVER) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.mark.parametrize("source", ["stdin", "file"])
+def test_a_round_trip_keeps_texts_with_unicode_line_separators(tmp_path, source):
+    """Only "\\n" ends a JSON Lines record: an export holds U+2028, U+2029 and U+0085 raw
+    inside its strings (JSON needs no escape for them), and import must not cut there."""
+    origin = str(new_board(tmp_path / "a.db"))
+    env = {"KANBAN_DB": origin, "KANBAN_AGENT": "lead"}
+    lines = json.dumps({"title": "a\u2028b", "body": "c\u2029d\u0085e\x0bf\x1cg"}, ensure_ascii=False)
+    assert run("create", "--stdin", env=env, input=lines + "\n").rc == 0
+    assert run("comment", "TASK-1", "--message", "line\u2028separator", env=env).rc == 0
+    first = export(origin)
+    assert "\u2028" in first and "\u0085" in first
+    target = str(new_board(tmp_path / "b.db"))
+    if source == "stdin":
+        res = run("import", "-", env={"KANBAN_DB": target}, input=first)
+    else:
+        (tmp_path / "board.jsonl").write_text(first, encoding="utf-8")
+        res = run("import", tmp_path / "board.jsonl", env={"KANBAN_DB": target})
+    assert res.rc == 0, res
+    assert export(target) == first
+    assert run("show", "TASK-1", env={"KANBAN_DB": target}).json["title"] == "a\u2028b"

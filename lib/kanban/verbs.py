@@ -354,11 +354,13 @@ def import_board(args):
     """`kanban import` (its libexec file names this handler: `import` is Python's word)."""
     name = args["FILE"]
     try:
+        # records end at "\n" only: str.splitlines() would also cut at the U+2028, U+2029
+        # and U+0085 that an export holds raw inside its strings
         if name in (None, "-"):
-            lines = sys.stdin.read().splitlines()
+            lines = sys.stdin.read().split("\n")
         else:
             with open(name, encoding="utf-8") as source:
-                lines = source.read().splitlines()
+                lines = source.read().split("\n")
     except OSError as exc:
         raise (not_found if exc.errno == errno.ENOENT else invalid)(
             f"cannot read {name}: {exc.strerror}") from None
