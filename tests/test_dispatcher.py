@@ -475,3 +475,27 @@ def test_a_bad_kanban_now_names_only_the_forms_it_takes(kb):
     # a time typed in still offers the relative form, which it takes
     doc = assert_error(kb("create", "t", "--not-before", "tomorrow"), "invalid")
     assert doc["error"] == "bad not_before 'tomorrow': use ISO-8601, epoch seconds or +10m"
+
+
+def test_an_exec_path_with_odd_files_gives_answers_not_tracebacks(tmp_path):
+    # a command in any language runs by exec, bytes that are not UTF-8 and all (a script
+    # written in Latin-1, a compiled program); a folder named kanban-* is no command; a
+    # file that cannot be run is one JSON error
+    libexec = exec_path_with(tmp_path / "libexec", "latin", "")
+    (libexec / "kanban-latin").write_bytes(b"#!/bin/sh\n# Summary: caf\xe9\necho ran \"$@\"\n")
+    (libexec / "kanban-folder").mkdir()
+    (libexec / "kanban-stuck").write_text("#!/bin/sh\necho never\n")
+    (libexec / "kanban-stuck").chmod(0o644)
+    res = sh("latin", "a", "b", KANBAN_EXEC_PATH=libexec)
+    assert (res.returncode, res.stdout, res.stderr) == (0, "ran a b\n", "")
+    listed = sh("commands", KANBAN_EXEC_PATH=libexec)
+    assert listed.returncode == 0 and listed.stderr == "", listed
+    names = {c["name"]: c for c in json.loads(listed.stdout)["commands"] if c["kind"] == "plumbing"}
+    assert set(names) == {"latin", "stuck"}
+    for args in (["--help"], ["help"], ["help", "latin"], ["commands", "--format", "table"]):
+        res = sh(*args, KANBAN_EXEC_PATH=libexec)
+        assert res.returncode == 0 and res.stderr == "", (args, res)
+    for verb in ("folder", "latn"):
+        assert_error(sh(verb, KANBAN_EXEC_PATH=libexec), "usage")
+    doc = assert_error(sh("stuck", KANBAN_EXEC_PATH=libexec), "internal")
+    assert doc["error"].startswith("cannot run kanban-stuck: "), doc

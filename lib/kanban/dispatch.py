@@ -39,10 +39,15 @@ def find_verb(root, verb):
 
 
 def run_file(path, args):
-    """Run a command file: Python ones in-process, anything else by exec."""
-    with open(path, encoding="utf-8") as handle:
-        source = handle.read()
-    if PYTHON_MARKER in source or source.startswith("#!") and "python" in source.split("\n", 1)[0]:
+    """Run a command file: Python ones in-process, anything else (a script, a compiled
+    program: bytes that need not be UTF-8) by exec."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        _cannot_run(path, exc)
+    if PYTHON_MARKER.encode() in raw or raw.startswith(b"#!") and b"python" in raw.split(b"\n", 1)[0]:
+        source = raw.decode("utf-8")
         sys.argv = [path] + args
         # exec of the text, not of compile(source, path): the builtin compile() builds the
         # ast module's ~120 node types the first time a process calls it (~0.8 ms, a twentieth
@@ -50,13 +55,31 @@ def run_file(path, args):
         # own lines show as "<string>" in a traceback (cli.main turns every error into JSON).
         exec(source, {"__name__": "__main__", "__file__": path, "__builtins__": __builtins__})
         return
-    os.execv(path, [path] + args)
+    try:
+        os.execv(path, [path] + args)
+    except OSError as exc:  # not executable, no interpreter for its #! line, ...
+        _cannot_run(path, exc)
+
+
+def _cannot_run(path, exc):
+    from .cli import fail
+
+    fail(KanbanError("internal", f"cannot run {os.path.basename(path)}: {exc.strerror or exc}", path=path))
+
+
+def header_of(path):
+    """A command file's (summary, usage, help text), or empty ones for a file that has
+    none to read: a compiled program, or one this user may not read."""
+    from .cli import read_header
+
+    try:
+        return read_header(path)
+    except (OSError, UnicodeDecodeError):
+        return "", "", ""
 
 
 def commands(root):
     """Every verb with its one-line summary, from the files' `# Summary:` lines."""
-    from .cli import read_header
-
     out = []
     for kind, folder in folders(root):
         try:
@@ -64,8 +87,9 @@ def commands(root):
         except OSError:
             continue
         for name in names:
-            if name.startswith("kanban-"):
-                summary = read_header(os.path.join(folder, name))[0]
+            path = os.path.join(folder, name)
+            if name.startswith("kanban-") and os.path.isfile(path):  # as find_verb: no folders
+                summary = header_of(path)[0]
                 verb = name[len("kanban-"):]
                 aliases = sorted(a for a, (v, _) in ALIASES.items() if v == verb)
                 out.append({"name": verb, "kind": kind, "summary": summary, "aliases": aliases})
@@ -191,9 +215,7 @@ def help_verb(root, rest):
     if shutil.which("man") and sys.stdout.isatty():
         target = local if os.path.exists(local) else page
         os.execvp("man", ["man", target])
-    from .cli import read_header
-
-    sys.stdout.write(read_header(find_verb(root, verb))[2] + "\n")
+    sys.stdout.write(header_of(find_verb(root, verb))[2] + "\n")
 
 
 def run(script):
