@@ -151,3 +151,22 @@ def test_a_read_syncs_a_commit_its_writer_has_not_synced_yet(ready, tmp_path):
     assert int.from_bytes(marks[8:], "little") == int.from_bytes(marks[:8], "little") > committed
     _, calls = traced(tmp_path, ready.path, "list")
     assert index_of(calls, r"fdatasync\(|fsync\(") is None
+
+
+@needs_strace
+def test_a_write_through_a_symlinked_board_syncs_the_real_wal(ready, tmp_path):
+    # SQLite follows the link: the WAL is next to the real file, and so must kanban's sync be
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = elsewhere / "board.db"
+    link.symlink_to(ready.path)
+    answer, calls = traced(tmp_path, link, "create", "through the link")
+    assert answer.startswith("{")
+    wal = own_wal_fd(calls, ready.path)
+    assert wal is not None, "kanban opened no descriptor of its own on the WAL"
+    unlock = index_of(calls, r"flock\(\d+, LOCK_UN\)")
+    sync = index_of(calls, rf"fdatasync\({wal}\)", unlock or 0)
+    said = index_of(calls, r'write\(1, "\{')
+    assert None not in (unlock, sync, said), calls
+    assert unlock < sync < said
+    assert not os.path.lexists(str(link) + ".lock")

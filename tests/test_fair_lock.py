@@ -184,3 +184,26 @@ def test_a_waiting_thread_sleeps_on_the_lock_itself(tmp_path):
     # the impatient waiter's helper, still blocked when it gave up, left nothing held
     late = _start(WAITER, board, order, 5, "late", "thread")
     assert late.communicate(timeout=30)[0].strip() == "done"
+
+
+def test_a_board_named_through_a_symlink_queues_on_the_lock_next_to_the_real_file(tmp_path):
+    # SQLite follows the link (its -wal and -shm sit next to the real file); the writers'
+    # lock must too, or writers by either name would not queue behind one another
+    from conftest import assert_error, run
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    board = tmp_path / "real" / "board.db"
+    link = tmp_path / "elsewhere" / "board.db"
+    assert run("init", env={"KANBAN_DB": board}).rc == 0
+    link.symlink_to(board)
+    holder = _start(HOLDER, board)  # a writer by the real name, in its transaction
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        res = run("create", "by the link", env={"KANBAN_DB": link, "KANBAN_BUSY_TIMEOUT": "1s"})
+        assert_error(res, "busy")
+    finally:
+        holder.communicate("go\n", timeout=30)
+    assert run("list", env={"KANBAN_DB": board}).json["tasks"] == []
+    assert run("create", "by the link", env={"KANBAN_DB": link}).rc == 0
+    assert not os.path.lexists(str(link) + ".lock")

@@ -896,8 +896,12 @@ class SqliteStore(Store):
             self.durability()
         except apsw.Error as exc:
             raise db_error(exc, path) from None
-        self.lock = WriterLock(path)
-        self.group_key = os.path.realpath(path)
+        # SQLite follows a symlink to the board: its -wal and -shm sit next to the real
+        # file, and so must the writers' lock (one queue and one set of commit marks by
+        # whatever name the board is opened) and the WAL kanban syncs
+        self.real_path = os.path.realpath(path)
+        self.lock = WriterLock(self.real_path)
+        self.group_key = self.real_path
         self.joined = False  # has written through this process's group commit for the board
 
     def durability(self):
@@ -934,7 +938,7 @@ class SqliteStore(Store):
             return
         try:
             if self._wal_fd is None:
-                self._wal_fd = os.open(self.path + "-wal", os.O_RDONLY | os.O_CLOEXEC)
+                self._wal_fd = os.open(self.real_path + "-wal", os.O_RDONLY | os.O_CLOEXEC)
             os.fdatasync(self._wal_fd)
             _SYNCS[0] += 1
             if not pending:
