@@ -154,6 +154,18 @@ def test_doctor_on_a_healthy_board(kb):
     assert kb("doctor", "--exit-code").rc == 0
 
 
+def test_doctor_through_a_symlink_reports_the_real_wal(kb, tmp_path):
+    # SQLite keeps the WAL next to the file the link points to, not next to the link
+    new(kb, "t")
+    link = tmp_path / "elsewhere" / "board.db"
+    link.parent.mkdir()
+    link.symlink_to(kb.path)
+    wal = kb("doctor").json["wal"]
+    assert wal["bytes"] > 0
+    through = kb("doctor", env={"KANBAN_DB": link}).json["wal"]
+    assert os.path.samefile(through["path"], wal["path"]) and through["bytes"] == wal["bytes"]
+
+
 def test_doctor_reports_expired_leases(kb):
     new(kb, "t", env=at(0))
     kb("claim", "--lease", "1m", agent="w", env=at(0))

@@ -1214,7 +1214,7 @@ class SqliteStore(Store):
     # -- the board as a whole ----------------------------------------------------
 
     def describe(self):
-        wal = self.path + "-wal"
+        wal = (self.real_path if os.path.islink(self.path) else self.path) + "-wal"
         try:
             return {
                 "db": os.path.abspath(self.path),
@@ -1237,7 +1237,7 @@ class SqliteStore(Store):
         if fs in NETWORK_FILESYSTEMS:
             found.append(f"the board is on a network filesystem ({fs}): SQLite locking is not reliable"
                          " there; use one machine or Postgres")
-        found += wal_warnings(self.path)
+        found += wal_warnings(self.real_path)
         return found
 
     def integrity(self):
