@@ -198,6 +198,32 @@ def test_ceiling_directories_stop_the_search(tmp_path):
     assert res.returncode == 0 and json.loads(res.stdout) == {"tasks": []}
 
 
+def test_a_deleted_current_folder_is_said_in_plain_words(tmp_path):
+    # the folder a shell sits in was removed under it: no board to find there (not_found),
+    # nor to make (init); a board named by an absolute KANBAN_DB still works.  (Run by the
+    # interpreter, as an installed kanban is: bin/kanban's /bin/sh line may say on its own
+    # that it cannot tell the current folder.)
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    board = tmp_path / "board.db"
+    assert sh("init", KANBAN_DB=board).returncode == 0
+
+    def inside(*args, **env):
+        script = 'cd "$1" && rmdir "$1" && shift && exec "$@"'
+        return subprocess.run(["sh", "-c", script, "sh", str(gone), sys.executable, "-E", str(KANBAN), *args],
+                              env=clean_env(**env),
+                              capture_output=True, text=True, timeout=60)
+
+    for args in (["list"], ["init"], ["create", "x"]):
+        gone.mkdir(exist_ok=True)
+        res = inside(*args)
+        doc = assert_error(res, "not_found")
+        assert "current folder" in doc["error"], doc
+    gone.mkdir()
+    res = inside("create", "x", KANBAN_DB=board)
+    assert res.returncode == 0 and json.loads(res.stdout)["title"] == "x", res
+
+
 def test_no_board_is_not_found(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

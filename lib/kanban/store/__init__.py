@@ -105,7 +105,11 @@ def find_board(create=False):
     named = os.environ.get("KANBAN_DB")
     if named:
         return named
-    here = os.getcwd()
+    try:
+        here = os.getcwd()
+    except FileNotFoundError:  # the folder was removed under the shell that sits in it
+        raise KanbanError("not_found", "the current folder no longer exists: no board to find or make"
+                          " here (cd to a folder that exists, or set KANBAN_DB)") from None
     if create:
         return os.path.join(here, BOARD_DIR, BOARD_FILE)
     ceilings = {
