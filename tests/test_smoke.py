@@ -52,3 +52,36 @@ def test_an_answer_that_cannot_be_written_is_one_json_error(kb, tmp_path):
     assert len(lines) == 1 and "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, lines
     error = json.loads(lines[0])
     assert error["code"] == "internal" and "No space left on device" in error["error"], error
+
+
+def test_a_closed_standard_stream_is_one_json_error_and_changes_nothing(kb):
+    """`kanban create T >&-`: with no stdout there is nowhere to write the answer, so the
+    command refuses before it writes; `kanban create --stdin <&-` has nothing to read."""
+    import json
+    import os
+    import subprocess
+
+    from conftest import KANBAN
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env["KANBAN_DB"] = str(kb.path)
+
+    def closed(fds, *args):
+        """Run kanban with the descriptors `fds` closed; stderr captured (unless closed)."""
+        return subprocess.run([str(KANBAN), *args], stderr=subprocess.PIPE, text=True, env=env, timeout=60,
+                              preexec_fn=lambda: [os.close(fd) for fd in fds])
+
+    def error_of(proc):
+        lines = proc.stderr.splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc
+        return json.loads(lines[0])
+
+    before = kb("export").out
+    for args in (["create", "t"], ["show", "TASK-1"], ["board"]):
+        error = error_of(closed((1,), *args))
+        assert error["code"] == "internal" and error["error"].startswith("standard output is closed"), error
+    assert closed((1, 2), "create", "t").returncode == 2
+    for args in (["create", "--stdin"], ["import"], ["plan", "lint", "-"]):
+        error = error_of(closed((0,), *args))
+        assert error["code"] == "invalid" and error["error"].startswith("standard input is closed"), error
+    assert kb("export").out == before

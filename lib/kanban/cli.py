@@ -52,9 +52,17 @@ def usage_section(help_text):
 
 def fail(error):
     """Exit 2 with one JSON line on stderr: the one way a command fails."""
-    sys.stderr.write(dumps(error.to_dict()) + "\n")
-    sys.stderr.flush()
+    if sys.stderr is not None:  # None: started with stderr closed (`2>&-`)
+        sys.stderr.write(dumps(error.to_dict()) + "\n")
+        sys.stderr.flush()
     sys.exit(EXIT_ERROR)
+
+
+def standard_input():
+    """sys.stdin, which Python leaves None when the caller closed it (`<&-`)."""
+    if sys.stdin is None:
+        raise KanbanError("invalid", "standard input is closed: there is nothing to read")
+    return sys.stdin
 
 
 def emit(document):
@@ -96,6 +104,8 @@ def main(path, argv=None, handler=None, prepare=None):
     may rewrite the arguments first (an option whose value is optional, as git's)."""
     verb = os.path.basename(path)[len("kanban-"):]
     argv = sys.argv[1:] if argv is None else argv
+    if sys.stdout is None:  # started with stdout closed (`>&-`): refused before anything changes
+        fail(KanbanError("internal", "standard output is closed: there is nowhere to write the answer"))
     if prepare is not None:
         argv = prepare(list(argv))
     try:

@@ -16,6 +16,7 @@ import re
 import sys
 
 from . import paths
+from .cli import standard_input
 from .errors import KanbanError, invalid, not_found
 
 KEY_PREFIX = "plan"
@@ -31,7 +32,7 @@ def load_yaml(path, what="file"):
 
     try:
         if path == "-":
-            text = sys.stdin.read()
+            text = standard_input().read()
         else:
             with open(path, encoding="utf-8") as handle:
                 text = handle.read()

@@ -11,7 +11,7 @@ import time
 
 from .board import Board
 from .board import init as init_board
-from .cli import EXIT_NOTHING, emit, env_or
+from .cli import EXIT_NOTHING, emit, env_or, standard_input
 from .errors import invalid, not_found, usage
 from .jsontext import dumps
 from .store import is_server
@@ -86,7 +86,7 @@ def create(args):
     with _board() as board:
         if args["--stdin"]:
             specs = []
-            for number, line in enumerate(sys.stdin, 1):
+            for number, line in enumerate(standard_input(), 1):
                 if not line.strip():
                     continue
                 try:
@@ -357,7 +357,7 @@ def import_board(args):
         # records end at "\n" only: str.splitlines() would also cut at the U+2028, U+2029
         # and U+0085 that an export holds raw inside its strings
         if name in (None, "-"):
-            lines = sys.stdin.read().split("\n")
+            lines = standard_input().read().split("\n")
         else:
             with open(name, encoding="utf-8") as source:
                 lines = source.read().split("\n")
