@@ -224,6 +224,15 @@ def test_a_deleted_current_folder_is_said_in_plain_words(tmp_path):
     assert res.returncode == 0 and json.loads(res.stdout)["title"] == "x", res
 
 
+def test_a_board_path_that_is_not_utf8_is_refused_in_plain_words(tmp_path):
+    # SQLite names its files in UTF-8: a KANBAN_DB of other bytes cannot be opened or made
+    named = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9.db")
+    for args in (["init"], ["create", "x"], ["list"]):
+        doc = assert_error(sh(*args, KANBAN_DB=named), "usage")
+        assert "not valid UTF-8" in doc["error"] and "caf\\xe9.db" in doc["error"], doc
+    assert os.listdir(tmp_path) == []
+
+
 def test_no_board_is_not_found(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

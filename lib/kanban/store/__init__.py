@@ -51,6 +51,12 @@ def locate(location):
     text = str(location)
     if not text:
         raise usage("the board location is empty (KANBAN_DB)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 arrive as lone surrogates
+        shown = os.fsencode(text).decode("utf-8", "backslashreplace")
+        raise usage(f"bad board location '{shown}': it is not valid UTF-8, and SQLite names"
+                    " its files in UTF-8") from None
     if text.startswith(SERVER_SCHEMES):
         return Location("postgres", text)
     scheme = text.split(":", 1)[0].lower() if ":" in text else ""
