@@ -40,7 +40,7 @@ def wait_hold_release():
         return
     with open(sys.argv[3], "a") as out:
         out.write(sys.argv[5] + "\\n")
-    time.sleep(0.05)           # hold a little, so the next in line really waits
+    time.sleep(float(sys.argv[7]) if len(sys.argv) > 7 else 0.05)  # hold, so the next in line really waits
     lock.release()
     print("done", flush=True)
 
@@ -128,6 +128,37 @@ def test_a_waiter_killed_in_the_queue_lets_nobody_pass_an_earlier_one(tmp_path, 
     for n in (0, 1, 3):
         assert waiters[n].communicate(timeout=60)[0].strip() == "done"
     assert order.read_text().split() == ["w0", "w1", "w3"]
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_the_next_in_line_waits_ready_while_the_one_before_holds(tmp_path, way):
+    """A writer from the queue frees its ticket's byte as it takes the lock, not when it
+    lets go: the one after it wakes during its hold and tries the lock, ready, instead
+    of being woken (and scheduled) only once the lock is free.  The order stays."""
+    from kanban.store.sqlite import _QUEUE_AT, _held
+
+    board = tmp_path / "board.db"
+    order = tmp_path / "order"
+    holder = _start(HOLDER, board)
+    assert holder.stdout.readline().strip() == "held"
+    first = _start(WAITER, board, order, 30, "first", way, 1.5)  # ticket 0: holds 1.5 s
+    _wait_for_tickets(board, 1)
+    second = _start(WAITER, board, order, 30, "second", way)  # ticket 1: waits on ticket 0's byte
+    _wait_for_tickets(board, 2)
+    fd = os.open(str(board) + ".lock", os.O_RDWR)
+    try:
+        assert _held(fd, _QUEUE_AT)  # ticket 0 waits: its byte is held
+        holder.communicate("go\n", timeout=30)
+        deadline = time.monotonic() + 10
+        while not (order.exists() and order.read_text().split() == ["first"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert not _held(fd, _QUEUE_AT)  # first holds the lock, and its byte is free already
+    finally:
+        os.close(fd)
+    assert first.communicate(timeout=30)[0].strip() == "done"
+    assert second.communicate(timeout=30)[0].strip() == "done"
+    assert order.read_text().split() == ["first", "second"]
 
 
 def test_a_free_lock_is_taken_without_a_ticket(tmp_path):
