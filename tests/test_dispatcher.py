@@ -527,6 +527,12 @@ def test_an_exec_path_with_odd_files_gives_answers_not_tracebacks(tmp_path):
     assert listed.returncode == 0 and listed.stderr == "", listed
     names = {c["name"]: c for c in json.loads(listed.stdout)["commands"] if c["kind"] == "plumbing"}
     assert set(names) == {"latin", "stuck"}
+    # a command with no `# Summary:` line (stuck) is still listed with one, so the answer
+    # keeps to its schema (a summary is never empty)
+    from test_schemas import validate
+
+    validate("kanban-commands", json.loads(listed.stdout))
+    assert names["stuck"]["summary"] == "(no summary: no readable '# Summary:' line)"
     for args in (["--help"], ["help"], ["help", "latin"], ["commands", "--format", "table"]):
         res = sh(*args, KANBAN_EXEC_PATH=libexec)
         assert res.returncode == 0 and res.stderr == "", (args, res)

@@ -89,7 +89,9 @@ def commands(root):
         for name in names:
             path = os.path.join(folder, name)
             if name.startswith("kanban-") and os.path.isfile(path):  # as find_verb: no folders
-                summary = header_of(path)[0]
+                # a command of someone else's (a shell script, a program) may have no
+                # `# Summary:` line: the listing still says something of it
+                summary = header_of(path)[0] or "(no summary: no readable '# Summary:' line)"
                 verb = name[len("kanban-"):]
                 aliases = sorted(a for a, (v, _) in ALIASES.items() if v == verb)
                 out.append({"name": verb, "kind": kind, "summary": summary, "aliases": aliases})
