@@ -2,6 +2,8 @@
 import os
 import time
 
+import pytest
+
 from kanban import clock
 
 
@@ -61,3 +63,17 @@ def test_iso_agrees_with_gmtime_over_years_1_to_9999():
         assert clock.iso(ms) == _iso_by_gmtime(ms)
         assert clock.iso(ms) == _iso_by_gmtime(ms)  # as printed before
     assert clock.iso(leap) == "2000-02-29T00:00:00Z" and clock.iso(leap + 1) == "2000-02-29T00:00:00.001Z"
+
+
+def test_a_huge_bad_value_is_quoted_short():
+    """A 100 KB bad duration or time (an environment variable gone wrong) makes a short
+    error: the value's first 60 characters, then '...'."""
+    from kanban.clock import parse_duration, parse_time
+    from kanban.errors import KanbanError
+
+    for parse, what in ((parse_duration, "lease"), (parse_time, "not_before")):
+        with pytest.raises(KanbanError) as caught:
+            parse("x" * 100_000, what)
+        assert caught.value.code == "invalid"
+        assert caught.value.message.startswith(f"bad {what} '" + "x" * 60 + "...'")
+        assert len(caught.value.message) < 200

@@ -40,6 +40,14 @@ def now_ms():
     return int(time.time() * 1000)
 
 
+def _shown(value, most=60):
+    """A bad value as an error quotes it: its repr, cut to its first `most` characters (a
+    100 KB value in an environment variable must not make a 100 KB error line)."""
+    if not isinstance(value, str):
+        return repr(value)
+    return repr(value if len(value) <= most else value[:most] + "...")
+
+
 def parse_duration(text, what="duration"):
     """'90s', '15m', '2h', '3d', '1w', '250ms' or plain seconds -> milliseconds (> 0)."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
@@ -51,20 +59,20 @@ def parse_duration(text, what="duration"):
         try:
             value = float(number)
         except ValueError:
-            raise invalid(f"bad {what} {text!r}: use 90s, 15m, 2h, 3d or seconds") from None
+            raise invalid(f"bad {what} {_shown(text)}: use 90s, 15m, 2h, 3d or seconds") from None
         if value != value or value in (float("inf"), float("-inf")):
-            raise invalid(f"bad {what} {text!r}")
+            raise invalid(f"bad {what} {_shown(text)}")
         scaled = value * _UNITS[unit or "s"] * 1000
     if scaled != scaled:
-        raise invalid(f"bad {what} {text!r}")
+        raise invalid(f"bad {what} {_shown(text)}")
     # compare before int(): 1e308 * 1000 is infinity, and int(inf) would be an internal error
     if scaled > 100 * 365 * 86400 * 1000:
-        raise invalid(f"{what} {text!r} is too long")
+        raise invalid(f"{what} {_shown(text)} is too long")
     ms = int(scaled) if scaled > 0 else 0
     if ms <= 0:
-        raise invalid(f"{what} must be positive, got {text!r}")
+        raise invalid(f"{what} must be positive, got {_shown(text)}")
     if ms > 100 * 365 * 86400 * 1000:
-        raise invalid(f"{what} {text!r} is too long")
+        raise invalid(f"{what} {_shown(text)} is too long")
     return ms
 
 
@@ -79,7 +87,7 @@ def parse_time(text, what="time"):
 def _in_range(ms, what, raw):
     """A time between the years 1 and 9999, else invalid: every answer prints it as ISO-8601."""
     if not MIN_MS <= ms <= MAX_MS:
-        raise invalid(f"{what} {raw!r} is out of range: years 1 to 9999 only")
+        raise invalid(f"{what} {_shown(raw)} is out of range: years 1 to 9999 only")
     return ms
 
 
@@ -93,7 +101,7 @@ def _parse_absolute(raw, what, forms="ISO-8601, epoch seconds or +10m"):
         pass
     else:
         if value != value or abs(value) > 1e11:
-            raise invalid(f"bad {what} {raw!r}")
+            raise invalid(f"bad {what} {_shown(raw)}")
         return _in_range(int(value * 1000), what, raw)
     from datetime import datetime, timezone  # only when a time is typed in
 
@@ -101,13 +109,13 @@ def _parse_absolute(raw, what, forms="ISO-8601, epoch seconds or +10m"):
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise invalid(f"bad {what} {raw!r}: use {forms}") from None
+        raise invalid(f"bad {what} {_shown(raw)}: use {forms}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     try:
         ms = int(moment.timestamp() * 1000)
     except (OverflowError, ValueError):
-        raise invalid(f"{what} {raw!r} is out of range: years 1 to 9999 only") from None
+        raise invalid(f"{what} {_shown(raw)} is out of range: years 1 to 9999 only") from None
     return _in_range(ms, what, raw)
 
 
