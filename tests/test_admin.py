@@ -166,6 +166,21 @@ def test_doctor_through_a_symlink_reports_the_real_wal(kb, tmp_path):
     assert os.path.samefile(through["path"], wal["path"]) and through["bytes"] == wal["bytes"]
 
 
+def test_doctor_warns_of_a_hooks_dir_that_is_not_a_folder(kb, tmp_path):
+    """KANBAN_HOOKS_DIR naming nothing (a typo) runs no hook at all, pre-complete neither,
+    as git's core.hooksPath does: doctor says so; a real folder, or none named, is quiet."""
+    new(kb, "t")
+    for named in (tmp_path / "no-such-hooks", kb.path):  # missing, and a file
+        doc = kb("doctor", env={"KANBAN_HOOKS_DIR": named}).json
+        assert [f for f in doc["findings"] if "KANBAN_HOOKS_DIR" in f["message"]] == [{
+            "level": "warning",
+            "message": f"KANBAN_HOOKS_DIR names {named}, which is not a folder: no hook runs, not even pre-complete"}]
+        assert doc["ok"] is True  # a warning: the board itself is fine
+    (tmp_path / "hooks").mkdir(mode=0o755)
+    for env in ({"KANBAN_HOOKS_DIR": tmp_path / "hooks"}, {}):
+        assert not [f for f in kb("doctor", env=env).json["findings"] if "KANBAN_HOOKS_DIR" in f["message"]]
+
+
 def test_doctor_reports_expired_leases(kb):
     new(kb, "t", env=at(0))
     kb("claim", "--lease", "1m", agent="w", env=at(0))

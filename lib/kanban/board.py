@@ -2245,6 +2245,9 @@ class Board:
             problem = hooks._unsafe(folder, os.stat(folder))
             if problem:
                 answer["findings"].append({"level": "warning", "message": f"hooks refused: {problem}"})
+        elif folder and os.environ.get("KANBAN_HOOKS_DIR"):  # named, and not there: nothing runs, pre-complete neither
+            answer["findings"].append({"level": "warning", "message": (
+                f"KANBAN_HOOKS_DIR names {folder}, which is not a folder: no hook runs, not even pre-complete")})
         answer["ok"] = answer["integrity"] == ["ok"] and not any(f["level"] == "error" for f in answer["findings"])
         return answer
 
