@@ -199,6 +199,21 @@ def test_not_a_board_is_a_db_error(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_a_folder_named_as_the_board_is_said_to_be_one(tmp_path):
+    folder = tmp_path / "boards"
+    folder.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env["KANBAN_DB"] = str(folder)
+    for verb in ("list", "init"):
+        proc = subprocess.run([str(KANBAN), verb], env=env, capture_output=True, text=True)
+        assert proc.returncode == 2 and proc.stdout == ""
+        doc = json.loads(proc.stderr.strip().splitlines()[-1])
+        assert doc["code"] == "db_error"
+        assert doc["error"] == (f"the board cannot be opened: {folder} is a folder (name the board's file, "
+                                f"e.g. {folder / 'board.db'})"), doc
+    assert list(folder.iterdir()) == []
+
+
 # -- backup ----------------------------------------------------------------------------
 
 

@@ -406,6 +406,9 @@ def db_error(exc, path=None):
         "PermissionsError": "no permission to use the board",
     }
     message = reasons.get(name, "the board cannot be used")
+    if name == "CantOpenError" and path and os.path.isdir(path):
+        message = (f"the board cannot be opened: {path} is a folder (name the board's file, "
+                   f"e.g. {os.path.join(path, 'board.db')})")
     if isinstance(exc, OSError):
         message = reasons["FullError"] if exc.errno == errno.ENOSPC else f"{message}: {exc.strerror}"
     return KanbanError("db_error", message, detail=f"{name}: {exc}", db=path)
