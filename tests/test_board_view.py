@@ -179,10 +179,18 @@ def test_the_skills_word_on_a_missing_token_is_the_error_an_agent_sees(tmp_path)
     db = str(tmp_path / "board.db")
     assert run("init", env={"KANBAN_DB": db}).rc == 0
     task = run("create", "t", env={"KANBAN_DB": db, "KANBAN_AGENT": "a"}).json["id"]
-    assert run("claim", task, env={"KANBAN_DB": db, "KANBAN_AGENT": "w"}).rc == 0
+    claimed = run("claim", task, env={"KANBAN_DB": db, "KANBAN_AGENT": "w"})
+    assert claimed.rc == 0
     res = run("block", task, "--reason", "r", env={"KANBAN_DB": db, "KANBAN_AGENT": "w"})
     assert res.rc == 2 and res.error["code"] == "lease_lost"
     assert res.error["error"].startswith(quoted.group(1)), (quoted.group(1), res.error["error"])
+    # and what it says of log-progress: a note without --token, a renewal with it
+    assert "without\n   `--token` it is only a note: the answer's `data` has no `lease_until`" in run(
+        "skill", "--harness", "generic").out
+    env = {"KANBAN_DB": db, "KANBAN_AGENT": "w"}
+    token = str(claimed.json["lease_token"])
+    assert "lease_until" not in run("log-progress", task, "--message", "m", env=env).json["data"]
+    assert "lease_until" in run("log-progress", task, "--message", "m", "--token", token, env=env).json["data"]
 
 
 def test_a_users_agents_md_survives_byte_for_byte(tmp_path):

@@ -112,7 +112,8 @@ you have one). The board is `.kanban/board.db` in this folder or a parent, or `$
    Keep `id` and `lease_token`: every write you make about the task needs both.
 2. **Read** it: `kanban show ID` (body, comments, why a past attempt was rejected).
 3. **Keep the lease alive.** A claim holds the task for 15 minutes (`--lease D`).
-   Before it runs out, log progress, which renews it:
+   Before it runs out, log progress, which renews it when you pass the token (without
+   `--token` it is only a note: the answer's `data` has no `lease_until`):
    `kanban log-progress ID --token T --message "tests pass, writing docs"`
    or just `kanban heartbeat ID --token T`. If your lease expires, another agent
    gets the task and your token stops working.
