@@ -540,9 +540,9 @@ class WriterLock:
         scheduled, on a core that may have halted: with 50 writing processes on 2 cores
         the lock sat free for that hand-off half of the run.  A waiter that is already
         runnable takes it at once.  Only the next in line spins (_next_may_come), and it
-        never holds a core another process wants: with 50 API agents on 2 cores, 3 x 4
-        alternating runs gave ~10% more claims/s (hand-off p50 0.19 -> 0.13 ms) and the
-        same CPU per call; a spin that kept its core (no sched_yield) gave fewer."""
+        never holds a core another process wants: with 50 API agents on 2 cores, 7
+        alternating pairs of runs gave ~10% more claims/s (hand-off p50 0.19 -> 0.13 ms)
+        and the same CPU per call; a spin that kept its core (no sched_yield) gave fewer."""
         until = min(deadline, time.monotonic() + SPIN_S)
         fd = self.fd
         while True:
