@@ -329,6 +329,17 @@ def write_gitignore(board_dir):
     return path
 
 
+def ignore_runtime_files(db):
+    """The .kanban/.gitignore of a board file made in a .kanban folder (`kanban init`, or
+    `team start` in a folder without a board): its path, or None (a server board, a file
+    elsewhere, a read-only folder)."""
+    from .store import is_server
+
+    if is_server(db) or os.path.basename(os.path.dirname(db)) != ".kanban":
+        return None
+    return write_gitignore(os.path.dirname(db))
+
+
 def skill(args):
     """porcelain/kanban-skill"""
     import sys

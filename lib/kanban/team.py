@@ -168,18 +168,16 @@ def _check_members(doc, source):
 def open_board(create=False):
     """The board (KANBAN_DB or found as git finds .git); `start`/`tick` create one here."""
     from .board import Board, init
-    from .store import is_server
 
     try:
         return Board()
     except KanbanError as exc:
         if not create or exc.code != "not_found":
             raise
-    made = init()["db"]
-    if not is_server(made) and os.path.basename(os.path.dirname(made)) == ".kanban":
-        from .skill import write_gitignore
+    from .skill import ignore_runtime_files
 
-        write_gitignore(os.path.dirname(made))  # as `kanban init` does: the runtime files stay out of git
+    made = init()["db"]
+    ignore_runtime_files(made)  # as `kanban init` does: the runtime files stay out of git
     return Board(made)
 
 

@@ -14,7 +14,6 @@ from .board import init as init_board
 from .cli import EXIT_NOTHING, emit, env_or, standard_input
 from .errors import invalid, not_found, usage
 from .jsontext import dumps
-from .store import is_server
 
 
 def _board():
@@ -67,12 +66,11 @@ def init(args):
         where = os.environ.get("KANBAN_DB") or os.path.join(os.getcwd(), ".kanban", "board.db")
         planned = plan(args["--harness"], project_folder(where), force=args["--force"])
     answer = init_board(harness=args["--harness"])
-    if not is_server(answer["db"]) and os.path.basename(os.path.dirname(answer["db"])) == ".kanban":
-        from .skill import write_gitignore
+    from .skill import ignore_runtime_files
 
-        ignore = write_gitignore(os.path.dirname(answer["db"]))
-        if ignore:
-            answer["gitignore"] = ignore
+    ignore = ignore_runtime_files(answer["db"])
+    if ignore:
+        answer["gitignore"] = ignore
     if planned is not None:
         from .skill import write
 
