@@ -746,7 +746,7 @@ class WriterLock:
                         os.pwrite(self.fd, (self.ticket + 1).to_bytes(8, "little"), 8 * _SERVED)
                     except OSError:
                         pass  # the mark only spares newcomers a look at the kernel's locks
-                self._leave()
+                self.ticket = None  # its byte was freed as the lock was taken (_next_may_come)
             words = self.words
             if words is not None and words[0] > words[_SERVED]:
                 _make_way()
