@@ -277,3 +277,64 @@ def test_a_handle_that_writes_again_makes_no_system_call_for_the_words(kb, tmp_p
                              "pread64", "flock", "pwrite64"], on_lock
     # ... and unlocks; from then on, flock and unlock only
     assert kinds[first + 1:] == ["flock"] * (1 + 2 * 4), on_lock
+
+
+def damage(lock_path, *words):
+    """Write `words` (the counter, the two marks, the tickets served) over the lock
+    file's first words, as a damaged file might hold them."""
+    fd = os.open(lock_path, os.O_RDWR)
+    try:
+        for number, value in enumerate(words):
+            os.pwrite(fd, value.to_bytes(8, "little"), 8 * number)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("words", [
+    (2**63 + 5, 0, 0, 0),                      # a counter past any lockable offset
+    (2**64 - 1, 2**64 - 1, 2**64 - 1, 2**64 - 1),  # every word at its largest
+    (5, 2**64 - 1, 3, 2**62),                  # a commit mark that cannot count on
+], ids=["counter", "all", "committed"])
+def test_a_damaged_lock_file_slows_writes_down_but_never_stops_them(kb, words):
+    """The lock file is bookkeeping: with impossible words, CLI writes (pread and
+    pwrite) and a long-lived Board's (through its map) still commit, one at a time, and
+    readers sync for themselves; before, every write failed as `internal`."""
+    assert kb("create", "first").rc == 0
+    lock_path = str(kb.path) + ".lock"
+    damage(lock_path, *words)
+    for title in ("second", "third"):
+        result = kb("create", title)
+        assert result.rc == 0, result.err
+    with Board(str(kb.path)) as board:
+        for _ in range(3):  # the second write on maps the words
+            board.create("mapped")
+            task = board.claim("w1")
+            board.complete(task["id"], task["lease_token"], agent="w1")
+        assert board.db.lock.words is not None
+    if max(words[1:3]) >= 2**62:  # damaged marks prove nothing: a reader syncs
+        with Board(str(kb.path)) as reader:
+            assert reader.db.lock.unsynced() is not None
+    listed = kb("list", "--status", "done")
+    assert listed.rc == 0 and len(listed.json["tasks"]) == 3
+
+
+def test_a_damaged_queue_counter_leaves_writers_to_the_flock(tmp_path):
+    """Two writers, the counter damaged: the second waits for the flock (no ticket,
+    no queue) and gets the lock when the first lets go."""
+    import threading
+
+    path = str(tmp_path / "board.db")
+    holder, waiter = WriterLock(path), WriterLock(path)
+    assert holder.acquire(time.monotonic() + 10)
+    damage(path + ".lock", 2**63 + 5)
+    got = []
+    thread = threading.Thread(target=lambda: got.append(waiter.acquire(time.monotonic() + 10)))
+    thread.start()
+    time.sleep(0.2)
+    assert got == [] and waiter.ticket is None  # waiting, outside the queue
+    holder.release()
+    thread.join(10)
+    assert got == [True]
+    waiter.release()
+    holder.close()
+    waiter.close()

@@ -529,7 +529,7 @@ class WriterLock:
                 return False
         else:
             issued = int.from_bytes(os.pread(self.fd, 8, 0) or b"\0", "little")
-        return issued > 0 and _held(self.fd, _QUEUE_AT + issued - 1)
+        return 0 < issued < _TICKETS_MAX and _held(self.fd, _QUEUE_AT + issued - 1)
 
     def _spin(self, deadline):
         """Next in line, the writer before us holding the lock: try the lock until it is
@@ -597,9 +597,13 @@ class WriterLock:
             words = self.words
             if words is not None:
                 ticket = words[0]
+                if ticket >= _TICKETS_MAX:
+                    return False  # a damaged counter: contend for the flock
                 words[0] = ticket + 1
             else:
                 ticket = int.from_bytes(os.pread(self.fd, 8, 0) or b"\0", "little")
+                if ticket >= _TICKETS_MAX:
+                    return False
                 os.pwrite(self.fd, (ticket + 1).to_bytes(8, "little"), 0)
             _range(self.fd, _QUEUE_AT + ticket, False)
             self.ticket = ticket
@@ -679,9 +683,13 @@ class WriterLock:
                 self.words = words = self._map(self.fd, True)
             if words is None:
                 seq = int.from_bytes(os.pread(self.fd, 8, _COMMITTED), "little") + 1
+                if seq > _MARKS_MAX:
+                    return None  # a damaged mark: this writer syncs, every reader too
                 os.pwrite(self.fd, seq.to_bytes(8, "little"), _COMMITTED)
                 return seq
         seq = words[1] + 1
+        if seq > _MARKS_MAX:
+            return None
         words[1] = seq
         return seq
 
@@ -724,6 +732,8 @@ class WriterLock:
             marks = os.pread(fd, 16, _COMMITTED)
             committed = int.from_bytes(marks[:8] or b"\0", "little")
             synced = int.from_bytes(marks[8:16] or b"\0", "little")
+        if synced >= _MARKS_MAX:  # a damaged mark proves nothing: sync
+            return committed or 1
         return committed if committed > synced else None
 
     def _map(self, fd, writable):
@@ -787,6 +797,14 @@ _LOOK_BACK = 64
 # how long the next writer in line tries the lock, giving its core away between tries,
 # before it sleeps in the kernel (WriterLock._spin)
 SPIN_S = 0.0005
+# the lock file is kanban's bookkeeping, not data, and a damaged one must not stop a
+# write: a queue counter at or past _TICKETS_MAX (whose ticket bytes would lie past the
+# largest file offset a lock can name) leaves the queue unused (writers contend for the
+# flock, as where the record locks are missing), and a commit mark at or past
+# _MARKS_MAX counts no more commits (every reader then syncs for itself).  Neither
+# can be reached by counting: 2**62 writes is ~146,000 years at a million a second
+_TICKETS_MAX = 1 << 62
+_MARKS_MAX = 1 << 62
 _WORDS = 4  # the counter, the two marks, the tickets served: the words a writer maps (_map_words)
 _SYNCS = [0]  # the WAL syncs kanban made in this process (its own, after the lock): synced_total()
 
@@ -1124,7 +1142,8 @@ class SqliteStore(Store):
         lock = self.lock
         while True:
             words = lock.words
-            fast = words is not None and lock.trace is None and words[_SERVED] >= words[0]
+            fast = (words is not None and lock.trace is None and words[_SERVED] >= words[0]
+                    and words[1] < _MARKS_MAX)
             if fast:  # acquire(), when nobody is queued
                 try:
                     fcntl.flock(lock.fd, _LOCK_NOW)
