@@ -81,10 +81,12 @@ def _finished_values(values, now):
 
 
 class _Later:
-    """A set run's answer to one caller of group commit, made in that caller's own thread
-    once the commit is durable (Board._write), not by the batch's leader: the leader
-    writes for every caller while they wait, and what their threads can do themselves
-    they do while the next one is being woken.  `values`: the task as the write left it
+    """A write's answer made once the write lock is let go and the commit is durable
+    (Board._commit), not while the lock is held: for a claim or completion alone, so the
+    next writer waits for the write only; for a set run, in each caller's own thread of
+    group commit, not by the batch's leader: the leader writes for every caller while
+    they wait, and what their threads can do themselves they do while the next one is
+    being woken.  `values`: the task as the write left it
     (TASK_COLUMNS order), in progress, done or in review, so never ready; `deps` as read
     along with it ("3,7" or None); `token`: a claim's lease token, which its answer
     carries."""
@@ -119,7 +121,7 @@ class _ClaimWrite(_SharedWrite):
     def __call__(self):
         board, agent, role, project, lease_ms = self
         board._begin_write()
-        return board._claim(agent, None, role, project, lease_ms)
+        return board._claim(agent, None, role, project, lease_ms, later=True)
 
     @property
     def batch(self):
@@ -138,7 +140,7 @@ class _CompleteWrite(_SharedWrite):
     def __call__(self):
         board, task, token, agent = self
         board._begin_write()
-        return board._complete(task, token, None, False, agent)
+        return board._complete(task, token, None, False, agent, later=True)
 
     @property
     def batch(self):
@@ -903,11 +905,12 @@ class Board:
                + " ORDER BY priority DESC, created_at, id LIMIT 1")
         return self.db.scalar(sql, params)
 
-    def _claim_row(self, task, agent, lease_ms, token):
+    def _claim_row(self, task, agent, lease_ms, token, later=False):
         """Claim task `task`: its id, or its values and deps as the probe read them
         (TASK_COLUMNS, then "3,7" or None): then the answer is that row with what the
         claim changed, no RETURNING.  `token`: the one the probe read (SQLite), or None:
-        drawn here."""
+        drawn here.  `later`: the answer may be left to the caller, made once the write
+        lock is let go (_Later): the lock is held for the write alone."""
         if token is None:
             token = self._next_token()
         now = self._now
@@ -925,11 +928,13 @@ class Board:
         # the event's data, and as _event would write it (an ISO time needs no escapes)
         self._event(task_id, "claimed", agent, {"token": token, "lease_until": lease_until},
                     text=f'{{"token":{token},"lease_until":"{lease_until}"}}')
+        if later and deps is not _UNREAD:
+            return _Later(values, deps, token)
         answer = self._answer_values(values, deps)
         answer["lease_token"] = token
         return answer
 
-    def _claim(self, agent, task, role, project, lease_ms):
+    def _claim(self, agent, task, role, project, lease_ms, later=False):
         # what a claim asks before its pick, in one statement (`claim_probe`): the board's
         # team (to the gate's cache), whether a lease has run out, whether the board has WIP
         # limits, whether the probe left the pick unsettled, the claim's token (SQLite;
@@ -950,7 +955,7 @@ class Board:
                 picked = None if found[5] is None else found[5:]
             if picked is None:
                 return {}
-            return self._claim_row(picked, agent, lease_ms, token)
+            return self._claim_row(picked, agent, lease_ms, token, later)
         row = self._row(task)
         ref = task_ref(task)
         if row["kind"] == "goal":
@@ -1288,7 +1293,7 @@ class Board:
             hooks.run_pre_complete(self.path, self._read(snapshot), agent, summary)
         return True
 
-    def _complete(self, task, token, summary, review, agent):
+    def _complete(self, task, token, summary, review, agent, later=False):
         """done, or in_review: the answer.  The common case first, in one statement
         (`complete_task`: the update, with every check of _complete_checked in its
         WHERE); when it changes nothing, _complete_checked reads the task, checks it
@@ -1306,7 +1311,10 @@ class Board:
                     self._event(task, "completed", agent, {"token": token, "summary": summary})
                 if found[_GOAL_ID] is not None:  # _sync_goal(None) does nothing
                     self._sync_goal(found[_GOAL_ID], agent)
-                return self._answer_values(*_returned(found))
+                values, deps = _returned(found)
+                if later and deps is not _UNREAD:  # made once the lock is let go (_Later)
+                    return _Later(values, deps)
+                return self._answer_values(values, deps)
         return self._complete_checked(task, token, summary, review, agent)
 
     def _complete_checked(self, task, token, summary, review, agent):
