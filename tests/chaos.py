@@ -602,7 +602,9 @@ class Chaos:
             if writers:
                 break
             time.sleep(0.0005)
-        if self.schema and roll < 0.4:
+        # until one kill has landed inside a server transaction, every kill looks for one
+        # first: the soak must show that case whatever the machine's load or the dice
+        if self.schema and (roll < 0.4 or not self.kills["in_transaction"]):
             writers = self.server_writers(live, commands, table)
         if writers:
             victim, what = writers[0], "in_transaction"
