@@ -438,6 +438,17 @@ def test_an_older_board_is_migrated(pg_url):
 
 
 @needs_pg
+def test_a_schema_11_board_searches_its_greek_as_sqlite_after_the_migration(pg_url):
+    from kanban.store.postgres import PG_MIGRATIONS
+
+    server_sql("; ".join(PG_MIGRATIONS[:11]) + "; INSERT INTO meta(key, value) VALUES ('schema_version', '11');"
+               " INSERT INTO tasks(title, body, created_at, updated_at) VALUES ('ΣΊΣΥΦΟΣ', 'µ', 0, 0)", pg_url)
+    assert run("search", "σίσυφος", env={"KANBAN_DB": pg_url}).json["tasks"][0]["title"] == "ΣΊΣΥΦΟΣ"
+    assert run("search", "μ", env={"KANBAN_DB": pg_url}).json["tasks"][0]["body"] == "µ"
+    assert run("search", "σισυφος", env={"KANBAN_DB": pg_url}).json["tasks"] == []
+
+
+@needs_pg
 def test_claim_wait_wakes_when_work_arrives(pg):
     started = time.monotonic()
     waiter = subprocess.Popen([str(KANBAN), "claim", "--wait", "20s"], stdout=subprocess.PIPE, text=True,
@@ -739,6 +750,17 @@ def test_every_sqlite_migration_has_a_postgres_one():
     from kanban.store.sqlite import MIGRATIONS
 
     assert len(PG_MIGRATIONS) == len(MIGRATIONS), "add the PostgreSQL text of the new migration to pg.py"
+
+
+def test_the_search_table_is_sqlites_unicode61():
+    """store/unicode61_table.py, which a Postgres board searches with, says what the SQLite
+    kanban runs on does with each code point (run tools/unicode61.py when this fails)."""
+    from kanban.store.unicode61 import scan
+    from kanban.store.unicode61_table import FOLDS, SEPARATORS
+
+    separators, folds, version = scan()
+    assert {cp for start, end in SEPARATORS for cp in range(start, end + 1)} == separators, version
+    assert FOLDS == folds, version
 
 
 def test_the_sqlite_path_never_loads_the_postgres_backend(kb):

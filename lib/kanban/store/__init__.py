@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from ..errors import KanbanError, usage
 
 # The schema's version, the same on both backends: version n means the same tables.
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 # meta's keys that belong to the backend, not to the board (an export leaves them out)
 INTERNAL_META = ("lease_token", "schema_version")

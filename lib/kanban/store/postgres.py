@@ -328,9 +328,44 @@ PG_MIGRATIONS = [
     # WHEN is evaluated in a frame sized for the body; PostgreSQL evaluates a trigger's WHEN
     # before it calls the function: nothing to change
     "SELECT 1",
+    # 12: search splits and folds text as unicode61 does in every script, not only Latin
+    # (migration 2 used the server's lower(), [[:alnum:]] and NFD: Greek lost its accents,
+    # µ was not mu, ² and ① were separators, Devanagari vowel signs were letters): each
+    # code point unicode61 changes is a row of kanban_fold, from SQLite's own tables
+    # (store/unicode61.py); text that is all ASCII takes the short way
+    lambda: _fold_table_sql() + r"""
+    CREATE OR REPLACE FUNCTION kanban_tokens(doc TEXT) RETURNS TEXT[] LANGUAGE sql STABLE AS $$
+        SELECT CASE WHEN octet_length(coalesce(doc, '')) = char_length(coalesce(doc, '')) THEN
+            (SELECT coalesce(array_agg(m[1] ORDER BY n), '{}')
+               FROM regexp_matches(translate(coalesce(doc, ''), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ',
+                                             'abcdefghijklmnopqrstuvwxyz'),
+                                   '([0-9a-z]+)', 'g') WITH ORDINALITY AS r(m, n))
+        ELSE
+            (SELECT coalesce(array_agg(tok ORDER BY n), '{}')
+               FROM regexp_split_to_table(
+                      (SELECT string_agg(coalesce(f.folded, s.c), '' ORDER BY s.i)
+                         FROM regexp_split_to_table(doc, '') WITH ORDINALITY AS s(c, i)
+                         LEFT JOIN kanban_fold f ON f.ch = s.c),
+                      ' +') WITH ORDINALITY AS r(tok, n)
+              WHERE tok <> '')
+        END $$;
+    UPDATE tasks SET fts_title = kanban_tokens(title), fts_body = kanban_tokens(body);
+    """,
 ]
 # this backend's own tables, and columns derived from others (the search's tokens)
-OWN_TABLES = ("counters",)
+OWN_TABLES = ("counters", "kanban_fold")
+
+
+def _fold_table_sql():
+    """kanban_fold: each character unicode61 does not keep as it is, and what it becomes
+    (a space: it separates tokens; '': it is dropped)."""
+    from .unicode61 import mapping
+
+    def literal(text):
+        return "chr(%d)" % ord(text) if text else "''"
+    rows = ",".join(f"({literal(char)}, {literal(replacement)})" for char, replacement in mapping())
+    return ('CREATE TABLE kanban_fold(ch TEXT COLLATE "C" PRIMARY KEY, folded TEXT NOT NULL);\n'
+            f"INSERT INTO kanban_fold(ch, folded) VALUES {rows};\n")
 DERIVED = {"tasks": ("fts_title", "fts_body")}
 
 # kanban never waits inside a transaction: a session idle in one this long is stuck
@@ -1004,7 +1039,8 @@ def migration(index):
         raise KanbanError("internal", f"schema version {index + 1} has no PostgreSQL migration yet "
                           f"(lib/kanban/store/postgres.py PG_MIGRATIONS has {len(PG_MIGRATIONS)} "
                           f"of {SCHEMA_VERSION})")
-    return PG_MIGRATIONS[index]
+    step = PG_MIGRATIONS[index]
+    return step() if callable(step) else step
 
 
 TABLES = ("tasks", "deps", "holders", "events", "comments", "runs", "wip_limits")
