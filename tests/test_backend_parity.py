@@ -801,3 +801,50 @@ def test_search_tokenises_every_script_as_fts5(both):
                   "①", "1", "हिन्दी", "ह", "न्दी", "ǖber", "uber", "ᾀ", "α", "snow", "man", "☃", "oresund",
                   "привет", "日本語"):
         both("search", query)
+
+
+@pytest.fixture
+def icu_database():
+    """A board URL on a new database of KANBAN_TEST_PG whose default collation is ICU's
+    en-US (as on many servers), not C: text sorts as a dictionary does there."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    from kanban.store.postgres import connect
+
+    name = "kparity_" + uuid.uuid4().hex[:10]
+    with connect(PG_SERVER) as conn:
+        try:
+            conn.execute(f"CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
+                         " LOCALE 'C.UTF-8'")
+        except Exception as exc:  # an older server, no ICU, no right to create a database
+            pytest.skip(f"cannot make a database with an ICU collation on KANBAN_TEST_PG: {exc}")
+    parts = urlsplit(PG_SERVER)
+    try:
+        yield urlunsplit(parts._replace(path="/" + name))
+    finally:
+        with connect(PG_SERVER) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # the helper's sessions too
+
+
+def test_text_sorts_byte_by_byte_whatever_the_servers_collation(icu_database, tmp_path):
+    lite, server = tmp_path / "board.db", icu_database
+    pair = Both(lite, server)
+    pair("init")
+    for project in ("Beta", "alpha", "_x", "b", "B", "Éa", "a b", "ab"):
+        pair("limit", "set", "in_progress", "3", "--project", project)
+        pair("create", f"t {project}", "--project", project)
+    pair("limit", "set", "in_review", "1", "--role", "Zed")
+    pair("limit", "set", "in_review", "1", "--role", "zed")
+    pair("limit", "list")
+    pair("stats")
+    c = pair("claim", "--project", "alpha", agent="w1")
+    pair("show", c["id"])
+    pair("list", "--format", "table")
+    answers = []
+    for db in (lite, server):
+        from kanban import Board
+        with Board(str(db)) as board:
+            answers.append(board.projects())
+    assert answers[0] == answers[1], answers
+    pair.check()

@@ -1632,8 +1632,7 @@ class Board:
 
     def projects(self):
         """The projects named on the board, sorted."""
-        return self._read(lambda: [r[0] for r in self.db.execute(
-            "SELECT DISTINCT project FROM tasks WHERE project IS NOT NULL ORDER BY project")])
+        return self._read(lambda: [r[0] for r in self.db.execute(self.db.sql("projects"))])
 
     # -- deps -----------------------------------------------------------------------
 
@@ -2001,8 +2000,7 @@ class Board:
         if self._writing:
             limits = self.db.rows(self.db.sql("wip_limits_for_update"))
         else:
-            limits = self.db.rows("SELECT scope, status, role, project, agent, max_count, created_at, updated_at"
-                                  " FROM wip_limits ORDER BY scope")
+            limits = self.db.rows(self.db.sql("wip_limits"))
         if not limits:
             return limits
         for limit in limits:

@@ -561,11 +561,23 @@ QUERIES = {
     # -- WIP limits -----------------------------------------------------------------------
     # a claim under WIP limits locks the limit rows first: claims under a limit go one at
     # a time, so the count each one reads already holds the claim committed before it
+    # (by scope as SQLite orders text, byte by byte, whatever the server's collation)
     "wip_limits_for_update": {
         "sqlite": "SELECT scope, status, role, project, agent, max_count, created_at, updated_at"
                   " FROM wip_limits ORDER BY scope",
         "postgres": "SELECT scope, status, role, project, agent, max_count, created_at, updated_at"
-                    " FROM wip_limits ORDER BY scope FOR UPDATE",
+                    " FROM wip_limits ORDER BY scope COLLATE \"C\" FOR UPDATE",
+    },
+    "wip_limits": {
+        "sqlite": "SELECT scope, status, role, project, agent, max_count, created_at, updated_at"
+                  " FROM wip_limits ORDER BY scope",
+        "postgres": "SELECT scope, status, role, project, agent, max_count, created_at, updated_at"
+                    " FROM wip_limits ORDER BY scope COLLATE \"C\"",
+    },
+    "projects": {
+        "sqlite": "SELECT DISTINCT project FROM tasks WHERE project IS NOT NULL ORDER BY project",
+        "postgres": "SELECT DISTINCT project COLLATE \"C\" FROM tasks WHERE project IS NOT NULL"
+                    " ORDER BY 1",
     },
     "set_limit": {
         "sqlite": "INSERT INTO wip_limits(scope, status, role, project, agent, max_count, created_at, updated_at)"
