@@ -157,6 +157,30 @@ class Both:
             self.diffs.append(f"export: {len(mine)} lines on sqlite, {len(theirs)} on postgres")
         return lite.out, server.out
 
+    def task_events(self):
+        """The task_events view (the audit trail seed 004's Verify step reads with SQL) on
+        both boards: the same rows, data written alike, SQLite's tokens as Postgres's."""
+        import apsw
+
+        from kanban.store.postgres import connect
+
+        query = "SELECT id, task_id, kind, actor, at, data, expires_at FROM task_events ORDER BY id, kind"
+        conn = apsw.Connection(str(self.lite_db), flags=apsw.SQLITE_OPEN_READONLY)
+        try:
+            mine = [list(row) for row in conn.execute(query)]
+        finally:
+            conn.close()
+        with connect(self.pg_db) as server:
+            theirs = [list(row) for row in server.execute(query).fetchall()]
+        for row in mine:
+            row[5] = re.sub(r'("token":)(\d+)', lambda m: m.group(1) + str(self.to_pg.get(int(m.group(2)),
+                                                                                         m.group(2))), row[5])
+        for one, two in zip(mine, theirs, strict=False):
+            if one != two:
+                self.diffs.append(f"task_events\n  sqlite:   {one}\n  postgres: {two}")
+        if len(mine) != len(theirs):
+            self.diffs.append(f"task_events: {len(mine)} rows on sqlite, {len(theirs)} on postgres")
+
     def check(self):
         assert not self.diffs, "the backends differ:\n" + "\n".join(self.diffs)
 
@@ -169,6 +193,7 @@ def both(tmp_path):
     try:
         pair("init")
         yield pair
+        pair.task_events()
         lite_export, pg_export = pair.export_lines()
         other_schema, other_url = new_pg_schema()
         try:

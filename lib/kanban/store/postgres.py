@@ -350,6 +350,39 @@ PG_MIGRATIONS = [
               WHERE tok <> '')
         END $$;
     UPDATE tasks SET fts_title = kanban_tokens(title), fts_body = kanban_tokens(body);
+    -- and task_events writes a status change's data as SQLite's json_object does, as
+    -- kanban writes every event's ({"from":"todo","to":"done","event":"completed"}),
+    -- where jsonb gave {"to": "done", "from": "todo", "event": "completed"}
+    CREATE OR REPLACE VIEW task_events AS
+    WITH steps AS (
+        SELECT id, task_id, kind, actor, at, expires_at,
+               CASE
+                 WHEN (data::jsonb ->> 'to') IS NOT NULL THEN (data::jsonb ->> 'to')
+                 WHEN kind = 'created' THEN 'todo'
+                 WHEN kind IN ('claimed', 'released', 'lease_expired')
+                      AND coalesce((data::jsonb ->> 'review') = 'true', false) THEN NULL
+                 WHEN kind = 'claimed' THEN 'in_progress'
+                 WHEN kind = 'lease_expired' AND lead(kind) OVER w = 'failed' THEN NULL
+                 WHEN kind IN ('released', 'lease_expired', 'rejected', 'unblocked', 'reopened') THEN 'todo'
+                 WHEN kind IN ('completed', 'approved') THEN 'done'
+                 WHEN kind = 'submitted_for_review' THEN 'in_review'
+                 WHEN kind IN ('blocked', 'cancelled', 'failed') THEN kind
+               END AS status
+          FROM events
+        WINDOW w AS (PARTITION BY task_id ORDER BY id)
+    ),
+    changes AS (
+        SELECT id, task_id, kind, actor, at, expires_at, status,
+               lag(status) OVER (PARTITION BY task_id ORDER BY id) AS previous
+          FROM steps WHERE status IS NOT NULL
+    )
+    SELECT id, task_id, kind, actor, at, data, expires_at FROM events
+    UNION ALL
+    SELECT id, task_id, 'status_changed', actor, at,
+           '{"from":' || to_json(previous)::text || ',"to":' || to_json(status)::text
+           || ',"event":' || to_json(kind)::text || '}', expires_at
+      FROM changes
+     WHERE kind NOT IN ('created', 'status_changed') AND previous IS NOT NULL AND previous <> status;
     """,
 ]
 # this backend's own tables, and columns derived from others (the search's tokens)
