@@ -873,3 +873,64 @@ def test_text_sorts_byte_by_byte_whatever_the_servers_collation(icu_database, tm
             answers.append(board.projects())
     assert answers[0] == answers[1], answers
     pair.check()
+
+
+def test_claim_picks_across_classes_in_one_order(both):
+    """Open, assigned and role-bound tasks compete by priority, created_at, then id, on
+    either backend (SQLite looks at the classes one by one, Postgres in one statement)."""
+    both("create", "open5", "--priority", "5")
+    both("create", "ann early", "--priority", "5", "--assignee", "ann", env={"KANBAN_NOW": "2029-12-31T00:00:00Z"})
+    both("create", "ops earlier", "--priority", "5", "--role", "ops", env={"KANBAN_NOW": "2029-12-30T00:00:00Z"})
+    both("create", "ann future", "--priority", "9", "--assignee", "ann", "--not-before", "2030-06-01T00:00:00Z")
+    both("create", "ann p", "--priority", "9", "--assignee", "ann", "--project", "p")
+    both("create", "ops p", "--priority", "7", "--role", "ops", "--project", "p")
+    both("create", "open9 p later", "--priority", "9", "--project", "p", "--not-before", "2030-06-01T00:00:00Z")
+    both("create", "ann ops", "--priority", "6", "--assignee", "ann", "--role", "ops")
+    both("create", "bob ops", "--priority", "8", "--assignee", "bob", "--role", "ops")
+    both("create", "open5 twin", "--priority", "5")
+    both("create", "dev", "--priority", "5", "--role", "dev")
+    both("limit", "set", "in_progress", "1", "--role", "dev")
+    for _ in range(3):
+        both("claim", "--role", "ops", "--project", "p", agent="ann")
+    both("batch", "claim", "2", "--role", "ops", agent="ann")
+    both("batch", "claim", "4", "--role", "dev", agent="cy")
+    both("batch", "claim", "9", "--role", "ops", agent="bob")
+    both("batch", "claim", "9", agent="ann", env=at(60 * 24 * 200))
+    both("list", env=at(60 * 24 * 200))
+
+
+def test_team_board_gates(both):
+    from kanban import Board
+
+    both("create", "goal", "--kind", "goal")
+    team = {"name": "crew", "coordinator": "lead", "manifest": "team.yaml", "operators": ["ops"],
+            "members": {"lead": {"role": "coordinator"}, "dev": {"role": "dev"}, "qa": {"role": "qa"}}}
+    for db in (both.lite_db, both.pg_db):
+        with Board(str(db)) as board:
+            board.set_team(team, actor="lead")
+    both("create", "by dev", agent="dev")                                     # forbidden
+    both("create", "by stranger", agent="zed")                                # forbidden: not on the team
+    both("create", "by nobody")                                               # no agent
+    both("create", "work", "--assignee", "dev", "--goal", "TASK-1", agent="lead")
+    both("create", "more", "--assignee", "qa", "--depends-on", "TASK-2", agent="ops")
+    both("set", "TASK-2", "--priority", "3", agent="dev")
+    both("set", "TASK-2", "--assignee", "qa", agent="dev")
+    both("dep", "add", "TASK-3", "TASK-1", agent="dev")
+    both("comment", "TASK-2", "--message", "hi", agent="qa")
+    both("comment", "TASK-2", "--message", "hi", agent="zed")
+    both("claim", "TASK-2", agent="qa")
+    c = both("claim", "TASK-2", agent="dev")
+    both("event", "log", "TASK-2", "--message", "going", agent="qa")
+    both("block", "TASK-2", "--reason", "x", "--token", str(c.get("lease_token")), agent="qa")
+    both("complete", "TASK-2", "--token", str(c.get("lease_token")), agent="qa")
+    both("cancel", "TASK-3", agent="dev")
+    both("move", "TASK-3", "blocked", "--reason", "wait", agent="qa")
+    both("move", "TASK-3", "blocked", "--reason", "wait", agent="lead")
+    both("unblock", "TASK-3", agent="lead")
+    both("limit", "set", "in_progress", "1", agent="dev")
+    both("limit", "set", "in_progress", "1", agent="ops")
+    both("complete", "TASK-2", "--token", str(c.get("lease_token")), agent="dev", env=at(5))
+    both("reopen", "TASK-2", agent="qa")
+    both("show", "TASK-1")
+    both("list")
+    both("event", "list", "--limit", "1000")
