@@ -9,6 +9,7 @@ board's own location (`db`), a file board's `gitignore`, and the fencing tokens,
 SQLite draws from its event ids and Postgres from a sequence (both increasing; a
 token given to a command is translated to the backend's own).
 """
+import contextlib
 import json
 import re
 
@@ -828,10 +829,9 @@ def test_search_tokenises_every_script_as_fts5(both):
         both("search", query)
 
 
-@pytest.fixture
-def icu_database():
-    """A board URL on a new database of KANBAN_TEST_PG whose default collation is ICU's
-    en-US (as on many servers), not C: text sorts as a dictionary does there."""
+@contextlib.contextmanager
+def scratch_database(options):
+    """A board URL on a new database of KANBAN_TEST_PG made WITH `options`; dropped after."""
     import uuid
     from urllib.parse import urlsplit, urlunsplit
 
@@ -840,16 +840,22 @@ def icu_database():
     name = "kparity_" + uuid.uuid4().hex[:10]
     with connect(PG_SERVER) as conn:
         try:
-            conn.execute(f"CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
-                         " LOCALE 'C.UTF-8'")
+            conn.execute(f"CREATE DATABASE {name} TEMPLATE template0 {options}")
         except Exception as exc:  # an older server, no ICU, no right to create a database
-            pytest.skip(f"cannot make a database with an ICU collation on KANBAN_TEST_PG: {exc}")
-    parts = urlsplit(PG_SERVER)
+            pytest.skip(f"cannot make a database {options} on KANBAN_TEST_PG: {exc}")
     try:
-        yield urlunsplit(parts._replace(path="/" + name))
+        yield urlunsplit(urlsplit(PG_SERVER)._replace(path="/" + name))
     finally:
         with connect(PG_SERVER) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # the helper's sessions too
+
+
+@pytest.fixture
+def icu_database():
+    """A database whose default collation is ICU's en-US (as on many servers), not C:
+    text sorts as a dictionary does there."""
+    with scratch_database("LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'") as url:
+        yield url
 
 
 def test_text_sorts_byte_by_byte_whatever_the_servers_collation(icu_database, tmp_path):
@@ -934,3 +940,13 @@ def test_team_board_gates(both):
     both("show", "TASK-1")
     both("list")
     both("event", "list", "--limit", "1000")
+
+
+def test_a_database_not_in_utf8_still_holds_a_board():
+    """Schema 12's search table holds only ASCII rows where the server cannot store more."""
+    for encoding in ("LATIN1", "SQL_ASCII"):
+        with scratch_database(f"ENCODING '{encoding}' LOCALE 'C'") as url:
+            assert run("init", env={"KANBAN_DB": url}).json["created"] is True
+            assert run("create", "Hello World-x", env={"KANBAN_DB": url}).rc == 0
+            assert [t["title"] for t in run("search", "WORLD", env={"KANBAN_DB": url}).json["tasks"]] == \
+                ["Hello World-x"]

@@ -391,14 +391,20 @@ OWN_TABLES = ("counters", "kanban_fold")
 
 def _fold_table_sql():
     """kanban_fold: each character unicode61 does not keep as it is, and what it becomes
-    (a space: it separates tokens; '': it is dropped)."""
+    (a space: it separates tokens; '': it is dropped).  A database whose encoding is not
+    UTF8 holds only its ASCII rows (chr() of anything past ASCII may not exist there)."""
     from .unicode61 import mapping
 
-    def literal(text):
-        return "chr(%d)" % ord(text) if text else "''"
-    rows = ",".join(f"({literal(char)}, {literal(replacement)})" for char, replacement in mapping())
+    def code(text):
+        return -1 if text == " " else ord(text) if text else 0
+    rows = ",".join(f"({ord(char)},{code(replacement)})" for char, replacement in mapping())
     return ('CREATE TABLE kanban_fold(ch TEXT COLLATE "C" PRIMARY KEY, folded TEXT NOT NULL);\n'
-            f"INSERT INTO kanban_fold(ch, folded) VALUES {rows};\n")
+            "INSERT INTO kanban_fold(ch, folded)"
+            " SELECT chr(c), CASE WHEN f < 0 THEN ' ' WHEN f = 0 THEN '' ELSE chr(f) END"
+            f" FROM (VALUES {rows}) AS v(c, f)"
+            " WHERE getdatabaseencoding() = 'UTF8' OR (c < 128 AND f < 128);\n")
+
+
 DERIVED = {"tasks": ("fts_title", "fts_body")}
 
 # kanban never waits inside a transaction: a session idle in one this long is stuck
