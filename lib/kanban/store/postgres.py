@@ -337,9 +337,8 @@ PG_MIGRATIONS = [
     CREATE OR REPLACE FUNCTION kanban_tokens(doc TEXT) RETURNS TEXT[] LANGUAGE sql STABLE AS $$
         SELECT CASE WHEN octet_length(coalesce(doc, '')) = char_length(coalesce(doc, '')) THEN
             (SELECT coalesce(array_agg(m[1] ORDER BY n), '{}')
-               FROM regexp_matches(translate(coalesce(doc, ''), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ',
-                                             'abcdefghijklmnopqrstuvwxyz'),
-                                   '([0-9a-z]+)', 'g') WITH ORDINALITY AS r(m, n))
+               FROM regexp_matches(lower(coalesce(doc, '') COLLATE "C"), '([0-9a-z]+)', 'g')
+                    WITH ORDINALITY AS r(m, n))
         ELSE
             (SELECT coalesce(array_agg(tok ORDER BY n), '{}')
                FROM regexp_split_to_table(
