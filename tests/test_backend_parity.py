@@ -950,3 +950,16 @@ def test_a_database_not_in_utf8_still_holds_a_board():
             assert run("create", "Hello World-x", env={"KANBAN_DB": url}).rc == 0
             assert [t["title"] for t in run("search", "WORLD", env={"KANBAN_DB": url}).json["tasks"]] == \
                 ["Hello World-x"]
+
+
+def test_search_is_the_same_on_a_turkish_server(tmp_path):
+    """On a database whose collation is Turkish, lower('I') is 'ı': search folds as
+    unicode61 does all the same (INFO is found by info)."""
+    with scratch_database("LOCALE_PROVIDER icu ICU_LOCALE 'tr-TR' LOCALE 'C.UTF-8'") as url:
+        pair = Both(tmp_path / "board.db", url)
+        pair("init")
+        for title in ("INFO desk", "İstanbul trip", "ıslak", "Iğdır"):
+            pair("create", title)
+        for query in ("info", "INFO", "istanbul", "İSTANBUL", "islak", "ıslak", "ığdır", "iğdır"):
+            pair("search", query)
+        pair.check()
