@@ -963,3 +963,33 @@ def test_search_is_the_same_on_a_turkish_server(tmp_path):
         for query in ("info", "INFO", "istanbul", "İSTANBUL", "islak", "ıslak", "ığdır", "iğdır"):
             pair("search", query)
         pair.check()
+
+
+def test_review_limits_and_review_claims(both):
+    for n in range(4):
+        both("create", f"r{n}", "--review", "--project", "p" if n % 2 else "q")
+    tokens = []
+    for n in range(4):
+        c = both("claim", f"TASK-{n + 1}", agent=f"w{n}")
+        tokens.append(c["lease_token"])
+    both("limit", "set", "in_review", "1", "--agent", "judge")
+    both("limit", "set", "in_review", "2", "--project", "p")
+    for n in range(4):
+        both("complete", f"TASK-{n + 1}", "--token", str(tokens[n]), agent=f"w{n}", env=at(n + 1))
+    both("limit", "list")
+    both("claim", agent="w9")                                                 # nothing todo
+    r = both("claim", "--for-review", "--lease", "5m", agent="judge", env=at(10))
+    both("claim", "--for-review", agent="judge", env=at(10))                  # judge's limit: {}
+    both("claim", "--for-review", "--exit-code", agent="judge", env=at(10))
+    both("claim", "--for-review", "TASK-4", agent="judge", env=at(10))
+    both("claim", "--for-review", agent="judge2", env=at(10))
+    both("show", "TASK-4", env=at(10))
+    both("lease", "renew", r["id"], "--token", str(r["lease_token"]), "--lease", "1h", agent="judge", env=at(11))
+    both("lease", "release", r["id"], "--token", str(r["lease_token"]), agent="judge", env=at(12))
+    both("show", r["id"], env=at(12))
+    both("claim", "--for-review", agent="judge", env=at(13))
+    both("lease", "reap", env=at(60))
+    both("move", "TASK-2", "todo", env=at(61))
+    both("move", "TASK-2", "in_review", env=at(62))
+    both("stats", env=at(63))
+    both("event", "list", "--limit", "1000", env=at(63))
