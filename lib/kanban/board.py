@@ -308,6 +308,15 @@ def _lease_ms(lease):
     return clock.parse_duration(lease, "lease")
 
 
+def _lease_end(until, lease=None):
+    """`until`, a lease's end, when ISO-8601 can print it; else invalid: a lease ending
+    after the year 9999 would be kept, and every view of the board that prints it fail."""
+    if until > clock.MAX_MS:
+        what = f"a lease of {lease!r}" if lease is not None else "the lease"
+        raise invalid(f"{what} would end after the year 9999")
+    return until
+
+
 class Board:
     """A kanban board: `Board(path).claim(agent="w1")` returns what `kanban claim` prints."""
 
@@ -979,6 +988,7 @@ class Board:
         agent = self._agent(agent)
         task = parse_id(task) if task is not None else None
         lease_ms = _lease_ms(lease)
+        _lease_end(clock.now_ms() + lease_ms, lease)
         if role is not None:  # _name(None) is None: not called for what a claim mostly leaves out
             role = _name(role, "role")
         if project is not None:
@@ -1005,6 +1015,7 @@ class Board:
         agent = self._agent(agent)
         count = parse_int(count, "count", minimum=1)
         lease_ms = _lease_ms(lease)
+        _lease_end(clock.now_ms() + lease_ms, lease)
         role = _name(role, "role")
         project = _name(project, "project")
 
@@ -1081,6 +1092,7 @@ class Board:
         agent = self._agent(agent)
         task = parse_id(task) if task is not None else None
         lease_ms = _lease_ms(lease)
+        _lease_end(clock.now_ms() + lease_ms, lease)
 
         def apply():
             self._writes(agent)
@@ -1150,7 +1162,7 @@ class Board:
             row = self._row(task)
             self._gate("heartbeat", agent, row)
             self._check_lease(row, token, ("in_progress", "in_review"), agent=agent)
-            until = max(row["lease_until"], self.now + (extra_ms or row["lease_ms"]))
+            until = _lease_end(max(row["lease_until"], self.now + (extra_ms or row["lease_ms"])), lease)
             self._update(task, lease_until=until)
             self._beat_runs(task)
             self._event(task, "lease_renewed", agent, {"token": token, "lease_until": clock.iso(until)})
@@ -1222,7 +1234,7 @@ class Board:
             data = {"message": message}
             if token is not None:
                 self._check_lease(row, token, ("in_progress", "in_review"), agent=agent)
-                until = max(row["lease_until"], self.now + row["lease_ms"])
+                until = _lease_end(max(row["lease_until"], self.now + row["lease_ms"]))
                 self._update(task, lease_until=until)
                 self._beat_runs(task)
                 data.update(token=token, lease_until=clock.iso(until))
@@ -1949,7 +1961,7 @@ class Board:
             row = self._row(task)
             self._gate("heartbeat", agent, row)
             self._check_lease(row, token, agent=agent)
-            until = max(row["lease_until"], self.now + row["lease_ms"])
+            until = _lease_end(max(row["lease_until"], self.now + row["lease_ms"]))
             self._update(task, lease_until=until)
             self._beat_runs(task)
             self._event(task, "heartbeat", agent, {"token": token, "lease_until": clock.iso(until)})

@@ -1,0 +1,61 @@
+"""Time and leases at their edges (SPEC §2 durations and times, §5 leases), through the
+real CLI, on SQLite and on PostgreSQL: what a time or a duration may be, and what a
+lease, a schedule or a cut does where the printable years (1 to 9999) end."""
+import pytest
+from conftest import assert_error, backends, drop_pg_schemas, new_pg_schema, run
+
+NEAR_THE_END = "9990-01-01T00:00:00Z"
+
+
+@pytest.fixture(params=backends())
+def kb(request, tmp_path):
+    """kb('claim', ..., now=...) -> Result, on a new board of this test's backend."""
+    if request.param == "sqlite":
+        where, schema = tmp_path / ".kanban" / "board.db", None
+    else:
+        schema, where = new_pg_schema()
+    assert run("init", env={"KANBAN_DB": where}).rc == 0
+
+    def runner(*args, now=None, agent="w1", env=None, input=None):
+        merged = {"KANBAN_DB": where, "KANBAN_AGENT": agent}
+        if now is not None:
+            merged["KANBAN_NOW"] = now
+        merged.update(env or {})
+        return run(*args, env=merged, input=input)
+    yield runner
+    if schema:
+        drop_pg_schemas(schema)
+
+
+@pytest.mark.parametrize("how", [("claim", "TASK-1"), ("claim",), ("batch", "claim", "1")])
+def test_a_lease_that_would_end_after_the_year_9999_is_refused_and_the_board_still_shows(kb, how):
+    kb("create", "late", now=NEAR_THE_END)
+    assert_error(kb(*how, "--lease", "36500d", now=NEAR_THE_END), "invalid")
+    assert_error(kb(*how, now=NEAR_THE_END, env={"KANBAN_LEASE": "36500d"}), "invalid")
+    shown = kb("show", "TASK-1", now=NEAR_THE_END).json
+    assert (shown["status"], shown["lease_until"]) == ("todo", None)        # the failed claim changed nothing
+    assert kb("board", "--format", "json", now=NEAR_THE_END).rc == 0
+    claim = kb(*how, "--lease", "9d", now=NEAR_THE_END).json
+    claim = claim[0] if isinstance(claim, list) else claim
+    assert claim["lease_until"] == "9990-01-10T00:00:00Z"
+
+
+def test_renewals_that_would_end_after_the_year_9999_are_refused(kb):
+    kb("create", "late", now=NEAR_THE_END)
+    token = kb("claim", "TASK-1", "--lease", "3650d", now=NEAR_THE_END).json["lease_token"]
+    later = "9999-06-01T00:00:00Z"                                          # the lease still runs
+    assert_error(kb("lease", "renew", "TASK-1", "--token", token, now=later), "invalid")
+    assert_error(kb("lease", "renew", "TASK-1", "--token", token, "--lease", "365d", now=later), "invalid")
+    assert_error(kb("event", "log", "TASK-1", "--message", "m", "--token", token, now=later), "invalid")
+    assert kb("show", "TASK-1", now=later).json["lease_until"] == "9999-12-30T00:00:00Z"
+    assert kb("board", "--format", "json", now=later).rc == 0
+    renewed = kb("lease", "renew", "TASK-1", "--token", token, "--lease", "30d", now=later).json
+    assert renewed["lease_until"] == "9999-12-30T00:00:00Z"                 # never shorter
+
+
+def test_a_review_lease_that_would_end_after_the_year_9999_is_refused(kb):
+    kb("create", "late", "--review", now=NEAR_THE_END)
+    token = kb("claim", "TASK-1", now=NEAR_THE_END).json["lease_token"]
+    assert kb("complete", "TASK-1", "--token", token, now=NEAR_THE_END).json["status"] == "in_review"
+    assert_error(kb("claim", "--for-review", "--lease", "36500d", agent="judge", now=NEAR_THE_END), "invalid")
+    assert kb("show", "TASK-1", now=NEAR_THE_END).json["claimed_by"] is None
