@@ -73,3 +73,13 @@ def test_chart_errors(kb):
     assert_error(kb("stats", "--chart", "burndown", "--goal", "TASK-999"), "not_found")
     assert_error(kb("stats", "--chart", "cfd", "--since", "yesterday"), "invalid")
     assert_error(kb("stats", "--goal", goal), "usage")
+
+
+def test_since_as_epoch_seconds_is_that_time_as_the_man_page_says(kb):
+    """`--since 1900000000` is the time at epoch second 1900000000 (as `--since
+    2030-03-17T17:46:40Z`), not 1900000000 seconds ago."""
+    sprint(kb)
+    by_iso = chart(kb, "throughput", "--since", "2030-03-18T00:00:00Z")
+    by_epoch = chart(kb, "throughput", "--since", str(1_900_000_000 + 22_400))
+    assert by_epoch == by_iso and by_epoch["days"][0] == "2030-03-18"
+    assert chart(kb, "throughput", "--since", "1d")["days"][0] == "2030-03-17"   # a unit: a span back

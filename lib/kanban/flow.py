@@ -75,6 +75,12 @@ def since_ms(text, now):
     from .errors import KanbanError
 
     try:
+        float(str(text))
+    except ValueError:
+        pass
+    else:  # a bare number is the time in epoch seconds (a duration back says its unit: 7d)
+        return clock.parse_time(text, "--since")
+    try:
         return now - clock.parse_duration(text, "--since")
     except KanbanError:
         return clock.parse_time(text, "--since")
