@@ -59,3 +59,39 @@ def test_a_review_lease_that_would_end_after_the_year_9999_is_refused(kb):
     assert kb("complete", "TASK-1", "--token", token, now=NEAR_THE_END).json["status"] == "in_review"
     assert_error(kb("claim", "--for-review", "--lease", "36500d", agent="judge", now=NEAR_THE_END), "invalid")
     assert kb("show", "TASK-1", now=NEAR_THE_END).json["claimed_by"] is None
+
+
+ARABIC_TEN = "\u0661\u0660"          # '١٠': Python's float() reads it as 10
+
+
+@pytest.mark.parametrize("duration", [ARABIC_TEN + "m", ARABIC_TEN, "1_0m", "1_000", "\uff11\uff10m"])
+def test_a_duration_is_ascii_digits_as_a_token_is(kb, duration):
+    """A lease, a wait, a ttl, '+D' and KANBAN_LEASE take ASCII digits, as a token or a
+    task id does ('١٠' is a bad token): other digits and '_' were read by float()."""
+    kb("create", "t", now="2030-01-01T00:00:00Z")
+    for args in (("claim", "TASK-1", "--lease", duration), ("claim", "--wait", duration),
+                 ("event", "log", "TASK-1", "--message", "m", "--ttl", duration),
+                 ("create", "later", "--not-before", "+" + duration),
+                 ("set", "TASK-1", "--not-before", "+" + duration)):
+        doc = assert_error(kb(*args, now="2030-01-01T00:00:00Z"), "invalid")
+        assert "use 90s, 15m, 2h, 3d or seconds" in doc["error"], doc
+    assert_error(kb("claim", "TASK-1", now="2030-01-01T00:00:00Z", env={"KANBAN_LEASE": duration}), "invalid")
+    assert_error(kb("list", env={"KANBAN_BUSY_TIMEOUT": duration}), "invalid")
+    assert_error(kb("lease", "renew", "TASK-1", "--token", ARABIC_TEN), "invalid")     # as tokens are
+    shown = kb("show", "TASK-1", now="2030-01-01T00:00:00Z").json
+    assert (shown["status"], shown["not_before"]) == ("todo", None)
+
+
+@pytest.mark.parametrize("epoch", ["\u0661\u0669\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660",
+                                   "1_900_000_000"])
+def test_epoch_seconds_are_ascii_digits(kb, epoch):
+    assert_error(kb("create", "t", "--not-before", epoch), "invalid")
+    assert_error(kb("list", now=epoch), "invalid")                          # KANBAN_NOW too
+    assert kb("create", "t", "--not-before", "1900000000").json["not_before"] == "2030-03-17T17:46:40Z"
+
+
+@pytest.mark.parametrize("duration", ["1e400", "nan", "inf", "-inf"])
+def test_a_duration_that_is_no_number_says_what_a_duration_is(kb, duration):
+    kb("create", "t")
+    doc = assert_error(kb("claim", "TASK-1", "--lease", duration), "invalid")
+    assert doc["error"] == f"bad lease {duration!r}: use 90s, 15m, 2h, 3d or seconds", doc

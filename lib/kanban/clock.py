@@ -57,11 +57,14 @@ def parse_duration(text, what="duration"):
         unit = next((u for u in ("ms", "s", "m", "h", "d", "w") if raw.endswith(u)), None)
         number = raw[: -len(unit)] if unit else raw
         try:
+            # ASCII digits only, as a token or an id: float() alone also reads '١٠' and '1_0'
+            if not number.isascii() or "_" in number:
+                raise ValueError(number)
             value = float(number)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError(number)
         except ValueError:
             raise invalid(f"bad {what} {_shown(text)}: use 90s, 15m, 2h, 3d or seconds") from None
-        if value != value or value in (float("inf"), float("-inf")):
-            raise invalid(f"bad {what} {_shown(text)}")
         scaled = value * _UNITS[unit or "s"] * 1000
     if scaled != scaled:
         raise invalid(f"bad {what} {_shown(text)}")
@@ -96,6 +99,9 @@ def _parse_absolute(raw, what, forms="ISO-8601, epoch seconds or +10m"):
     caller takes: KANBAN_NOW, the clock itself, has no '+10m')."""
     raw = raw.strip()
     try:
+        # epoch seconds in ASCII digits only: float() alone also reads '١٧٦٧' and '1_767'
+        if not raw.isascii() or "_" in raw:
+            raise ValueError(raw)
         value = float(raw)
     except ValueError:
         pass
