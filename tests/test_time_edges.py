@@ -95,3 +95,22 @@ def test_a_duration_that_is_no_number_says_what_a_duration_is(kb, duration):
     kb("create", "t")
     doc = assert_error(kb("claim", "TASK-1", "--lease", duration), "invalid")
     assert doc["error"] == f"bad lease {duration!r}: use 90s, 15m, 2h, 3d or seconds", doc
+
+
+def test_a_task_finished_by_a_clock_behind_the_one_that_claimed_it_took_no_time(kb):
+    """Each command reads its own machine's clock (a server board's agents run on several
+    machines), or KANBAN_NOW moved back: a task can finish 'before' it was claimed.  stats
+    then says 0 s (its schema's minimum), and the times chart bins it, where it said -86400
+    and the chart was an internal error."""
+    from test_schemas import validate
+
+    kb("create", "skewed", now="2030-01-02T00:00:00Z")
+    token = kb("claim", "TASK-1", now="2030-01-02T00:00:00Z").json["lease_token"]
+    assert kb("complete", "TASK-1", "--token", token, now="2030-01-01T00:00:00Z").json["status"] == "done"
+    stats = validate("kanban-stats", kb("stats", now="2030-01-02T00:00:00Z").json)
+    assert stats["cycle_time_s"]["max"] == 0 and stats["lead_time_s"]["p50"] == 0, stats
+    res = kb("stats", "--chart", "times", "--format", "json", now="2030-01-02T00:00:00Z")
+    assert res.rc == 0, res
+    chart = validate("kanban-stats", res.json)
+    assert (chart["cycle"][0], chart["lead"][0], chart["sample"]) == (1, 1, 1), chart
+    assert kb("stats", "--chart", "times", now="2030-01-02T00:00:00Z").rc == 0

@@ -2206,8 +2206,10 @@ class Board:
             return {
                 "tasks": kinds["task"], "goals": kinds["goal"], "counts": counts, "ready": ready,
                 "expired_leases": expired, "done_in": throughput,
-                "cycle_time_s": _percentiles([r["cycle"] / 1000 for r in recent]),
-                "lead_time_s": _percentiles([r["lead"] / 1000 for r in recent]),
+                # a clock behind the one that claimed or created (another machine's, KANBAN_NOW
+                # moved back) finishes a task "before" it began: no time, not negative time
+                "cycle_time_s": _percentiles([max(0, r["cycle"]) / 1000 for r in recent]),
+                "lead_time_s": _percentiles([max(0, r["lead"]) / 1000 for r in recent]),
                 "sample": len(recent),
                 "limits": self._limits_with_time_full(),
             }

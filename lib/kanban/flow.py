@@ -189,9 +189,10 @@ def times(history, since=None):
             continue
         if since is not None and task["finished_at"] < since:
             continue
-        lead.append((task["finished_at"] - task["created_at"]) / 1000)
+        # a task finished by a clock behind the one that created or claimed it took no time
+        lead.append(max(0, task["finished_at"] - task["created_at"]) / 1000)
         if task["started_at"] is not None:
-            cycle.append((task["finished_at"] - task["started_at"]) / 1000)
+            cycle.append(max(0, task["finished_at"] - task["started_at"]) / 1000)
 
     def histogram(values):
         counts = [0] * len(BIN_EDGES)
