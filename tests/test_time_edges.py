@@ -114,3 +114,17 @@ def test_a_task_finished_by_a_clock_behind_the_one_that_claimed_it_took_no_time(
     chart = validate("kanban-stats", res.json)
     assert (chart["cycle"][0], chart["lead"][0], chart["sample"]) == (1, 1, 1), chart
     assert kb("stats", "--chart", "times", now="2030-01-02T00:00:00Z").rc == 0
+
+
+def test_prune_before_the_year_1_is_the_year_1(kb):
+    """A cut before the first printable year ('before': '-099-01-27T00:00:00Z' was printed,
+    against the timestamp pattern) is the year 1: no note is older."""
+    from test_schemas import validate
+
+    kb("create", "early", now="0001-01-02T00:00:00Z")
+    kb("event", "log", "TASK-1", "--message", "m", now="0001-01-02T00:00:00Z")
+    for cut in ("30d", "36500d"):
+        doc = validate("kanban-prune", kb("prune", "--before", cut, now="0001-01-02T00:00:00Z").json)
+        assert (doc["before"], doc["pruned"]) == ("0001-01-01T00:00:00Z", 0), doc
+    doc = validate("kanban-prune", kb("prune", "--before", "1h", now="0001-01-02T00:00:00Z").json)
+    assert doc["before"] == "0001-01-01T23:00:00Z"

@@ -2228,13 +2228,16 @@ class Board:
     def prune(self, before="30d", *, vacuum=False):
         """Drop expired progress notes and those older than `before`; never state changes."""
         cut_ms = clock.parse_duration(before, "--before")
+        cut = [None]  # the cut the transaction made, as the answer says it (not the clock after it)
 
         def apply():
-            self.db.execute(self.db.sql("prune_progress"), {"now": self.now, "cut": self.now - cut_ms})
+            # no note is older than the year 1: a cut before it is that (ISO-8601 prints no earlier year)
+            cut[0] = max(self.now - cut_ms, clock.MIN_MS)
+            self.db.execute(self.db.sql("prune_progress"), {"now": self.now, "cut": cut[0]})
             return self.db.changes()
         pruned = self._write(apply)
         freed = self.db.vacuum() if vacuum else 0
-        return {"pruned": pruned, "before": clock.iso(clock.now_ms() - cut_ms), "vacuumed": bool(vacuum),
+        return {"pruned": pruned, "before": clock.iso(cut[0]), "vacuumed": bool(vacuum),
                 "pages_freed": freed}
 
     def doctor(self):
