@@ -56,6 +56,24 @@ def test_stale_token_loses_every_holder_write(kb, claimed):
     assert done["status"] == "done"
 
 
+def test_a_reaped_lease_loses_every_holder_write_block_too(kb, claimed):
+    """Reaped, the task is todo: a todo task may be blocked without a token, but a
+    holder's block with its old token is a holder write and fails lease_lost, as the others."""
+    tid, tok = claimed["id"], claimed["lease_token"]
+    assert [t["id"] for t in kb("lease", "reap", env=at(600)).json["expired"]] == [tid]
+    before = snapshot(kb, 601)
+    for args in (["complete", tid, "--token", tok],
+                 ["lease", "renew", tid, "--token", tok],
+                 ["lease", "release", tid, "--token", tok],
+                 ["block", tid, "--reason", "r", "--token", tok],
+                 ["event", "log", tid, "--message", "m", "--token", tok]):
+        assert_error(kb(*args, agent="w1", env=at(601)), "lease_lost")
+    assert_error(kb("block", tid, "--reason", "r", "--token", "999", agent="w1", env=at(601)), "lease_lost")
+    assert snapshot(kb, 601) == before
+    # without a token, anyone parks the todo task
+    assert kb("block", tid, "--reason", "parked", agent="lead", env=at(601)).json["status"] == "blocked"
+
+
 def test_expired_but_not_yet_reclaimed_lease_is_lost(kb, claimed):
     tid, tok = claimed["id"], claimed["lease_token"]
     before = snapshot(kb, 600)

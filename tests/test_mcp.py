@@ -273,6 +273,17 @@ def test_unblock_and_block_without_a_claim(kb, mcp):
     assert client.ok("kanban_unblock", task_id=task)["status"] == "todo"
 
 
+def test_a_task_blocked_unblocked_and_blocked_again_by_its_claimer(kb, mcp):
+    """The session remembers its claim's token; a todo task is parked without it (the board
+    refuses a token on a todo task: a stale holder's write)."""
+    task = kb("create", "claimed then parked").json["id"]
+    client = mcp("w1")
+    assert client.ok("kanban_claim", task_id=task)["id"] == task
+    assert client.ok("kanban_block", task_id=task, reason="waits on creds")["status"] == "blocked"
+    assert client.ok("kanban_unblock", task_id=task)["status"] == "todo"
+    assert client.ok("kanban_block", task_id=task, reason="still waits")["status"] == "blocked"
+
+
 # -- errors are tool results -------------------------------------------------------------------------
 
 def test_board_errors_are_tool_errors_with_the_cli_json(kb, mcp):

@@ -1499,6 +1499,14 @@ class Board:
                 self._check_lease(row, token, agent=agent)
                 self._close_runs(task, "blocked", agent)
             elif row["status"] == "todo":
+                if token is not None:
+                    # a holder's write (SPEC §5): a todo task has no lease, so no token is its
+                    # current one; a holder whose lease ran out and was reaped parks nothing
+                    ref = task_ref(task)
+                    if self._was_token(task, token):
+                        raise KanbanError("lease_lost", f"the lease on {ref} is gone: the task is now todo",
+                                          task=ref, status="todo")
+                    raise KanbanError("lease_lost", f"token {token} is not the current lease on {ref}", task=ref)
                 self._gate("block", self._actor(agent), row)
                 actor = self._actor(agent)
             else:

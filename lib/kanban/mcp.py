@@ -379,8 +379,11 @@ class Session:
 
     def kanban_block(self, args):
         task = args["task_id"]
-        self._holder_only(task)
-        return self.board.block(task, args["reason"], token=self.token(args, task), agent=self.agent)
+        shown = self._holder_only(task)
+        # the token this session remembers goes with a task in progress only: a todo task is
+        # parked without one (the board refuses a token there, as a stale holder's write)
+        token = args.get("token") if shown["status"] == "todo" else self.token(args, task)
+        return self.board.block(task, args["reason"], token=token, agent=self.agent)
 
     def kanban_unblock(self, args):
         return self.board.unblock(args["task_id"], reason=args.get("reason"), actor=self.agent)
