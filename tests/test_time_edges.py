@@ -128,3 +128,20 @@ def test_prune_before_the_year_1_is_the_year_1(kb):
         assert (doc["before"], doc["pruned"]) == ("0001-01-01T00:00:00Z", 0), doc
     doc = validate("kanban-prune", kb("prune", "--before", "1h", now="0001-01-02T00:00:00Z").json)
     assert doc["before"] == "0001-01-01T23:00:00Z"
+
+
+def test_a_review_lease_that_ran_out_says_so(kb):
+    """approve/reject with the review claim's own token at (or after) its end: lease_lost
+    saying the lease expired, where it said the token was not the current one."""
+    kb("create", "judge me", "--review", now="2030-01-01T00:00:00Z")
+    token = kb("claim", "TASK-1", now="2030-01-01T00:00:00Z").json["lease_token"]
+    kb("complete", "TASK-1", "--token", token, now="2030-01-01T00:00:00Z")
+    review = kb("claim", "--for-review", "--lease", "1m", agent="judge", now="2030-01-01T00:00:00Z").json
+    for verb in (("approve",), ("reject", "--reason", "no")):
+        doc = assert_error(kb(*verb, "TASK-1", "--token", review["lease_token"], agent="judge",
+                              now="2030-01-01T00:01:00Z"), "lease_lost")
+        assert doc["error"] == f"{verb[0]}: the review lease on TASK-1 expired at 2030-01-01T00:01:00Z", doc
+    doc = assert_error(kb("approve", "TASK-1", "--token", "999", agent="judge", now="2030-01-01T00:00:30Z"),
+                       "lease_lost")
+    assert doc["error"] == "approve: token 999 is not the current review lease on TASK-1", doc
+    assert kb("show", "TASK-1", now="2030-01-01T00:01:00Z").json["status"] == "in_review"

@@ -1443,6 +1443,9 @@ class Board:
             if token is None:  # someone holds a live review claim, and the call has no token
                 raise KanbanError("lease_lost", f"{verb}: {ref} is held for review by {row['claimed_by']}: only "
                                   "that review claim's lease_token may judge it", task=ref)
+            if token == row["lease_token"] and row["claimed_by"] is not None and not live:
+                raise KanbanError("lease_lost", f"{verb}: the review lease on {ref} expired at "
+                                  f"{clock.iso(row['lease_until'])}", task=ref)
             if not live or token != row["lease_token"]:
                 raise KanbanError("lease_lost", f"{verb}: token {token} is not the current review lease on {ref}",
                                   task=ref)
