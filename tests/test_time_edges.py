@@ -145,3 +145,33 @@ def test_a_review_lease_that_ran_out_says_so(kb):
                        "lease_lost")
     assert doc["error"] == "approve: token 999 is not the current review lease on TASK-1", doc
     assert kb("show", "TASK-1", now="2030-01-01T00:01:00Z").json["status"] == "in_review"
+
+
+@pytest.mark.parametrize(("duration", "ms"), [("1.001", 1001), ("1.15d", 99_360_000), ("1.13h", 4_068_000),
+                                               ("1.14m", 68_400), (".5", 500), ("2.5ms", 2)])
+def test_a_fractional_duration_is_exact_to_the_millisecond(kb, duration, ms):
+    """1.15d is 99360000 ms, not a millisecond short (float arithmetic: 1.15 * 86400000)."""
+    kb("create", "t", now="2030-01-01T00:00:00Z")
+    claim = kb("claim", "TASK-1", "--lease", duration, now="2030-01-01T00:00:00Z").json
+    end = 1_893_456_000_000 + ms
+    seconds, millis = divmod(end, 1000)
+    import time
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + (f".{millis:03d}Z" if millis else "Z")
+    assert claim["lease_until"] == stamp, claim
+
+
+@pytest.mark.parametrize(("epoch", "shown"), [("1900000000.001", "2030-03-17T17:46:40.001Z"),
+                                              ("-1.001", "1969-12-31T23:59:58.999Z"),
+                                              ("253402300799.999", "9999-12-31T23:59:59.999Z"),
+                                              ("100000000000", "5138-11-16T09:46:40Z")])
+def test_epoch_seconds_are_exact_and_reach_the_year_9999(kb, epoch, shown):
+    """Epoch seconds with milliseconds keep them (1900000000.001 was .000), and run to the
+    end of the year 9999 as ISO-8601 does (past 1e11 s they were a 'bad' time)."""
+    assert kb("create", "t", "--not-before", epoch).json["not_before"] == shown
+    assert kb("create", "u", now=epoch).json["created_at"] == shown
+
+
+def test_epoch_seconds_past_the_year_9999_are_out_of_range(kb):
+    for epoch in ("253402300800", "1767225600000", "1e300"):
+        doc = assert_error(kb("create", "t", "--not-before", epoch), "invalid")
+        assert doc["error"].endswith("is out of range: years 1 to 9999 only"), doc

@@ -3,6 +3,7 @@
 Times are kept as integer milliseconds since the epoch (UTC) in the database, so
 comparisons are exact; they are printed as ISO-8601 UTC with a trailing Z.
 """
+import math
 import os
 import time
 
@@ -48,10 +49,27 @@ def _shown(value, most=60):
     return repr(value if len(value) <= most else value[:most] + "...")
 
 
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+def _decimal_ms(number, unit_ms):
+    """A plain decimal ('1.001', '-2', '.5') times `unit_ms`, in whole milliseconds (cut
+    toward zero) by integer arithmetic; None for any other form ('1e3').  float() is
+    not exact: 1.001 * 1000 is 1000.9999999999999, and 1.15d came out a millisecond short."""
+    body = number[1:] if number[:1] in ("+", "-") else number
+    whole, _, fraction = body.partition(".")
+    if not (whole or fraction) or not (whole.isdigit() or not whole) or not (fraction.isdigit() or not fraction):
+        return None
+    scale = 10 ** len(fraction)
+    ms = (int(whole or "0") * scale + int(fraction or "0")) * unit_ms // scale
+    return -ms if number[:1] == "-" else ms
+
+
 def parse_duration(text, what="duration"):
     """'90s', '15m', '2h', '3d', '1w', '250ms' or plain seconds -> milliseconds (> 0)."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        scaled = float(text) * 1000
+        exact = _decimal_ms(repr(text), 1000) if isinstance(text, float) and text == text else None
+        scaled = exact if exact is not None else float(text) * 1000
     else:
         raw = str(text).strip().lower()
         unit = next((u for u in ("ms", "s", "m", "h", "d", "w") if raw.endswith(u)), None)
@@ -65,7 +83,8 @@ def parse_duration(text, what="duration"):
                 raise ValueError(number)
         except ValueError:
             raise invalid(f"bad {what} {_shown(text)}: use 90s, 15m, 2h, 3d or seconds") from None
-        scaled = value * _UNITS[unit or "s"] * 1000
+        exact = _decimal_ms(number.strip(), _UNIT_MS[unit or "s"]) if len(number) < 400 else None
+        scaled = exact if exact is not None else value * _UNITS[unit or "s"] * 1000
     if scaled != scaled:
         raise invalid(f"bad {what} {_shown(text)}")
     # compare before int(): 1e308 * 1000 is infinity, and int(inf) would be an internal error
@@ -106,9 +125,12 @@ def _parse_absolute(raw, what, forms="ISO-8601, epoch seconds or +10m"):
     except ValueError:
         pass
     else:
-        if value != value or abs(value) > 1e11:
-            raise invalid(f"bad {what} {_shown(raw)}")
-        return _in_range(int(value * 1000), what, raw)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise invalid(f"bad {what} {_shown(raw)}: use {forms}")
+        exact = _decimal_ms(raw, 1000) if len(raw) < 400 else None
+        if exact is None:  # '1e3': beyond 1e15 s, int() of the product would be no year (or infinity)
+            exact = int(value * 1000) if abs(value) < 1e15 else int(math.copysign(MAX_MS + 1, value))
+        return _in_range(exact, what, raw)
     from datetime import datetime, timezone  # only when a time is typed in
 
     text = raw[:-1] + "+00:00" if raw[-1:] in ("Z", "z") else raw
