@@ -175,3 +175,13 @@ def test_epoch_seconds_past_the_year_9999_are_out_of_range(kb):
     for epoch in ("253402300800", "1767225600000", "1e300"):
         doc = assert_error(kb("create", "t", "--not-before", epoch), "invalid")
         assert doc["error"].endswith("is out of range: years 1 to 9999 only"), doc
+
+
+@pytest.mark.parametrize("timeout", ["25d", "36500d"])
+def test_a_busy_timeout_longer_than_the_backends_take_is_their_longest(kb, timeout):
+    """KANBAN_BUSY_TIMEOUT past 2**31-1 ms (about 24.8 days) was an OverflowError (internal)
+    on SQLite for every command, and db_error on PostgreSQL for every write."""
+    env = {"KANBAN_BUSY_TIMEOUT": timeout}
+    assert kb("create", "t", env=env).json["id"] == "TASK-1"
+    assert [t["id"] for t in kb("list", env=env).json["tasks"]] == ["TASK-1"]
+    assert kb("claim", env=env).json["id"] == "TASK-1"

@@ -138,10 +138,17 @@ def find_board(create=False):
     )
 
 
+# the longest wait both backends take: SQLite's busy timeout and PostgreSQL's lock_timeout
+# are C ints of milliseconds (about 24.8 days); a longer one was an internal error
+# (OverflowError) on SQLite and db_error on PostgreSQL for every command
+BUSY_TIMEOUT_MAX_MS = 2**31 - 1
+
+
 def busy_timeout_ms():
     from ..clock import parse_duration
 
-    return parse_duration(os.environ.get("KANBAN_BUSY_TIMEOUT") or "10s", "KANBAN_BUSY_TIMEOUT")
+    ms = parse_duration(os.environ.get("KANBAN_BUSY_TIMEOUT") or "10s", "KANBAN_BUSY_TIMEOUT")
+    return min(ms, BUSY_TIMEOUT_MAX_MS)
 
 
 class Store(ABC):
