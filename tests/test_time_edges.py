@@ -185,3 +185,16 @@ def test_a_busy_timeout_longer_than_the_backends_take_is_their_longest(kb, timeo
     assert kb("create", "t", env=env).json["id"] == "TASK-1"
     assert [t["id"] for t in kb("list", env=env).json["tasks"]] == ["TASK-1"]
     assert kb("claim", env=env).json["id"] == "TASK-1"
+
+
+@pytest.mark.parametrize("tz", ["Pacific/Kiritimati", "Asia/Kolkata", "UTC"])
+def test_the_board_for_people_prints_a_time_the_local_calendar_cannot(kb, tz):
+    """9999-12-31T23:00:00Z is the year 10000 east of UTC: the board's table and markdown
+    were an internal error there (datetime's ValueError); they show the UTC stamp instead.
+    The JSON is the same whatever TZ says."""
+    kb("create", "far off", "--not-before", "9999-12-31T23:00:00Z", now="2030-01-01T00:00:00Z")
+    for fmt in ("table", "markdown"):
+        res = kb("board", "--format", fmt, now="2030-01-01T00:00:00Z", env={"TZ": tz})
+        assert res.rc == 0 and "far off" in res.out, res
+    plain = kb("board", "--format", "json", now="2030-01-01T00:00:00Z", env={"TZ": "UTC"}).out
+    assert kb("board", "--format", "json", now="2030-01-01T00:00:00Z", env={"TZ": tz}).out == plain

@@ -262,8 +262,13 @@ def local_time(stamp, now_ms=None, *, seconds=False):
 
     from . import clock
 
-    moment = datetime.fromtimestamp(clock.parse_time(stamp) / 1000).astimezone()
-    today = datetime.fromtimestamp((now_ms if now_ms is not None else clock.now_ms()) / 1000).astimezone()
+    try:
+        moment = datetime.fromtimestamp(clock.parse_time(stamp) / 1000).astimezone()
+        today = datetime.fromtimestamp((now_ms if now_ms is not None else clock.now_ms()) / 1000).astimezone()
+    except (OverflowError, ValueError, OSError):
+        # the local calendar ends where UTC's does not (9999-12-31T23:00Z is the year 10000
+        # east of it): the UTC stamp as it is, not an internal error
+        return stamp
     clock_text = moment.strftime("%H:%M:%S" if seconds else "%H:%M")
     return clock_text if moment.date() == today.date() else moment.strftime("%b %d ") + clock_text
 
