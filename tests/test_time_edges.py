@@ -198,3 +198,10 @@ def test_the_board_for_people_prints_a_time_the_local_calendar_cannot(kb, tz):
         assert res.rc == 0 and "far off" in res.out, res
     plain = kb("board", "--format", "json", now="2030-01-01T00:00:00Z", env={"TZ": "UTC"}).out
     assert kb("board", "--format", "json", now="2030-01-01T00:00:00Z", env={"TZ": tz}).out == plain
+
+
+def test_the_board_for_people_names_the_year_of_a_time_in_another_year(kb):
+    kb("create", "next year", "--not-before", "2031-06-01T12:00:00Z", now="2030-01-01T00:00:00Z")
+    kb("create", "this year", "--not-before", "2030-06-01T12:00:00Z", now="2030-01-01T00:00:00Z")
+    out = kb("board", "--format", "markdown", now="2030-01-01T00:00:00Z", env={"TZ": "UTC"}).out
+    assert "not before Jun 01 2031 12:00" in out and "not before Jun 01 12:00" in out, out

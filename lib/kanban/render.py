@@ -257,7 +257,8 @@ WIDE = 72            # from this many columns on, a task takes one line; narrowe
 
 
 def local_time(stamp, now_ms=None, *, seconds=False):
-    """An ISO UTC stamp in the local time zone, for people: '14:03', or 'Dec 02 14:03'."""
+    """An ISO UTC stamp in the local time zone, for people: '14:03', 'Dec 02 14:03', or
+    'Jun 01 2031 12:00' in another year."""
     from datetime import datetime
 
     from . import clock
@@ -270,7 +271,10 @@ def local_time(stamp, now_ms=None, *, seconds=False):
         # east of it): the UTC stamp as it is, not an internal error
         return stamp
     clock_text = moment.strftime("%H:%M:%S" if seconds else "%H:%M")
-    return clock_text if moment.date() == today.date() else moment.strftime("%b %d ") + clock_text
+    if moment.date() == today.date():
+        return clock_text
+    # another year says which: 'Jun 01 12:00' a year off read as this year's June
+    return moment.strftime("%b %d ") + (f"{moment.year:04d} " if moment.year != today.year else "") + clock_text
 
 
 def span(ms):
