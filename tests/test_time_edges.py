@@ -205,3 +205,21 @@ def test_the_board_for_people_names_the_year_of_a_time_in_another_year(kb):
     kb("create", "this year", "--not-before", "2030-06-01T12:00:00Z", now="2030-01-01T00:00:00Z")
     out = kb("board", "--format", "markdown", now="2030-01-01T00:00:00Z", env={"TZ": "UTC"}).out
     assert "not before Jun 01 2031 12:00" in out and "not before Jun 01 12:00" in out, out
+
+
+def test_an_event_cursor_past_the_newest_event_is_refused(kb):
+    """'999' on a board whose newest event is 2 was answered {"events": [], "cursor": "999"},
+    and every event up to 999 was then skipped: a cursor no answer gave is invalid.  The
+    newest cursor, with nothing new, is still answered as it is (stable)."""
+    kb("create", "a")
+    kb("event", "log", "TASK-1", "--message", "short-lived", "--ttl", "1s", now="2030-01-01T00:00:00Z")
+    newest = kb("event", "list", now="2030-01-01T00:00:00Z").json["cursor"]
+    later = "2030-01-01T00:00:05Z"                                          # the note is hidden now
+    assert kb("event", "list", "--since", newest, now=later).json == {"events": [], "cursor": newest}
+    for args in (("--since", str(int(newest) + 1)), ("--since", "999"), ("--since", "999", "--task", "TASK-1"),
+                 ("--since", "999", "--kind", "created")):
+        doc = assert_error(kb("event", "list", *args, now=later), "invalid")
+        assert "past the newest event" in doc["error"], doc
+    kb("create", "b", now=later)
+    page = kb("event", "list", "--since", newest, now=later).json
+    assert [e["kind"] for e in page["events"]] == ["created"] and int(page["cursor"]) == int(newest) + 1

@@ -1242,8 +1242,9 @@ class Board:
             return self._fired_event(event_id, task, "progress", agent, self.now, data)
         return self._write(apply)
 
-    def events(self, *, task=None, kind=None, since=None, limit=100):
-        """Events in ascending order after cursor `since`: {"events", "cursor"}."""
+    def events(self, *, task=None, kind=None, since=None, limit=100, check_cursor=True):
+        """Events in ascending order after cursor `since`: {"events", "cursor"}; a cursor
+        past the newest event is `invalid` (check_cursor=False: the live board's own)."""
         task = parse_id(task) if task is not None else None
         after = self._cursor(since)
         limit = parse_int(limit, "limit", minimum=1)
@@ -1257,6 +1258,13 @@ class Board:
                 self.db.sql("events_after"),
                 {"after": after, "task": task, "kind": kind, "now": self.now, "limit": limit})
             events = [self._event_dict(r) for r in rows]
+            if not rows and after and check_cursor:
+                # no answer gave a cursor past the newest event id given out: one from another
+                # board, or a board restored from an older backup, would skip what comes next
+                newest = self.db.scalar(self.db.sql("last_event_id")) or 0
+                if after > newest:
+                    raise invalid(f"cursor {since!r} is past the newest event ({newest}) of this board:"
+                                  " pass the cursor a previous answer gave")
             cursor = str(rows[-1]["id"]) if rows else str(after)
             return {"events": events, "cursor": cursor}
         return self._read(fetch)

@@ -48,7 +48,7 @@ class Hub:
             try:
                 if board is None:
                     board = self.open_board()
-                page = board.events(since=self.cursor, limit=1000)
+                page = board.events(since=self.cursor, limit=1000, check_cursor=False)
                 if page["events"]:
                     self.cursor = page["cursor"]
                     note = {"cursor": page["cursor"],
