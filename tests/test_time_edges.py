@@ -223,3 +223,14 @@ def test_an_event_cursor_past_the_newest_event_is_refused(kb):
     kb("create", "b", now=later)
     page = kb("event", "list", "--since", newest, now=later).json
     assert [e["kind"] for e in page["events"]] == ["created"] and int(page["cursor"]) == int(newest) + 1
+
+
+def test_a_tables_times_say_they_are_utc(kb):
+    """list/show/event list --format table print UTC to the minute; unmarked, '00:15' read
+    as local time under TZ=Asia/Kolkata (where the board for people shows 05:45)."""
+    kb("create", "t", now="2030-01-01T00:00:00Z")
+    kb("claim", "TASK-1", "--lease", "15m", now="2030-01-01T00:00:00Z")
+    env = {"TZ": "Asia/Kolkata"}
+    assert "2030-01-01 00:15Z" in kb("list", "--format", "table", now="2030-01-01T00:00:00Z", env=env).out
+    assert "2030-01-01 00:00Z" in kb("event", "list", "--format", "table", env=env).out
+    assert "2030-01-01 00:00Z" in kb("show", "TASK-1", "--format", "table", env=env).out

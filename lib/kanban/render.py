@@ -16,7 +16,9 @@ def _short(text, columns=48):
 
 
 def _when(stamp):
-    return "" if not stamp else stamp.replace("T", " ").rstrip("Z")[:16]
+    """A table's time: UTC to the minute, marked Z ('2026-01-01 00:15Z'); without the Z it
+    read as local time where TZ is not UTC (the board for people shows local time)."""
+    return "" if not stamp else stamp.replace("T", " ").rstrip("Z")[:16] + "Z"
 
 
 def _scope(limit):
