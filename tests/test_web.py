@@ -308,6 +308,15 @@ def test_host_header_and_security_headers(seeded, server):
     assert serving.get("/task/TASK-999")[0] == 404
 
 
+def test_the_task_pages_times_say_they_are_utc(seeded, server):
+    """Event and comment times on a task's page are UTC, marked Z ('2030-01-01 00:00:00Z'):
+    unmarked, they read as the browser's local time."""
+    db, _goal, ids = seeded
+    run("comment", ids["polish"], "--message", "later", env={"KANBAN_DB": db, "KANBAN_NOW": "2030-01-01T00:00:00Z"})
+    status, _h, body = server().get("/task/" + ids["polish"])
+    assert status == 200 and "2030-01-01 00:00:00Z" in body, body
+
+
 def test_a_path_with_no_page_gets_the_error_page_with_a_sentence(seeded, server):
     serving = server()
     for path in ("/nope", "/static/nope.css", "/task/TASK-1/extra"):

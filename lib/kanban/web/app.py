@@ -57,7 +57,8 @@ def create_app(location, *, write=False, token_check=None, hosts=None, actor=Non
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
                       trim_blocks=True, lstrip_blocks=True)
     env.globals.update(titles=TITLES, write=write, csrf=csrf if write else "", static=_static_version())
-    env.filters["when"] = lambda stamp: (stamp or "").replace("T", " ").rstrip("Z")[:19]
+    # UTC to the second, marked Z: unmarked it read as the browser's local time
+    env.filters["when"] = lambda stamp: (stamp.replace("T", " ").rstrip("Z")[:19] + "Z") if stamp else ""
     env.filters["waits"] = _waits
     env.globals["seconds"] = seconds_text
 
