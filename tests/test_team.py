@@ -189,6 +189,9 @@ def test_dispatch_mode_defaults_to_coordinator(kb, tmp_path):
     ({"members": [{"role": "coordinator"}]}, "members[0]", "'personality' is required"),
     ({"members": []}, "members", "should be non-empty"),
     ({"kanban": {"stale_ms": 0}}, "kanban.stale_ms", "less than the minimum"),
+    # past 2**63 ms 'team tick' was an internal error (OverflowError); 100 years, as any duration
+    ({"kanban": {"stale_ms": 10**20}}, "kanban.stale_ms", "greater than the maximum"),
+    ({"kanban": {"poll_ms": 3153600000001}}, "kanban.poll_ms", "greater than the maximum"),
     ({"kanban": {"poll": 5}}, "kanban", "unknown field(s) poll"),
     ({"name": "has space"}, "name", "is not allowed"),
 ])
