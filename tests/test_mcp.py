@@ -284,6 +284,16 @@ def test_a_task_blocked_unblocked_and_blocked_again_by_its_claimer(kb, mcp):
     assert client.ok("kanban_block", task_id=task, reason="still waits")["status"] == "blocked"
 
 
+def test_a_bad_lease_is_refused_when_the_server_starts(kb):
+    """`kanban mcp --lease 1_0m` (or a bad KANBAN_LEASE) served, and then every kanban_claim
+    failed; it is refused at the start, as `kanban work` refuses it."""
+    from conftest import assert_error
+
+    for args, env in ((["--lease", "1_0m"], {}), (["--lease", "0"], {}), ([], {"KANBAN_LEASE": "soon"})):
+        assert_error(kb("mcp", "--agent", "w1", *args, env=env, input=""), "invalid")
+    assert kb("mcp", "--agent", "w1", "--lease", "90s", input="").rc == 0
+
+
 # -- errors are tool results -------------------------------------------------------------------------
 
 def test_board_errors_are_tool_errors_with_the_cli_json(kb, mcp):
