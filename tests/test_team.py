@@ -592,8 +592,11 @@ def page_examples(page):
 
 
 def test_the_man_page_example_runs_the_seed_team(tmp_path):
-    """kanban-team(1)'s example, from the checkout, against a scratch board."""
-    [script] = page_examples("kanban-team.1")
+    """kanban-team(1)'s examples, from the checkout, against a scratch board: the members do
+    their tasks, the dispatcher stops idle with the review and an unassigned task left, and
+    the coordinator's approval and assignment let the team finish the goal."""
+    first, then = page_examples("kanban-team.1")
+    script = first + "\necho '-- then'\n" + then
     board = tmp_path / ".kanban" / "board.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
     env.update(PATH=f"{ROOT / 'bin'}{os.pathsep}{env['PATH']}", KANBAN_DB=str(board), MEMBER_DELAY="0")
@@ -603,11 +606,18 @@ def test_the_man_page_example_runs_the_seed_team(tmp_path):
     assert "analytics: stopped (idle)" in proc.stdout
     table = proc.stdout[proc.stdout.index("team analytics (dispatch_mode coordinator"):]
     assert "data-engineer" in table and "researcher" in table
+    # after the first run: two done, the pressure test in review (it asks for review)
+    assert "TASK-4: reviewer exited with status 0" in proc.stdout
+    after = proc.stdout[proc.stdout.index("-- then"):]
+    assert after.splitlines()[1] == "done"  # the coordinator's approval of the pressure test
+    assert "TASK-5 -> researcher" in after  # the kickoff notes, once assigned
+    assert after.splitlines()[-1] == '{"status":"done","progress":{"total":4,"done":4,"cancelled":0}}'
     from kanban import Board
 
     with Board(str(board)) as b:
         tasks = {t["idempotency_key"]: t for t in b.list()["tasks"]}
-    assert tasks["plan:q3-roadmap:pipelines"]["status"] == "done"
-    assert tasks["plan:q3-roadmap:market-scan"]["status"] == "done"
-    assert tasks["plan:q3-roadmap:pressure-test"]["status"] == "in_review"  # it asks for review
+    assert {key: task["status"] for key, task in tasks.items()} == {
+        "plan:q3-roadmap:roadmap": "done", "plan:q3-roadmap:pipelines": "done",
+        "plan:q3-roadmap:market-scan": "done", "plan:q3-roadmap:pressure-test": "done",
+        "plan:q3-roadmap:kickoff-notes": "done"}
     assert (tmp_path / ".kanban" / "team" / "analytics" / "researcher.log").exists()
