@@ -3,16 +3,14 @@
 - each command file has its header, man page, schema and a test naming it
   (porcelain pages are checked once they exist; `make check` insists on them);
 - every page renders through groff (as `man -l` does) without a warning;
-- `kanban help VERB` prints the usage text when stdout is not a terminal;
-- the examples of the plumbing pages, kanban(1) and kanban-workflow(7) run: every
-  `.EX`/`.EE` block of a page, in order, as one bash script in a scratch folder with
-  a fresh board (a block right after a `.\\" norun` comment is only shown, such as
-  a JSON answer, a Makefile or a long-running loop).
+- `kanban help VERB` prints the usage text when stdout is not a terminal.
+
+The examples of every page run in tests/test_doc_examples.py, each command checked
+for the exit status its page gives it.
 """
 import os
 import re
 import shutil
-import stat
 import subprocess
 import sys
 
@@ -33,9 +31,6 @@ PAGES = sorted(
     if os.path.isdir(folder)
     for name in os.listdir(folder) if re.search(r"\.[1-8]$", name)
 )
-# pages whose examples this suite runs (porcelain examples start long-running loops)
-RUN_PAGES = [f"man/man1/kanban-{verb}.1" for verb in PLUMBING] + ["man/man1/kanban.1",
-                                                                  "man/man7/kanban-workflow.7"]
 ALIASES = TREE.aliases() or {}
 
 
@@ -299,50 +294,3 @@ def test_help_of_an_unknown_verb_is_a_usage_error():
     proc = _help("no-such-verb")
     assert proc.returncode == 2 and proc.stdout == ""
     assert '"code": "usage"' in proc.stderr
-
-
-# -- the examples run -----------------------------------------------------------------------
-
-def examples(page_path):
-    """The runnable example blocks of a page (every .EX/.EE block not marked norun)."""
-    blocks, current, skip, previous = [], None, False, ""
-    for line in check_tree.read_page(page_path):
-        if line.startswith(".EX"):
-            current, skip = [], previous.strip() == '.\\" norun'
-        elif line.startswith(".EE"):
-            if not skip:
-                blocks.append("\n".join(current))
-            current = None
-        elif current is not None:
-            assert not line.startswith(".") or line.startswith('.\\"'), \
-                f"{page_path}: a request inside an example: {line!r}"
-            if not line.startswith('.\\"'):
-                current.append(roff_text(line))
-        previous = line
-    return blocks
-
-
-@pytest.mark.parametrize("page", RUN_PAGES)
-def test_examples_run(page, tmp_path):
-    path = os.path.join(ROOT, page)
-    if not os.path.exists(path):
-        pytest.fail(f"{page} is missing")
-    blocks = examples(path)
-    assert blocks, f"{page} has no runnable example"
-    script = "\n".join(blocks)
-    if re.search(r"\bjq\b", script) and not shutil.which("jq"):
-        pytest.skip("the examples use jq, which is not installed")
-    work = tmp_path / "work"
-    work.mkdir()
-    env = _clean_env(PATH=os.path.join(ROOT, "bin") + os.pathsep + os.environ["PATH"],
-                     KANBAN_CEILING_DIRECTORIES=str(tmp_path), HOME=str(tmp_path))
-    init = subprocess.run(["kanban", "init"], cwd=work, env=env, capture_output=True, text=True, timeout=60)
-    assert init.returncode == 0, init.stderr
-    runner = tmp_path / "examples.sh"
-    runner.write_text("set -e\n" + script + "\n")
-    runner.chmod(runner.stat().st_mode | stat.S_IXUSR)
-    proc = subprocess.run(["bash", str(runner)], cwd=work, env=env, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=240)
-    assert proc.returncode == 0, f"{page} examples failed (exit {proc.returncode}):\n" \
-        f"--- script\n{script}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
-    assert "Traceback" not in proc.stderr
