@@ -162,3 +162,29 @@ def test_twenty_concurrent_claimers_never_share_a_task(kb, server):
     assert set(claims) == ids
     assert all(len(holders) == 1 for holders in claims.values()), claims
     assert len({a for holders in claims.values() for a in holders}) > 1  # the work was shared
+
+
+def test_a_port_taken_or_a_bad_lease_is_a_json_error_before_serving(kb):
+    """`kanban mcp --http` on a port another program listens on, or with a lease that is no
+    duration: exit 2 with one JSON line, and no 'serving' line first (kanban-mcp(1))."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env["KANBAN_DB"] = str(kb.path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run([str(KANBAN), "mcp", "--http", f"127.0.0.1:{port}"], env=env, capture_output=True,
+                              text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == "", proc
+    [line] = proc.stderr.splitlines()
+    assert json.loads(line)["code"] == "usage" and f"cannot listen on 127.0.0.1:{port}" in line
+    for lease in ("-5m", "soon"):
+        proc = subprocess.run([str(KANBAN), "mcp", "--http", f"127.0.0.1:{free_port()}", "--lease", lease],
+                              env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and proc.stdout == "", proc
+        [line] = proc.stderr.splitlines()
+        assert json.loads(line)["code"] == "invalid" and "--lease" in line, line
+    # on stdio too, not at the first claim
+    proc = subprocess.run([str(KANBAN), "mcp", "--lease", "soon"], env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == "" and json.loads(proc.stderr)["code"] == "invalid", proc

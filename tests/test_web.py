@@ -415,3 +415,19 @@ def test_live_on_a_postgres_board(pg_url):  # noqa: F811
     finally:
         serving.stop()
     _live_within_a_second(db, first)
+
+
+def test_serve_on_a_port_taken_is_a_json_error(seeded):
+    """A port another program listens on: exit 2 and one JSON line, as kanban-serve(1) says,
+    not the web server's own log line and its exit status 3."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = run("serve", "--port", str(port), env={"KANBAN_DB": seeded[0]}, timeout=30)
+    assert res.rc == 2 and res.out == "", res
+    [line] = res.err.splitlines()
+    error = json.loads(line)
+    assert error["code"] == "usage" and error["error"] == f"cannot listen on 127.0.0.1:{port}: Address already in use"

@@ -491,10 +491,10 @@ def mcp(args):
     from . import mcp_server
 
     lease = env_or(args, "--lease", "KANBAN_LEASE")
-    if lease:  # a bad lease is said now, as 'kanban work' does, not on every kanban_claim
-        from .clock import parse_duration
+    if lease is not None:  # a bad lease is refused now, not at the first claim of a server left running
+        from . import clock
 
-        parse_duration(lease, "lease")
+        clock.parse_duration(lease, "--lease" if args["--lease"] else "KANBAN_LEASE")
     if args["--http"]:
         return mcp_server.serve_http(args["--http"], lease=lease)
     return mcp_server.serve_stdio(Session(agent=env_or(args, "--agent", "KANBAN_AGENT"),

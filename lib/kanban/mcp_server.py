@@ -340,10 +340,14 @@ def serve_http(address, lease=None):
         scope = dict(scope, **{"kanban.agent": agent})
         await manager.handle_request(scope, receive, send)
 
+    from .serve import listen
+
+    sock = listen(host, int(port))
     sys.stderr.write(f"kanban mcp: serving MCP (Streamable HTTP) at http://{address}/mcp for "
                      f"{shown}; each agent needs its bearer token\n")
     sys.stderr.flush()
-    uvicorn.run(app, host=host, port=int(port), log_level="warning", access_log=False, lifespan="on")
+    config = uvicorn.Config(app, host=host, port=int(port), log_level="warning", access_log=False, lifespan="on")
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 

@@ -40,6 +40,7 @@ def serve(args):
                  f"[{host.lower()}]" if ":" in host else host.lower()}
     actor = os.environ.get("KANBAN_AGENT") or login_name()
     app = create_app(location, write=bool(args["--write"]), token_check=token_check, hosts=hosts, actor=actor)
+    sock = listen(host, port)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
                             timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
@@ -50,11 +51,29 @@ def serve(args):
         app.hub.closing = True
         handle_exit(sig, frame)
     server.handle_exit = closing
-    try:
-        server.run()
-    except OSError as exc:
-        raise KanbanError("usage", f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    server.run(sockets=[sock])
     return 0
+
+
+def listen(host, port):
+    """A socket bound to host:port for uvicorn, or a `usage` error that says why not (the
+    port is taken, no such address) before anything is announced: left to uvicorn, a
+    taken port is its own log line and exit status 3."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+        except OSError:
+            sock.close()
+            raise
+    except OSError as exc:
+        raise usage(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
 
 
 def _checker(location):
