@@ -266,6 +266,48 @@ def _lint(path):
     assert "NAME" in secs and "SYNOPSIS" in secs
 
 
+# -- what the pages say a verb reads and takes -----------------------------------------
+
+# the module that reads a porcelain verb's environment (variables of kanban(1) aside)
+ENV_MODULES = {"board": "boardview.py", "completion": "completion.py", "mcp": "mcp.py", "plan": "plan.py",
+               "review": "work.py", "serve": "serve.py", "sprint": "sprint.py", "team": "team.py",
+               "work": "work.py"}
+NOT_READ = {("review", "KANBAN_ROLE")}  # work.py reads it for workers only: a review has no --role
+
+
+def _section(verb, name):
+    page = os.path.join(ROOT, "man", "man1", f"kanban-{verb}.1")
+    secs = check_tree.sections(check_tree.read_page(page))
+    return "\n".join(roff_text(line) for line in secs.get(name, []))
+
+
+@pytest.mark.parametrize("verb", sorted(ENV_MODULES))
+def test_environment_names_what_the_verb_reads(verb):
+    with open(os.path.join(ROOT, "lib", "kanban", ENV_MODULES[verb]), encoding="utf-8") as handle:
+        code = handle.read()
+    read = set(re.findall(r'env_or\(args, "[^"]+", "(\w+)"\)', code))
+    read |= set(re.findall(r'environ(?:\.get\(|\[)"([A-Z][A-Z0-9_]+)"', code))
+    assert read, f"{ENV_MODULES[verb]} reads no variable: the table is stale"
+    shown = _section(verb, "ENVIRONMENT")
+    assert sorted(name for name in read - {n for v, n in NOT_READ if v == verb}
+                  if not re.search(rf"\b{name}\b", shown)) == []
+
+
+@pytest.mark.parametrize("verb", PLUMBING)
+def test_errors_lists_what_every_verb_can_answer(verb):
+    # any command line can fail to parse, and every verb but init needs a board
+    listed = set(re.findall(r"\b[a-z_]+\b", _section(verb, "ERRORS")))
+    assert {"usage"} | ({"not_found"} if verb != "init" else set()) <= listed
+
+
+@pytest.mark.parametrize("verb", sorted(PATHS))
+def test_options_describes_every_option_of_the_usage(verb):
+    usage = " ".join(read_header(PATHS[verb])[1])
+    options = set(re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", usage))
+    described = _section(verb, "OPTIONS")
+    assert sorted(o for o in options if not re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", described)) == []
+
+
 # -- kanban help -------------------------------------------------------------------------
 
 def _help(*args):
