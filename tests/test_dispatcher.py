@@ -106,6 +106,15 @@ def test_verb_help_flag(kb):
     assert res.rc == 0 and "kanban claim" in res.out
 
 
+def test_commands_help_flag_prints_its_usage():
+    # `-h`/`--help` after a verb prints its usage (kanban(1)); `commands` is a verb of the dispatcher
+    for flag in ("-h", "--help"):
+        res = sh("commands", flag)
+        assert res.returncode == 0 and res.stderr == "", res
+        assert res.stdout.splitlines()[0] == "usage: kanban commands [--format=json|table]"
+        assert "--format=F" in res.stdout
+
+
 def test_help_verb_without_a_terminal_prints_its_usage():
     res = sh("help", "claim")
     assert res.returncode == 0 and "kanban claim" in res.stdout and "--wait" in res.stdout

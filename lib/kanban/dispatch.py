@@ -165,6 +165,13 @@ def overview(root):
     return command_overview(USAGE, commands(root), {a: " ".join([v, *lead]) for a, (v, lead) in ALIASES.items()})
 
 
+COMMANDS_USAGE = """usage: kanban commands [--format=json|table]
+
+Options:
+  --format=F    json (the default): {"commands": [...]}; table: the same for people.
+"""
+
+
 def list_commands(root, rest):
     """`kanban commands [--format json|table]`."""
     from .cli import emit, fail
@@ -172,13 +179,16 @@ def list_commands(root, rest):
     fmt = "json"
     while rest:
         option = rest.pop(0)
+        if option in ("-h", "--help"):  # as after every verb: its usage text and options
+            sys.stdout.write(COMMANDS_USAGE)
+            return
         if option.startswith("--format="):
             fmt = option.split("=", 1)[1]
         elif option == "--format" and rest:
             fmt = rest.pop(0)
         else:
             fail(KanbanError("usage", f"kanban commands: unexpected argument '{option}'",
-                             usage="usage: kanban commands [--format=json|table]"))
+                             usage=COMMANDS_USAGE.splitlines()[0]))
     if fmt not in ("json", "table"):
         fail(KanbanError("invalid", f"bad --format {fmt!r}: json or table"))
     found = commands(root)
