@@ -91,6 +91,10 @@ CASES = {
     "move blocked to todo": (blocked, lambda b, a, s: b.move(s, "todo", actor=a), {"assignee", "coordinator"},
                              False),
     "run heartbeat": (run_open, lambda b, a, s: b.run_heartbeat(s[0], agent=a, token=s[1]), {"assignee"}, True),
+    "limit set": (lambda b: None, lambda b, a, s: b.limit_set("in_review", 5, project="gate", actor=a),
+                  EVERYONE_ON_THE_TEAM, False),
+    "limit rm": (lambda b: b.limit_set("in_review", 4, project="rm-gate", actor="ops"),
+                 lambda b, a, s: b.limit_rm("in_review", project="rm-gate", actor=a), EVERYONE_ON_THE_TEAM, False),
 }
 
 
@@ -168,6 +172,11 @@ def test_the_cli_meets_the_same_gate(kb, tmp_path):
     task = kb("create", "by the operator", agent="ops").json["id"]
     assert kb("show", task).rc == 0 and kb("list", agent="mallory").rc == 0
     assert kb("comment", task, "--message", "x", agent="mallory").error["code"] == "forbidden"
+    # a WIP limit too: its --agent is the limit's scope, the caller is KANBAN_AGENT
+    assert kb("limit", "set", "in_progress", "3", "--agent", "ops", agent="mallory").error["code"] == "forbidden"
+    assert kb("limit", "set", "in_progress", "3", agent="ops").json["max"] == 3
+    assert kb("limit", "rm", "in_progress", agent="mallory").error["code"] == "forbidden"
+    assert kb("limit", "list").json["limits"][0]["max"] == 3
     assert kb("cancel", task, agent="ops").json["status"] == "cancelled"
     assert run("list", env={"KANBAN_DB": kb.path}).rc == 0
 

@@ -2099,12 +2099,15 @@ class Board:
         role, project, agent = _name(role, "role"), _name(project, "project"), _name(agent, "agent")
         return dumps([status, role, project, agent], compact=True), role, project, agent
 
-    def limit_set(self, status, count, *, role=None, project=None, agent=None):
-        """Set the WIP limit of a scope: at most `count` of its tasks in `status`."""
+    def limit_set(self, status, count, *, role=None, project=None, agent=None, actor=None):
+        """Set the WIP limit of a scope: at most `count` of its tasks in `status`.  `agent` is
+        the scope; `actor` who sets it (on a team board, a member or an operator)."""
         scope, role, project, agent = self._limit_key(status, role, project, agent)
         count = parse_int(count, "limit", minimum=0)
+        actor = self._actor(actor)
 
         def apply():
+            self._writes(actor)
             self.db.execute(
                 self.db.sql("set_limit"),
                 {"scope": scope, "status": status, "role": role, "project": project, "agent": agent,
@@ -2112,11 +2115,13 @@ class Board:
             return next(self._limit_dict(limit) for limit in self._wip_limits() if limit["scope"] == scope)
         return self._write(apply)
 
-    def limit_rm(self, status, *, role=None, project=None, agent=None):
+    def limit_rm(self, status, *, role=None, project=None, agent=None, actor=None):
         """Remove the WIP limit of a scope: the limit as it was."""
         scope, *_ = self._limit_key(status, role, project, agent)
+        actor = self._actor(actor)
 
         def apply():
+            self._writes(actor)
             found = [limit for limit in self._wip_limits() if limit["scope"] == scope]
             if not found:
                 raise not_found(f"no WIP limit on {_scope_text(status, role, project, agent)}")

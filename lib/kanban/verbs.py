@@ -314,11 +314,12 @@ def stats(args):
 
 def limit(args):
     scope = {"role": args["--role"], "project": args["--project"], "agent": args["--agent"]}
+    actor = os.environ.get("KANBAN_AGENT")  # --agent is the limit's scope, not who sets it
     with _board() as board:
         if args["set"]:
-            emit(board.limit_set(args["STATUS"], args["N"], **scope))
+            emit(board.limit_set(args["STATUS"], args["N"], **scope, actor=actor))
         elif args["rm"]:
-            emit(board.limit_rm(args["STATUS"], **scope))
+            emit(board.limit_rm(args["STATUS"], **scope, actor=actor))
         else:
             _show(args, board.limit_list(), "limits")
 
