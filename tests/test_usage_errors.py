@@ -103,3 +103,16 @@ def test_commands_as_a_table():
     assert json.loads(run("commands", "--format=json").out)["commands"]
     assert_error(run("commands", "--format", "yaml"), "invalid")
     assert_error(run("commands", "extra"), "usage")
+
+
+@pytest.mark.parametrize("args, option", [
+    (["standup", "--since", "soon"], "--since"),
+    (["board", "--watch=soon"], "--watch"),
+    (["claim", "--agent", "w1", "--wait", "soon"], "--wait"),
+    (["prune", "--before", "soon"], "--before"),
+])
+def test_a_bad_duration_names_its_option(kb, args, option):
+    # 'bad since' or 'bad watch' left the reader to guess which option was meant
+    res = kb(*args)
+    error = assert_error(res, "invalid")
+    assert error["error"].startswith(f"bad {option} 'soon'"), error

@@ -165,7 +165,7 @@ def board(args):
         raise invalid(f"bad --color {when!r}: one of {', '.join(COLORS)}")
     interval = None
     if args.get("--watch"):
-        interval = clock.parse_duration(args["--watch"], "watch") / 1000
+        interval = clock.parse_duration(args["--watch"], "--watch") / 1000
         if interval <= 0:
             raise invalid("--watch needs a positive interval, e.g. --watch=2s")
     stream = sys.stdout

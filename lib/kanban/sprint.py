@@ -271,7 +271,7 @@ def standup_document(board, since_ms):
 def standup(args):
     """porcelain/kanban-standup"""
     since = args["--since"] or "24h"
-    since_ms = clock.now_ms() - clock.parse_duration(since, "since")
+    since_ms = clock.now_ms() - clock.parse_duration(since, "--since")
     fmt = args["--format"] or "table"
     if fmt not in ("table", "json"):
         raise invalid(f"bad --format {fmt!r}: table or json")
