@@ -293,6 +293,24 @@ def test_environment_names_what_the_verb_reads(verb):
                   if not re.search(rf"\b{name}\b", shown)) == []
 
 
+def test_every_variable_the_code_reads_is_in_an_environment_section():
+    # kanban(1) for the ones every command reads, a verb's page for its own
+    read = set()
+    for folder, _, names in os.walk(os.path.join(ROOT, "lib", "kanban")):
+        for name in names:
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name), encoding="utf-8") as handle:
+                    code = handle.read()
+                for found in re.findall(r'environ(?:\.get\(|\[)\s*"([A-Z][A-Z0-9_]+)"|getenv\("([A-Z][A-Z0-9_]+)"|'
+                                        r'env_or\(args, "[^"]+", "([A-Z][A-Z0-9_]+)"\)', code):
+                    read |= {variable for variable in found if variable}
+    shown = "\n".join(roff_text(line) for page in PAGES
+                      for line in check_tree.sections(check_tree.read_page(os.path.join(ROOT, page)))
+                      .get("ENVIRONMENT", []))
+    assert len(read) > 20
+    assert sorted(v for v in read if not re.search(rf"\b{v}\b", shown)) == []
+
+
 @pytest.mark.parametrize("verb", PLUMBING)
 def test_errors_lists_what_every_verb_can_answer(verb):
     # any command line can fail to parse, and every verb but init needs a board
