@@ -318,6 +318,16 @@ def test_errors_lists_what_every_verb_can_answer(verb):
     assert {"usage"} | ({"not_found"} if verb != "init" else set()) <= listed
 
 
+# the plumbing a team board's gate may refuse (SPEC §6: every write by a caller not on the team)
+GATED = ["approve", "batch", "block", "cancel", "claim", "comment", "complete", "create", "dep", "event", "lease",
+         "limit", "move", "reject", "reopen", "set", "unblock"]
+
+
+@pytest.mark.parametrize("verb", GATED)
+def test_errors_of_a_gated_verb_list_forbidden(verb):
+    assert re.search(r"\bforbidden\b", _section(verb, "ERRORS"))
+
+
 @pytest.mark.parametrize("verb", sorted(PATHS))
 def test_options_describes_every_option_of_the_usage(verb):
     usage = " ".join(read_header(PATHS[verb])[1])
