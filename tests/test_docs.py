@@ -320,7 +320,7 @@ def test_errors_lists_what_every_verb_can_answer(verb):
 
 # the plumbing a team board's gate may refuse (SPEC §6: every write by a caller not on the team)
 GATED = ["approve", "batch", "block", "cancel", "claim", "comment", "complete", "create", "dep", "event", "lease",
-         "limit", "move", "reject", "reopen", "set", "unblock"]
+         "limit", "move", "prune", "reject", "reopen", "set", "unblock"]
 
 
 @pytest.mark.parametrize("verb", GATED)

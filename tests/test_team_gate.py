@@ -91,6 +91,7 @@ CASES = {
     "move blocked to todo": (blocked, lambda b, a, s: b.move(s, "todo", actor=a), {"assignee", "coordinator"},
                              False),
     "run heartbeat": (run_open, lambda b, a, s: b.run_heartbeat(s[0], agent=a, token=s[1]), {"assignee"}, True),
+    "prune": (lambda b: None, lambda b, a, s: b.prune("30d", actor=a), EVERYONE_ON_THE_TEAM, False),
     "limit set": (lambda b: None, lambda b, a, s: b.limit_set("in_review", 5, project="gate", actor=a),
                   EVERYONE_ON_THE_TEAM, False),
     "limit rm": (lambda b: b.limit_set("in_review", 4, project="rm-gate", actor="ops"),
@@ -177,6 +178,8 @@ def test_the_cli_meets_the_same_gate(kb, tmp_path):
     assert kb("limit", "set", "in_progress", "3", agent="ops").json["max"] == 3
     assert kb("limit", "rm", "in_progress", agent="mallory").error["code"] == "forbidden"
     assert kb("limit", "list").json["limits"][0]["max"] == 3
+    assert kb("prune", "--before", "1d", agent="mallory").error["code"] == "forbidden"
+    assert kb("prune", "--before", "1d", agent="ops").json["pruned"] == 0
     assert kb("cancel", task, agent="ops").json["status"] == "cancelled"
     assert run("list", env={"KANBAN_DB": kb.path}).rc == 0
 

@@ -2249,12 +2249,14 @@ class Board:
         return [{key: value for key, value in limit.items() if key != "since"} | {"full_s": seconds}
                 for limit, seconds in zip(history["limits"], flow.time_full(history), strict=True)]
 
-    def prune(self, before="30d", *, vacuum=False):
+    def prune(self, before="30d", *, vacuum=False, actor=None):
         """Drop expired progress notes and those older than `before`; never state changes."""
         cut_ms = clock.parse_duration(before, "--before")
         cut = [None]  # the cut the transaction made, as the answer says it (not the clock after it)
+        actor = self._actor(actor)
 
         def apply():
+            self._writes(actor)  # it deletes other agents' notes: on a team board, the team's to do
             # no note is older than the year 1: a cut before it is that (ISO-8601 prints no earlier year)
             cut[0] = max(self.now - cut_ms, clock.MIN_MS)
             self.db.execute(self.db.sql("prune_progress"), {"now": self.now, "cut": cut[0]})

@@ -326,7 +326,7 @@ def limit(args):
 
 def prune(args):
     with _board() as board:
-        emit(board.prune(args["--before"], vacuum=args["--vacuum"]))
+        emit(board.prune(args["--before"], vacuum=args["--vacuum"], actor=os.environ.get("KANBAN_AGENT")))
 
 
 def doctor(args):
