@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import exec_path_with
+from conftest import exec_path_with, reaped
 
 ROOT = Path(__file__).resolve().parent.parent
 KANBAN = ROOT / "bin" / "kanban"
@@ -473,6 +473,60 @@ def test_closed_stdout_is_not_a_traceback(kb):
     proc = subprocess.run(["sh", "-c", f'"{KANBAN}" list | head -c 10 >/dev/null'], env=clean_env(KANBAN_DB=kb.path),
                           capture_output=True, text=True, timeout=30)
     assert "Traceback" not in proc.stderr
+
+
+
+def closed_pipe_run(args, env):
+    """Run kanban with stdout a real pipe whose reader has already gone: (status, stderr)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([str(KANBAN), *args], stdout=write_end, stderr=subprocess.PIPE, env=env, timeout=30)
+    finally:
+        os.close(write_end)
+    return proc.returncode, proc.stderr.decode()
+
+
+@pytest.mark.parametrize("args", [["create", "written anyway"], ["list"], ["list", "--format", "table"],
+                                  ["show", "TASK-1"], ["event", "list"], ["board"], ["board", "--format", "json"],
+                                  ["--version"], ["--exec-path"], ["commands"], ["help", "create"]])
+def test_a_reader_gone_is_sigpipe_as_git(kb, args):
+    """A reader that left before the answer: killed by SIGPIPE (141 in a shell), quietly, as
+    git is; never exit 2 with an error, which would say the command failed."""
+    kb("create", "first")
+    status, err = closed_pipe_run(args, clean_env(KANBAN_DB=kb.path))
+    assert status == -13, (status, err)
+    assert err == ""
+    titles = [t["title"] for t in kb("list").json["tasks"]]
+    assert ("written anyway" in titles) is (args[0] == "create")  # the write committed
+
+
+def test_head_closing_early_is_141_for_plumbing_and_porcelain(kb):
+    # answers larger than a pipe's buffer (64 KiB), so the reader is gone before the end
+    lines = "".join(json.dumps({"title": f"task number {n} " + "x" * 60}) + "\n" for n in range(1000))
+    kb("create", "--stdin", input=lines)
+    script = (f'set -o pipefail; "{KANBAN}" list | head -c 10 >/dev/null; echo list=$?; '
+              f'"{KANBAN}" board --all | head -n 1 >/dev/null; echo board=$?; '
+              f'{{ sleep 1; "{KANBAN}" create late; }} | head -c 0; echo create=$?')
+    proc = subprocess.run(["bash", "-c", script], env=clean_env(KANBAN_DB=kb.path), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.stdout.split() == ["list=141", "board=141", "create=141"], proc
+    assert proc.stderr == ""
+    assert kb("list", "--status", "todo", "--limit", "2000").out.count('"late"') == 1
+
+
+def test_follow_ends_by_sigpipe_when_its_reader_goes(kb):
+    kb("create", "one")
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen([str(KANBAN), "event", "list", "--follow"], stdout=write_end, stderr=subprocess.PIPE,
+                            env=clean_env(KANBAN_DB=kb.path))
+    os.close(write_end)
+    with reaped(proc):
+        with os.fdopen(read_end, "rb") as reader:
+            assert json.loads(reader.readline())["kind"] == "created"
+        kb("create", "two")  # something new to stream, to nobody
+        assert proc.wait(timeout=30) == -13
+        assert proc.stderr.read() == b""
 
 
 LATE = """#!/bin/sh

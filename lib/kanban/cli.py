@@ -9,12 +9,14 @@ driver is imported on the way to a claim (not even json: see jsontext).
 """
 import os
 import sys
+import time
 
 from .errors import KanbanError
 from .jsontext import dumps
 
 EXIT_NOTHING = 1  # --exit-code and nothing to do
 EXIT_ERROR = 2
+EXIT_READER_GONE = 141  # 128 + SIGPIPE: where the signal itself cannot end the process
 
 
 def read_header(path):
@@ -121,8 +123,7 @@ def main(path, argv=None, handler=None, prepare=None):
     except KeyboardInterrupt:
         sys.exit(130)
     except BrokenPipeError:
-        _quiet_pipe()
-        sys.exit(EXIT_ERROR)
+        reader_gone()
     except SystemExit:
         raise
     except Exception as exc:  # noqa: BLE001 - a bug: say so in JSON, never a traceback
@@ -135,7 +136,7 @@ def main(path, argv=None, handler=None, prepare=None):
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        _quiet_pipe()
+        reader_gone()
     except OSError as exc:  # e.g. a full disk (`> /dev/full`): said in JSON, not a traceback
         _quiet_pipe()
         fail(KanbanError("internal", f"cannot write the answer to standard output: {exc.strerror or exc}"))
@@ -158,6 +159,10 @@ def finish(code=0):
         sys.exit(code)
     try:
         sys.stdout.flush()
+    except BrokenPipeError:
+        reader_gone()
+    try:
+        sys.stdout.flush()
         sys.stderr.flush()
     except (OSError, ValueError, AttributeError):
         sys.exit(code)  # the long way says what went wrong, as it would have
@@ -165,6 +170,25 @@ def finish(code=0):
     if atexit is not None and atexit._ncallbacks():
         sys.exit(code)
     os._exit(code & 0xFF)
+
+
+def reader_gone():
+    """The reader of stdout went away before the answer was written (`| head -1`, a
+    script that stopped reading): end as git and coreutils do, killed by SIGPIPE
+    (status 141 in a shell), quietly.  Not exit 2: nothing failed, and what the
+    command wrote to the board stays written; not 0 either: the answer was not read."""
+    _quiet_pipe()
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+    import signal
+
+    if hasattr(signal, "SIGPIPE"):  # POSIX: the signal's own death, as the shell reports it
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGPIPE)
+        time.sleep(1)  # another thread may take the signal: it ends the process meanwhile
+    os._exit(EXIT_READER_GONE)
 
 
 def _quiet_pipe():
