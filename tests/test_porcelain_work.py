@@ -134,6 +134,41 @@ def test_a_signal_releases_the_lease_and_stops_the_command(kb, tmp_path, sig, st
     assert f"released {task}" in err
 
 
+def running(pid):
+    """Whether pid is a live process (gone, or a zombie waiting for a reaper, is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ")[1][0] not in "ZX"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("verb", ["work", "review"])
+def test_a_sigkilled_loop_takes_its_command_and_what_it_started_along(kb, tmp_path, verb):
+    """SIGKILL leaves the loop no chance to stop its command: the command (a shell) and
+    the child the shell started must not work on for a task whose lease will expire."""
+    task = kb("create", "long", "--review").json["id"]
+    if verb == "review":
+        assert kb("work", "--agent", "w1", "--", "true").rc == 0
+    pidfile, pids = tmp_path / "pids", []
+    proc = spawn(kb, verb, "--agent", "r1", "--", "sh", "-c",
+                 f"sleep 300 & echo $$ $! > {pidfile}.new; mv {pidfile}.new {pidfile}; wait")
+    try:
+        pids = [int(pid) for pid in wait_for(lambda: pidfile.exists() and pidfile.read_text().split())]
+        assert all(running(pid) for pid in pids)
+        assert kb("show", task).json["claimed_by"] == "r1"
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=20)
+        wait_for(lambda: not any(running(pid) for pid in pids), timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        for pid in pids:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_renewal_keeps_a_long_task_past_its_lease(kb):
     task = kb("create", "slow").json["id"]
     proc = spawn(kb, "work", "--agent", "w1", "--lease", "2s", "--once", "--", "sh", "-c", "sleep 4.5; echo ok")

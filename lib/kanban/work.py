@@ -325,10 +325,15 @@ class Loop:
                    KANBAN_AGENT=self.agent, **self.extra_env())
         try:
             child = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=env, start_new_session=True)
+                                     stderr=subprocess.PIPE, env=env, start_new_session=True,
+                                     preexec_fn=_die_with_parent())
         except OSError as exc:
             self._release(task_id, token)
             raise usage(f"cannot run {self.cmd[0]}: {exc.strerror}", command=self.cmd[0]) from None
+        with _Leash(child.pid):
+            return self._watch(child, task_id, token, document)
+
+    def _watch(self, child, task_id, token, document):
         # our own stdout may be a closed or redirected stream object: write bytes to its fd
         out = _Pump(child.stdout, sys.stdout.buffer)
         err = _Pump(child.stderr, sys.stderr.buffer)
@@ -367,6 +372,89 @@ class Loop:
         for thread in (out, err):
             thread.join(timeout=2.0)  # a daemon the command left behind may hold the pipes
         return Outcome(status, out, err, lost=lost, signum=self.signum)
+
+
+# The command runs in a session of its own (a Ctrl-C meant for the loop is not its), so
+# nothing would stop it, or what it started, if the loop itself were SIGKILLed: it would
+# work on for a task whose lease is about to expire.  Two leashes hold it to the loop:
+# on Linux the kernel SIGKILLs the command when the loop dies (PR_SET_PDEATHSIG), and
+# everywhere a watcher process, in a session of its own too (a kill of the loop's
+# process group does not reach it), waits on a pipe only the loop writes; at its end
+# of file without a word from the loop, the loop has died: it stops the command's
+# whole process group (a shell's children too) as _stop does, SIGTERM then SIGKILL.
+PR_SET_PDEATHSIG = 1
+WATCHER = """
+import os, signal, sys, time
+group, grace = int(sys.argv[1]), float(sys.argv[2])
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+if sys.stdin.buffer.read(1):
+    sys.exit(0)
+for sig in (signal.SIGTERM, signal.SIGKILL):
+    deadline = time.monotonic() + grace
+    try:
+        os.killpg(group, sig)
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            os.killpg(group, 0)
+    except OSError:
+        sys.exit(0)
+"""
+
+
+def _die_with_parent():
+    """Popen's preexec_fn: on Linux, the command is SIGKILLed when the loop dies;
+    elsewhere None (the watcher alone does it)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def leash():
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the loop died before the leash was on
+            os._exit(128 + signal.SIGKILL)
+    return leash
+
+
+class _Leash:
+    """`with _Leash(pid):` the watcher of the command's process group while it runs."""
+
+    def __init__(self, group):
+        self.watcher = None
+        try:
+            read_end, self.write_end = os.pipe()
+        except OSError:
+            return
+        try:
+            self.watcher = subprocess.Popen([sys.executable, "-I", "-S", "-c", WATCHER, str(group),
+                                             str(KILL_GRACE_S)], stdin=read_end, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL, start_new_session=True)
+        except OSError:
+            os.close(self.write_end)  # no watcher: the Linux leash still holds
+        finally:
+            os.close(read_end)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc):
+        if self.watcher is None:
+            return
+        try:
+            os.write(self.write_end, b".")  # the command is done with: let it be
+        except OSError:
+            pass
+        os.close(self.write_end)
+        try:
+            self.watcher.wait(timeout=KILL_GRACE_S)
+        except subprocess.TimeoutExpired:
+            self.watcher.kill()
+            self.watcher.wait()
 
 
 def _stop(child):
