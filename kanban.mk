@@ -13,6 +13,9 @@
 #   make sprint-board    the board for people;  make sprint-stats  counts and cycle times
 #   make standup         what changed since yesterday, from the event log, by agent
 #
+# Under make -j the order holds: each target's steps are recipe lines, and goals named
+# together (make -j4 sprint-plan sprint-run) run lint, plan, run, then the reports.
+#
 # Every target composes the kanban commands; nothing here talks to the database.
 # No command does the work by default: a sprint without KANBAN_WORK_CMD refuses to start.
 
@@ -36,27 +39,46 @@ _KANBAN_SPRINT = $(KANBAN) sprint --workers $(KANBAN_WORKERS) --prefix $(KANBAN_
 sprint sprint-run: export KANBAN_WORK_CMD := $(KANBAN_WORK_CMD)
 sprint sprint-run: export KANBAN_REVIEW_CMD := $(KANBAN_REVIEW_CMD)
 
-sprint: sprint-check sprint-plan
-	@$(_KANBAN_SPRINT); status=$$?; $(KANBAN) board --no-pager; exit $$status
-
-sprint-check:
-	@if [ -z "$(strip $(KANBAN_WORK_CMD))" ]; then \
+# Each target's steps are lines of its own recipe, not prerequisites, so `make -j` cannot
+# run them side by side: the check before anything is created, the board before the plan,
+# the plan before the workers.
+_KANBAN_CHECK = @if [ -z "$(strip $(KANBAN_WORK_CMD))" ]; then \
 	  echo "kanban.mk: no work command, so no sprint: set the command that does a task," >&2; \
 	  echo "  make sprint KANBAN_WORK_CMD=./do-task   (or CMD=./do-task, or KANBAN_WORK_CMD = ... in your Makefile);" >&2; \
 	  echo "  it gets the task JSON on stdin; exit 0 completes the task, anything else blocks it." >&2; \
 	  exit 2; fi
+_KANBAN_INIT = @$(KANBAN) stats >/dev/null 2>&1 || $(KANBAN) init >/dev/null
+_KANBAN_APPLY = @if [ -f "$(KANBAN_PLAN)" ]; then $(KANBAN) plan apply $(KANBAN_PLAN) >/dev/null; \
+	else echo "kanban.mk: no plan $(KANBAN_PLAN): the sprint works the board as it is" >&2; fi
+
+# Goals given together keep a sprint's order under -j too (make runs goals in parallel):
+# lint, then plan, then run, then what reports on the board.
+sprint-plan: | $(filter sprint-lint,$(MAKECMDGOALS))
+sprint-run: | $(filter sprint-lint sprint-plan,$(MAKECMDGOALS))
+sprint-board sprint-stats standup: | $(filter sprint sprint-lint sprint-plan sprint-run,$(MAKECMDGOALS))
+
+sprint:
+	$(_KANBAN_CHECK)
+	$(_KANBAN_INIT)
+	$(_KANBAN_APPLY)
+	@$(_KANBAN_SPRINT); status=$$?; $(KANBAN) board --no-pager; exit $$status
+
+sprint-check:
+	$(_KANBAN_CHECK)
 
 sprint-init:
-	@$(KANBAN) stats >/dev/null 2>&1 || $(KANBAN) init >/dev/null
+	$(_KANBAN_INIT)
 
 sprint-lint:
 	$(KANBAN) plan lint $(KANBAN_PLAN)
 
-sprint-plan: sprint-init
-	@if [ -f "$(KANBAN_PLAN)" ]; then $(KANBAN) plan apply $(KANBAN_PLAN) >/dev/null; \
-	else echo "kanban.mk: no plan $(KANBAN_PLAN): the sprint works the board as it is" >&2; fi
+sprint-plan:
+	$(_KANBAN_INIT)
+	$(_KANBAN_APPLY)
 
-sprint-run: sprint-check sprint-init
+sprint-run:
+	$(_KANBAN_CHECK)
+	$(_KANBAN_INIT)
 	$(_KANBAN_SPRINT)
 
 sprint-board:

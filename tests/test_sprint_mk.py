@@ -65,6 +65,42 @@ def test_a_sprint_without_a_work_command_refuses_to_start(tmp_path):
     assert res.rc == 2 and res.error["code"] == "usage" and "KANBAN_WORK_CMD" in res.error["error"]
 
 
+def logging_kanban(folder):
+    """A KANBAN for make that notes in folder/log when `plan apply` starts and ends (slowly),
+    and when a sprint or a board starts, then runs the real kanban."""
+    log = folder / "log"
+    wrapper = folder / "kanban"
+    wrapper.write_text(f"""#!/bin/sh
+case "$1 $2" in "plan apply") echo plan-start >> {log}; sleep 1;; sprint*) echo run-start >> {log};;
+  board*) echo board >> {log};; esac
+"{KANBAN}" "$@"; status=$?
+case "$1 $2" in "plan apply") echo plan-end >> {log};; esac
+exit $status
+""")
+    wrapper.chmod(0o755)
+    return wrapper, log
+
+
+@pytest.mark.parametrize("targets", [["sprint-plan", "sprint-run"], ["sprint-lint", "sprint-plan", "sprint-run",
+                                                                     "sprint-board"], ["sprint"]])
+def test_make_j_keeps_the_plan_before_the_run(tmp_path, targets):
+    (tmp_path / "sprint.yaml").write_text(PLAN)
+    wrapper, log = logging_kanban(tmp_path)
+    proc = make(tmp_path, "-j4", *targets, KANBAN_WORK_CMD="true", KANBAN_REVIEW_CMD="true", KANBAN=wrapper)
+    assert proc.returncode == 0, proc.stderr
+    board = ["board"] if "sprint-board" in targets or targets == ["sprint"] else []
+    assert log.read_text().split() == ["plan-start", "plan-end", "run-start", *board]
+    assert {t["status"] for t in tasks(tmp_path)} == {"done"}
+
+
+def test_make_j_sprint_without_a_work_command_applies_no_plan(tmp_path):
+    (tmp_path / "sprint.yaml").write_text(PLAN)
+    wrapper, log = logging_kanban(tmp_path)
+    proc = make(tmp_path, "-j4", "sprint", KANBAN=wrapper)
+    assert proc.returncode != 0 and "no work command" in proc.stderr
+    assert not log.exists() and not (tmp_path / ".kanban").exists()  # nothing was started
+
+
 def test_workers_keep_serving_while_a_review_rejects_once(tmp_path):
     (tmp_path / "sprint.yaml").write_text(PLAN)
     state = tmp_path / "state"
