@@ -19,6 +19,9 @@
 # Every target composes the kanban commands; nothing here talks to the database.
 # No command does the work by default: a sprint without KANBAN_WORK_CMD refuses to start.
 
+# included above a Makefile's own targets, none of these becomes its default goal (below)
+_KANBAN_INCLUDER_GOAL := $(.DEFAULT_GOAL)
+
 KANBAN ?= kanban
 KANBAN_PLAN ?= sprint.yaml
 KANBAN_WORKERS ?= 3
@@ -89,3 +92,11 @@ sprint-stats:
 
 standup:
 	@$(KANBAN) standup --since $(KANBAN_STANDUP_SINCE)
+
+# A bare `make` builds the includer's first target, not one of these; kanban.mk read
+# alone (make -f kanban.mk) builds `sprint`.
+ifeq ($(firstword $(MAKEFILE_LIST)),$(lastword $(MAKEFILE_LIST)))
+.DEFAULT_GOAL := sprint
+else
+.DEFAULT_GOAL := $(_KANBAN_INCLUDER_GOAL)
+endif

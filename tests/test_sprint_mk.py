@@ -215,3 +215,17 @@ def test_a_task_rejected_again_and_again_is_blocked_not_looped_on(tmp_path):
     assert shown["status"] == "blocked", shown
     times = int(re.search(r"rejected (\d+) times in this sprint", shown["reason"]).group(1))
     assert times >= 3 and f"rejected {times} times in this sprint" in proc.stderr
+
+
+def test_included_kanban_mk_leaves_the_includers_default_goal(tmp_path):
+    """`include kanban.mk` at the top of a Makefile (as this checkout's own does) must not
+    make a bare `make` start a sprint; kanban.mk alone still defaults to `sprint`."""
+    (tmp_path / "Makefile").write_text(f"include {ROOT / 'kanban.mk'}\n\nmine:\n\t@echo mine here\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env["MAKEFLAGS"] = ""
+    proc = subprocess.run(["make", "--no-print-directory", f"KANBAN={KANBAN}"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == "mine here\n", proc
+    alone = make(tmp_path)
+    assert alone.returncode != 0 and "no work command, so no sprint" in alone.stderr
+    assert not (tmp_path / ".kanban").exists()
