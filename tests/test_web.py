@@ -8,6 +8,7 @@ there is none.  The HTTP-level checks (CSRF, Host, tokens) need no browser.
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -325,6 +326,38 @@ def test_a_path_with_no_page_gets_the_error_page_with_a_sentence(seeded, server)
         assert f"no page at {path}: the board is at /" in body and 'href="/"' in body, body
     status, _headers, body = serving.get("/move")  # a POST-only path asked with GET
     assert status == 405 and "GET is not taken at /move" in body
+
+
+def _error_sentence(body):
+    """The error page's sentence (its <p>), unescaped."""
+    import html
+
+    return html.unescape(re.search(r"<h1>[^<]*</h1><p>(.*?)</p>", body, re.S).group(1))
+
+
+def test_web_errors_name_the_pages_parameters_and_fields_not_cli_options(seeded, server):
+    _db, goal, ids = seeded
+    serving = server("--write")
+    asked = {  # path -> words the sentence must have
+        "/?goal=abc": "bad goal 'abc'",
+        "/columns?goal=abc": "bad goal 'abc'",
+        f"/?goal={ids['polish']}": f"{ids['polish']} is not a goal",
+        "/charts?goal=abc": "bad goal 'abc'",
+        f"/charts?goal={ids['polish']}": f"{ids['polish']} is not a goal",
+        "/charts?goal=TASK-999": "no task TASK-999",
+        "/charts?since=yesterday": "bad since 'yesterday'",
+    }
+    for path, words in asked.items():
+        status, _headers, body = serving.get(path)
+        sentence = _error_sentence(body)
+        assert status in (400, 404) and words in sentence and "--" not in sentence and "task id" not in sentence, \
+            (path, status, sentence)
+    assert serving.get(f"/charts?goal={goal}&since=7d")[0] == 200
+    token = re.search(r'name="csrf-token" content="([^"]+)"', serving.get("/")[2]).group(1)
+    status, _h, body = serving.post("/move", {"task": ids["fix login"], "column": "done", "csrf": token})
+    error = json.loads(body)
+    assert status == 409 and error["code"] == "conflict" and "held by w2" in error["error"]
+    assert "--" not in error["error"] and "force ends that lease" in error["error"], error
 
 
 def test_a_non_loopback_bind_needs_a_token(seeded, tmp_path):

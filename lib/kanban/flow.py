@@ -68,8 +68,9 @@ def moves(history):
     return out
 
 
-def since_ms(text, now):
-    """--since: a duration back from now ('7d') or a time (ISO-8601, epoch seconds)."""
+def since_ms(text, now, what="--since"):
+    """--since: a duration back from now ('7d') or a time (ISO-8601, epoch seconds);
+    `what` names it in an error (the web page's field is `since`)."""
     if text is None:
         return None
     from .errors import KanbanError
@@ -79,11 +80,11 @@ def since_ms(text, now):
     except ValueError:
         pass
     else:  # a bare number is the time in epoch seconds (a duration back says its unit: 7d)
-        return clock.parse_time(text, "--since")
+        return clock.parse_time(text, what)
     try:
-        return now - clock.parse_duration(text, "--since")
+        return now - clock.parse_duration(text, what)
     except KanbanError:
-        return clock.parse_time(text, "--since")
+        return clock.parse_time(text, what)
 
 
 def _step(span):

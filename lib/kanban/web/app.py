@@ -23,7 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import boardview, charts, clock, flow
-from ..board import CLOSED, STATUSES, Board
+from ..board import CLOSED, STATUSES, Board, parse_id
 from ..errors import KanbanError
 from ..render import seconds_text
 from . import guard
@@ -110,13 +110,9 @@ def create_app(location, *, write=False, token_check=None, hosts=None, actor=Non
         goal, since = request.query_params.get("goal") or None, request.query_params.get("since") or None
         try:
             b = board()
+            goal_id = _goal_of(b, goal)
             history = b.flow_history()
-            start = flow.since_ms(since, history["now"])
-            goal_id = None
-            if goal is not None:
-                from ..board import parse_id
-
-                goal_id = parse_id(goal, "goal")
+            start = flow.since_ms(since, history["now"], "since")
             drawn = {name: Markup(charts.SVG[name](flow.chart(history, name, goal=goal_id, since=start)))
                      for name in ("cfd", "burndown", "throughput", "times")}
             limits = b.stats()["limits"]
@@ -152,7 +148,7 @@ def create_app(location, *, write=False, token_check=None, hosts=None, actor=Non
                 board().move, form.get("task", ""), form.get("column", ""), reason=form.get("reason") or None,
                 force=form.get("force") in ("1", "on", "true"), actor=who)
         except KanbanError as exc:
-            return JSONResponse(exc.to_dict(), status_code=HTTP_STATUS.get(exc.code, 500))
+            return JSONResponse(_in_form_words(exc.to_dict()), status_code=HTTP_STATUS.get(exc.code, 500))
         return JSONResponse(moved)
 
     @contextlib.asynccontextmanager
@@ -193,10 +189,7 @@ def board_view(b, filters):
     now = clock.now_ms()
     scope = {"project": project, "goal": goal}
     if goal is not None:
-        head = b.show(goal, events=0)
-        if head["kind"] != "goal":
-            raise KanbanError("invalid", f"{head['id']} is not a goal", task=head["id"])
-        goals = [head]
+        goals = [b.show(_goal_of(b, goal), events=0)]
     else:
         goals = b.list(kind="goal", project=project, details=True)["tasks"]
     counts = b.column_counts(role=role, agent=agent, **scope)
@@ -224,6 +217,29 @@ def board_view(b, filters):
         "choices": {"project": b.projects(), "role": roles, "agent": agents,
                     "goal": [(g["id"], g["title"]) for g in goals]},
     }
+
+
+def _goal_of(b, goal):
+    """The `goal` query parameter as a goal's number (None when not given), or the error
+    that names the parameter: not the CLI's option, nor "task id"."""
+    if goal is None:
+        return None
+    number = parse_id(goal, "goal")
+    head = b.show(number, events=0)
+    if head["kind"] != "goal":
+        raise KanbanError("invalid", f"{head['id']} is not a goal", task=head["id"])
+    return number
+
+
+# The board's messages speak to the CLI (`kanban move ... --force`); the page's form and
+# its drag and drop have a `force` field instead.
+FORM_WORDS = {"--force": "force", "--reason": "reason"}
+
+
+def _in_form_words(error):
+    for option, field in FORM_WORDS.items():
+        error["error"] = error["error"].replace(option, field)
+    return error
 
 
 def _waits(entry):
