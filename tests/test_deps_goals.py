@@ -1,7 +1,8 @@
 """Dependencies, cycles, goals and why a task waits (SPEC §4, §5: dep, show waiting_on)."""
 import json
 
-from conftest import assert_error, at
+import pytest
+from conftest import assert_error, at, backends, drop_pg_schemas, new_pg_schema, run
 
 
 def snapshot(kb):
@@ -291,22 +292,57 @@ def test_a_goal_blocked_while_its_tasks_finish_is_done_when_unblocked(kb):
     assert kb("show", waiting).json["ready"] is True
 
 
-def test_a_reopened_goal_whose_tasks_are_done_is_done_again(kb):
+@pytest.fixture(params=backends())
+def any_kb(request, tmp_path):
+    """kb's runner on this test's backend: a SQLite file, or a schema of its own on KANBAN_TEST_PG."""
+    if request.param == "sqlite":
+        where = str(tmp_path / "board.db")
+    else:
+        schema, where = new_pg_schema()
+    assert run("init", env={"KANBAN_DB": where}).rc == 0
+
+    def runner(*args, agent=None):
+        return run(*args, env={"KANBAN_DB": where, **({"KANBAN_AGENT": agent} if agent else {})})
+    yield runner
+    if request.param == "postgres":
+        drop_pg_schemas(schema)
+
+
+def test_reopen_refuses_a_goal_whose_tasks_are_all_closed(any_kb):
+    """A goal is done while it has tasks and all are done or cancelled (SPEC §4): reopened it
+    would be done again at once, so reopen refuses it, says why, and changes nothing."""
+    kb = any_kb
     outer = new(kb, "outer", "--kind", "goal")
     goal = new(kb, "goal", "--kind", "goal", "--goal", outer)
     task = new(kb, "work", "--goal", goal)
     waiting = new(kb, "waits on the goal", "--depends-on", goal)
     finish(kb, task)
     assert status(kb, goal) == "done" and status(kb, outer) == "done"
-    assert kb("reopen", goal).json["status"] == "done"  # every task is done: it rolls up at once
-    assert status(kb, outer) == "done" and kb("show", waiting).json["ready"] is True
-    # a cancelled goal reopened, the same
+    before = snapshot(kb)
+    doc = assert_error(kb("reopen", goal), "conflict")
+    assert doc["task"] == goal and doc["status"] == "done"
+    assert doc["error"] == (f"{goal} is a goal and its task is done or cancelled, so it stays done: reopen one of "
+                            "its tasks, or add one, and the goal reopens with it")
+    assert snapshot(kb) == before  # no reopened/completed pair, nothing else either
+    assert kb("show", waiting).json["ready"] is True
+    # what the error says reopens it does
     assert kb("reopen", task).rc == 0
-    assert kb("cancel", goal).rc == 0
-    assert status(kb, outer) == "done"  # its one task is cancelled: closed
+    assert status(kb, goal) == "todo" and status(kb, outer) == "todo"
     finish(kb, task)
-    assert kb("reopen", goal).json["status"] == "done"
-    assert status(kb, outer) == "done"
+    assert status(kb, goal) == "done" and status(kb, outer) == "done"
+    # a cancelled goal whose tasks are all closed: the same, until one of them is open again
+    second = new(kb, "second", "--goal", goal)
+    assert kb("cancel", goal).rc == 0
+    finish(kb, second)
+    doc = assert_error(kb("reopen", goal), "conflict")
+    assert doc["status"] == "cancelled" and "all 2 of its tasks are done or cancelled" in doc["error"]
+    assert doc["error"].endswith("so reopened it would be done at once: reopen one of its tasks first")
+    assert kb("reopen", second).rc == 0 and status(kb, goal) == "cancelled"
+    assert kb("reopen", goal).json["status"] == "todo"
+    # a goal with no tasks reopens as any task does
+    empty = new(kb, "empty", "--kind", "goal")
+    assert kb("cancel", empty).rc == 0
+    assert kb("reopen", empty).json["status"] == "todo"
 
 
 def test_a_task_depending_on_itself_is_told_so(kb):

@@ -271,6 +271,9 @@ class Model:
         t = self.get(number)
         if t.status not in ("done", "failed", "cancelled"):
             raise Refusal("conflict")
+        members = [m for m in self.tasks.values() if m.goal == t.id]
+        if t.kind == "goal" and members and all(m.status in ("done", "cancelled") for m in members):
+            raise Refusal("conflict")  # it would be done again at once: refused
         t.status, t.attempts = "todo", 0
         self.settle()
 

@@ -1575,12 +1575,30 @@ class Board:
             if row["status"] not in CLOSED:
                 raise conflict(f"{task_ref(task)} is {row['status']}: only done, failed or cancelled "
                                "tasks can be reopened", task=task_ref(task), status=row["status"])
+            if row["kind"] == "goal":
+                self._goal_stays_closed(row)
             self._update(task, status="todo", attempts=0, reason=None, finished_at=None)
             self._event(task, "reopened", actor, {"from": row["status"]})
             self._sync_goal(row["goal_id"], actor)
             self._sync_own_goal(row, actor)
             return self._task(task)
         return self._write(apply)
+
+    def _goal_stays_closed(self, row):
+        """A goal is done while it has tasks and all are done or cancelled: reopened, such
+        a goal would be done again at once, so reopen refuses it (`conflict`) and says
+        what reopens it: one of its tasks open again, or a new one."""
+        total, closed = self.db.execute(self.db.sql("goal_closed_count"), (row["id"],)).fetchone()
+        if total == 0 or total != closed:
+            return
+        ref = task_ref(row["id"])
+        tasks = "its task is" if total == 1 else f"all {total} of its tasks are"
+        if row["status"] == "done":
+            why = "so it stays done: reopen one of its tasks, or add one, and the goal reopens with it"
+        else:
+            why = "so reopened it would be done at once: reopen one of its tasks first"
+        raise conflict(f"{ref} is a goal and {tasks} done or cancelled, {why}", task=ref, status=row["status"],
+                       tasks=total)
 
     # -- a person moves a card --------------------------------------------------------
 
