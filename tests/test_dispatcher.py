@@ -501,6 +501,15 @@ def test_a_reader_gone_is_sigpipe_as_git(kb, args):
     assert ("written anyway" in titles) is (args[0] == "create")  # the write committed
 
 
+def test_a_worker_loop_whose_reader_is_gone_goes_on_with_its_tasks(kb):
+    """work holds leases: a closed stdout drops CMD's output, not the tasks."""
+    task = kb("create", "loud").json["id"]
+    status, err = closed_pipe_run(["work", "--agent", "w1", "--once", "--", "sh", "-c", "seq 100000"],
+                                  clean_env(KANBAN_DB=kb.path))
+    assert status == 0, err
+    assert kb("show", task).json["status"] == "done"
+
+
 def test_head_closing_early_is_141_for_plumbing_and_porcelain(kb):
     # answers larger than a pipe's buffer (64 KiB), so the reader is gone before the end
     lines = "".join(json.dumps({"title": f"task number {n} " + "x" * 60}) + "\n" for n in range(1000))
