@@ -1,10 +1,12 @@
 """kanban.mk and kanban sprint: a Makefile sprint (board, plan, workers and a reviewer)
 drains the board, and tells the truth when it cannot: exit status and a summary."""
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import textwrap
+import time
 
 import pytest
 from conftest import KANBAN, ROOT, run
@@ -229,3 +231,38 @@ def test_included_kanban_mk_leaves_the_includers_default_goal(tmp_path):
     alone = make(tmp_path)
     assert alone.returncode != 0 and "no work command, so no sprint" in alone.stderr
     assert not (tmp_path / ".kanban").exists()
+
+
+@pytest.mark.skipif(not os.uname().sysname == "Linux", reason="the loops follow a SIGKILLed sprint on Linux only")
+def test_a_sigkilled_sprint_leaves_no_loop_working_without_it(tmp_path):
+    """The loops (kanban work) of a sprint killed outright get SIGTERM: each stops its
+    command and gives its task back, instead of working on with nobody watching."""
+    db = {"KANBAN_DB": tmp_path / ".kanban" / "board.db"}
+    assert run("init", env=db).rc == 0
+    task = run("create", "long", env=db).json["id"]
+    pidfile = tmp_path / "pid"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env.update(KANBAN_DB=str(db["KANBAN_DB"]))
+    sprint = subprocess.Popen([str(KANBAN), "sprint", "--workers", "1", "--wait", "1s", "--work-cmd",
+                               f"echo $$ > {pidfile}.new; mv {pidfile}.new {pidfile}; exec sleep 300"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        command = int(pidfile.read_text())
+        assert run("show", task, env=db).json["claimed_by"] == "worker-1"
+        sprint.kill()
+        sprint.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while run("show", task, env=db).json["status"] != "todo" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        shown = run("show", task, env=db).json
+        assert shown["status"] == "todo" and shown["claimed_by"] is None and shown["attempts"] == 0
+        assert [e for e in shown["events"] if e["kind"] == "released"]
+        with contextlib.suppress(FileNotFoundError), open(f"/proc/{command}/stat") as handle:
+            assert handle.read().split(") ")[1][0] in "ZX"  # the loop's command is gone too
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(sprint.pid, signal.SIGKILL)  # the loops and commands of a failed test

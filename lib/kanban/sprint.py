@@ -18,6 +18,7 @@ from . import clock, paths
 from .board import Board, parse_int
 from .cli import env_or
 from .errors import KanbanError, invalid, usage
+from .work import die_with_parent
 
 TICK_S = 0.5
 HOW_TO_SET = ("set the command that does a task: make sprint KANBAN_WORK_CMD=./do-task (or CMD=./do-task), "
@@ -48,8 +49,11 @@ class Crew:
             argv = [kanban, "work", "--agent", name, "--wait", self.wait, "--lease", self.lease]
             argv += ["--role", self.role] if self.role else []
             argv += ["--", "sh", "-c", self.work_cmd]
-        # the loops' output is progress for people: stderr; stdout stays for the board
-        self.running[name] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno())
+        # the loops' output is progress for people: stderr; stdout stays for the board.
+        # A sprint killed outright (SIGKILL) leaves no loop working on without it: on
+        # Linux each loop gets SIGTERM then, so it stops its command and gives its task back
+        self.running[name] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
+                                              preexec_fn=die_with_parent(signal.SIGTERM))
 
     def idle(self, name):
         proc = self.running.get(name)

@@ -326,7 +326,7 @@ class Loop:
         try:
             child = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=env, start_new_session=True,
-                                     preexec_fn=_die_with_parent())
+                                     preexec_fn=die_with_parent())
         except OSError as exc:
             self._release(task_id, token)
             raise usage(f"cannot run {self.cmd[0]}: {exc.strerror}", command=self.cmd[0]) from None
@@ -401,9 +401,10 @@ for sig in (signal.SIGTERM, signal.SIGKILL):
 """
 
 
-def _die_with_parent():
-    """Popen's preexec_fn: on Linux, the command is SIGKILLed when the loop dies;
-    elsewhere None (the watcher alone does it)."""
+def die_with_parent(sig=signal.SIGKILL):
+    """Popen's preexec_fn: on Linux, the child gets `sig` when the process that starts
+    it (its thread, so: the main thread) dies; elsewhere None (for the loop's command
+    the watcher alone does it)."""
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
@@ -415,9 +416,9 @@ def _die_with_parent():
     parent = os.getpid()
 
     def leash():
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the loop died before the leash was on
-            os._exit(128 + signal.SIGKILL)
+        prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the leash was on
+            os._exit(128 + sig)
     return leash
 
 
