@@ -158,10 +158,11 @@ def finish(code=0):
             or (threading is not None and threading.active_count() > 1)):
         sys.exit(code)
     try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        reader_gone()
-    try:
+        if sys.stdout is not None:
+            try:
+                sys.stdout.flush()
+            except BrokenPipeError:
+                reader_gone()
         sys.stdout.flush()
         sys.stderr.flush()
     except (OSError, ValueError, AttributeError):
