@@ -82,6 +82,11 @@ class _Pump(threading.Thread):
             try:
                 self.sink.write(block)
                 self.sink.flush()
+            except BrokenPipeError:
+                # nobody reads our stream any more: what is left in its buffer, and all
+                # that follows, goes to /dev/null, so the loop's own last flush does not
+                # end it by SIGPIPE (kanban(1): the loops go on with their tasks)
+                _to_devnull(self.sink)
             except (OSError, ValueError):
                 pass  # our own stream is gone: keep draining the child
             self._keep(block)
@@ -118,6 +123,15 @@ class _Pump(threading.Thread):
         lines = clean("".join(self.tail).strip(), keep_newlines=True).splitlines()[-TAIL_LINES:]
         text = "\n".join(lines)
         return text if len(text) <= TAIL_CHARS else "…" + text[-(TAIL_CHARS - 1):]
+
+
+def _to_devnull(stream):
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _feed(pipe, data):
