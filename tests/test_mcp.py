@@ -171,6 +171,27 @@ def test_end_of_input_ends_the_server(mcp):
     assert client.close() == 0
 
 
+def test_a_client_that_stops_reading_ends_the_server_by_sigpipe_quietly(board_path):
+    """As any kanban command whose reader left (kanban(1)): SIGPIPE, nothing on stderr; not an
+    'internal' error with the interpreter's 'Exception ignored' after it."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env.update(KANBAN_DB=str(board_path), KANBAN_AGENT="a1")
+    proc = subprocess.Popen([str(KANBAN), "mcp"], stdin=subprocess.PIPE, stdout=write_end, stderr=subprocess.PIPE,
+                            env=env)
+    os.close(write_end)
+    hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+             "params": {"protocolVersion": "2025-03-26", "capabilities": {},
+                        "clientInfo": {"name": "t", "version": "1"}}}
+    try:
+        _out, err = proc.communicate(json.dumps(hello).encode() + b"\n", timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -13 and err == b"", (proc.returncode, err)
+
+
 def test_list_tools_without_a_session(kb):
     res = kb("mcp", "--list-tools")
     assert res.rc == 0 and {t["name"] for t in res.json["tools"]} == TOOLS

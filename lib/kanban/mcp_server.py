@@ -257,9 +257,23 @@ def serve_stdio(session):
 
     try:
         anyio.run(main)
+    except BaseException as exc:
+        if not _reader_left(exc):
+            raise
+        session.close()
+        from .cli import reader_gone
+
+        reader_gone()  # the client stopped reading our stdout: as any command whose reader left
     finally:
         session.close()
     return 0
+
+
+def _reader_left(exc):
+    """Is this (or an exception group holding it) stdout's reader gone?"""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.subgroup(BrokenPipeError) is not None
+    return isinstance(exc, BrokenPipeError)
 
 
 def _write(stream, text):
