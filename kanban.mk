@@ -55,9 +55,9 @@ _KANBAN_APPLY = @if [ -f "$(KANBAN_PLAN)" ]; then $(KANBAN) plan apply $(KANBAN_
 	else echo "kanban.mk: no plan $(KANBAN_PLAN): the sprint works the board as it is" >&2; fi
 
 # Goals given together keep a sprint's order under -j too (make runs goals in parallel):
-# lint, then plan, then run, then what reports on the board.
+# lint, then plan, then the run (sprint or sprint-run), then what reports on the board.
 sprint-plan: | $(filter sprint-lint,$(MAKECMDGOALS))
-sprint-run: | $(filter sprint-lint sprint-plan,$(MAKECMDGOALS))
+sprint sprint-run: | $(filter sprint-lint sprint-plan,$(MAKECMDGOALS))
 sprint-board sprint-stats standup: | $(filter sprint sprint-lint sprint-plan sprint-run,$(MAKECMDGOALS))
 
 sprint:
