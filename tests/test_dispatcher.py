@@ -501,6 +501,21 @@ def test_a_reader_gone_is_sigpipe_as_git(kb, args):
     assert ("written anyway" in titles) is (args[0] == "create")  # the write committed
 
 
+def test_an_idle_follow_ends_when_its_reader_goes(kb):
+    """--follow with nothing new to write still notices its reader left (on Linux), instead
+    of waiting for ever, a board connection open, for an event nobody will read."""
+    kb("create", "one")
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen([str(KANBAN), "event", "list", "--follow"], stdout=write_end, stderr=subprocess.PIPE,
+                            env=clean_env(KANBAN_DB=kb.path))
+    os.close(write_end)
+    with reaped(proc):
+        with os.fdopen(read_end, "rb") as reader:
+            assert json.loads(reader.readline())["kind"] == "created"
+        assert proc.wait(timeout=10) == -13
+        assert proc.stderr.read() == b""
+
+
 def test_a_worker_loop_whose_reader_is_gone_goes_on_with_its_tasks(kb):
     """work holds leases: a closed stdout drops CMD's output, not the tasks, and the loop
     ends 0 (what was left in its buffer must not end it by SIGPIPE at the last flush)."""

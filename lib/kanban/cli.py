@@ -173,6 +173,20 @@ def finish(code=0):
     os._exit(code & 0xFF)
 
 
+def reader_left():
+    """Has stdout's reader gone (a pipe whose read end is closed)?  For a stream that
+    waits, as `--follow`, to notice it while there is nothing to write; False where
+    the system does not say (poll() reports POLLERR on such a pipe on Linux)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)
+        return any(events & select.POLLERR for _fd, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 def reader_gone():
     """The reader of stdout went away before the answer was written (`| head -1`, a
     script that stopped reading): end as git and coreutils do, killed by SIGPIPE

@@ -11,7 +11,7 @@ import time
 
 from .board import Board
 from .board import init as init_board
-from .cli import EXIT_NOTHING, emit, env_or, standard_input
+from .cli import EXIT_NOTHING, emit, env_or, reader_gone, reader_left, standard_input
 from .errors import invalid, not_found, usage
 from .jsontext import dumps
 
@@ -160,6 +160,8 @@ def event(args):
             sys.stdout.flush()
             cursor = page["cursor"]
             if not page["events"]:
+                if reader_left():  # nothing to write, and nobody to read it: as git's `| head` ends
+                    reader_gone()
                 time.sleep(0.25)
 
 
