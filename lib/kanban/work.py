@@ -416,9 +416,10 @@ for sig in (signal.SIGTERM, signal.SIGKILL):
 
 
 def die_with_parent(sig=signal.SIGKILL):
-    """Popen's preexec_fn: on Linux, the child gets `sig` when the process that starts
-    it (its thread, so: the main thread) dies; elsewhere None (for the loop's command
-    the watcher alone does it)."""
+    """Popen's preexec_fn: on Linux, the child gets `sig` when its parent dies (the
+    kernel watches the thread that started it: start it from one that lives as long
+    as the process, as the loops and the sprint do from their main thread); elsewhere
+    None (for the loop's command the watcher alone does it)."""
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
