@@ -476,15 +476,25 @@ def test_closed_stdout_is_not_a_traceback(kb):
 
 
 
-def closed_pipe_run(args, env):
-    """Run kanban with stdout a real pipe whose reader has already gone: (status, stderr)."""
+def closed_pipe_run(args, env, stderr_too=False):
+    """Run kanban with stdout (and with stderr_too, stderr: `2>&1 | head`) a real pipe
+    whose reader has already gone: (status, stderr)."""
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        proc = subprocess.run([str(KANBAN), *args], stdout=write_end, stderr=subprocess.PIPE, env=env, timeout=30)
+        proc = subprocess.run([str(KANBAN), *args], stdout=write_end, stderr=write_end if stderr_too else
+                              subprocess.PIPE, env=env, timeout=30)
     finally:
         os.close(write_end)
-    return proc.returncode, proc.stderr.decode()
+    return proc.returncode, (proc.stderr or b"").decode()
+
+
+@pytest.mark.parametrize("args", [["show", "TASK-999"], ["no-such-verb"], ["claim"], ["list", "--bogus"]])
+def test_an_error_whose_reader_is_gone_is_sigpipe_too(kb, args):
+    """`kanban show TASK-999 2>&1 | head`: the error has no reader either; SIGPIPE as git,
+    where it was the interpreter's own status 120 after an unwritable traceback."""
+    status, _err = closed_pipe_run(args, clean_env(KANBAN_DB=kb.path), stderr_too=True)
+    assert status == -13
 
 
 @pytest.mark.parametrize("args", [["create", "written anyway"], ["list"], ["list", "--format", "table"],
@@ -525,6 +535,12 @@ def test_a_worker_loop_whose_reader_is_gone_goes_on_with_its_tasks(kb):
                                       clean_env(KANBAN_DB=kb.path))
         assert status == 0, err
         assert kb("show", task).json["status"] == "done"
+    # `2>&1 | head`: its progress lines have no reader either; the loop still works every task
+    tasks = [kb("create", f"quiet {n}").json["id"] for n in range(3)]
+    status, _err = closed_pipe_run(["work", "--agent", "w1", "--", "sh", "-c", "seq 1000; seq 1000 >&2"],
+                                   clean_env(KANBAN_DB=kb.path), stderr_too=True)
+    assert status == 0
+    assert {kb("show", task).json["status"] for task in tasks} == {"done"}
 
 
 def test_head_closing_early_is_141_for_plumbing_and_porcelain(kb):

@@ -55,8 +55,12 @@ def usage_section(help_text):
 def fail(error):
     """Exit 2 with one JSON line on stderr: the one way a command fails."""
     if sys.stderr is not None:  # None: started with stderr closed (`2>&-`)
-        sys.stderr.write(dumps(error.to_dict()) + "\n")
-        sys.stderr.flush()
+        try:
+            sys.stderr.write(dumps(error.to_dict()) + "\n")
+            sys.stderr.flush()
+        except BrokenPipeError:  # `2>&1 | head`: the error's reader is gone too
+            to_devnull(sys.stderr)
+            reader_gone()
     sys.exit(EXIT_ERROR)
 
 
@@ -208,8 +212,17 @@ def reader_gone():
 
 def _quiet_pipe():
     # stdout was closed by the reader (e.g. `| head`): do not print a second error
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    to_devnull(sys.stdout)
+
+
+def to_devnull(stream):
+    """What is left in `stream`'s buffer, and all that follows, goes to /dev/null."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):
+        pass
 
 
 def env_or(args, option, variable):

@@ -30,7 +30,7 @@ from collections import deque
 
 from . import clock
 from .board import DEFAULT_LEASE, Board
-from .cli import EXIT_NOTHING, env_or
+from .cli import EXIT_NOTHING, env_or, to_devnull
 from .errors import KanbanError, usage
 
 POLL_S = 0.25  # waiting for work: at most every 250 ms, as `claim --wait`
@@ -86,7 +86,7 @@ class _Pump(threading.Thread):
                 # nobody reads our stream any more: what is left in its buffer, and all
                 # that follows, goes to /dev/null, so the loop's own last flush does not
                 # end it by SIGPIPE (kanban(1): the loops go on with their tasks)
-                _to_devnull(self.sink)
+                to_devnull(self.sink)
             except (OSError, ValueError):
                 pass  # our own stream is gone: keep draining the child
             self._keep(block)
@@ -123,15 +123,6 @@ class _Pump(threading.Thread):
         lines = clean("".join(self.tail).strip(), keep_newlines=True).splitlines()[-TAIL_LINES:]
         text = "\n".join(lines)
         return text if len(text) <= TAIL_CHARS else "…" + text[-(TAIL_CHARS - 1):]
-
-
-def _to_devnull(stream):
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, stream.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
 
 
 def _feed(pipe, data):
@@ -216,8 +207,11 @@ class Loop:
     def say(self, message):
         from .render import terminal_text  # titles and reasons are data: never terminal controls
 
-        sys.stderr.write(f"kanban {self.verb} ({self.agent}): {terminal_text(message)}\n")
-        sys.stderr.flush()
+        try:
+            sys.stderr.write(f"kanban {self.verb} ({self.agent}): {terminal_text(message)}\n")
+            sys.stderr.flush()
+        except BrokenPipeError:
+            to_devnull(sys.stderr)  # progress nobody reads any more: the tasks go on
 
     def _on_signal(self, signum, _frame):
         self.signum = signum  # acted on between steps, never in the middle of a write
