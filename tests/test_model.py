@@ -249,6 +249,8 @@ class Model:
             self.held(t, agent)
         elif t.status != "todo":
             raise Refusal("conflict")
+        elif token is not None:  # a holder's write: a todo task has no lease for a token to match
+            raise Refusal("lease_lost")
         t.status = "blocked"
         t.end_lease()
 
