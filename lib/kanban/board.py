@@ -859,10 +859,11 @@ class Board:
 
     # -- claim and leases ---------------------------------------------------------
 
-    def _reap(self, actor):
-        """Expire every overdue lease (inside the caller's transaction)."""
+    def _reap(self, actor, wait=False):
+        """Expire every overdue lease (inside the caller's transaction).  PostgreSQL passes
+        over the leases another writer holds (a reap in flight) unless `wait`."""
         expired = []
-        for r in self.db.rows(self.db.sql("expired_leases"), (self.now,)):
+        for r in self.db.rows(self.db.sql("expired_leases_wait" if wait else "expired_leases"), (self.now,)):
             task_id = r["id"]
             if r["status"] == "in_progress":
                 attempts = r["attempts"] + 1
@@ -883,6 +884,18 @@ class Board:
                             {"holder": r["claimed_by"], "token": r["lease_token"], "review": True})
             expired.append(task_id)
         return expired
+
+    def _reap_held(self, actor):
+        """A claim's pick found nothing after its reap: were leases still overdue, passed
+        over because another writer holds them (PostgreSQL: a `lease reap`, or a claim
+        reaping first, not yet committed)?  Then wait for that writer and reap what it
+        left: the tasks it put back are ready once it commits, and {} would tell the
+        claimer there is nothing to do (SPEC §3) while there is.  True when it waited:
+        pick again.  On SQLite (one writer) the first reap left nothing overdue."""
+        if not self.db.scalar(self.db.sql("any_expired"), (self.now,)):
+            return False
+        self._reap(actor, wait=True)
+        return True
 
     def reap(self, actor=None):
         """Expire overdue leases now: {"expired": [tasks]}."""
@@ -960,6 +973,8 @@ class Board:
         if task is None:
             if expired or limited or found[3]:
                 picked = self._pick_within_limits(agent, role, project, None if limited else [])
+                if picked is None and expired and self._reap_held(agent):
+                    picked = self._pick_within_limits(agent, role, project, None if limited else [])
             else:
                 picked = None if found[5] is None else found[5:]
             if picked is None:
@@ -1100,6 +1115,8 @@ class Board:
             task_id = task
             if task_id is None:
                 task_id = self._pick_review(agent)
+                if task_id is None and self._reap_held(agent):
+                    task_id = self._pick_review(agent)
                 if task_id is None:
                     return {}
             row = self._row(task_id)

@@ -314,6 +314,17 @@ QUERIES = {
                     " WHERE lease_until IS NOT NULL AND lease_until <= %s ORDER BY lease_until, id"
                     " FOR UPDATE SKIP LOCKED",
     },
+    # the same, waiting for the rows another writer holds (a reap in flight) instead of
+    # passing over them: once it commits, the rows it reaped are no longer overdue and are
+    # left out; the rest are reaped here.  A claim asks this only when its pick found
+    # nothing while leases it passed over were still overdue (Board._reap_held)
+    "expired_leases_wait": {
+        "sqlite": "SELECT id, status, claimed_by, attempts, max_attempts, lease_token, goal_id FROM tasks"
+                  " WHERE lease_until IS NOT NULL AND lease_until <= ? ORDER BY lease_until, id",
+        "postgres": "SELECT id, status, claimed_by, attempts, max_attempts, lease_token, goal_id FROM tasks"
+                    " WHERE lease_until IS NOT NULL AND lease_until <= %s ORDER BY lease_until, id"
+                    " FOR UPDATE",
+    },
     "any_expired": {
         "sqlite": "SELECT 1 FROM tasks WHERE lease_until <= ? LIMIT 1",
         "postgres": "SELECT 1 FROM tasks WHERE lease_until <= %s LIMIT 1",
