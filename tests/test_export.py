@@ -6,7 +6,7 @@ import os
 import uuid
 
 import pytest
-from conftest import assert_error, run
+from conftest import assert_error, backends, drop_pg_schemas, new_pg_schema, run
 from test_schemas import validate
 
 SERVER = os.environ.get("KANBAN_TEST_PG", "")
@@ -187,3 +187,71 @@ def test_a_round_trip_keeps_texts_with_unicode_line_separators(tmp_path, source)
     assert res.rc == 0, res
     assert export(target) == first
     assert run("show", "TASK-1", env={"KANBAN_DB": target}).json["title"] == "a\u2028b"
+
+
+# every column of an export that holds a time (milliseconds since 1970), as kanban prints them
+TIMES = {"tasks": {"lease_until", "not_before", "started_at", "finished_at", "created_at", "updated_at"},
+         "events": {"at", "expires_at"}, "comments": {"at"}, "runs": {"started_at", "heartbeat_at", "ended_at"},
+         "wip_limits": {"created_at", "updated_at"}, "access_tokens": {"created_at", "revoked_at"}}
+
+
+@pytest.fixture(params=backends())
+def empty_board(request, tmp_path):
+    """A new, empty board on this test's backend (the import's target)."""
+    if request.param == "sqlite":
+        yield new_board(str(tmp_path / "target.db"))
+        return
+    schema, url = new_pg_schema()
+    try:
+        yield new_board(url)
+    finally:
+        drop_pg_schemas(schema)
+
+
+def test_import_refuses_a_time_outside_the_years_1_to_9999_and_places_nothing(tmp_path, empty_board):
+    """A time column an export carries holds a time every answer can print (ISO-8601, years
+    1 to 9999): a lease_until of 99999999999999999 ms imported, `list` printed year 3170843
+    and `board` failed.  Each such value, in each time column, is refused as invalid,
+    naming the line and the field, and the board stays empty."""
+    from kanban import Board
+
+    source = new_board(tmp_path / "a.db")
+    with Board(str(source)) as board:
+        board.limit_set("in_progress", 3, role="qa", actor="lead")
+        board.token_revoke(board.token_add("w1", actor="lead")["id"], actor="lead")
+    with Board(str(busy_board(source))) as board:
+        assert board.claim_review("w1")["lease_until"]                   # a lease in the export
+    text = export(str(source))
+    lines = text.splitlines()
+    records = [json.loads(line) for line in lines]
+    for record in records:
+        if record["type"] == "row":
+            validate("kanban-export", record)
+    empty = export(empty_board)
+    seen = set()
+    for number, record in enumerate(records, 1):
+        if record["type"] != "row":
+            continue
+        table, row = record["table"], record["row"]
+        for column in sorted(TIMES.get(table, set()) & set(row)):
+            if (table, column) in seen or row[column] is None:
+                continue
+            seen.add((table, column))
+            for value in (99999999999999999, -62135596800001, 253402300800000, "2030-01-01T00:00:00Z", 1.5):
+                bad = dict(record, row=dict(row, **{column: value}))
+                changed = "\n".join(lines[:number - 1] + [json.dumps(bad)] + lines[number:]) + "\n"
+                res = run("import", "-", env={"KANBAN_DB": empty_board}, input=changed)
+                assert_error(res, "invalid")
+                message = res.error["error"]
+                assert f"line {number} " in message and f"{table}.{column}" in message, message
+                assert export(empty_board) == empty
+    assert seen == {(table, column) for table, columns in TIMES.items() for column in columns}, seen
+    # the edges themselves are times: the first and last millisecond of the years 1 to 9999
+    first = next(n for n, r in enumerate(records, 1) if r["type"] == "row" and r["table"] == "tasks")
+    row = records[first - 1]["row"]
+    edged = dict(records[first - 1], row=dict(row, created_at=-62135596800000, not_before=253402300799999))
+    res = run("import", "-", env={"KANBAN_DB": empty_board},
+              input="\n".join(lines[:first - 1] + [json.dumps(edged)] + lines[first:]) + "\n")
+    assert res.rc == 0, res
+    listed = run("list", env={"KANBAN_DB": empty_board}).json["tasks"]
+    assert {t["created_at"] for t in listed} >= {"0001-01-01T00:00:00Z"}, listed

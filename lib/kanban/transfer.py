@@ -14,6 +14,7 @@ version is the export's, in one write transaction.
 """
 import json
 
+from . import clock
 from .errors import KanbanError, conflict, invalid
 from .store import INTERNAL_META
 
@@ -22,6 +23,17 @@ VERSION = 1
 # deps go in before tasks: the dependency triggers find no task to count, and each task
 # arrives with its own count of unmet dependencies
 FIRST = ("deps",)
+# the columns that hold a time (milliseconds since 1970): each must be one every answer
+# can print as ISO-8601, between the years 1 and 9999 (clock.MIN_MS .. clock.MAX_MS), or
+# `list`, `show` and `board` fail on the imported board
+TIME_COLUMNS = {
+    "tasks": ("lease_until", "not_before", "started_at", "finished_at", "created_at", "updated_at"),
+    "events": ("at", "expires_at"),
+    "comments": ("at",),
+    "runs": ("started_at", "heartbeat_at", "ended_at"),
+    "wip_limits": ("created_at", "updated_at"),
+    "access_tokens": ("created_at", "revoked_at"),
+}
 
 
 def _line(record):
@@ -89,6 +101,11 @@ def parse(lines):
                 if not (value is None or isinstance(value, (str, float)) or
                         (isinstance(value, int) and not isinstance(value, bool))):
                     raise _bad(number, f"{table}.{column} holds a {type(value).__name__}")
+            for column in TIME_COLUMNS.get(table, ()):
+                value = row.get(column)
+                if value is not None and not (isinstance(value, int) and clock.MIN_MS <= value <= clock.MAX_MS):
+                    raise _bad(number, f"{table}.{column} {json.dumps(value)[:40]} is not a time in the years"
+                                       " 1 to 9999 (milliseconds since 1970)")
             tables.setdefault(table, []).append(row)
             count["rows"] += 1
         elif kind == "counter":
