@@ -1,7 +1,10 @@
 """Leases and fencing tokens under KANBAN_NOW: expiry, attempts, renew, release, reap (SPEC §4, §5)."""
 
+import uuid
+
 import pytest
-from conftest import T0, assert_error, at
+from conftest import T0, assert_error, at, backends, drop_pg_schemas, new_pg_schema, run
+from test_schemas import validate
 
 
 def iso(seconds):
@@ -226,3 +229,58 @@ def test_claim_by_id_of_an_expired_task_reclaims_it(kb, claimed):
 def test_only_the_claim_answer_carries_the_token(kb, claimed):
     assert "lease_token" not in kb("show", claimed["id"], env=at(1)).json
     assert all("lease_token" not in t for t in kb("list", env=at(1)).json["tasks"])
+
+
+@pytest.fixture(params=backends())
+def anykb(request, tmp_path):
+    """kb() on a new board of this test's backend."""
+    schema = None
+    if request.param == "sqlite":
+        where = str(tmp_path / uuid.uuid4().hex / "board.db")
+    else:
+        schema, where = new_pg_schema()
+    assert run("init", env={"KANBAN_DB": where}).rc == 0
+
+    def call(*args, agent=None, env=None):
+        return run(*args, env={"KANBAN_DB": where, **({"KANBAN_AGENT": agent} if agent else {}), **(env or {})})
+    yield call
+    if schema:
+        drop_pg_schemas(schema)
+
+
+def test_show_says_a_lease_ran_out_before_anything_reaped_it(anykb):
+    """show of a task whose lease ran out but was not reaped said plain in_progress with the
+    old holder: waiting_on now says the lease expired, when, and what the next claim does
+    with the task (back to todo; failed on its last attempt; a review freed), without
+    changing the task's own keys; a live lease says lease_expired false."""
+    kb = anykb
+    plain = kb("create", "plain", env=at(0)).json["id"]
+    last = kb("create", "last try", "--max-attempts", "1", env=at(0)).json["id"]
+    review = kb("create", "reviewed", "--review", env=at(0)).json["id"]
+    claims = {task: kb("claim", task, "--lease", "10m", agent="w1", env=at(0)).json for task in (plain, last, review)}
+    assert all(got["lease_until"] == iso(600) for got in claims.values())
+    keys = set(kb("show", plain, env=at(0)).json)
+    done = kb("complete", review, "--token", claims[review]["lease_token"], agent="w1", env=at(0)).json
+    assert done["status"] == "in_review"
+    assert kb("claim", "--for-review", review, "--lease", "10m", agent="r1", env=at(0)).json["claimed_by"] == "r1"
+
+    live = validate("kanban-show", kb("show", plain, env=at(599)).json)
+    assert live["waiting_on"] == [{"kind": "status", "status": "in_progress", "claimed_by": "w1",
+                                   "lease_until": iso(600), "lease_expired": False}]
+    shown = {task: kb("show", task, env=at(601)).json for task in (plain, last, review)}
+    for doc in shown.values():
+        validate("kanban-show", doc)
+        assert set(doc) == keys and doc["claimed_by"] in ("w1", "r1") and doc["lease_until"] == iso(600)
+        (entry,) = doc["waiting_on"]
+        assert entry["kind"] == "status" and entry["lease_expired"] is True, entry
+        assert entry["lease_until"] == iso(600) and iso(600) in entry["note"]
+    assert shown[plain]["status"] == "in_progress" and "back to todo" in shown[plain]["waiting_on"][0]["note"]
+    assert "fails the task" in shown[last]["waiting_on"][0]["note"]
+    assert shown[review]["status"] == "in_review" and "another reviewer" in shown[review]["waiting_on"][0]["note"]
+    assert "waiting on:" in kb("show", plain, "--format", "table", env=at(601)).out
+    # what the note said is what the next claim does
+    kb("lease", "reap", env=at(601))
+    assert kb("show", plain, env=at(601)).json["status"] == "todo"
+    assert kb("show", last, env=at(601)).json["status"] == "failed"
+    after = kb("show", review, env=at(601)).json
+    assert after["status"] == "in_review" and after["claimed_by"] is None

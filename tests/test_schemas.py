@@ -416,7 +416,7 @@ def test_show_a_task_in_progress_with_a_run(kb, board):
     run_doc = board.run_start(task, agent="w1", token=mine["lease_token"])
     doc = out(kb, "show", task)
     assert doc["waiting_on"][0] == {"kind": "status", "status": "in_progress", "claimed_by": "w1",
-                                    "lease_until": mine["lease_until"]}
+                                    "lease_until": mine["lease_until"], "lease_expired": False}
     assert [r["id"] for r in doc["runs"]] == [run_doc["id"]] and doc["runs"][0]["ended_at"] is None
     kb("complete", task, "--token", mine["lease_token"], agent="w1")
     ended = out(kb, "show", task)

@@ -1806,6 +1806,10 @@ class Board:
                 if r["claimed_by"]:
                     entry["claimed_by"] = r["claimed_by"]
                     entry["lease_until"] = clock.iso(r["lease_until"])
+                    # a lease that ran out is still the task's until something reaps it
+                    entry["lease_expired"] = r["lease_until"] <= self.now
+                    if entry["lease_expired"]:
+                        entry["note"] = _expired_note(r, entry["lease_until"])
                 reasons.append(entry)
             reasons += unmet.get(r["id"], [])
             if r["not_before"] is not None and r["not_before"] > self.now:
@@ -2460,6 +2464,18 @@ class Board:
 class _LoginName(str):
     """The login name standing in for an agent nobody named: recorded on events, but an
     outsider to a team board's gate, whatever the name is."""
+
+
+def _expired_note(row, until):
+    """What a lease that ran out at `until` (not yet reaped) comes to: what the next claim,
+    or `kanban lease reap`, does with the task (Board._reap)."""
+    head = f"the lease of {row['claimed_by']} ran out at {until}: the next claim or 'kanban lease reap' "
+    if row["status"] != "in_progress":
+        return head + "ends this review claim and leaves the task in review for another reviewer"
+    attempts = row["attempts"] + 1
+    if row["max_attempts"] is not None and attempts >= row["max_attempts"]:
+        return head + f"fails the task (attempt {attempts} of max_attempts {row['max_attempts']})"
+    return head + f"puts the task back to todo for another agent (attempts then {attempts})"
 
 
 def _waiting_limit(limit):
