@@ -83,3 +83,23 @@ def test_since_as_epoch_seconds_is_that_time_as_the_man_page_says(kb):
     by_epoch = chart(kb, "throughput", "--since", str(1_900_000_000 + 22_400))
     assert by_epoch == by_iso and by_epoch["days"][0] == "2030-03-18"
     assert chart(kb, "throughput", "--since", "1d")["days"][0] == "2030-03-17"   # a unit: a span back
+
+
+def test_since_plus_d_is_from_now_as_every_time_kanban_reads(kb):
+    """SPEC §2: an input time `+10m` is ten minutes from now; `stats --since +1h` took it
+    for an hour ago.  A bare duration (1h) is the span back; `+1h` (and any time after
+    now) is refused, the message saying to write 1h; standup --since likewise."""
+    sprint(kb)
+    back = chart(kb, "cfd", "--since", "1h")
+    assert back["t"][0] > "2030-03-18T16:46:40Z"                          # an hour before now (at 86400)
+    for ahead in ("+1h", "+10m", "2030-03-18T18:00:00Z", str(1_900_000_000 + 86400 + 60)):
+        res = kb("stats", "--chart", "cfd", "--since", ahead, env=at(86400))
+        assert_error(res, "invalid")
+        assert "after now" in res.error["error"] or "from now" in res.error["error"], res.error
+    res = kb("stats", "--chart", "cfd", "--since", "+1h", env=at(86400))
+    assert "say 1h" in res.error["error"], res.error
+    assert chart(kb, "cfd", "--since", "2030-03-18T17:46:40Z")["t"][-1] == "2030-03-18T17:46:40Z"  # now itself
+    res = kb("standup", "--since", "+1h", env=at(86400))
+    assert_error(res, "invalid")
+    assert "say 1h" in res.error["error"], res.error
+    assert kb("standup", "--since", "1h", "--format", "json", env=at(86400)).rc == 0

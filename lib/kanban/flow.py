@@ -69,22 +69,33 @@ def moves(history):
 
 
 def since_ms(text, now, what="--since"):
-    """--since: a duration back from now ('7d') or a time (ISO-8601, epoch seconds);
-    `what` names it in an error (the web page's field is `since`)."""
+    """--since: a duration back from now ('7d') or a time (ISO-8601, epoch seconds, or
+    '+10m': from now, as every time kanban reads, SPEC §2); `what` names it in an error
+    (the web page's field is `since`).  A chart covers what already happened: a start
+    after `now` is invalid, saying how to ask for a span back."""
     if text is None:
         return None
-    from .errors import KanbanError
+    from .errors import KanbanError, invalid
 
-    try:
-        float(str(text))
-    except ValueError:
-        pass
-    else:  # a bare number is the time in epoch seconds (a duration back says its unit: 7d)
-        return clock.parse_time(text, what)
-    try:
-        return now - clock.parse_duration(text, what)
-    except KanbanError:
-        return clock.parse_time(text, what)
+    raw = str(text).strip()
+    if raw.startswith("+"):  # '+1h' is an hour from now, never an hour ago
+        start = now + clock.parse_duration(raw[1:], what)
+    else:
+        try:
+            float(raw)
+        except ValueError:
+            try:
+                start = now - clock.parse_duration(raw, what)
+            except KanbanError:
+                start = clock.parse_time(raw, what)
+        else:  # a bare number is the time in epoch seconds (a duration back says its unit: 7d)
+            start = clock.parse_time(raw, what)
+    if start > now:
+        if raw.startswith("+"):
+            raise invalid(f"{what} {clock._shown(raw)} is {clock.iso(start)}, {raw[1:]} from now: a chart starts"
+                          f" in the past, so for {raw[1:]} ago say {raw[1:]}")
+        raise invalid(f"{what} {clock._shown(raw)} is after now ({clock.iso(now)}): a chart starts in the past")
+    return start
 
 
 def _step(span):

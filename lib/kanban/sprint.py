@@ -275,6 +275,11 @@ def standup_document(board, since_ms):
 def standup(args):
     """porcelain/kanban-standup"""
     since = args["--since"] or "24h"
+    raw = since.strip()
+    if raw.startswith("+"):  # '+1h' is an hour from now everywhere else (SPEC §2), never an hour ago
+        clock.parse_duration(raw[1:], "--since")
+        raise invalid(f"--since {clock._shown(raw)} is a time from now: standup looks back, so for"
+                      f" {raw[1:]} ago say {raw[1:]}")
     since_ms = clock.now_ms() - clock.parse_duration(since, "--since")
     fmt = args["--format"] or "table"
     if fmt not in ("table", "json"):
