@@ -1807,7 +1807,7 @@ class Board:
                     entry["claimed_by"] = r["claimed_by"]
                     entry["lease_until"] = clock.iso(r["lease_until"])
                     # a lease that ran out is still the task's until something reaps it
-                    entry["lease_expired"] = r["lease_until"] <= self.now
+                    entry["lease_expired"] = r["lease_until"] is not None and r["lease_until"] <= self.now
                     if entry["lease_expired"]:
                         entry["note"] = _expired_note(r, entry["lease_until"])
                 reasons.append(entry)
