@@ -3,6 +3,7 @@
 from the event log."""
 import multiprocessing
 import os
+import re
 import time
 
 from conftest import assert_error, at
@@ -203,3 +204,30 @@ def test_the_terminal_board_shows_a_column_against_its_limit(kb):
     [limit] = [c["limit"] for c in doc["columns"] if c["status"] == "in_progress"]
     assert (limit["max"], limit["count"]) == (2, 2) and limit["full_s"] >= 0
     assert [c["limit"] for c in doc["columns"] if c["status"] == "todo"] == [None]
+
+
+def _headers(table):
+    """Each column's header in a `--format table` table: the header line's text over each
+    run of dashes of the line under it."""
+    lines = table.splitlines()
+    rule = next(i for i, line in enumerate(lines) if line.startswith("---"))
+    return [lines[rule - 1][m.start():m.end()].strip() for m in re.finditer(r"-+", lines[rule])]
+
+
+def test_every_column_of_a_limit_table_has_a_header(kb):
+    """`limit list --format table` and the WIP table of `stats --format table` had a column
+    headed by nothing, its cells "full": the column now says what it is (full now: yes)."""
+    make(kb, 2)
+    kb("limit", "set", "in_progress", "1")
+    kb("claim", agent="w1")
+    listed = kb("limit", "list", "--format", "table").out
+    assert _headers(listed) == ["status", "role", "project", "agent", "wip", "full now"], listed
+    assert listed.splitlines()[-1].split()[-2:] == ["1/1", "yes"], listed
+    stats = kb("stats", "--format", "table").out
+    wip = stats[stats.index("WIP limit"):]
+    assert _headers(wip) == ["WIP limit", "scope", "wip", "full now", "time full"], stats
+    assert wip.splitlines()[-1].split()[-3:-1] == ["1/1", "yes"], stats
+    # the other tables for people: no column without a header either
+    for args in (["list"], ["event", "list"], ["dep", "list", "TASK-1"], ["show", "TASK-1"], ["commands"]):
+        table = kb(*args, "--format", "table").out
+        assert all(_headers(table)), (args, table)

@@ -90,13 +90,13 @@ def table(kind, document):
                                                  for p in ("p50", "p90", "p99"))
         if document.get("limits"):
             rows = [[limit["status"], _scope(limit), f"{limit['count']}/{limit['max']}",
-                     "full" if limit["full"] else "", seconds_text(limit["full_s"])] for limit in document["limits"]]
-            text += "\n\n" + _tabulate(rows, ["WIP limit", "scope", "wip", "", "time full"])
+                     "yes" if limit["full"] else "", seconds_text(limit["full_s"])] for limit in document["limits"]]
+            text += "\n\n" + _tabulate(rows, ["WIP limit", "scope", "wip", "full now", "time full"])
         return text
     if kind == "limits":
         rows = [[limit["status"], limit["role"] or "", limit["project"] or "", limit["agent"] or "",
-                 f"{limit['count']}/{limit['max']}", "full" if limit["full"] else ""] for limit in document["limits"]]
-        return _tabulate(rows, ["status", "role", "project", "agent", "wip", ""])
+                 f"{limit['count']}/{limit['max']}", "yes" if limit["full"] else ""] for limit in document["limits"]]
+        return _tabulate(rows, ["status", "role", "project", "agent", "wip", "full now"])
     if kind == "doctor":
         lines = [f"ok: {document['ok']}", f"integrity: {', '.join(document['integrity'])}",
                  f"sqlite: {document['sqlite_version']} ({document['driver']})",
