@@ -464,3 +464,23 @@ def test_serve_on_a_port_taken_is_a_json_error(seeded):
     [line] = res.err.splitlines()
     error = json.loads(line)
     assert error["code"] == "usage" and error["error"] == f"cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+def test_a_move_with_an_empty_field_says_which_field_is_empty(seeded, server):
+    """The move form with an empty `task` said "bad task id ''": the page has a task field,
+    not a task id argument. An empty field is named as the page names it; nothing moves."""
+    db, _goal, ids = seeded
+    serving = server("--write")
+    token = re.search(r'name="csrf-token" content="([^"]+)"', serving.get("/")[2]).group(1)
+    asked = {
+        ("", "done"): "the task field is empty: say which task to move (TASK-<n>)",
+        ("  ", "done"): "the task field is empty",
+        (ids["ship it"], ""): "the column field is empty: say which column to move it to (todo,",
+        ("abc", "done"): "bad task 'abc': expected TASK-<n>",
+    }
+    for (task, column), words in asked.items():
+        status, _h, body = serving.post("/move", {"task": task, "column": column, "csrf": token})
+        error = json.loads(body)
+        assert status == 400 and error["code"] == "invalid" and error["error"].startswith(words), (task, column, error)
+        assert "task id" not in error["error"] and "''" not in error["error"], error
+    assert kanban(db, "show", ids["ship it"])["status"] == "todo"

@@ -144,8 +144,9 @@ def create_app(location, *, write=False, token_check=None, hosts=None, actor=Non
         from starlette.concurrency import run_in_threadpool
 
         try:
+            task, column = _form_field(form, "task"), _form_field(form, "column")
             moved = await run_in_threadpool(
-                board().move, form.get("task", ""), form.get("column", ""), reason=form.get("reason") or None,
+                board().move, parse_id(task, "task"), column, reason=form.get("reason") or None,
                 force=form.get("force") in ("1", "on", "true"), actor=who)
         except KanbanError as exc:
             return JSONResponse(_in_form_words(exc.to_dict()), status_code=HTTP_STATUS.get(exc.code, 500))
@@ -229,6 +230,17 @@ def _goal_of(b, goal):
     if head["kind"] != "goal":
         raise KanbanError("invalid", f"{head['id']} is not a goal", task=head["id"])
     return number
+
+
+def _form_field(form, name):
+    """A field of the move form, or the error that says, in the page's words, that it is
+    empty (not the board's "bad task id ''")."""
+    value = form.get(name, "")
+    if not value.strip():
+        which = "task to move (TASK-<n>)" if name == "task" else \
+            f"column to move it to ({', '.join(Board.MOVE_COLUMNS)})"
+        raise KanbanError("invalid", f"the {name} field is empty: say which {which}")
+    return value
 
 
 # The board's messages speak to the CLI (`kanban move ... --force`); the page's form and
