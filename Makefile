@@ -13,6 +13,15 @@ EXTRAS ?=
 KANBAN = $(CURDIR)/bin/kanban
 include kanban.mk
 
+# `make -j2 clean all` ran clean beside the other goals: it deleted the venv setup was
+# building (or had just found up to date).  Named with other goals, the goals run one
+# after another in the order given, as without -j: `make -j2 clean all` cleans, then builds.
+ifneq ($(filter clean,$(MAKECMDGOALS)),)
+ifneq ($(filter-out clean,$(MAKECMDGOALS)),)
+.NOTPARALLEL:
+endif
+endif
+
 .PHONY: all setup demo test pytest bats check lint bench bench-quick soak dist install uninstall clean
 
 all: setup

@@ -53,3 +53,36 @@ def test_destdir_stages_under_destdir_only(tmp_path):
     assert (staged / "lib/kanban/bin/kanban").read_text().splitlines()[0] == \
         "#!/opt/kanban-test/lib/kanban/.venv/bin/python -E"
     assert not os.path.exists("/opt/kanban-test")
+
+
+FAKE_PYTHON = """#!/bin/sh
+# a stand-in for python: makes a venv's shape, slowly, and installs nothing (no network)
+case "$1 $2" in
+  "-m venv") mkdir -p "$3/bin" && cp "$0" "$3/bin/python" && sleep 0.3 ;;
+  "-m pip") sleep 0.3 ;;
+esac
+exit 0
+"""
+
+
+def test_make_j2_clean_all_cleans_then_builds(tmp_path):
+    """`make -j2 clean all` ran clean beside setup: on a checkout with a venv, setup found it
+    up to date and clean then deleted it (exit 0, no venv), or clean deleted the one setup
+    was building. The real Makefile in a scratch copy, with a python that makes a venv's
+    shape without the network: every run ends with a whole venv, made after the clean."""
+    import shutil
+
+    for name in ("Makefile", "kanban.mk", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    fake = tmp_path / "fakepy"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KANBAN_", "MAKE"))}
+    for attempt in range(3):  # the first run makes the venv; the next ones clean it first
+        res = subprocess.run(["make", "--no-print-directory", "-j2", "clean", "all", f"PYTHON={fake}"],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res
+        assert (tmp_path / ".venv" / ".done").exists() and (tmp_path / ".venv" / "bin" / "python").exists(), \
+            (attempt, res)
+        lines = res.stdout.splitlines()
+        assert lines[0].startswith("rm -rf .venv") and any("-m venv .venv" in line for line in lines[1:]), res.stdout
