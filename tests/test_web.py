@@ -484,3 +484,47 @@ def test_a_move_with_an_empty_field_says_which_field_is_empty(seeded, server):
         assert status == 400 and error["code"] == "invalid" and error["error"].startswith(words), (task, column, error)
         assert "task id" not in error["error"] and "''" not in error["error"], error
     assert kanban(db, "show", ids["ship it"])["status"] == "todo"
+
+
+def _has_ipv6_loopback():
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def test_bind_localhost_listens_on_127_0_0_1_and_on_ipv6_loopback(seeded):
+    """`--bind localhost` listened only on the first address the resolver gave (here
+    127.0.0.1), where uvicorn listened on each: a browser resolving localhost to ::1 found
+    nothing. localhost is both loopbacks now, on one port; real connections to each."""
+    serving = Server(seeded[0], "--bind", "localhost")
+    try:
+        port = int(serving.url.rsplit(":", 1)[1].strip("/"))
+        assert serving.url == f"http://localhost:{port}/"
+        assert _http(f"http://127.0.0.1:{port}/")[0] == 200
+        if not _has_ipv6_loopback():
+            pytest.skip("this machine has no IPv6 loopback (::1 cannot be bound): only 127.0.0.1 was checked")
+        status, _h, body = _http(f"http://[::1]:{port}/")
+        assert status == 200 and "kanban board" in body
+    finally:
+        serving.stop()
+
+
+def test_bind_localhost_on_a_port_taken_on_ipv6_loopback_is_a_json_error(seeded):
+    """A port free on 127.0.0.1 but taken on ::1: the usual error, nothing half-served."""
+    import socket
+
+    if not _has_ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback (::1 cannot be bound)")
+    with socket.socket(socket.AF_INET6) as taken:
+        taken.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        taken.bind(("::1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = run("serve", "--bind", "localhost", "--port", str(port), env={"KANBAN_DB": seeded[0]}, timeout=30)
+    assert res.rc == 2 and res.out == "", res
+    assert json.loads(res.err)["error"] == f"cannot listen on localhost:{port}: Address already in use"

@@ -356,12 +356,12 @@ def serve_http(address, lease=None):
 
     from .serve import listen
 
-    sock = listen(host, int(port))
+    socks = listen(host, int(port))
     sys.stderr.write(f"kanban mcp: serving MCP (Streamable HTTP) at http://{address}/mcp for "
                      f"{shown}; each agent needs its bearer token\n")
     sys.stderr.flush()
     config = uvicorn.Config(app, host=host, port=int(port), log_level="warning", access_log=False, lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(config).run(sockets=socks)
     return 0
 
 
