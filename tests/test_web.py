@@ -65,8 +65,8 @@ def seeded(tmp_path):
 
 
 class Server:
-    def __init__(self, db, *args, port=0):
-        self.proc = subprocess.Popen([str(KANBAN), "serve", "--port", str(port), *args], env=_env(db),
+    def __init__(self, db, *args, port=0, **env):
+        self.proc = subprocess.Popen([str(KANBAN), "serve", "--port", str(port), *args], env=_env(db, **env),
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         if not line:
@@ -166,6 +166,45 @@ def test_columns_and_cards_of_a_seeded_board(seeded, server, page, tmp_path):
     page.goto(serving.url + "task/" + ids["review api"])
     kinds = page.eval_on_selector_all(".history tbody td:nth-child(3)", "tds => tds.map(t => t.textContent)")
     assert kinds == ["created", "linked", "claimed", "submitted_for_review"]
+
+
+def _minutes_left(text):
+    """'9m 58s left' -> 9.97 (minutes)."""
+    found = re.search(r"(?:(\d+)h )?(\d+)m (\d+)s left", text)
+    assert found, text
+    hours, minutes, seconds = (int(g or 0) for g in found.groups())
+    return hours * 60 + minutes + seconds / 60
+
+
+def test_a_lease_counts_down_by_the_boards_clock_not_the_browsers(seeded, page):
+    """The countdown was the lease's end less the browser's clock: a board served with
+    KANBAN_NOW, or a browser whose clock is off, showed another time left than the board
+    has. The page counts from the board's now, sent with the page and each refresh."""
+    from kanban import clock
+
+    db, _goal, ids = seeded                        # fix login: claimed for 1h on the real clock
+    lease_end = clock.parse_time(kanban(db, "show", ids["fix login"])["lease_until"])
+    board_now = clock.iso(lease_end - 10 * 60_000)  # the board's clock: 10 minutes left
+    serving = Server(db, KANBAN_NOW=board_now)
+    try:
+        held = f'.card[data-id="{ids["fix login"]}"] .lease'
+        for path, where in (("", held), ("task/" + ids["fix login"], ".lease")):
+            page.goto(serving.url + path)
+            page.wait_for_function("sel => document.querySelector(sel).textContent.includes('left')", arg=where)
+            shown = page.inner_text(where)
+            assert 9 < _minutes_left(shown) <= 10, (path, shown)
+        # a browser clock two hours fast: the board still has 10 minutes left, not "lease expired"
+        page.clock.set_system_time(time.time() + 7200)
+        page.goto(serving.url)
+        where = f'.card[data-id="{ids["fix login"]}"] .lease'
+        page.wait_for_function("sel => document.querySelector(sel).textContent.includes('left')", arg=where)
+        assert 9 < _minutes_left(page.inner_text(where)) <= 10, page.inner_text(where)
+        # a refresh (a claim elsewhere) brings the board's time again
+        kanban(db, "claim", ids["ship it"], "--agent", "w9")
+        card(page, "in_progress", ids["ship it"]).wait_for(timeout=5_000)
+        assert 9 < _minutes_left(page.inner_text(where)) <= 10, page.inner_text(where)
+    finally:
+        serving.stop()
 
 
 def test_a_claim_by_a_kanban_process_moves_its_card_within_a_second(seeded, server, page):

@@ -61,6 +61,9 @@ def create_app(location, *, write=False, token_check=None, hosts=None, actor=Non
     env.filters["when"] = lambda stamp: (stamp.replace("T", " ").rstrip("Z")[:19] + "Z") if stamp else ""
     env.filters["waits"] = _waits
     env.globals["seconds"] = seconds_text
+    # the board's clock (KANBAN_NOW too), in epoch ms: the page counts leases down from it,
+    # not from the browser's clock, which may be set otherwise
+    env.globals["board_now"] = clock.now_ms
 
     def page(name, status=200, **values):
         return HTMLResponse(env.get_template(name).render(**values), status_code=status)

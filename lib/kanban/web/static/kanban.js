@@ -6,6 +6,14 @@
   var state = document.getElementById("live-state");
   var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
   var refreshing = false, again = false;
+  // the board's time less the browser's: leases count down by the board's clock (the
+  // server's, KANBAN_NOW too), not by a browser clock that may be set otherwise
+  var skew = 0;
+
+  function boardTime() {
+    var live = document.getElementById("live"), now = live && Number(live.dataset.now);
+    if (now) { skew = now - Date.now(); }
+  }
 
   function notice(text) {
     var box = document.getElementById("notice");
@@ -22,7 +30,7 @@
       .then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
         var fresh = doc.getElementById("live"), old = document.getElementById("live");
-        if (fresh && old) { old.replaceWith(document.importNode(fresh, true)); wire(); tick(); }
+        if (fresh && old) { old.replaceWith(document.importNode(fresh, true)); boardTime(); wire(); tick(); }
       })
       .finally(function () { refreshing = false; if (again) { again = false; refresh(); } });
   }
@@ -46,7 +54,7 @@
 
   function tick() {
     document.querySelectorAll(".lease[data-until]").forEach(function (el) {
-      var ms = Date.parse(el.dataset.until) - Date.now();
+      var ms = Date.parse(el.dataset.until) - (Date.now() + skew);
       el.textContent = left(ms);
       el.classList.toggle("expired", ms <= 0);
     });
@@ -95,6 +103,6 @@
     }
   }
 
-  wire(); tick(); listen();
+  boardTime(); wire(); tick(); listen();
   window.setInterval(tick, 1000);
 })();
