@@ -1,5 +1,7 @@
 """Flow charts from the event log (`stats --chart`, SPEC §5 stats): the series are the
 event log replayed, the same on the terminal (Unicode) and in JSON."""
+import re
+
 from conftest import assert_error, at
 from test_schemas import validate
 
@@ -52,7 +54,7 @@ def test_burndown_throughput_and_times(kb):
     # cycle: claimed to approved is 40 minutes: the <1h bin
     assert times["cycle"][times["bins"].index("<1h")] == 2
     recent = chart(kb, "cfd", "--since", "2h")
-    assert recent["t"][0] > "2030-03-18T15:46:40Z" and recent["step_s"] <= 300
+    assert recent["t"][0] == "2030-03-18T15:46:40Z" and recent["step_s"] <= 300   # from 2h ago
 
 
 def test_charts_in_the_terminal(kb):
@@ -91,7 +93,7 @@ def test_since_plus_d_is_from_now_as_every_time_kanban_reads(kb):
     now) is refused, the message saying to write 1h; standup --since likewise."""
     sprint(kb)
     back = chart(kb, "cfd", "--since", "1h")
-    assert back["t"][0] > "2030-03-18T16:46:40Z"                          # an hour before now (at 86400)
+    assert back["t"][0] == "2030-03-18T16:46:40Z"                         # an hour before now (at 86400)
     for ahead in ("+1h", "+10m", "2030-03-18T18:00:00Z", str(1_900_000_000 + 86400 + 60)):
         res = kb("stats", "--chart", "cfd", "--since", ahead, env=at(86400))
         assert_error(res, "invalid")
@@ -103,3 +105,42 @@ def test_since_plus_d_is_from_now_as_every_time_kanban_reads(kb):
     assert_error(res, "invalid")
     assert "say 1h" in res.error["error"], res.error
     assert kb("standup", "--since", "1h", "--format", "json", env=at(86400)).rc == 0
+
+
+def _axis(text):
+    """The x axis's labels of a chart drawn in the terminal: the line under the └ line."""
+    lines = text.splitlines()
+    axis = next(i for i, line in enumerate(lines) if "└" in line)
+    return lines[axis + 1].split("  ")
+
+
+def test_a_chart_of_one_minute_has_different_times_at_its_ends(kb):
+    """Every event within one minute: the chart had one sample and the same time,
+    '2030-01-01 10:00', at both ends of its x axis. It now starts at the first task's
+    creation and ends now, labelled to the second when the minute would say the same."""
+    goal = kb("create", "Ship", "--kind", "goal", env=at(20)).json["id"]  # 17:47:00 on
+    first = kb("create", "one", "--goal", goal, env=at(21)).json["id"]
+    kb("create", "two", "--goal", goal, env=at(30))
+    kb("claim", first, agent="w1", env=at(40))
+    cfd = chart(kb, "cfd", now=55)
+    assert len(cfd["t"]) == 2 and cfd["t"][0] < cfd["t"][1]                # the first creation, then now
+    assert [cfd["series"][s] for s in ("todo", "in_progress")] == [[1, 1], [0, 1]]
+    stamps = ["2030-03-17 17:47:01", "17:47:35"]                           # to the second, the date once
+    for name in ("cfd", "burndown"):
+        drawn = kb("stats", "--chart", name, env=at(55)).out
+        labels = [label.strip() for label in _axis(drawn) if label.strip()]
+        assert labels == stamps, (name, drawn)
+    from kanban import charts
+
+    svg = charts.svg_cfd(cfd)
+    assert [m for m in re.findall(r'class="tick"[^>]*>([^<]*)<', svg) if ":" in m] == stamps, svg
+    # a day's throughput: that day once, not at both ends
+    through = kb("stats", "--chart", "throughput", env=at(55)).out
+    assert [label.strip() for label in _axis(through) if label.strip()] == [cfd["t"][0][:10]], through
+
+
+def test_charts_have_at_most_60_samples(kb):
+    """kanban-stats(1): "at most 60 samples", with the start and the end among them."""
+    kb("create", "one", env=at(30))
+    for now in (30 + 58 * 60, 30 + 3600, 30 + 3600 * 5, 86400 * 3 + 17):
+        assert len(chart(kb, "cfd", now=now)["t"]) <= 60, now

@@ -64,7 +64,17 @@ def _time_labels(times, xs):
     if not times:
         return []
     picks = sorted({0, len(times) // 2, len(times) - 1})
-    return [(xs[i], times[i][:16].replace("T", " ")) for i in picks]
+    return list(zip([xs[i] for i in picks], _stamps([times[i] for i in picks]), strict=True))
+
+
+def _stamps(stamps):
+    """Sample times as an axis shows them: to the minute ('2030-01-01 10:00'), or to the
+    second where the minute would show two labels the same (a span of a minute or so);
+    the date once when they all fall on one day ('2030-01-01 10:00:11', '10:00:45')."""
+    cut = 16 if len({stamp[:16] for stamp in stamps}) == len(set(stamps)) else 19
+    one_day = len({stamp[:10] for stamp in stamps}) == 1
+    return [stamp[:cut].replace("T", " ") if n == 0 or not one_day else stamp[11:cut]
+            for n, stamp in enumerate(stamps)]
 
 
 def _values(values):
@@ -168,9 +178,17 @@ def _with_axis(rows, top_value, first, last, width):
     label = len(str(top_value))
     out = [f"{(str(top_value) if n == 0 else ''):>{label}} ┤{row}" for n, row in enumerate(rows)]
     out.append(f"{'0':>{label}} └" + "─" * width)
-    gap = max(1, width - len(first) - len(last))
+    if first == last:  # one sample, one day: its time once, not at both ends
+        out.append(" " * (label + 2) + first)
+        return out
+    gap = max(2, width - len(first) - len(last))
     out.append(" " * (label + 2) + first + " " * gap + last)
     return out
+
+
+def _ends(times):
+    """The first and the last sample time as the x axis shows them."""
+    return tuple(_stamps([times[0], times[-1]])) if times else ("", "")
 
 
 def text_cfd(data, color=False, height=12):
@@ -190,15 +208,10 @@ def text_cfd(data, color=False, height=12):
             line += cell
         rows.append(line)
     out = ["Cumulative flow (tasks by status)"]
-    out += _with_axis(rows, top_value, _short_time(times[0]) if times else "", _short_time(times[-1]) if times else "",
-                      len(times))
+    out += _with_axis(rows, top_value, *_ends(times), len(times))
     last = {s: series[s][-1] if series[s] else 0 for s in STACK}
     out.append("  ".join(f"{_paint(GLYPHS[s], s, color)} {s} {last[s]}" for s in reversed(STACK)))
     return "\n".join(out)
-
-
-def _short_time(stamp):
-    return stamp[:16].replace("T", " ")
 
 
 def text_burndown(data, color=False, height=8):
@@ -208,9 +221,8 @@ def text_burndown(data, color=False, height=8):
         left = goal["remaining"][-1] if goal["remaining"] else 0
         out.append(f"Burndown {goal['goal']} {goal['title'] or ''}: {left} of "
                    f"{goal['total'][-1] if goal['total'] else 0} left")
-        out += _with_axis([_paint(r, "in_progress", color) for r in rows], top_value,
-                          _short_time(data["t"][0]) if data["t"] else "",
-                          _short_time(data["t"][-1]) if data["t"] else "", len(goal["remaining"]))
+        out += _with_axis([_paint(r, "in_progress", color) for r in rows], top_value, *_ends(data["t"]),
+                          len(goal["remaining"]))
         out.append("")
     return "\n".join(out).rstrip() if out else "Burndown: no goal has tasks yet"
 

@@ -100,17 +100,19 @@ def since_ms(text, now, what="--since"):
 
 def _step(span):
     for step in STEPS_MS:
-        if span / step <= MAX_POINTS:
+        if span / step <= MAX_POINTS - 2:  # the steps, and the start and the end
             return step
     return STEPS_MS[-1]
 
 
 def _grid(start, end):
-    """Sample times from start to end: even steps aligned to the step, then `end` itself."""
+    """Sample times from start to end: `start` itself, even steps aligned to the step,
+    then `end` itself.  The start is a sample too: without it a board whose events all
+    fell in the last step had one sample, a chart with the same time at both ends."""
     step = _step(max(end - start, 1))
     first = (start // step + 1) * step
     points = list(range(first, end, step)) if first < end else []
-    return points + [end], step
+    return ([start] if start < end else []) + points + [end], step
 
 
 def _start(history, since):
