@@ -357,6 +357,19 @@ def test_the_task_pages_times_say_they_are_utc(seeded, server):
     assert status == 200 and "2030-01-01 00:00:00Z" in body, body
 
 
+def test_a_schedule_on_the_board_and_the_task_page_says_it_is_utc(seeded, server):
+    """A task waiting on its schedule said "not before 2031-06-01 12:00:00", UTC unmarked,
+    where the page's other times are marked Z: it read as the browser's local time."""
+    db, _goal, _ids = seeded
+    later = kanban(db, "create", "later", "--not-before", "2031-06-01T12:00:00Z")["id"]
+    serving = server()
+    for path in ("/", "/columns", "/task/" + later):
+        status, _h, body = serving.get(path)
+        assert status == 200 and "not before 2031-06-01 12:00:00Z" in body, (path, body)
+        assert "2031-06-01 12:00:00<" not in body and "2031-06-01 12:00:00," not in body, path
+    assert "<dt>not_before</dt><dd>2031-06-01 12:00:00Z</dd>" in serving.get("/task/" + later)[2]
+
+
 def test_a_path_with_no_page_gets_the_error_page_with_a_sentence(seeded, server):
     serving = server()
     for path in ("/nope", "/static/nope.css", "/task/TASK-1/extra"):

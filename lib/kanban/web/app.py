@@ -57,8 +57,7 @@ def create_app(location, *, write=False, token_check=None, hosts=None, actor=Non
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
                       trim_blocks=True, lstrip_blocks=True)
     env.globals.update(titles=TITLES, write=write, csrf=csrf if write else "", static=_static_version())
-    # UTC to the second, marked Z: unmarked it read as the browser's local time
-    env.filters["when"] = lambda stamp: (stamp.replace("T", " ").rstrip("Z")[:19] + "Z") if stamp else ""
+    env.filters["when"] = _when
     env.filters["waits"] = _waits
     env.globals["seconds"] = seconds_text
     # the board's clock (KANBAN_NOW too), in epoch ms: the page counts leases down from it,
@@ -257,13 +256,18 @@ def _in_form_words(error):
     return error
 
 
+def _when(stamp):
+    """UTC to the second, marked Z: unmarked it read as the browser's local time."""
+    return (stamp.replace("T", " ").rstrip("Z")[:19] + "Z") if stamp else ""
+
+
 def _waits(entry):
     """One waiting_on reason in words."""
     kind = entry.get("kind")
     if kind == "dep":
         return f"{entry['task']} ({entry['status']})"
     if kind == "schedule":
-        return "not before " + entry["until"].replace("T", " ").rstrip("Z")
+        return "not before " + _when(entry["until"])
     if kind == "wip_limit":
         scope = ", ".join(f"{k} {entry[k]}" for k in ("role", "project", "agent") if entry.get(k))
         return f"WIP limit {entry['status']}{' (' + scope + ')' if scope else ''} {entry['count']}/{entry['max']}"
