@@ -311,6 +311,23 @@ def test_tick_does_not_wait_for_the_member(kb, tmp_path, started):
     assert kb("team", "tick", path).json["dispatched"] == []
 
 
+def test_the_status_tables_heartbeat_says_it_is_utc(kb, tmp_path, started):
+    """`team status --format table` showed a member's last heartbeat as '2030-03-17
+    17:46:41', UTC unmarked, where the other tables mark UTC with a Z: it read as local time."""
+    path = sleeper_team(tmp_path)
+    kb("team", "tick", path, env=at(0))
+    kb("create", "Quiet job", "--assignee", "dev", env=dict(at(0), KANBAN_AGENT="lead"))
+    [sent] = kb("team", "tick", path, env=at(1)).json["dispatched"]
+    started.append(sent["pid"])
+    beat = valid(kb("team", "status", path, env=at(2)).json)
+    [dev] = [m for m in beat["members"] if m["personality"] == "dev"]
+    stamp = dev["last_heartbeat"]
+    assert stamp and stamp.endswith("Z")
+    table = kb("team", "status", path, "--format", "table", env=at(2)).out
+    [row] = [line for line in table.splitlines() if line.startswith("dev ")]
+    assert row.endswith(stamp.replace("T", " ")), table
+
+
 def test_a_stale_run_becomes_blocked_and_heartbeats_keep_it_alive(kb, tmp_path, started):
     path = sleeper_team(tmp_path)
     kb("team", "tick", path, env=at(0))

@@ -497,6 +497,12 @@ def _dispatcher_pid(team, board):
     return pid
 
 
+def _utc(stamp):
+    """A heartbeat's time in the status table: UTC to the second, marked Z ('2030-01-01
+    10:00:05Z'); unmarked it read as local time where TZ is not UTC."""
+    return (stamp.replace("T", " ").rstrip("Z")[:19] + "Z") if stamp else ""
+
+
 def status_table(document):
     from tabulate import tabulate
 
@@ -506,7 +512,7 @@ def status_table(document):
         todo = sum(1 for t in m["tasks"] if t["status"] == "todo")
         blocked = ",".join(t["id"] for t in m["tasks"] if t["status"] == "blocked")
         rows.append([m["personality"], m["role"], m["state"], working or "-", todo, blocked or "-",
-                     m["closed"]["done"], (m["last_heartbeat"] or "").replace("T", " ").rstrip("Z")[:19]])
+                     m["closed"]["done"], _utc(m["last_heartbeat"])])
     head = (f"team {document['team']} (dispatch_mode {document['dispatch_mode']}, coordinator: "
             f"{document['coordinator'] or '-'}), dispatcher "
             + (f"running (pid {document['dispatcher']['pid']})" if document["dispatcher"]["running"] else "stopped")
