@@ -580,3 +580,26 @@ def test_bind_localhost_on_a_port_taken_on_ipv6_loopback_is_a_json_error(seeded)
         res = run("serve", "--bind", "localhost", "--port", str(port), env={"KANBAN_DB": seeded[0]}, timeout=30)
     assert res.rc == 2 and res.out == "", res
     assert json.loads(res.err)["error"] == f"cannot listen on localhost:{port}: Address already in use"
+
+
+def test_no_two_axis_labels_of_a_chart_run_into_each_other(seeded, server, page):
+    """The cycle and lead time chart labelled each of its sixteen bins, and '<10m<20m<30m'
+    and '<30d>=30d' ran into each other at every width: it names the bounds between the
+    bins now. Every chart's x labels, measured in the browser, keep apart."""
+    serving = server()
+    for width in (1400, 560):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(serving.url + "charts")
+        for chart in ("cfd", "burndown", "throughput", "times"):
+            boxes = page.eval_on_selector_all(
+                f'svg[data-chart="{chart}"] text.tick',
+                "ts => ts.filter(t => Number(t.getAttribute('y')) > 220)"
+                ".map(t => { const r = t.getBoundingClientRect(); return [t.textContent, r.left, r.right]; })")
+            assert boxes, chart
+            touching = [(a[0], b[0]) for a, b in zip(boxes, boxes[1:], strict=False) if a[2] > b[1] - 2]
+            assert not touching, (width, chart, boxes)
+    times = page.eval_on_selector_all('svg[data-chart="times"] text.tick',
+                                      "ts => ts.filter(t => Number(t.getAttribute('y')) > 220).map(t => t.textContent)")
+    assert times[:3] == ["1m", "2m", "5m"] and times[-1] == "30d", times
+    first_bar = page.locator('svg[data-chart="times"] [data-series="cycle"] rect title').first
+    assert first_bar.text_content().startswith("<1m: ")                  # each bar still says its bin

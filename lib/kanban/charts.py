@@ -117,8 +117,10 @@ def svg_burndown(data):
     return _frame("burndown", "Burndown: tasks left per goal", body, legend)
 
 
-def _bars(kind, title, labels, groups, label_every=1):
-    """Grouped bars: groups is [(name, colour, values)], one bar per label and group."""
+def _bars(kind, title, labels, groups, label_every=1, edges=False):
+    """Grouped bars: groups is [(name, colour, values)], one bar per label and group.
+    edges: the axis names the bounds between the bars ('<1m', '<2m' bars: '1m' under
+    the line between them), not each bar: sixteen bins' own labels ran into each other."""
     count = len(labels)
     top_value = max((max(values, default=0) for _, _, values in groups), default=0) or 1
     span = W - LEFT - RIGHT
@@ -134,7 +136,10 @@ def _bars(kind, title, labels, groups, label_every=1):
                          f'<title>{escape(labels[i])}: {value}</title></rect>')
         parts.append(f'<g data-series="{escape(name)}" data-values="{_values(values)}" fill="{colour}">'
                      + "".join(rects) + "</g>")
-    ticks = [(LEFT + slot * (i + 0.5), labels[i]) for i in range(0, count, label_every)]
+    if edges:
+        ticks = [(LEFT + slot * (i + 1), labels[i].lstrip("<")) for i in range(count - 1)]
+    else:
+        ticks = [(LEFT + slot * (i + 0.5), labels[i]) for i in range(0, count, label_every)]
     return _frame(kind, title, "".join(parts) + _axes(top_value, ticks, clamp=False),
                   [(name, colour) for name, colour, _ in groups] if len(groups) > 1 else ())
 
@@ -148,7 +153,8 @@ def svg_throughput(data):
 
 def svg_times(data):
     return _bars("times", "Cycle and lead time", data["bins"],
-                 [("cycle", COLOURS["in_progress"], data["cycle"]), ("lead", COLOURS["todo"], data["lead"])])
+                 [("cycle", COLOURS["in_progress"], data["cycle"]), ("lead", COLOURS["todo"], data["lead"])],
+                 edges=True)
 
 
 SVG = {"cfd": svg_cfd, "burndown": svg_burndown, "throughput": svg_throughput, "times": svg_times}
