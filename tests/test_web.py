@@ -603,3 +603,26 @@ def test_no_two_axis_labels_of_a_chart_run_into_each_other(seeded, server, page)
     assert times[:3] == ["1m", "2m", "5m"] and times[-1] == "30d", times
     first_bar = page.locator('svg[data-chart="times"] [data-series="cycle"] rect title').first
     assert first_bar.text_content().startswith("<1m: ")                  # each bar still says its bin
+
+
+def test_every_key_of_a_charts_legend_is_seen_whole(seeded, server, page):
+    """The burndown's legend ran on past the chart's right edge, where its keys were drawn
+    and nobody saw them (three goals of eight had a key), and the bottom of every legend
+    was cut off ('in_progress' read 'in progress', a 'g' lost its tail). The keys wrap in
+    rows inside the chart now; measured in Chromium."""
+    db, _goal, _ids = seeded
+    for n in range(8):
+        goal = kanban(db, "create", f"goal number {n} with a rather long title", "--kind", "goal")["id"]
+        kanban(db, "create", f"work {n}", "--goal", goal)
+    serving = server()
+    page.goto(serving.url + "charts")
+    for chart in ("cfd", "burndown", "times"):
+        keys = page.eval_on_selector_all(
+            f'svg[data-chart="{chart}"] g[transform] text',
+            "ts => ts.map(t => { const r = t.getBBox(), s = t.closest('svg').viewBox.baseVal,"
+            " m = t.parentNode.transform.baseVal[0].matrix;"
+            " return [t.textContent, m.e + r.x + r.width, m.f + r.y + r.height, s.width, s.height]; })")
+        assert keys, chart
+        cut = [key for key in keys if key[1] > key[3] or key[2] > key[4]]
+        assert not cut, (chart, cut)
+    assert len(page.eval_on_selector_all('svg[data-chart="burndown"] g[transform] text', "ts => ts")) == 8  # its most

@@ -22,16 +22,21 @@ STACK = ("done", "in_review", "in_progress", "blocked", "todo")  # bottom to top
 
 W, H = 720, 240
 LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 28
+LEGEND_ROW = 18
 
 
 def _frame(kind, title, body, legend=(), extra=""):
-    keys, x = [], LEFT
-    for label, colour in legend:  # each key as wide as its label
-        keys.append(f'<g transform="translate({x},{H + 14})"><rect width="10" height="10" fill="{colour}"/>'
-                    f'<text x="14" y="9">{escape(label)}</text></g>')
-        x += 30 + 8 * len(label)
+    keys, x, row = [], LEFT, 0
+    for label, colour in legend:  # each key as wide as its label, in rows that fit the width
+        size = 30 + 8 * len(label)
+        if x > LEFT and x + size - 20 > W - RIGHT:  # past the right edge it was drawn where none sees it
+            x, row = LEFT, row + 1
+        keys.append(f'<g transform="translate({x},{H + 14 + LEGEND_ROW * row})"><rect width="10" height="10" '
+                    f'fill="{colour}"/><text x="14" y="9">{escape(label)}</text></g>')
+        x += size
     keys = "".join(keys)
-    height = H + (24 if legend else 0)
+    # room under the last row for the letters' descenders ('g', '_'), which were cut off
+    height = H + (14 + LEGEND_ROW * (row + 1) if legend else 0)
     return (f'<svg class="chart" data-chart="{kind}" viewBox="0 0 {W} {height}" width="100%" role="img" '
             f'xmlns="http://www.w3.org/2000/svg"{extra}><title>{escape(title)}</title>{body}{keys}</svg>')
 
