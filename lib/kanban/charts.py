@@ -117,6 +117,9 @@ def svg_burndown(data):
                      f'fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>')
         legend.append((f'{goal["goal"]} {goal["title"] or ""}'[:28], colour))
     body = "".join(lines) + _axes(top_value, _time_labels(times, xs))
+    hidden = len(data["goals"]) - len(goals)
+    if hidden:  # the rest were left out without a word: say so, and how to see one
+        legend.append((f"and {hidden} more goal{'s' if hidden > 1 else ''}: choose one above", "none"))
     if not goals:
         body += f'<text class="empty" x="{W / 2}" y="{H / 2}" text-anchor="middle">no goal has tasks yet</text>'
     return _frame("burndown", "Burndown: tasks left per goal", body, legend)
