@@ -76,7 +76,8 @@ def _stamps(stamps):
     """Sample times as an axis shows them: to the minute ('2030-01-01 10:00'), or to the
     second where the minute would show two labels the same (a span of a minute or so);
     the date once when they all fall on one day ('2030-01-01 10:00:11', '10:00:45')."""
-    cut = 16 if len({stamp[:16] for stamp in stamps}) == len(set(stamps)) else 19
+    distinct = len(set(stamps))
+    cut = next((cut for cut in (16, 19) if len({stamp[:cut] for stamp in stamps}) == distinct), 23)
     one_day = len({stamp[:10] for stamp in stamps}) == 1
     return [stamp[:cut].replace("T", " ") if n == 0 or not one_day else stamp[11:cut]
             for n, stamp in enumerate(stamps)]
@@ -202,7 +203,11 @@ def _with_axis(rows, top_value, first, last, width):
 
 def _ends(times):
     """The first and the last sample time as the x axis shows them."""
-    return tuple(_stamps([times[0], times[-1]])) if times else ("", "")
+    if not times:
+        return "", ""
+    if times[0] == times[-1]:  # one sample: one label (the axis shows it once)
+        return _stamps(times[:1]) * 2
+    return tuple(_stamps([times[0], times[-1]]))
 
 
 def text_cfd(data, color=False, height=12):
