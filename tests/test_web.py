@@ -629,3 +629,28 @@ def test_every_key_of_a_charts_legend_is_seen_whole(seeded, server, page):
     legend = page.eval_on_selector_all('svg[data-chart="burndown"] g[transform] text',
                                        "ts => ts.map(t => t.textContent)")
     assert len(legend) == 9 and legend[-1] == "and 1 more goal: choose one above", legend
+
+
+def test_a_move_the_board_refuses_without_json_says_why(seeded, page):
+    """A move answered by something other than the board's JSON (a revoked token's 401,
+    plain text) made the page's script fail on r.json() and say nothing: the card stayed
+    and nobody knew why. The page shows the answer's sentence; and a board that does not
+    answer at all is said too."""
+    db, _goal, ids = seeded
+    added = run("mcp", "token", "add", "person1", env={"KANBAN_DB": db}).json
+    serving = Server(db, "--bind", "0.0.0.0", "--write")
+    local = serving.url.replace("0.0.0.0", "127.0.0.1")
+    try:
+        page.goto(local + "task/" + ids["ship it"] + "?token=" + urllib.parse.quote(added["token"]))
+        page.wait_for_selector("#move")
+        kanban(db, "mcp", "token", "revoke", str(added["id"]))
+        page.select_option('#move select[name="column"]', "cancelled")
+        page.click("#move button[type=submit]")
+        page.wait_for_selector("#notice:not([hidden])", timeout=5_000)
+        assert "this board needs an access token" in page.inner_text("#notice")
+        assert kanban(db, "show", ids["ship it"])["status"] == "todo"
+    finally:
+        serving.stop()
+    page.click("#move button[type=submit]")                             # the server is gone
+    page.wait_for_function("() => document.getElementById('notice').textContent.includes('did not answer')",
+                           timeout=5_000)

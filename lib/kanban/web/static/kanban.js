@@ -67,14 +67,22 @@
     if (force) { form.append("force", "1"); }
     return fetch("/move", {method: "POST", body: form, credentials: "same-origin",
                            headers: {"X-CSRF-Token": csrf}})
-      .then(function (r) { return r.json().then(function (doc) { return {ok: r.ok, doc: doc}; }); })
+      // an answer that is not the board's JSON (a revoked token's 401, a bad Host's 400) is
+      // text: said as it is, where r.json() failed and the page said nothing at all
+      .then(function (r) {
+        return r.text().then(function (text) {
+          var doc;
+          try { doc = JSON.parse(text); } catch (e) { doc = {error: text.trim() || "HTTP " + r.status}; }
+          return {ok: r.ok, doc: doc};
+        });
+      })
       .then(function (res) {
         if (res.ok) { notice(""); refresh(); return; }
         if (res.doc.code === "conflict" && !force && window.confirm(res.doc.error + "\n\nMove it anyway?")) {
           return move(task, column, reason, true);
         }
         notice(res.doc.error || "the move failed");
-      });
+      }, function () { notice("the move failed: the board did not answer (is kanban serve running?)"); });
   }
 
   function wire() {
