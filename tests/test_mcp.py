@@ -488,6 +488,60 @@ def test_the_sdk_stdio_client_drives_it(kb):
     anyio.run(main)
 
 
+def _sdk_session(kb, agent, body):
+    """Run body(session) on an initialized session of the mcp package's own stdio client."""
+    import anyio
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env.update(KANBAN_DB=str(kb.path), KANBAN_AGENT=agent)
+
+    async def main():
+        params = StdioServerParameters(command=str(KANBAN), args=["mcp"], env=env)
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            await body(session)
+    anyio.run(main)
+
+
+def test_every_argument_of_every_tool_is_described(kb):
+    """An agent picks its arguments from the inputSchema alone: each one has a type and
+    a description (title, body, status, reason, summary... had none)."""
+    async def body(session):
+        for tool in (await session.list_tools()).tools:
+            assert tool.description and tool.inputSchema["additionalProperties"] is False
+            for name, spec in tool.inputSchema["properties"].items():
+                assert spec.get("type") and spec.get("description", "").strip(), (tool.name, name)
+            assert set(tool.inputSchema["required"]) <= set(tool.inputSchema["properties"]), tool.name
+    _sdk_session(kb, "w1", body)
+
+
+def test_an_integer_argument_sent_as_2_0_is_the_integer(kb):
+    """JSON Schema's integer takes 2.0 (the schema let it through): the tool took it as no
+    integer, and kanban_list {parent_id, limit: 1.0} died inside with 'internal'."""
+    goal = kb("create", "goal", "--kind", "goal").json["id"]
+    first = kb("create", "first").json["id"]
+    for n in range(3):
+        kb("create", f"waits {n}", "--depends-on", first, "--goal", goal)
+
+    async def body(session):
+        async def ok(tool, arguments):
+            result = await session.call_tool(tool, arguments)
+            assert not result.isError, result.content[0].text
+            return result.structuredContent
+        assert len((await ok("kanban_list", {"parent_id": first, "limit": 1.0}))["tasks"]) == 1
+        assert len((await ok("kanban_list", {"parent_id": goal, "limit": 2.0}))["tasks"]) == 2
+        created = await ok("kanban_create", {"title": "floats", "priority": 3.0, "max_attempts": 2.0})
+        assert created["priority"] == 3 and created["max_attempts"] == 2
+        claimed = await ok("kanban_claim", {"task_id": created["id"]})
+        beat = await ok("kanban_heartbeat", {"task_id": created["id"], "token": float(claimed["lease_token"])})
+        assert beat["id"] == created["id"]
+        refused = await session.call_tool("kanban_list", {"limit": 1.5})
+        assert refused.isError and "limit" in refused.content[0].text
+    _sdk_session(kb, "w1", body)
+
+
 # -- one message never kills the session --------------------------------------------------------------
 
 def _nasty_messages():

@@ -51,23 +51,28 @@ TOOLS = [
     _tool("kanban_create_goal",
           "Create a goal: the top-level intent of a multi-part request. Sub-tasks name it in `parents`. "
           "A goal is done when all its tasks are done. Same JSON as `kanban create --kind goal`.",
-          {"title": {"type": "string", "minLength": 1}, "body": {"type": "string"},
-           "priority": {"type": "integer"}, "project": {"type": "string"},
+          {"title": {"type": "string", "minLength": 1, "description": "The goal in a few words."},
+           "body": {"type": "string", "description": "What the goal is for, in full (Markdown)."},
+           "priority": {"type": "integer", "description": "Higher first."},
+           "project": {"type": "string", "description": "The project it belongs to."},
            "key": {"type": "string", "description": "Idempotency key: the same key again returns the first goal."}},
           ["title"], output="kanban-create.schema.json"),
     _tool("kanban_create",
           "Create a task, usually with an assignee and parents. A parent that is a goal becomes the task's "
           "goal; other parents become dependencies (the task waits until they are done). "
           "Same JSON as `kanban create`.",
-          {"title": {"type": "string", "minLength": 1}, "body": {"type": "string"},
+          {"title": {"type": "string", "minLength": 1, "description": "The task in a few words."},
+           "body": {"type": "string", "description": "What to do, in full (Markdown)."},
            "assignee": {"type": "string", "description": "The only agent who may claim it."},
            "parents": {"type": "array", "items": {"type": "string"},
                        "description": "Ids of the goal and the tasks this task waits on."},
            "priority": {"type": "integer", "description": "Higher first."},
-           "project": {"type": "string"}, "role": {"type": "string", "description": "Role a claimer needs."},
+           "project": {"type": "string", "description": "The project it belongs to."},
+           "role": {"type": "string", "description": "Role a claimer needs."},
            "review": {"type": "boolean", "description": "Completion goes through review."},
            "not_before": {"type": "string", "description": "ISO-8601, epoch seconds or +10m."},
-           "max_attempts": {"type": "integer", "minimum": 1},
+           "max_attempts": {"type": "integer", "minimum": 1,
+                            "description": "After this many expired leases the task becomes failed."},
            "key": {"type": "string", "description": "Idempotency key: the same key again returns the first task."}},
           ["title"], output="kanban-create.schema.json"),
     _tool("kanban_show",
@@ -77,31 +82,39 @@ TOOLS = [
           "List tasks, best first. parent_id: the tasks of that goal (or the tasks waiting on that task). "
           "Same JSON as `kanban list`.",
           {"parent_id": _ID, "status": {"type": "string", "description": "A status, or several with commas."},
-           "assignee": {"type": "string"}, "project": {"type": "string"},
+           "assignee": {"type": "string", "description": "Only the tasks given to this agent."},
+           "project": {"type": "string", "description": "Only the tasks of this project."},
            "ready": {"type": "boolean", "description": "Only tasks that can be claimed now."},
-           "limit": {"type": "integer", "minimum": 1}}, annotations=READS, output="kanban-list.schema.json"),
+           "limit": {"type": "integer", "minimum": 1, "description": "At most this many tasks."}},
+          annotations=READS, output="kanban-list.schema.json"),
     _tool("kanban_comment", "Add a comment to a task (any team member may). Same JSON as `kanban comment`.",
-          {"task_id": _ID, "body": {"type": "string", "minLength": 1}}, ["task_id", "body"],
+          {"task_id": _ID, "body": {"type": "string", "minLength": 1, "description": "The comment (Markdown)."}},
+          ["task_id", "body"],
           output="kanban-comment.schema.json"),
     _tool("kanban_update_status",
           "Move a task to a status: in_progress (claim it), done or in_review (complete it; done on a task "
           "you claimed for review approves it), blocked (needs reason), todo (unblock, release your claim, "
           "reject a review you hold, or reopen), cancelled. Answers with the JSON of the verb it ran.",
-          {"task_id": _ID, "status": {"enum": list(STATUSES)}, "reason": {"type": "string"},
-           "summary": {"type": "string"}, "token": _TOKEN}, ["task_id", "status"], annotations=ENDS,
+          {"task_id": _ID,
+           "status": {"type": "string", "enum": list(STATUSES), "description": "The status to move it to."},
+           "reason": {"type": "string", "description": "Why: required for blocked, and to reject a review (todo)."},
+           "summary": {"type": "string", "description": "One line on what was done (done, in_review)."},
+           "token": _TOKEN}, ["task_id", "status"], annotations=ENDS,
           output="task.schema.json"),
     _tool("kanban_complete",
           "Finish your task with a one-line summary: done, or in_review when it asks for review. "
           "Same JSON as `kanban complete`.",
-          {"task_id": _ID, "summary": {"type": "string"}, "review": {"type": "boolean"}, "token": _TOKEN},
+          {"task_id": _ID, "summary": {"type": "string", "description": "One line on what you did."},
+           "review": {"type": "boolean", "description": "Send it to review (in_review) instead of done."},
+           "token": _TOKEN},
           ["task_id"], output="kanban-complete.schema.json"),
     _tool("kanban_block", "Stop work on a task and say why; it shows as blocked on the board. "
           "Same JSON as `kanban block`.",
-          {"task_id": _ID, "reason": {"type": "string", "minLength": 1}, "token": _TOKEN}, ["task_id", "reason"],
-          output="kanban-block.schema.json"),
+          {"task_id": _ID, "reason": {"type": "string", "minLength": 1, "description": "What you need to go on."},
+           "token": _TOKEN}, ["task_id", "reason"], output="kanban-block.schema.json"),
     _tool("kanban_unblock", "Put a blocked task back to todo. Same JSON as `kanban unblock`.",
-          {"task_id": _ID, "reason": {"type": "string"}}, ["task_id"], annotations=SETS,
-          output="kanban-unblock.schema.json"),
+          {"task_id": _ID, "reason": {"type": "string", "description": "Why it can go on now."}}, ["task_id"],
+          annotations=SETS, output="kanban-unblock.schema.json"),
     _tool("kanban_heartbeat",
           "Say you are still working on a task (or still judging a review you claimed): renews its lease and "
           "its run's heartbeat. Call it at least every minute on long work. Same JSON as `kanban heartbeat`.",
@@ -109,7 +122,9 @@ TOOLS = [
     _tool("kanban_claim",
           "Claim a task to work on it: the named one, or the best ready task you may take. Answers {} when "
           "there is nothing to do. Same JSON as `kanban claim` (with lease_token).",
-          {"task_id": _ID, "role": {"type": "string"}, "project": {"type": "string"},
+          {"task_id": _ID,
+           "role": {"type": "string", "description": "Your role: you may then also take tasks needing it."},
+           "project": {"type": "string", "description": "Only a task of this project."},
            "lease": {"type": "string", "description": "Lease length, e.g. 15m."},
            "for_review": {"type": "boolean", "description": "Claim a task in review to judge it "
                                                             "(as `kanban claim --for-review`)."}},
@@ -122,16 +137,17 @@ TOOLS = [
     _tool("kanban_reject",
           "Reject a task in review with the reason: it goes back to todo for its worker. "
           "Same JSON as `kanban reject`.",
-          {"task_id": _ID, "reason": {"type": "string", "minLength": 1}, "token": _TOKEN}, ["task_id", "reason"],
-          annotations=ENDS, output="kanban-reject.schema.json"),
+          {"task_id": _ID, "reason": {"type": "string", "minLength": 1, "description": "What must change."},
+           "token": _TOKEN}, ["task_id", "reason"], annotations=ENDS, output="kanban-reject.schema.json"),
     _tool("kanban_assign",
           "Give a task to a member (the only agent who may claim it). Same JSON as `kanban set --assignee`.",
-          {"task_id": _ID, "assignee": {"type": "string", "minLength": 1}}, ["task_id", "assignee"],
+          {"task_id": _ID, "assignee": {"type": "string", "minLength": 1, "description": "The member to give it to."}},
+          ["task_id", "assignee"],
           annotations=SETS, output="kanban-set.schema.json"),
     _tool("kanban_cancel",
           "Cancel a task that will not be done, with the reason. Same JSON as `kanban cancel`.",
-          {"task_id": _ID, "reason": {"type": "string"}}, ["task_id"], annotations=ENDS,
-          output="kanban-cancel.schema.json"),
+          {"task_id": _ID, "reason": {"type": "string", "description": "Why it will not be done."}}, ["task_id"],
+          annotations=ENDS, output="kanban-cancel.schema.json"),
 ]
 TOOL_NAMES = [t["name"] for t in TOOLS]
 PLANNING = ("kanban_create_goal", "kanban_create", "kanban_assign", "kanban_cancel")
@@ -286,8 +302,7 @@ class Session:
                 who = self.agent or "a caller with no agent"
                 raise KanbanError("forbidden", f"{name} is not in {who}'s toolset on this team board "
                                   f"(it has: {', '.join(offered)})", tool=name, agent=self.agent)
-            check_arguments(name, args)
-            return self.handlers[name](args), False
+            return self.handlers[name](check_arguments(name, args)), False
         except KanbanError as exc:
             return exc.to_dict(), True
         except RecursionError:
@@ -461,7 +476,9 @@ _VALIDATORS = {}
 
 
 def check_arguments(name, args):
-    """The tool's inputSchema, enforced: `invalid` naming the argument."""
+    """The tool's inputSchema, enforced: `invalid` naming the argument.  The arguments
+    as the tool takes them: JSON Schema's integers include 2.0, which a client may send
+    for 2, so an integer argument written with a fraction of zero is that integer."""
     from jsonschema import Draft202012Validator
 
     if name not in _VALIDATORS:
@@ -472,6 +489,9 @@ def check_arguments(name, args):
         error = errors[0]
         where = ".".join(map(str, error.absolute_path)) or "arguments"
         raise invalid(f"{name}: {where}: {error.message}", tool=name)
+    properties = next(t["inputSchema"] for t in TOOLS if t["name"] == name)["properties"]
+    return {key: int(value) if isinstance(value, float) and properties[key].get("type") == "integer" else value
+            for key, value in args.items()}
 
 
 # -- the porcelain ----------------------------------------------------------------------------
