@@ -16,7 +16,10 @@ JSON-RPC is written to stdout.
 HTTP: `kanban mcp --http HOST:PORT` serves MCP's Streamable HTTP transport at /mcp
 for many agents at once, each identified by its bearer token (Board.token_check):
 no token or a wrong one is 401, on loopback too; the session acts as the token's
-agent and no other.
+agent and no other.  A POST's body is read here first: a client that hangs up
+before sending all of it gets nothing (the SDK logged a traceback for each), JSON
+nested deeper than MAX_DEPTH is a 400 -32700 (the SDK's parser died: a 500 and a
+traceback), and a body longer than MAX_LINE is a 413.
 """
 import json
 import math
@@ -329,6 +332,7 @@ def serve_http(address, lease=None):
         return await anyio.to_thread.run_sync(fn, *args)
 
     server = build_server(session_for, threaded)
+    logging.getLogger().setLevel(logging.ERROR)  # what the SDK refuses is answered, not logged (as on stdio)
     logging.getLogger("mcp.server.streamable_http").addFilter(_client_gone)
     manager = StreamableHTTPSessionManager(app=server, json_response=False, stateless=False)
 
@@ -352,6 +356,15 @@ def serve_http(address, lease=None):
                          [(b"www-authenticate", b'Bearer realm="kanban"')])
             return
         scope = dict(scope, **{"kanban.agent": agent})
+        if scope.get("method") == "POST":
+            body = await _whole_body(receive)
+            if body is None:
+                return  # the client hung up before its message was all there: nothing to answer
+            problem = _body_problem(body)
+            if problem:
+                await _plain(send, problem[0], _error(None, problem[1], problem[2]))
+                return
+            receive = _replaying(body, receive)
         await manager.handle_request(scope, receive, send)
 
     from .serve import listen
@@ -363,6 +376,56 @@ def serve_http(address, lease=None):
     config = uvicorn.Config(app, host=host, port=int(port), log_level="warning", access_log=False, lifespan="on")
     uvicorn.Server(config).run(sockets=socks)
     return 0
+
+
+async def _whole_body(receive):
+    """A POST's body, read here before the SDK sees it: None when the client went away
+    before sending all of it, _TOO_LONG past MAX_LINE bytes."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_LINE:
+            return _TOO_LONG
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+_TOO_LONG = object()
+
+
+def _body_problem(body):
+    """(HTTP status, JSON-RPC code, message) for a body the SDK would answer with a 500 and
+    a traceback on the server's terminal (JSON nested too deep for its parser), or that is
+    too long; None for the rest, which the SDK answers itself."""
+    if body is _TOO_LONG:
+        return 413, INVALID_REQUEST, f"Invalid Request: a message longer than {MAX_LINE} bytes"
+    try:
+        document = json.loads(body)
+    except RecursionError:
+        return 400, PARSE_ERROR, f"Parse error: nested more than {MAX_DEPTH} deep"
+    except ValueError:
+        return None  # the SDK's own -32700
+    if _too_deep(document):
+        return 400, PARSE_ERROR, f"Parse error: nested more than {MAX_DEPTH} deep"
+    return None
+
+
+def _replaying(body, receive):
+    """An ASGI receive that gives the SDK the body read already, then the client's events."""
+    given = False
+
+    async def replay():
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+    return replay
 
 
 def _bearer_agent(thread_board, scope):
