@@ -216,6 +216,25 @@ def test_a_users_agents_md_survives_byte_for_byte(tmp_path):
     assert b"old text" not in now and b"[mcp_servers.kanban]" in now and now.count(b"<!-- BEGIN kanban") == 1
 
 
+def test_a_context_file_that_is_a_link_stays_a_link(tmp_path):
+    """AGENTS.md and GEMINI.md as links to the user's CLAUDE.md (one file for every agent):
+    init replaced each link by a file of its own, so CLAUDE.md never got the block and the
+    user's later edits to it no longer reached Codex or Gemini.  Now the file behind the
+    links gets one block, the links stay, and a second init changes nothing."""
+    mine = "# Project rules\nBe nice.\n"
+    (tmp_path / "CLAUDE.md").write_text(mine)
+    for name in ("AGENTS.md", "GEMINI.md"):
+        (tmp_path / name).symlink_to("CLAUDE.md")
+    for _ in range(2):
+        res = run("init", "--harness", "codex", "gemini", cwd=tmp_path)
+        assert res.rc == 0, res
+        for name in ("AGENTS.md", "GEMINI.md"):
+            assert (tmp_path / name).is_symlink() and os.readlink(tmp_path / name) == "CLAUDE.md"
+        text = (tmp_path / "CLAUDE.md").read_text()
+        assert text.startswith(mine) and text.count("<!-- BEGIN kanban") == 1 and "[mcp_servers.kanban]" in text
+    assert [f["action"] for f in res.json["harness_files"]] == ["unchanged", "unchanged"]
+
+
 def test_kanbans_own_skill_files_are_refreshed_only_with_force(tmp_path):
     assert run("init", "--harness", "claude", cwd=tmp_path).rc == 0
     skill = tmp_path / ".claude" / "skills" / "kanban" / "SKILL.md"

@@ -258,10 +258,14 @@ def plan(harnesses, project, force=False):
     # codex and generic share AGENTS.md: Codex's text says everything the generic one does
     if "codex" in harnesses and "generic" in harnesses:
         harnesses.remove("generic")
-    out = []
+    out, planned = [], {}  # the real file behind each path -> its action
     for harness in harnesses:
         place, kind = HARNESSES[harness]
         path = os.path.join(project, place)
+        real = os.path.realpath(path)
+        if real in planned:  # GEMINI.md a link to AGENTS.md (or both to CLAUDE.md): one block serves both
+            out.append((harness, path, None, planned[real]))
+            continue
         existing = _read(path)
         wanted = text(harness)
         if kind == "block":
@@ -275,23 +279,27 @@ def plan(harnesses, project, force=False):
                 out.append((harness, path, None, "kept"))  # kanban's own file: refreshed with --force
                 continue
         action = "unchanged" if existing == content else "created" if existing is None else "updated"
+        planned[real] = action
         out.append((harness, path, None if action == "unchanged" else content, action))
     return out
 
 
 def write(planned):
-    """Write what plan() decided: [{"harness", "path", "action"}]."""
+    """Write what plan() decided: [{"harness", "path", "action"}].  A path that is a
+    symbolic link (AGENTS.md -> CLAUDE.md) is written through: the file it names gets
+    the text and the link stays a link."""
     done = []
     for harness, path, content, action in planned:
         if content is not None:
             try:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                tmp = f"{path}.kanban-tmp"
+                target = os.path.realpath(path)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                tmp = f"{target}.kanban-tmp"
                 with open(tmp, "w", encoding="utf-8", newline="") as handle:
                     handle.write(content)
-                if os.path.exists(path):
-                    os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-                os.replace(tmp, path)
+                if os.path.exists(target):
+                    os.chmod(tmp, os.stat(target).st_mode & 0o7777)
+                os.replace(tmp, target)
             except OSError as exc:
                 raise KanbanError("db_error", f"cannot write {path}: {exc.strerror}", path=path) from None
         done.append({"harness": harness, "path": path, "action": action})
