@@ -216,6 +216,29 @@ def test_a_users_agents_md_survives_byte_for_byte(tmp_path):
     assert b"old text" not in now and b"[mcp_servers.kanban]" in now and now.count(b"<!-- BEGIN kanban") == 1
 
 
+def test_a_block_whose_end_marker_the_user_deleted_never_takes_their_text(tmp_path):
+    """The user cut kanban's block short (its END line gone) and wrote on after it: init
+    appended a whole block, and the next init replaced everything from the cut block's
+    BEGIN to the new block's END, the user's text in between included."""
+    agents = tmp_path / "AGENTS.md"
+    assert run("init", "--harness", "codex", cwd=tmp_path).rc == 0
+    text = agents.read_text()
+    agents.write_text("# mine\n" + text[:text.index("<!-- END kanban -->")] + "\n## My notes\nkeep me\n")
+    assert run("init", "--harness", "codex", cwd=tmp_path).rc == 0
+    agents.write_text(agents.read_text() + "\nmore of mine\n")
+    before = agents.read_text()
+    res = run("init", "--harness", "codex", cwd=tmp_path)
+    assert res.json["harness_files"][0]["action"] == "unchanged" and agents.read_text() == before
+    assert "keep me" in before and before.count("<!-- END kanban -->") == 1
+    # the END marker quoted before any block is not a block's end either
+    agents.write_text("# mine: kanban's block ends at <!-- END kanban -->\n")
+    for _ in range(2):
+        assert run("init", "--harness", "codex", cwd=tmp_path).rc == 0
+        now = agents.read_text()
+        assert now.startswith("# mine: kanban's block ends at <!-- END kanban -->\n")
+        assert now.count("<!-- BEGIN kanban") == 1
+
+
 def test_a_context_file_that_is_a_link_stays_a_link(tmp_path):
     """AGENTS.md and GEMINI.md as links to the user's CLAUDE.md (one file for every agent):
     init replaced each link by a file of its own, so CLAUDE.md never got the block and the

@@ -240,8 +240,15 @@ def with_block(existing, block):
     every byte outside the markers kept."""
     if existing is None or existing == "":
         return block
-    begin = existing.find(BEGIN_PREFIX)  # any kanban's block, older texts included
-    end = existing.find(END, begin) if begin >= 0 else -1
+    # any kanban's block, older texts included: the first END with a BEGIN before it, and
+    # the last such BEGIN, so that a BEGIN whose END the user deleted (their text after
+    # it) is never taken as the start of a block ending at the next kanban block's END
+    begin, end = -1, existing.find(END)
+    while end >= 0:
+        begin = existing.rfind(BEGIN_PREFIX, 0, end)
+        if begin >= 0:
+            break
+        end = existing.find(END, end + len(END))
     if begin >= 0 and end >= 0:
         after = end + len(END)
         if existing.startswith("\n", after):
