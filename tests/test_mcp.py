@@ -454,7 +454,7 @@ def test_tools_carry_annotations_and_output_schemas(kb, mcp):
     tools = {t["name"]: t for t in client.request("tools/list")["result"]["tools"]}
     assert tools["kanban_show"]["annotations"]["readOnlyHint"] is True
     assert tools["kanban_cancel"]["annotations"]["destructiveHint"] is True
-    assert tools["kanban_heartbeat"]["annotations"]["idempotentHint"] is True
+    assert tools["kanban_assign"]["annotations"]["idempotentHint"] is True
     for tool in tools.values():
         Draft202012Validator.check_schema(tool["outputSchema"])
         assert "https://" not in json.dumps(tool["outputSchema"]).replace("https://json-schema.org", "")
@@ -540,6 +540,29 @@ def test_an_integer_argument_sent_as_2_0_is_the_integer(kb):
         refused = await session.call_tool("kanban_list", {"limit": 1.5})
         assert refused.isError and "limit" in refused.content[0].text
     _sdk_session(kb, "w1", body)
+
+
+def test_heartbeat_with_a_message_is_the_seeds_log_progress(kb):
+    """The seed's log-progress (a note that renews the lease) had no tool: an agent on MCP
+    could renew (kanban_heartbeat) or comment, never log its progress on the task."""
+    task = kb("create", "long work").json["id"]
+
+    async def body(session):
+        claimed = await session.call_tool("kanban_claim", {"task_id": task})
+        assert not claimed.isError
+        before = claimed.structuredContent["lease_until"]
+        time.sleep(0.05)
+        beat = await session.call_tool("kanban_heartbeat", {"task_id": task, "message": "tests pass, writing docs"})
+        assert not beat.isError, beat.content[0].text
+        assert beat.structuredContent["lease_until"] >= before and beat.structuredContent["claimed_by"] == "w1"
+        empty = await session.call_tool("kanban_heartbeat", {"task_id": task, "message": ""})
+        assert empty.isError and "message" in empty.content[0].text
+        stale = await session.call_tool("kanban_heartbeat", {"task_id": task, "token": 999999, "message": "lost"})
+        assert stale.isError and json.loads(stale.content[0].text)["code"] == "lease_lost"
+    _sdk_session(kb, "w1", body)
+    progress = kb("event", "list", "--task", task, "--kind", "progress").json["events"]
+    assert [(e["actor"], e["data"]["message"]) for e in progress] == [("w1", "tests pass, writing docs")]
+    assert [e["kind"] for e in kb("event", "list", "--task", task).json["events"]].count("heartbeat") == 1
 
 
 # -- one message never kills the session --------------------------------------------------------------

@@ -117,8 +117,12 @@ TOOLS = [
           annotations=SETS, output="kanban-unblock.schema.json"),
     _tool("kanban_heartbeat",
           "Say you are still working on a task (or still judging a review you claimed): renews its lease and "
-          "its run's heartbeat. Call it at least every minute on long work. Same JSON as `kanban heartbeat`.",
-          {"task_id": _ID, "token": _TOKEN}, ["task_id"], annotations=SETS, output="kanban-lease.schema.json"),
+          "its run's heartbeat. Call it at least every minute on long work. With a message it also logs your "
+          "progress on the task (as `kanban log-progress`). Same JSON as `kanban heartbeat`.",
+          {"task_id": _ID, "token": _TOKEN,
+           "message": {"type": "string", "minLength": 1, "maxLength": 100000,
+                       "description": "A progress note kept in the task's events, e.g. 'tests pass, writing docs'."}},
+          ["task_id"], annotations=ADDS, output="kanban-lease.schema.json"),
     _tool("kanban_claim",
           "Claim a task to work on it: the named one, or the best ready task you may take. Answers {} when "
           "there is nothing to do. Same JSON as `kanban claim` (with lease_token).",
@@ -408,8 +412,12 @@ class Session:
         token = self.token(args, task)
         self._holder_only(task)
         if self._my_review(task):
-            return self.board.renew(task, token, agent=self.agent)  # a reviewer's lease: no run
-        return self.board.run_heartbeat(task, agent=self.agent, token=token)
+            answer = self.board.renew(task, token, agent=self.agent)  # a reviewer's lease: no run
+        else:
+            answer = self.board.run_heartbeat(task, agent=self.agent, token=token)
+        if args.get("message") is not None:  # the note, once the lease is known to be this agent's
+            self.board.log(task, args["message"], agent=self.agent)
+        return answer
 
     def kanban_claim(self, args):
         if args.get("for_review"):
