@@ -54,7 +54,8 @@ def test_claim_and_complete_import_no_heavy_module(kb):
     assert kb("show", second["id"]).json["status"] == "done"
     for modules in (claimed, done):
         heavy = {m for m in modules if m.split(".")[0] in
-                 {"jsonschema", "tabulate", "yaml", "psycopg", "docopt", "json", "re", "typing"}}
+                 {"jsonschema", "tabulate", "yaml", "psycopg", "docopt", "json", "re", "typing",
+                  "math"}}  # math: a shared library of its own (~0.16 ms), for nothing a claim needs
         assert not heavy, f"the hot path imported {sorted(heavy)}"
     assert "apsw" in claimed and "kanban.board" in claimed
 

@@ -3,7 +3,6 @@
 Times are kept as integer milliseconds since the epoch (UTC) in the database, so
 comparisons are exact; they are printed as ISO-8601 UTC with a trailing Z.
 """
-import math
 import os
 import time
 
@@ -129,7 +128,7 @@ def _parse_absolute(raw, what, forms="ISO-8601, epoch seconds or +10m"):
             raise invalid(f"bad {what} {_shown(raw)}: use {forms}")
         exact = _decimal_ms(raw, 1000) if len(raw) < 400 else None
         if exact is None:  # '1e3': beyond 1e15 s, int() of the product would be no year (or infinity)
-            exact = int(value * 1000) if abs(value) < 1e15 else int(math.copysign(MAX_MS + 1, value))
+            exact = int(value * 1000) if abs(value) < 1e15 else (MAX_MS + 1 if value > 0 else -(MAX_MS + 1))
         return _in_range(exact, what, raw)
     from datetime import datetime, timezone  # only when a time is typed in
 
