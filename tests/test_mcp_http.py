@@ -23,12 +23,12 @@ def free_port():
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def server(kb):
-    """(url, token_of(agent)): a running `kanban mcp --http` on this test's board."""
+def start(kb, **extra_env):
+    """(process, port) of a `kanban mcp --http` on this test's board, once it is listening."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
     env["KANBAN_DB"] = str(kb.path)
+    env.update(extra_env)
     proc = subprocess.Popen([str(KANBAN), "mcp", "--http", f"127.0.0.1:{port}"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -40,6 +40,13 @@ def server(kb):
             assert proc.poll() is None, proc.stderr.read().decode()
             assert time.monotonic() < deadline, "kanban mcp --http did not start"
             time.sleep(0.1)
+    return proc, port
+
+
+@pytest.fixture
+def server(kb):
+    """(url, token_of(agent)): a running `kanban mcp --http` on this test's board."""
+    proc, port = start(kb)
     tokens = {}
 
     def token_of(agent):
@@ -222,3 +229,45 @@ def test_garbage_and_hang_ups_leave_the_server_serving_and_the_board_as_it_was(k
     is_error, shown = run(call, url, bearer, "kanban_show", task_id=task)
     assert not is_error and shown["status"] == "todo" and shown["claimed_by"] is None
     assert [e["kind"] for e in shown["events"]] == ["created"]
+
+
+def test_an_ended_session_is_not_kept(kb):
+    """The server kept each MCP session's kanban Session in a dict never emptied: a server
+    whose agents reconnect for every call grew without bound.  Now a session that ends
+    (here the client's DELETE as it closes) drops its entry: with KANBAN_DEBUG set, the
+    server says how many it keeps as each one ends, read here while it still runs."""
+    import threading
+
+    proc, port = start(kb, KANBAN_DEBUG="1")
+    url = f"http://127.0.0.1:{port}/mcp"
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    try:
+        task = kb("create", "looked at").json["id"]
+        bearer = kb("mcp", "token", "add", "dev").json["token"]
+        sessions = 12
+
+        async def main():
+            async def one():
+                async with connect(url, bearer) as session:
+                    result = await session.call_tool("kanban_show", {"task_id": task})
+                    assert not result.isError
+            async with anyio.create_task_group() as group:  # all open at once, then all closed
+                for _ in range(sessions):
+                    group.start_soon(one)
+            for _ in range(sessions):  # one after another, as agents that reconnect for each call
+                await one()
+        anyio.run(main)
+        deadline = time.monotonic() + 30
+        while sum(b"MCP session ended" in line for line in lines) < 2 * sessions and time.monotonic() < deadline:
+            time.sleep(0.1)
+        ended = [line.decode().strip() for line in lines if b"MCP session ended" in line]  # before the server stops
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+    assert len(ended) == 2 * sessions, ended
+    assert ended[-1].endswith("; 0 kept"), ended
+    assert max(int(line.split("; ")[1].split()[0]) for line in ended) < sessions  # counted, and dropped
+    assert not any(b"Traceback" in line for line in lines)

@@ -21,8 +21,10 @@ before sending all of it gets nothing (the SDK logged a traceback for each), JSO
 nested deeper than MAX_DEPTH is a 400 -32700 (the SDK's parser died: a 500 and a
 traceback), and a body longer than MAX_LINE is a 413.
 """
+import contextlib
 import json
 import math
+import os
 import sys
 import threading
 
@@ -63,10 +65,13 @@ def instructions(agent):
             "kanban_reject. Every tool answers with the board's JSON (the same as the kanban command's).")
 
 
-def build_server(session_for, run, agent=None):
+def build_server(session_for, run, agent=None, lifespan=None):
     """The SDK's low-level server with kanban's tools: session_for() is the caller's
-    Session; run(fn, *args) runs a blocking board call (inline, or in a thread)."""
-    server = Server("kanban", version=__version__, instructions=instructions(agent))
+    Session; run(fn, *args) runs a blocking board call (inline, or in a thread);
+    lifespan, if given, is the SDK's per-session context (entered as each MCP session
+    starts, left as it ends)."""
+    extra = {"lifespan": lifespan} if lifespan is not None else {}
+    server = Server("kanban", version=__version__, instructions=instructions(agent), **extra)
 
     async def list_tools(_request):
         session = session_for()
@@ -316,22 +321,41 @@ def serve_http(address, lease=None):
             local.board = Board(location)
         return local.board
 
-    sessions = {}  # (MCP session id, agent) -> Session
+    # each open MCP session's {agent: Session}, by id: an entry is made as the SDK starts the
+    # session and dropped as it ends (the client's DELETE, its transport closing, a crash), so
+    # a server whose agents reconnect for every call does not grow
+    kept = {}
     lock = threading.Lock()
+    debug = bool(os.environ.get("KANBAN_DEBUG"))
+
+    @contextlib.asynccontextmanager
+    async def per_session(_server):
+        mine = {}
+        with lock:
+            kept[id(mine)] = mine
+        try:
+            yield mine
+        finally:
+            with lock:
+                kept.pop(id(mine), None)
+                left = len(kept)
+            if debug:
+                sys.stderr.write(f"kanban mcp: an MCP session ended; {left} kept\n")
+                sys.stderr.flush()
 
     def session_for():
-        request = server.request_context.request
-        agent = request.scope["kanban.agent"]
-        key = (request.headers.get("mcp-session-id"), agent)
+        context = server.request_context
+        agent = context.request.scope["kanban.agent"]
+        mine = context.lifespan_context
         with lock:
-            if key not in sessions:
-                sessions[key] = Session(agent=agent, lease=lease, boards=thread_board, env_tokens=False)
-            return sessions[key]
+            if agent not in mine:
+                mine[agent] = Session(agent=agent, lease=lease, boards=thread_board, env_tokens=False)
+            return mine[agent]
 
     async def threaded(fn, *args):
         return await anyio.to_thread.run_sync(fn, *args)
 
-    server = build_server(session_for, threaded)
+    server = build_server(session_for, threaded, lifespan=per_session)
     logging.getLogger().setLevel(logging.ERROR)  # what the SDK refuses is answered, not logged (as on stdio)
     logging.getLogger("mcp.server.streamable_http").addFilter(_client_gone)
     manager = StreamableHTTPSessionManager(app=server, json_response=False, stateless=False)
