@@ -275,6 +275,23 @@ def test_reading_verbs_take_format_table(kb):
             raise AssertionError(f"{args}: --format table printed JSON")
 
 
+def test_an_empty_table_is_a_sentence_not_bare_headers(kb):
+    """`list`, `search`, `event list` and `limit list` with --format table and nothing to
+    show printed the headers alone; now a plain sentence. JSON is as it was."""
+    assert kb("list", "--format", "table").out == "no tasks\n"
+    assert kb("list").json == {"tasks": []}
+    assert kb("event", "list", "--format", "table").out == "no events\ncursor: 0\n"
+    assert kb("limit", "list", "--format", "table").out == "no WIP limits\n"
+    new(kb, "alpha")
+    assert kb("search", "flaky", "CI", "--format", "table").out == "no task matches 'flaky CI'\n"
+    assert kb("search", "flaky", "CI").json == {"tasks": []}
+    assert kb("list", "--status", "done", "--format", "table").out == "no tasks\n"
+    assert kb("search", "--status", "done", "--format", "table").out == "no tasks\n"
+    assert kb("event", "list", "--kind", "claimed", "--format", "table").out.startswith("no events\ncursor: ")
+    shown = kb("list", "--format", "table").out  # a list with tasks is still a table
+    assert shown.startswith("id ") and "alpha" in shown
+
+
 def test_concurrent_backups_to_one_file(kb, tmp_path):
     """Backups running at once to the same file each use a temp file of their own: all
     succeed, the published file is always a whole board, no temp file is left."""

@@ -47,17 +47,22 @@ def seconds_text(value):
     return f"{value // 3600}h{(value % 3600) // 60:02d}m"
 
 
-def tasks(tasks_):
+def tasks(tasks_, empty="no tasks"):
+    if not tasks_:  # a sentence, not a table of headers alone
+        return empty
     rows = [[t["id"], t["status"], t["priority"], _short(t["title"]), t["project"] or "",
              t["claimed_by"] or t["assignee"] or "", _when(t["lease_until"]),
              ",".join(t["depends_on"]), "yes" if t["ready"] else ""] for t in tasks_]
     return _tabulate(rows, ["id", "status", "pri", "title", "project", "who", "lease until", "deps", "ready"])
 
 
-def table(kind, document):
+def table(kind, document, empty=None):
+    """The document as a table for people; empty, if given, is what an empty list says."""
     if kind == "tasks":
-        return tasks(document["tasks"])
+        return tasks(document["tasks"], empty or "no tasks")
     if kind == "events":
+        if not document["events"]:
+            return f"{empty or 'no events'}\ncursor: {document['cursor']}"
         rows = [[e["id"], _when(e["at"]), e["task"] or "", e["kind"], e["actor"] or "",
                  _short(json.dumps(e["data"], ensure_ascii=False), 60)] for e in document["events"]]
         return _tabulate(rows, ["id", "at", "task", "kind", "actor", "data"]) + f"\ncursor: {document['cursor']}"
@@ -94,6 +99,8 @@ def table(kind, document):
             text += "\n\n" + _tabulate(rows, ["WIP limit", "scope", "wip", "full now", "time full"])
         return text
     if kind == "limits":
+        if not document["limits"]:
+            return empty or "no WIP limits"
         rows = [[limit["status"], limit["role"] or "", limit["project"] or "", limit["agent"] or "",
                  f"{limit['count']}/{limit['max']}", "yes" if limit["full"] else ""] for limit in document["limits"]]
         return _tabulate(rows, ["status", "role", "project", "agent", "wip", "full now"])

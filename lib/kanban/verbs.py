@@ -36,11 +36,11 @@ def _format(args):
     return fmt
 
 
-def _show(args, document, kind):
+def _show(args, document, kind, empty=None):
     if _format(args) == "table":
         from . import render
 
-        sys.stdout.write(render.table(kind, document) + "\n")
+        sys.stdout.write(render.table(kind, document, empty) + "\n")
     else:
         emit(document)
 
@@ -240,7 +240,12 @@ def search(args):
         else:
             answer = board.search(" ".join(args["QUERY"]), limit=args["--limit"], status=args["--status"],
                                   project=args["--project"])
-        _show(args, answer, "tasks")
+        empty = None
+        if args["QUERY"]:
+            from .render import one_line
+
+            empty = f"no task matches {one_line(' '.join(args['QUERY']))!r}"
+        _show(args, answer, "tasks", empty)
 
 
 def comment(args):
