@@ -538,6 +538,27 @@ def test_a_move_with_an_empty_field_says_which_field_is_empty(seeded, server):
     assert kanban(db, "show", ids["ship it"])["status"] == "todo"
 
 
+def test_a_move_error_keeps_its_hint(seeded, server, page):
+    """A move the board refuses with a hint ("did you mean 'done'?") had the hint in its
+    JSON but the page showed the sentence alone. The answer has it over HTTP, and the page
+    shows it; nothing moves."""
+    db, _goal, ids = seeded
+    serving = server("--write")
+    token = re.search(r'name="csrf-token" content="([^"]+)"', serving.get("/")[2]).group(1)
+    status, _h, body = serving.post("/move", {"task": ids["ship it"], "column": "don", "csrf": token})
+    error = json.loads(body)
+    assert status == 400 and error["code"] == "invalid" and error["hint"] == "did you mean 'done'?", error
+    # the task page's form, with a column its select does not offer (a hand-made or stale form)
+    page.goto(serving.url + "task/" + ids["ship it"])
+    page.eval_on_selector('#move select[name="column"]',
+                          "s => { const o = new Option('don', 'don'); s.add(o); s.value = 'don'; }")
+    page.click("#move button[type=submit]")
+    page.wait_for_selector("#notice:not([hidden])", timeout=5_000)
+    shown = page.inner_text("#notice")
+    assert "unknown column 'don'" in shown and "did you mean 'done'?" in shown, shown
+    assert kanban(db, "show", ids["ship it"])["status"] == "todo"
+
+
 def _has_ipv6_loopback():
     import socket
 

@@ -1630,7 +1630,11 @@ class Board:
             raise usage("a task reaches in_progress only by a claim: move it to todo, in_review, "
                         "blocked, done or cancelled")
         if column not in self.MOVE_COLUMNS:
-            raise invalid(f"unknown column {column!r}: one of {', '.join(self.MOVE_COLUMNS)}")
+            from .diagnose import nearest
+
+            near = nearest(column, self.MOVE_COLUMNS)
+            raise invalid(f"unknown column {column!r}: one of {', '.join(self.MOVE_COLUMNS)}",
+                          hint=f"did you mean {near!r}?" if near else None)
         reason = _text(reason, "reason", required=column == "blocked", limit=100_000)
         actor = self._actor(actor)
 

@@ -252,7 +252,9 @@ FORM_WORDS = {"--force": "force", "--reason": "reason"}
 
 def _in_form_words(error):
     for option, field in FORM_WORDS.items():
-        error["error"] = error["error"].replace(option, field)
+        for key in ("error", "hint"):
+            if error.get(key):
+                error[key] = error[key].replace(option, field)
     return error
 
 

@@ -78,10 +78,12 @@
       })
       .then(function (res) {
         if (res.ok) { notice(""); refresh(); return; }
-        if (res.doc.code === "conflict" && !force && window.confirm(res.doc.error + "\n\nMove it anyway?")) {
+        // the error's sentence and its hint ("did you mean 'done'?"), which was dropped
+        var said = (res.doc.error || "the move failed") + (res.doc.hint ? " (" + res.doc.hint + ")" : "");
+        if (res.doc.code === "conflict" && !force && window.confirm(said + "\n\nMove it anyway?")) {
           return move(task, column, reason, true);
         }
-        notice(res.doc.error || "the move failed");
+        notice(said);
       }, function () { notice("the move failed: the board did not answer (is kanban serve running?)"); });
   }
 
