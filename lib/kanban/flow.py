@@ -78,6 +78,8 @@ def since_ms(text, now, what="--since"):
     from .errors import KanbanError, invalid
 
     raw = str(text).strip()
+    # what a bad value is told to use: what --since takes (a '+10m' is after now: refused below)
+    forms = "a duration back (7d, 2h, 15m), ISO-8601 or epoch seconds"
     if raw.startswith("+"):  # '+1h' is an hour from now, never an hour ago
         start = now + clock.parse_duration(raw[1:], what)
     else:
@@ -87,9 +89,9 @@ def since_ms(text, now, what="--since"):
             try:
                 start = now - clock.parse_duration(raw, what)
             except KanbanError:
-                start = clock.parse_time(raw, what)
+                start = clock._parse_absolute(raw, what, forms)
         else:  # a bare number is the time in epoch seconds (a duration back says its unit: 7d)
-            start = clock.parse_time(raw, what)
+            start = clock._parse_absolute(raw, what, forms)
     if start > now:
         if raw.startswith("+"):
             raise invalid(f"{what} {clock._shown(raw)} is {clock.iso(start)}, {raw[1:]} from now: a chart starts"
