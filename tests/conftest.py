@@ -26,6 +26,11 @@ CODES = {"usage", "invalid", "not_found", "conflict", "lease_lost", "forbidden",
 # A test that runs on SQLite and on PostgreSQL takes `backends()` as its fixture's params;
 # its PostgreSQL boards each live in a schema of their own on KANBAN_TEST_PG.
 PG_SERVER = os.environ.get("KANBAN_TEST_PG", "")
+# what kanban prints for people is fitted to COLUMNS and LINES when they are set: the
+# suite's answers must not depend on the terminal (or test runner: pytest-xdist's workers
+# set COLUMNS=80) it was started from; a test that wants a width says so
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 
 
 def backends():
