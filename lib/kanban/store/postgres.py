@@ -32,6 +32,47 @@ from .queries import POSTGRES
 
 psycopg = None  # the driver, imported when a call connects directly (see "the wire" below)
 
+# task_events: every event, and each task status change as status_changed {from, to,
+# event} (migration 4); `data` is the SQL of a status change's data (migration 12 writes
+# it as SQLite's json_object does)
+_TASK_EVENTS = """    WITH steps AS (
+        SELECT id, task_id, kind, actor, at, expires_at,
+               CASE
+                 WHEN (data::jsonb ->> 'to') IS NOT NULL THEN (data::jsonb ->> 'to')
+                 WHEN kind = 'created' THEN 'todo'
+                 WHEN kind IN ('claimed', 'released', 'lease_expired')
+                      AND coalesce((data::jsonb ->> 'review') = 'true', false) THEN NULL
+                 WHEN kind = 'claimed' THEN 'in_progress'
+                 WHEN kind = 'lease_expired' AND lead(kind) OVER w = 'failed' THEN NULL
+                 WHEN kind IN ('released', 'lease_expired', 'rejected', 'unblocked', 'reopened') THEN 'todo'
+                 WHEN kind IN ('completed', 'approved') THEN 'done'
+                 WHEN kind = 'submitted_for_review' THEN 'in_review'
+                 WHEN kind IN ('blocked', 'cancelled', 'failed') THEN kind
+               END AS status
+          FROM events
+        WINDOW w AS (PARTITION BY task_id ORDER BY id)
+    ),
+    changes AS (
+        SELECT id, task_id, kind, actor, at, expires_at, status,
+               lag(status) OVER (PARTITION BY task_id ORDER BY id) AS previous
+          FROM steps WHERE status IS NOT NULL
+    )
+    SELECT id, task_id, kind, actor, at, data, expires_at FROM events
+    UNION ALL
+    SELECT id, task_id, 'status_changed', actor, at,
+DATA      FROM changes
+     WHERE kind NOT IN ('created', 'status_changed') AND previous IS NOT NULL AND previous <> status;
+"""
+_STATUS_CHANGE_JSONB = ("           jsonb_build_object('from', previous, 'to', status, 'event', kind)::text,"
+                        " expires_at\n")
+_STATUS_CHANGE_JSON = ("           '{\"from\":' || to_json(previous)::text || ',\"to\":' || to_json(status)::text\n"
+                       "           || ',\"event\":' || to_json(kind)::text || '}', expires_at\n")
+
+
+def _task_events(data):
+    return _TASK_EVENTS.replace("DATA", data)
+
+
 # Each entry takes a Postgres board from version i to i+1, as sqlite.MIGRATIONS does for
 # SQLite; the versions mean the same schema on both.
 PG_MIGRATIONS = [
@@ -244,35 +285,7 @@ PG_MIGRATIONS = [
     """
     DROP VIEW task_events;
     CREATE VIEW task_events AS
-    WITH steps AS (
-        SELECT id, task_id, kind, actor, at, expires_at,
-               CASE
-                 WHEN (data::jsonb ->> 'to') IS NOT NULL THEN (data::jsonb ->> 'to')
-                 WHEN kind = 'created' THEN 'todo'
-                 WHEN kind IN ('claimed', 'released', 'lease_expired')
-                      AND coalesce((data::jsonb ->> 'review') = 'true', false) THEN NULL
-                 WHEN kind = 'claimed' THEN 'in_progress'
-                 WHEN kind = 'lease_expired' AND lead(kind) OVER w = 'failed' THEN NULL
-                 WHEN kind IN ('released', 'lease_expired', 'rejected', 'unblocked', 'reopened') THEN 'todo'
-                 WHEN kind IN ('completed', 'approved') THEN 'done'
-                 WHEN kind = 'submitted_for_review' THEN 'in_review'
-                 WHEN kind IN ('blocked', 'cancelled', 'failed') THEN kind
-               END AS status
-          FROM events
-        WINDOW w AS (PARTITION BY task_id ORDER BY id)
-    ),
-    changes AS (
-        SELECT id, task_id, kind, actor, at, expires_at, status,
-               lag(status) OVER (PARTITION BY task_id ORDER BY id) AS previous
-          FROM steps WHERE status IS NOT NULL
-    )
-    SELECT id, task_id, kind, actor, at, data, expires_at FROM events
-    UNION ALL
-    SELECT id, task_id, 'status_changed', actor, at,
-           jsonb_build_object('from', previous, 'to', status, 'event', kind)::text, expires_at
-      FROM changes
-     WHERE kind NOT IN ('created', 'status_changed') AND previous IS NOT NULL AND previous <> status;
-    """,
+""" + _task_events(_STATUS_CHANGE_JSONB) + "    ",
     # 5: WIP limits (see store/sqlite.py MIGRATIONS)
     """
     CREATE TABLE wip_limits(
@@ -353,36 +366,7 @@ PG_MIGRATIONS = [
     -- kanban writes every event's ({"from":"todo","to":"done","event":"completed"}),
     -- where jsonb gave {"to": "done", "from": "todo", "event": "completed"}
     CREATE OR REPLACE VIEW task_events AS
-    WITH steps AS (
-        SELECT id, task_id, kind, actor, at, expires_at,
-               CASE
-                 WHEN (data::jsonb ->> 'to') IS NOT NULL THEN (data::jsonb ->> 'to')
-                 WHEN kind = 'created' THEN 'todo'
-                 WHEN kind IN ('claimed', 'released', 'lease_expired')
-                      AND coalesce((data::jsonb ->> 'review') = 'true', false) THEN NULL
-                 WHEN kind = 'claimed' THEN 'in_progress'
-                 WHEN kind = 'lease_expired' AND lead(kind) OVER w = 'failed' THEN NULL
-                 WHEN kind IN ('released', 'lease_expired', 'rejected', 'unblocked', 'reopened') THEN 'todo'
-                 WHEN kind IN ('completed', 'approved') THEN 'done'
-                 WHEN kind = 'submitted_for_review' THEN 'in_review'
-                 WHEN kind IN ('blocked', 'cancelled', 'failed') THEN kind
-               END AS status
-          FROM events
-        WINDOW w AS (PARTITION BY task_id ORDER BY id)
-    ),
-    changes AS (
-        SELECT id, task_id, kind, actor, at, expires_at, status,
-               lag(status) OVER (PARTITION BY task_id ORDER BY id) AS previous
-          FROM steps WHERE status IS NOT NULL
-    )
-    SELECT id, task_id, kind, actor, at, data, expires_at FROM events
-    UNION ALL
-    SELECT id, task_id, 'status_changed', actor, at,
-           '{"from":' || to_json(previous)::text || ',"to":' || to_json(status)::text
-           || ',"event":' || to_json(kind)::text || '}', expires_at
-      FROM changes
-     WHERE kind NOT IN ('created', 'status_changed') AND previous IS NOT NULL AND previous <> status;
-    """,
+""" + _task_events(_STATUS_CHANGE_JSON) + "    ",
 ]
 # this backend's own tables, and columns derived from others (the search's tokens)
 OWN_TABLES = ("counters", "kanban_fold")
