@@ -37,6 +37,11 @@ and one per completion, as kanban does:
                  followed by an fdatasync, with nothing else.  No engine that makes two
                  commits durable a cycle can beat it on this disk; an engine's time a
                  cycle above it is its own work (bench/run.py prints it per engine).
+                 With K, K frames a commit: `flush 1` against `flush` is what a
+                 commit's pages cost the disk (an engine that writes one page a commit,
+                 like persist-queue, pays the first).
+Every engine's answer also says how many WAL pages (frames) a commit wrote, and of
+which b-trees, read from its WAL at the end (wal_pages): each is written and flushed.
 The peers' queues are filled before the clock starts.
 """
 import json
@@ -63,6 +68,7 @@ def kanban_engine(folder, cycles, _k):
 
 def kanban_batch_engine(folder, cycles, k):
     sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+    k = k or 1
     from kanban import Board
 
     board = Board(os.path.join(folder, "board.db"))
@@ -85,6 +91,7 @@ def kanban_threads_engine(folder, cycles, k):
     from kanban.store.sqlite import group_of
 
     path = os.path.join(folder, "board.db")
+    k = k or 1
     boards = [Board(path) for _ in range(k)]
     latencies, errors = [], []
     start = threading.Barrier(k + 1)
@@ -240,8 +247,10 @@ WAL_FRAME = 24 + 4096  # a frame's header and its 4 KiB page
 WAL_SIZE = 1000 * WAL_FRAME  # SQLite checkpoints (and starts the WAL over) at 1000 pages
 
 
-def flush_engine(folder, cycles, _k):
-    """The flushes of a cycle and nothing else (see the module's doc)."""
+def flush_engine(folder, cycles, frames):
+    """The flushes of a cycle and nothing else (see the module's doc): `frames` frames a
+    commit (FLUSH_FRAMES unless given)."""
+    frames = frames or FLUSH_FRAMES
     path = os.path.join(folder, "flush-wal")
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     frame = os.urandom(WAL_FRAME)
@@ -251,13 +260,14 @@ def flush_engine(folder, cycles, _k):
     def loop():
         offset = 0
         for _ in range(2 * cycles):
-            for _ in range(FLUSH_FRAMES):
+            for _ in range(frames):
                 if offset + WAL_FRAME > WAL_SIZE:
                     offset = 0
                 os.pwrite(fd, frame, offset)
                 offset += WAL_FRAME
             os.fdatasync(fd)
-        return {"synchronous": f"2.00 fdatasync/cycle of {FLUSH_FRAMES} frames each"}
+        return {"synchronous": f"2.00 fdatasync/cycle of {frames} frame{'s' if frames > 1 else ''} each",
+                "frames": frames}
     return loop, None, cycles
 
 
@@ -291,9 +301,75 @@ def _size(folder):
     return None
 
 
+WAL_MAGIC = (0x377F0682, 0x377F0683)  # a SQLite WAL's first word (big-endian), by its checksum order
+
+
+def wal_pages(path):
+    """What the commits in a SQLite WAL file wrote: (commits, frames, pages by b-tree
+    name) over the frames of the WAL's current generation (those whose salts match the
+    header's, up to the last commit among them), or None for a file that is no WAL.
+
+    A frame is one page; a commit frame is one whose header gives the database's size
+    after the commit.  The WAL at the end of a run holds the commits since the last
+    checkpoint started it over: a few hundred of the run's last ones.  The names come
+    from SQLite's dbstat table of the database beside it (the page number otherwise)."""
+    import sqlite3
+    import struct
+
+    try:
+        with open(path, "rb") as handle:
+            wal = handle.read()
+    except OSError:
+        return None
+    if len(wal) < 32 or struct.unpack(">I", wal[:4])[0] not in WAL_MAGIC:
+        return None
+    size = struct.unpack(">I", wal[8:12])[0]
+    salts = wal[16:24]
+    names = {}
+    try:
+        conn = sqlite3.connect(f"file:{path[:-4]}?mode=ro", uri=True)
+        try:
+            names = dict(conn.execute("SELECT pageno, name FROM dbstat"))
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        pass  # no dbstat in this SQLite: pages are counted by number
+    commits = frames = 0
+    pages, pending = {}, []
+    offset = 32
+    while offset + 24 + size <= len(wal):
+        page, after = struct.unpack(">II", wal[offset:offset + 8])
+        if wal[offset + 8:offset + 16] != salts:
+            break  # a frame of an earlier generation: the current one ends here
+        pending.append(names.get(page, page))
+        if after:  # a commit frame: the frames since the last one are its pages
+            commits += 1
+            frames += len(pending)
+            for name in pending:
+                pages[name] = pages.get(name, 0) + 1
+            pending = []
+        offset += 24 + size
+    return commits, frames, pages
+
+
+def _wal_frames(folder):
+    """The WAL's frames per commit at the end of the run, and which b-trees they were
+    pages of (each name's share of a commit), or None without a WAL of SQLite's."""
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            if name.endswith("-wal"):
+                found = wal_pages(os.path.join(root, name))
+                if found and found[0]:
+                    commits, frames, pages = found
+                    return {"wal_frames_per_commit": round(frames / commits, 2),
+                            "wal_pages_per_commit": {str(k): round(v / commits, 2) for k, v in
+                                                     sorted(pages.items(), key=lambda kv: -kv[1])}}
+    return None
+
+
 def main(argv):
     engine, folder, cycles = argv[1], argv[2], int(argv[3])
-    k = int(argv[4]) if len(argv) > 4 else 1
+    k = int(argv[4]) if len(argv) > 4 else None
     loop, conn, count = ENGINES[engine](folder, cycles, k)
     settings = {"journal_mode": str(pragma(conn, "journal_mode")).lower() if conn is not None else "-",
                 "synchronous": pragma(conn, "synchronous")}
@@ -308,11 +384,12 @@ def main(argv):
         # kanban commits at synchronous=NORMAL and fdatasyncs the WAL itself, after the
         # write lock and before the caller's answer: what it did, per cycle
         settings["synchronous"] = f"{settings['synchronous']} + {store.synced_total() / count:.2f} fdatasync/cycle"
-    json.dump({"engine": engine, "k": k if engine in ("kanban-batch", "kanban-threads") else None, "cycles": count,
+    json.dump({"engine": engine, "k": k if engine in ("kanban-batch", "kanban-threads", "flush") else None,
+               "cycles": count,
                "seconds": round(seconds, 4), "per_s": round(count / seconds, 1),
                "cpu_per_cycle_us": round((user + system) * 1e6 / count, 1),
                "user_per_cycle_us": round(user * 1e6 / count, 1), "sys_per_cycle_us": round(system * 1e6 / count, 1),
-               "wal_bytes": _size(folder), **settings, **extra}, sys.stdout)
+               "wal_bytes": _size(folder), **(_wal_frames(folder) or {}), **settings, **extra}, sys.stdout)
     sys.stdout.write("\n")
     return 0
 

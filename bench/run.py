@@ -532,7 +532,7 @@ ENGINE_MODULES = {"litequeue": "litequeue", "persist-queue": "persistqueue", "hu
 def section_engine(cfg, work):
     cycles, rounds = cfg["engine_cycles"], cfg["engine_rounds"]
     runs = [("kanban", None), ("kanban-sql", None), ("floor", None), ("litequeue", None), ("persist-queue", None),
-            ("huey", None), ("flush", None),
+            ("huey", None), ("flush", None), ("flush", 1),
             ("kanban-batch", 1), ("kanban-batch", 8), ("kanban-batch", 32), ("kanban-threads", cfg["engine_threads"])]
     skipped = {}
     for engine, module in ENGINE_MODULES.items():
@@ -561,8 +561,12 @@ def section_engine(cfg, work):
             "user_per_cycle_us": round(statistics.median(r["user_per_cycle_us"] for r in found), 1),
             "sys_per_cycle_us": round(statistics.median(r["sys_per_cycle_us"] for r in found), 1),
             "wal_bytes": found[-1].get("wal_bytes"),
+            "wal_frames_per_commit": found[-1].get("wal_frames_per_commit"),
+            "wal_pages_per_commit": found[-1].get("wal_pages_per_commit"),
             "journal_mode": found[0]["journal_mode"], "synchronous": found[0]["synchronous"],
         }
+        if "frames" in found[0]:  # a flush loop: the frames it writes a commit
+            engines[name]["frames"] = found[0]["frames"]
         if "claim_latency_ms" in found[0]:  # the threads run: the round of the median throughput
             middle = sorted(found, key=lambda r: r["per_s"])[len(found) // 2]
             engines[name].update({key: middle[key] for key in (
@@ -586,9 +590,13 @@ def section_engine(cfg, work):
     if "flush" in engines:  # the disk's part of a cycle: what each engine spends above it is its own
         flush_us = 1e6 / engines["flush"]["per_s"]
         for name, found in engines.items():
-            if name != "flush" and not name.startswith(("kanban-batch", "kanban-threads")):
+            if not name.startswith(("flush", "kanban-batch", "kanban-threads")):
                 found["outside_flush_us"] = round(1e6 / found["per_s"] - flush_us, 1)
         ratios["floor_vs_flush"] = ratio(engines["floor"]["per_s"], engines["flush"]["per_s"])
+        if "flush-1" in engines:  # what a page more in a commit costs the disk, per flush
+            extra = 1e6 / engines["flush"]["per_s"] - 1e6 / engines["flush-1"]["per_s"]
+            pages = engines["flush"]["frames"] - engines["flush-1"]["frames"]
+            ratios["flush_us_per_page"] = round(extra / 2 / pages, 1)
     return {"cycles": cycles, "rounds": rounds, "engines": engines, "skipped": skipped, "ratios": ratios,
             "unit": "claim+complete cycles/s (tasks/s for kanban-batch-K); median of the rounds"}
 
@@ -1040,6 +1048,9 @@ def targets(report):
                 bare = (f"kanban's own statements from a bare loop (kanban-sql): "
                         f"{fmt_ratio(ratio(e['kanban-sql']['per_s'], e[peer]['per_s']))} {peer}"
                         if "kanban-sql" in e else None)
+                pages = _pages_note(e["kanban"], e[peer], peer, eng["ratios"].get("flush_us_per_page"))
+                if pages:
+                    bare = f"{bare}; {pages}" if bare else pages
                 add(4, f"in-process claim+complete vs {peer}",
                     f"{e['kanban']['per_s']:.0f} vs {e[peer]['per_s']:.0f} cycles/s", eng["ratios"][f"vs_{peer}"],
                     "> 1x", eng["ratios"][f"vs_{peer}"] > 1, bare)
@@ -1086,6 +1097,18 @@ def targets(report):
     pg_bench.target_rows(s.get("postgres"), add, skipped)
     pg_bench.fleet_target_rows(s.get("fleet"), add, skipped)
     return rows
+
+
+def _pages_note(kanban, peer, name, per_page_us=None):
+    """The WAL pages a commit of kanban's and of a peer's, as the bench read them from
+    each engine's WAL (bench/peers.py wal_pages): every page is written and flushed,
+    at `per_page_us` a page a flush on this disk (the flush loops)."""
+    ours, theirs = kanban.get("wal_frames_per_commit"), peer.get("wal_frames_per_commit")
+    if not ours or not theirs:
+        return None
+    cost = (f" (~{2 * (ours - theirs) * per_page_us:.0f} us a cycle of flushing at {per_page_us:.1f} us a page)"
+            if per_page_us and ours > theirs else "")
+    return f"WAL pages a commit: kanban {ours:.1f}, {name} {theirs:.1f}{cost}"
 
 
 def fmt_ratio(value):
@@ -1158,24 +1181,33 @@ def markdown(report):
     if "engine" in s and "engines" in s["engine"]:
         e = s["engine"]
         out += ["", f"## 4. Engine ({e['cycles']} cycles, median of {e['rounds']} rounds)", "",
-                "| engine | per s | vs kanban | above the flushes | CPU per cycle (user + sys) | WAL at end | journal |"
-                " synchronous |",
-                "|---|---|---|---|---|---|---|---|"]
+                "| engine | per s | vs kanban | above the flushes | CPU per cycle (user + sys) | WAL pages a commit "
+                "| WAL at end | journal | synchronous |",
+                "|---|---|---|---|---|---|---|---|---|"]
         base = e["engines"]["kanban"]["per_s"]
         for name, r in e["engines"].items():
             wal = f"{r['wal_bytes'] / 1e6:.1f} MB" if r.get("wal_bytes") is not None else "-"
             above = f"{r['outside_flush_us']:.0f} us" if "outside_flush_us" in r else "-"
+            frames = r.get("wal_frames_per_commit")
+            frames = f"{frames:.1f}" if frames is not None else "-"
             out.append(f"| {name} | {r['per_s']:.0f} | {r['per_s'] / base:.2f}x | {above} | "
                        f"{r['cpu_per_cycle_us']:.0f} us ({r['user_per_cycle_us']:.0f} + "
-                       f"{r['sys_per_cycle_us']:.0f}) | {wal} | "
+                       f"{r['sys_per_cycle_us']:.0f}) | {frames} | {wal} | "
                        f"{r['journal_mode']} | {r['synchronous']} |")
         for name, why in e["skipped"].items():
-            out.append(f"| {name} | skipped: {why} | | | | | | |")
+            out.append(f"| {name} | skipped: {why} | | | | | | | |")
         out += ["", "(synchronous 2 = FULL: SQLite fsyncs the WAL inside each COMMIT.  kanban commits at"
                 " 1 = NORMAL and fdatasyncs the WAL itself after the write lock, before the caller's answer:"
                 " the column says how many times a cycle it did.  flush is no engine: two commits' WAL writes"
                 " and fdatasyncs a cycle and nothing else, the disk's part of every cycle; \"above the flushes\""
-                " is an engine's time a cycle beyond it, its own work.)"]
+                " is an engine's time a cycle beyond it, its own work.  WAL pages a commit: read from each"
+                " engine's WAL at the end of its last round, every page a commit wrote; each is written and"
+                " flushed.)"]
+        pages = [f"{name}: " + ", ".join(f"{b} {n:g}" for b, n in r["wal_pages_per_commit"].items() if n >= 0.1)
+                 for name, r in e["engines"].items()
+                 if r.get("wal_pages_per_commit") and not name.startswith(("kanban-batch", "kanban-threads"))]
+        if pages:
+            out += ["", "The b-trees a commit's pages belong to (pages a commit): " + "; ".join(pages) + "."]
     if "backlog" in s and "stats" in s["backlog"]:
         b = s["backlog"]
         out += ["", f"## 5. backlog.md vs kanban (p50 of {b['rounds']} runs)", "",

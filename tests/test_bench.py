@@ -158,6 +158,85 @@ def test_flush_loop_is_two_wal_flushes_a_cycle_and_nothing_else(tmp_path):
     calls = [line.split("(")[0].split()[-1] for line in log.read_text().splitlines() if "(" in line]
     calls = calls[calls.index("fsync") + 1:]  # after the file is written once
     assert calls == (["pwrite64"] * 6 + ["fdatasync"]) * 2 * cycles
+    # with K, K frames a commit: the disk's cost of a commit's pages, against the six
+    proc = subprocess.run(["strace", "-f", "-e", "trace=pwrite64,fdatasync,fsync", "-o", str(log), sys.executable,
+                           "-E", str(ROOT / "bench" / "peers.py"), "flush", str(tmp_path), str(cycles), "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    answer = json.loads(proc.stdout)
+    assert answer["synchronous"] == "2.00 fdatasync/cycle of 1 frame each" and answer["frames"] == 1
+    calls = [line.split("(")[0].split()[-1] for line in log.read_text().splitlines() if "(" in line]
+    calls = calls[calls.index("fsync") + 1:]
+    assert calls == ["pwrite64", "fdatasync"] * 2 * cycles
+
+
+def _peers():
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import peers
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    return peers
+
+
+def test_wal_pages_counts_each_commits_pages_by_btree(tmp_path):
+    """bench/peers.py reads a WAL's frames: a commit that changes one row of an
+    unindexed table writes one page; with an index on the changed column, two (the
+    table's and the index's); a commit of nothing writes none.  Frames of an earlier
+    generation (before a checkpoint started the WAL over) are not counted."""
+    import sqlite3
+
+    peers = _peers()
+    path = tmp_path / "q.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE plain(id INTEGER PRIMARY KEY, n INT)")
+    conn.execute("CREATE TABLE indexed(id INTEGER PRIMARY KEY, n INT)")
+    conn.execute("CREATE INDEX indexed_n ON indexed(n)")
+    conn.executemany("INSERT INTO plain VALUES (?, 0)", [(i,) for i in range(50)])
+    conn.executemany("INSERT INTO indexed VALUES (?, 0)", [(i,) for i in range(50)])
+    for i in range(20):  # first generation: checkpointed away below, then overwritten in part
+        conn.execute("UPDATE indexed SET n = n + 1 WHERE id = ?", (i,))
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # the WAL starts over at the next commit
+    for i in range(7):
+        conn.execute("UPDATE plain SET n = n + 1 WHERE id = ?", (i,))
+    commits, frames, pages = peers.wal_pages(str(path) + "-wal")
+    assert (commits, frames, pages) == (7, 7, {"plain": 7})
+    for i in range(5):
+        conn.execute("UPDATE indexed SET n = n + 1 WHERE id = ?", (i,))
+    commits, frames, pages = peers.wal_pages(str(path) + "-wal")
+    assert (commits, frames, pages) == (12, 17, {"plain": 7, "indexed": 5, "indexed_n": 5})
+    conn.close()
+    not_wal = tmp_path / "x-wal"
+    not_wal.write_bytes(b"\0" * 4096)
+    assert peers.wal_pages(str(not_wal)) is None
+
+
+def test_engines_say_what_a_commit_wrote(tmp_path):
+    """The engine loops' answers carry the WAL pages a commit wrote, by b-tree: kanban's
+    claim and complete write the task, its status and lease indexes, the event and the
+    events-by-task index; the floor's write no event."""
+    ours, _tasks, _events = _engine_run("kanban", tmp_path / "kanban", 30)
+    floor = subprocess.run([sys.executable, "-E", str(ROOT / "bench" / "peers.py"), "floor",
+                            str(_fresh_board(tmp_path / "floor", 30)), "30"],
+                           capture_output=True, text=True, timeout=120)
+    assert floor.returncode == 0, floor.stderr[-3000:]
+    floor = json.loads(floor.stdout)
+    for name in ("tasks", "events", "events_task", "tasks_lease", "tasks_status"):
+        assert ours["wal_pages_per_commit"][name] >= 0.9, ours  # (a commit may share a page)
+    # (a run this short still has the board's making in its WAL: a few pages of every table)
+    assert floor["wal_pages_per_commit"].get("events", 0) < 0.1 and floor["wal_pages_per_commit"]["tasks"] >= 0.9
+    assert ours["wal_frames_per_commit"] == pytest.approx(sum(ours["wal_pages_per_commit"].values()), abs=0.05)
+    assert ours["wal_frames_per_commit"] >= floor["wal_frames_per_commit"] + 1.5
+
+
+def _fresh_board(folder, tasks):
+    from kanban.bench import prepare
+
+    folder.mkdir()
+    prepare(str(folder / "board.db"), tasks, None)
+    return folder
 
 
 @pytest.mark.skipif(not os.environ.get("KANBAN_TEST_PG"), reason="KANBAN_TEST_PG is not set: the fleet section's "
