@@ -187,6 +187,68 @@ def test_hanging_hook_is_killed_after_the_timeout(kb, hooks, tmp_path):
     assert not marker.exists(), "the hook's children outlived the timeout"
 
 
+def _alive(pid):
+    """Is process `pid` running (not gone, not a zombie waiting for its parent)?"""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and relies on coreutils timeout(1)")
+@pytest.mark.parametrize("hook", ["post-create", "pre-complete"])
+def test_a_hook_outlives_a_killed_command_by_no_more_than_its_timeout(kb, hooks, tmp_path, hook):
+    """SIGKILL the command while its hook hangs: nobody is left to kill the hook at
+    KANBAN_HOOK_TIMEOUT but the hook's own watchdog, which kills it (and what it started
+    in its group) a second after the timeout, instead of letting it run on for good."""
+    import signal
+    import subprocess
+
+    pids = tmp_path / "pids"
+    write_hook(hooks.folder, hook, f"#!/bin/sh\nsleep 60 &\necho $$ $! > '{pids}.tmp'\nmv '{pids}.tmp' '{pids}'\n"
+               "wait\n")
+    if hook == "pre-complete":
+        task = kb("create", "t").json["id"]
+        token = kb("claim", agent="w1").json["lease_token"]
+        argv = [str(KANBAN), "complete", task, "--token", str(token)]
+    else:
+        argv = [str(KANBAN), "create", "t"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env.update(KANBAN_DB=str(kb.path), KANBAN_AGENT="w1", KANBAN_HOOK_TIMEOUT="2s")
+    command = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while not pids.exists():
+            assert time.monotonic() < deadline and command.poll() is None, "the hook never started"
+            time.sleep(0.02)
+        started = time.monotonic()
+        command.send_signal(signal.SIGKILL)
+        command.wait()
+        hook_pid, child_pid = (int(n) for n in pids.read_text().split())
+        assert _alive(hook_pid) and _alive(child_pid)  # the command is gone; its hook hangs on
+        while (_alive(hook_pid) or _alive(child_pid)) and time.monotonic() < started + 10:
+            time.sleep(0.05)
+        assert not _alive(hook_pid) and not _alive(child_pid), "the hook outlived its timeout"
+        assert time.monotonic() - started < 5  # 2 s and the watchdog's 1 s grace, not 60 s
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.wait()
+
+
+def test_a_hook_with_no_interpreter_line_never_runs_through_a_shell(kb, hooks, tmp_path):
+    """A hook the kernel cannot run (a script with no #! line) fails as a hook: its
+    commands are not handed to /bin/sh (which execvp, and so timeout(1), would do)."""
+    marker = tmp_path / "ran-in-a-shell"
+    write_hook(hooks.folder, "post-create", f"touch '{marker}'\n")
+    res = kb("create", "t")
+    assert res.rc == 0 and one_json_document(res)["title"] == "t"
+    assert not marker.exists()
+    failed = kb("event", "list", "--kind", "hook_failed").json["events"]
+    assert len(failed) == 1 and failed[0]["data"]["hook"].endswith("post-create")
+
+
 def test_pre_complete_refusal(kb, hooks):
     write_hook(hooks.folder, "pre-complete", f"""#!{sys.executable}
 import json, os, sys

@@ -168,6 +168,43 @@ def _read_some(fd, output, until):
         output.add(chunk)
 
 
+# how long after KANBAN_HOOK_TIMEOUT the hook's own watchdog kills it (_bounded): the
+# command's kill comes first while the command lives
+WATCHDOG_GRACE_S = 1.0
+_TIMEOUT_PROGRAM = []  # coreutils timeout(1), looked up once a process: [path or None]
+
+
+def _bounded(path, seconds):
+    """The argv that runs hook `path`: under coreutils timeout(1) where there is one, so
+    that the hook is killed at the timeout (plus WATCHDOG_GRACE_S) even when the command
+    that ran it is gone (SIGKILLed while the hook ran): timeout(1) makes itself the
+    leader of the hook's process group and, at the time given, SIGKILLs the whole group
+    (the hook and what it started there), itself included.  While the command lives it
+    kills the group itself, at the timeout, first.  Without timeout(1) (not Linux), the
+    hook runs as it is, bounded by the command alone."""
+    if not _TIMEOUT_PROGRAM:
+        import shutil
+
+        _TIMEOUT_PROGRAM.append(shutil.which("timeout"))
+    program = _TIMEOUT_PROGRAM[0]
+    if program is None or not _executable(path):
+        return [path]  # a file that cannot run: Popen says why
+    return [program, "-s", "KILL", f"{seconds + WATCHDOG_GRACE_S:.3f}s", path]
+
+
+def _executable(path):
+    """Can the kernel run `path` itself: executable, and a script with a #! line or an
+    ELF program?  timeout(1) runs its command with execvp, which hands a file the kernel
+    refuses (no #! line) to /bin/sh: a hook never runs through a shell, so such a file
+    is run without the watchdog and fails as it always did (Exec format error)."""
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(4)
+    except OSError:
+        return False
+    return os.access(path, os.X_OK) and (start[:2] == b"#!" or start == b"\x7fELF")
+
+
 def _run(path, payload, env_extra):
     """Run one hook in a session of its own; returns (exit status, or None when it timed
     out, the end of its output).  The hook reads the payload from a file (it may never
@@ -187,8 +224,8 @@ def _run(path, payload, env_extra):
         with tempfile.TemporaryFile() as stdin:
             stdin.write(payload)
             stdin.seek(0)
-            child = subprocess.Popen([path], stdin=stdin, stdout=write_end, stderr=write_end, env=env,
-                                     start_new_session=True)  # its own group: a timeout kills them all
+            child = subprocess.Popen(_bounded(path, seconds), stdin=stdin, stdout=write_end, stderr=write_end,
+                                     env=env, start_new_session=True)  # its own group: a timeout kills them all
     except OSError as exc:
         os.close(read_end)
         return 127, f"cannot run {path}: {exc}"
