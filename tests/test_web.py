@@ -164,7 +164,7 @@ def test_columns_and_cards_of_a_seeded_board(seeded, server, page, tmp_path):
     assert (tmp_path / "board.png").stat().st_size > 10_000
     # the task page: the whole history from the event log
     page.goto(serving.url + "task/" + ids["review api"])
-    kinds = page.eval_on_selector_all(".history tbody td:nth-child(3)", "tds => tds.map(t => t.textContent)")
+    kinds = page.eval_on_selector_all(".history tbody tr", "trs => trs.map(t => t.dataset.kind)")
     assert kinds == ["created", "linked", "claimed", "submitted_for_review"]
 
 
@@ -205,6 +205,105 @@ def test_a_lease_counts_down_by_the_boards_clock_not_the_browsers(seeded, page):
         assert 9 < _minutes_left(page.inner_text(where)) <= 10, page.inner_text(where)
     finally:
         serving.stop()
+
+
+SNAKE = re.compile(r"\b[a-z0-9]+(?:_[a-z0-9]+)+\b")  # lease_until, in_progress, submitted_for_review
+
+
+def _fields(page):
+    """The task page's fields as a person reads them: [(label, value)], in order."""
+    return page.eval_on_selector_all(".task dl > dt", "ds => ds.map(d => [d.innerText.trim(), "
+                                     "d.nextElementSibling.innerText.trim()])")
+
+
+def test_the_task_page_labels_its_fields_in_words(seeded, server, page):
+    """The task page labelled its fields with the task's JSON keys (role_boundary,
+    claimed_by, lease_until, not_before) and its history with the events' kinds and data
+    as stored (submitted_for_review, "fields: {'priority': 4}", a lease's raw ISO stamp).
+    Each field has a label in words now; its times read as the board's (UTC, marked Z,
+    a lease counting down); an empty field is left out; no snake_case key is seen."""
+    db, goal, ids = seeded
+    held = kanban(db, "create", "held work", "--project", "web", "--role", "backend", "--goal", goal,
+                  "--max-attempts", "3")["id"]
+    kanban(db, "set", held, "--priority", "4")
+    kanban(db, "comment", held, "--message", "started")
+    claim = run("claim", held, "--agent", "w5", "--lease", "1h",
+                env={"KANBAN_DB": db, "KANBAN_ROLE": "backend"}).json
+    kanban(db, "event", "log", held, "halfway", "--token", str(claim["lease_token"]), agent="w5")
+    kanban(db, "lease", "renew", held, "--token", str(claim["lease_token"]), "--lease", "2h", agent="w5")
+    later = kanban(db, "create", "later", "--assignee", "w9", "--depends-on", ids["fix login"], "--review",
+                   "--not-before", "2031-06-01T12:00:00Z")["id"]
+    serving = server()
+    page.goto(serving.url + "task/" + held)
+    page.wait_for_function("() => document.querySelector('.lease').textContent.includes('left')")
+    fields = _fields(page)
+    assert [label for label, _ in fields] == ["Priority", "Project", "Role", "Goal", "Claimed by", "Lease until",
+                                              "Attempts", "Worked on by"], fields
+    shown = dict(fields)
+    assert shown["Priority"] == "4" and shown["Role"] == "backend" and shown["Goal"] == goal
+    assert shown["Claimed by"] == "w5" and shown["Attempts"] == "0 of 3" and shown["Worked on by"] == "w5"
+    # the lease as the board's cards show it, counting down, and when it ends, UTC marked Z
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ \((1h )?\d+m \d\ds left\)", shown["Lease until"]), shown
+    text = page.inner_text("body")
+    assert not SNAKE.findall(text), SNAKE.findall(text)
+    kinds = page.eval_on_selector_all(".history tbody td:nth-child(3)", "tds => tds.map(t => t.innerText)")
+    assert kinds == ["created", "linked", "updated", "commented", "claimed", "progress", "lease renewed"], kinds
+    details = page.eval_on_selector_all(".history tbody td:nth-child(5)", "tds => tds.map(t => t.innerText)")
+    assert "Priority: 4" in details[2] and "{" not in details[2], details
+    assert re.search(r"Lease until: \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", details[4]), details
+    assert "T" not in details[6].split("Lease until: ")[1], details
+    # another: who it is for, its schedule, its deps, its review, why it waits
+    page.goto(serving.url + "task/" + later)
+    fields = _fields(page)
+    assert [label for label, _ in fields] == ["Priority", "Assigned to", "Not before", "Needs review", "Attempts",
+                                              "Depends on", "Waiting on"], fields
+    shown = dict(fields)
+    assert shown["Not before"] == "2031-06-01 12:00:00Z" and shown["Assigned to"] == "w9"
+    assert shown["Waiting on"] == (f"{ids['fix login']} (in progress); not before 2031-06-01 12:00:00Z; "
+                                   "WIP limit in progress 2/2")         # w2 and w5 hold the column's two
+    text = page.inner_text("body")
+    assert not SNAKE.findall(text), SNAKE.findall(text)
+    # a blocked task's reason, a goal's progress; a goal is never claimed: no attempts
+    page.goto(serving.url + "task/" + ids["vendor contract"])
+    assert dict(_fields(page))["Reason"] == "waits on legal"
+    page.goto(serving.url + "task/" + goal)
+    assert [label for label, _ in _fields(page)] == ["Priority", "Progress"]
+    for task in (ids["vendor contract"], goal, ids["evil"]):
+        page.goto(serving.url + "task/" + task)
+        assert all(value for _, value in _fields(page)), (task, _fields(page))   # no empty field
+        text = page.inner_text("body")
+        assert not SNAKE.findall(text), (task, SNAKE.findall(text))
+    # what a machine reads stays as it was: the raw keys are the fields' data attributes
+    page.goto(serving.url + "task/" + held)
+    assert page.get_attribute('dd[data-field="lease_until"] .lease', "data-until") == \
+        kanban(db, "show", held)["lease_until"]
+    assert page.locator("tr.event-lease_renewed").count() == 1
+
+
+def test_no_raw_key_reaches_people_on_the_other_pages(seeded, server, page):
+    """The board said a task waits on 'TASK-2 (in_progress)' and on 'WIP limit in_progress';
+    the charts' legend read 'in_progress', 'in_review'; an error page's heading was its
+    code ('not_found'); the move form offered 'in_review'. All in words now."""
+    db, _goal, ids = seeded
+    after = kanban(db, "create", "after", "--depends-on", ids["fix login"])["id"]
+    kanban(db, "limit", "set", "in_progress", "1", "--project", "web")
+    serving = server("--write")
+    page.goto(serving.url)
+    waits = card(page, "todo", after).inner_text()
+    assert f"waits on {ids['fix login']} (in progress)" in waits, waits
+    assert "WIP limit in progress (project web) 1/1" in card(page, "todo", ids["ship it"]).inner_text()
+    page.goto(serving.url + "charts")
+    legend = page.eval_on_selector_all('svg[data-chart="cfd"] g[transform] text', "ts => ts.map(t => t.textContent)")
+    assert legend == ["todo", "blocked", "in progress", "in review", "done"], legend
+    page.goto(serving.url + "task/TASK-999")
+    assert page.inner_text("h1") == "Not found" and page.get_attribute("#live", "data-code") == "not_found"
+    page.goto(serving.url + "task/" + ids["ship it"])
+    options = page.eval_on_selector_all('#move option', "os => os.map(o => [o.value, o.textContent])")
+    assert ["in_review", "in review"] in options, options
+    for path in ("", "charts", "task/TASK-999", "task/" + ids["ship it"], "task/" + ids["review api"]):
+        page.goto(serving.url + path)
+        text = page.inner_text("body")
+        assert not SNAKE.findall(text), (path, SNAKE.findall(text))
 
 
 def test_a_claim_by_a_kanban_process_moves_its_card_within_a_second(seeded, server, page):
@@ -367,7 +466,8 @@ def test_a_schedule_on_the_board_and_the_task_page_says_it_is_utc(seeded, server
         status, _h, body = serving.get(path)
         assert status == 200 and "not before 2031-06-01 12:00:00Z" in body, (path, body)
         assert "2031-06-01 12:00:00<" not in body and "2031-06-01 12:00:00," not in body, path
-    assert "<dt>not_before</dt><dd>2031-06-01 12:00:00Z</dd>" in serving.get("/task/" + later)[2]
+    assert '<dt data-field="not_before">Not before</dt><dd data-field="not_before">2031-06-01 12:00:00Z</dd>' \
+        in serving.get("/task/" + later)[2]
 
 
 def test_a_path_with_no_page_gets_the_error_page_with_a_sentence(seeded, server):

@@ -102,7 +102,8 @@ def svg_cfd(data):
                      f'fill="{COLOURS[status]}" points="{upper} {lower}"/>')
         below = above
     body = "".join(paths) + _axes(top_value, _time_labels(times, xs))
-    return _frame("cfd", "Cumulative flow", body, [(s, COLOURS[s]) for s in reversed(STACK)])
+    # the keys in words ('in progress'); each area's data-series is its status as stored
+    return _frame("cfd", "Cumulative flow", body, [(s.replace("_", " "), COLOURS[s]) for s in reversed(STACK)])
 
 
 def svg_burndown(data):

@@ -9,6 +9,7 @@ anywhere but this server.
 - app.py    the routes: board, task page, charts, the move form (with --write)
 - live.py   one watcher follows the event log's cursor and tells every open page,
             over Server-Sent Events, that the board changed
+- words.py  what the pages say for the board's keys: fields, events, statuses, error codes
 - guard.py  who may ask: loopback only by default, an access token otherwise, the
             CSRF token on every write, the Host header, the security headers
 """

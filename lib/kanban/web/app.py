@@ -26,7 +26,7 @@ from .. import boardview, charts, clock, flow
 from ..board import CLOSED, STATUSES, Board, parse_id
 from ..errors import KanbanError
 from ..render import seconds_text
-from . import guard
+from . import guard, words
 from .live import Hub
 
 HERE = Path(__file__).resolve().parent
@@ -57,8 +57,13 @@ def create_app(location, *, write=False, token_check=None, hosts=None, actor=Non
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
                       trim_blocks=True, lstrip_blocks=True)
     env.globals.update(titles=TITLES, write=write, csrf=csrf if write else "", static=_static_version())
-    env.filters["when"] = _when
-    env.filters["waits"] = _waits
+    env.filters["when"] = words.when
+    env.filters["waits"] = words.waits
+    env.filters["status"] = words.status
+    env.filters["words"] = words.words
+    env.filters["details"] = words.details
+    env.globals.update(label=words.label, errors=words.ERRORS, lease_left=words.lease_left,
+                       lease_expired=words.lease_expired)
     env.globals["seconds"] = seconds_text
     # the board's clock (KANBAN_NOW too), in epoch ms: the page counts leases down from it,
     # not from the browser's clock, which may be set otherwise
@@ -256,26 +261,6 @@ def _in_form_words(error):
             if error.get(key):
                 error[key] = error[key].replace(option, field)
     return error
-
-
-def _when(stamp):
-    """UTC to the second, marked Z: unmarked it read as the browser's local time."""
-    return (stamp.replace("T", " ").rstrip("Z")[:19] + "Z") if stamp else ""
-
-
-def _waits(entry):
-    """One waiting_on reason in words."""
-    kind = entry.get("kind")
-    if kind == "dep":
-        return f"{entry['task']} ({entry['status']})"
-    if kind == "schedule":
-        return "not before " + _when(entry["until"])
-    if kind == "wip_limit":
-        scope = ", ".join(f"{k} {entry[k]}" for k in ("role", "project", "agent") if entry.get(k))
-        return f"WIP limit {entry['status']}{' (' + scope + ')' if scope else ''} {entry['count']}/{entry['max']}"
-    if kind == "status":
-        return entry.get("reason") or entry["status"]
-    return entry.get("note") or str(kind)
 
 
 def _static_version():
