@@ -14,7 +14,7 @@ version is the export's, in one write transaction.
 """
 import json
 
-from . import clock
+from . import clock, fit
 from .errors import KanbanError, conflict, invalid
 from .store import INTERNAL_META
 
@@ -71,10 +71,11 @@ def _bad(number, message):
 
 
 def parse(lines):
-    """An export's lines -> (schema_version, {table: [row, ...]}, {counter: value}); anything
-    that is not a whole, well-formed export is `invalid`."""
+    """An export's lines -> (schema_version, {table: [row, ...]}, {counter: value}, where):
+    anything that is not a whole, well-formed export is `invalid`.  `where` maps id(row)
+    of each row to its line, for the messages of fit.check."""
     header, end = None, None
-    tables, counters, count = {}, {}, {"rows": 0, "counters": 0}
+    tables, counters, count, where = {}, {}, {"rows": 0, "counters": 0}, {}
     for number, text in enumerate(lines, 1):
         if not text.strip():
             continue
@@ -107,6 +108,7 @@ def parse(lines):
                     raise _bad(number, f"{table}.{column} {json.dumps(value)[:40]} is not a time in the years"
                                        " 1 to 9999 (milliseconds since 1970)")
             tables.setdefault(table, []).append(row)
+            where[id(row)] = number
             count["rows"] += 1
         elif kind == "counter":
             name, value = record.get("name"), record.get("value")
@@ -125,11 +127,14 @@ def parse(lines):
         raise invalid("the export is empty")
     if end is None:
         raise invalid("the export has no end record: it was cut short")
-    return header["schema_version"], tables, counters
+    return header["schema_version"], tables, counters, where
 
 
-def load(db, schema_version, tables, counters):
-    """Place a parsed export into the board (call inside one write transaction)."""
+def load(db, schema_version, tables, counters, where):
+    """Place a parsed export into the board (call inside one write transaction): first
+    its schema version, tables and columns against the board's, then whether its rows fit
+    together (fit.check), then whether the board is empty; nothing is placed until all
+    of that passed."""
     if schema_version != db.version:
         raise invalid(f"the export is of schema version {schema_version}; this board has {db.version}"
                       " (export from, and import into, the same kanban release)")
@@ -140,6 +145,7 @@ def load(db, schema_version, tables, counters):
         unknown = {column for row in rows for column in row} - set(known[table])
         if unknown:
             raise invalid(f"this board's {table} has no column {sorted(unknown)[0]!r}")
+    fit.check(tables, counters, where)
     held = {table: len(_rows(db, table, known[table][:1])) for table in known}
     if any(held.values()):
         raise conflict("the board is not empty: import into a new board ("
