@@ -64,7 +64,7 @@ def busy_board(db):
             at(10)
             held = board.claim("w1", ids["held"], lease="1h")
             board.log(ids["held"], "half way", token=held["lease_token"], agent="w1")
-            board.renew(ids["held"], held["lease_token"], agent="w1")
+            board.renew(ids["held"], held["lease_token"], agent="w3")  # w1's token: w3 becomes a holder
             board.run_start(ids["held"], agent="w1", token=held["lease_token"])
             finish("review_held", agent="w2")
             board.claim_review("r1", ids["review_held"], lease="1h")
@@ -283,7 +283,11 @@ BROKEN = [
     ("an idempotency key twice", lambda r, i: task_row(r, i["moved"]).update(idempotency_key="key-done"),
      "moved", ["idempotency_key"]),
     ("a comment of a task not in the file", lambda r, i: rows_of(r, "comments")[0].update(task_id=999),
-     None, ["comments", "TASK-999"]),
+     None, ["comments.task_id", "TASK-999"]),
+    ("a holder of a task not in the file", lambda r, i: rows_of(r, "holders")[0].update(task_id=999),
+     None, ["holders.task_id", "TASK-999"]),
+    ("an event of a task not in the file", lambda r, i: rows_of(r, "events")[0].update(task_id=999),
+     None, ["events.task_id", "TASK-999"]),
     ("an event whose data is not JSON", lambda r, i: rows_of(r, "events")[0].update(data="{nope"),
      None, ["data"]),
     ("a tasks counter behind the ids", _tasks_counter_behind, None, ["tasks counter"]),

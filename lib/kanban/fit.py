@@ -188,7 +188,7 @@ def _deps(rows, bad, tasks):
                 raise bad(row, f"a deps row has {column} {_shown(value)}: a task's id is a whole number from 1",
                           fields=[column])
         if task_id not in tasks:
-            raise bad(row, f"a dependency on {ref(dep_id)} is of {ref(task_id)}, which is not in the export",
+            raise bad(row, f"{ref(task_id)} depends on {ref(dep_id)}, but {ref(task_id)} is not in the export",
                       task_id, ["task_id"])
         if dep_id not in tasks:
             raise bad(row, f"{ref(task_id)} depends on {ref(dep_id)}, which is not in the export", task_id,
@@ -254,16 +254,18 @@ def _cycle(tasks, deps, bad):
 
 
 def _belongs(tables, bad, tasks):
-    """Rows of other tables name a task of the export; an event's data is a JSON object."""
+    """Rows of other tables name a task of the export (an event may name none)."""
     for table, column in TASK_OF:
         for row in tables.get(table, ()):
             task_id = row.get(column)
             if task_id is None and table == "events":
                 continue
             if task_id not in tasks:
-                what = f"a {table} row" if table != "events" else f"event {row.get('id')}"
-                raise bad(row, f"{what} is of {ref(task_id) if _is_int(task_id) else _shown(task_id)}, which is"
-                               " not in the export", task_id if _is_int(task_id) else None, [column])
+                what = {"comments": "a comment", "runs": f"run {row.get('id')}",
+                        "holders": f"a holder ({_shown(row.get('agent'))})"}.get(table, f"event {row.get('id')}")
+                named = ref(task_id) if _is_int(task_id) else _shown(task_id)
+                raise bad(row, f"{what} belongs to {named} ({table}.{column}), which is not in the export",
+                          task_id if _is_int(task_id) else None, [column])
 
 
 def _of(row):
