@@ -3,7 +3,7 @@
 transfer.parse checks each record on its own (a JSON object, a time that can be printed);
 here the rows are checked against each other and against what board.py ever writes, so
 that an import never leaves a board in a state no sequence of kanban commands could have
-produced.  The first row that does not fit is refused, `invalid`, in one sentence that
+produced.  The first row that does not fit is refused, `invalid` (`cycle` for a cycle), in one sentence that
 names its line, its task and the fields (the error's `task` and `fields` keys too); the
 board is not touched.  The rules (man/man1/kanban-import.1 lists them for people):
 
@@ -40,7 +40,7 @@ its tasks settles the goal.
 """
 import json
 
-from .errors import invalid
+from .errors import KanbanError
 
 STATUSES = ("todo", "in_progress", "in_review", "blocked", "done", "failed", "cancelled")
 CLOSED = ("done", "failed", "cancelled")
@@ -80,10 +80,11 @@ class Misfit:
     def __init__(self, where):
         self.where = where
 
-    def __call__(self, row, message, task=None, fields=()):
+    def __call__(self, row, message, task=None, fields=(), code="invalid"):
         number = self.where.get(id(row)) if row is not None else None
         head = f"line {number} of the export: " if number else "the export: "
-        return invalid(head + message, task=None if task is None else ref(task), fields=list(fields) or None)
+        return KanbanError(code, head + message, task=None if task is None else ref(task),
+                           fields=list(fields) or None)
 
 
 def _is_int(value):
@@ -247,7 +248,7 @@ def _cycle(tasks, deps, bad):
                 text = ", ".join(f"{ref(a)} {word} {ref(b)}" for a, word, b in links)
                 row = tasks[child]
                 raise bad(row, f"{ref(child)} waits on itself ({text}): dependencies and goals may not form a cycle",
-                          child, ["depends_on" if label == "depends on" else "goal_id"])
+                          child, ["depends_on" if label == "depends on" else "goal_id"], code="cycle")
             if not state.get(child):
                 state[child] = 1
                 stack.append((child, label, iter(edges[child])))
@@ -307,7 +308,7 @@ def _counters(tables, counters, bad, token_counter):
 
 
 def check(tables, counters, where):
-    """Refuse (`invalid`) an export whose rows do not fit together: the rules above.
+    """Refuse (`invalid`, or `cycle`) an export whose rows do not fit together: the rules above.
     `tables`, `counters` as transfer.parse reads them; `where`: id(row) -> its line."""
     bad = Misfit(where)
     tasks, keys = {}, {}
