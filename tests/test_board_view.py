@@ -4,6 +4,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from conftest import ROOT, run
 
 SECTIONS = ("TODO", "IN PROGRESS", "IN REVIEW", "BLOCKED", "DONE", "FAILED", "CANCELLED")
@@ -256,6 +257,49 @@ def test_a_context_file_that_is_a_link_stays_a_link(tmp_path):
         text = (tmp_path / "CLAUDE.md").read_text()
         assert text.startswith(mine) and text.count("<!-- BEGIN kanban") == 1 and "[mcp_servers.kanban]" in text
     assert [f["action"] for f in res.json["harness_files"]] == ["unchanged", "unchanged"]
+
+
+@pytest.mark.parametrize("link, harness", [
+    ("AGENTS.md", ["codex"]), ("AGENTS.md", ["generic", "codex"]), ("GEMINI.md", ["gemini"]),
+    (".claude", ["claude"]), (".pi/skills/kanban/SKILL.md", ["pi"]),
+    (".kanban", []), (".kanban/board.db", []), (".kanban/.gitignore", []), (".kanban/.gitignore", ["codex"]),
+])
+def test_init_never_writes_through_a_link_to_nothing(tmp_path, link, harness):
+    """A symbolic link whose target does not exist, on the way to a file init writes
+    (AGENTS.md, a skill's folder, the board, its .gitignore): init wrote through it and
+    created the file, and the folders, it names, here outside the project.  Now init
+    refuses (`conflict`, naming the link and its target) and writes nothing at all."""
+    project, outside = tmp_path / "project", tmp_path / "outside" / "named"
+    (project / link).parent.mkdir(parents=True, exist_ok=True)
+    (project / link).symlink_to(outside)
+    before = sorted(project.rglob("*"))
+    res = run("init", *(["--harness", *harness] if harness else []), cwd=project)
+    assert res.rc == 2 and res.out == "" and res.error["code"] == "conflict", res
+    assert res.error["link"] == str(project / link) and res.error["target"] == str(outside)
+    assert f"{project / link} is a symbolic link to {outside}, which does not exist" in res.error["error"]
+    assert not (tmp_path / "outside").exists() and sorted(project.rglob("*")) == before
+    # a link to a folder or a user's file that exists is written through, as before
+    if link in (".claude", ".kanban"):
+        outside.mkdir(parents=True)
+    elif link in ("AGENTS.md", "GEMINI.md", ".kanban/.gitignore"):
+        outside.parent.mkdir()
+        outside.write_text("# mine\n")
+    else:
+        return  # a SKILL.md or a board file kanban did not write: refused for that (tested elsewhere)
+    assert run("init", *(["--harness", *harness] if harness else []), cwd=project).rc == 0
+    if outside.is_file():
+        assert outside.read_text().startswith("# mine\n")
+
+
+def test_the_gitignore_is_never_written_through_a_link_to_nothing(tmp_path):
+    """`team start` in a folder without a board writes .kanban/.gitignore as init does:
+    a link there to nothing is left alone, not followed."""
+    from kanban.skill import write_gitignore
+
+    (tmp_path / ".kanban").mkdir()
+    (tmp_path / ".kanban" / ".gitignore").symlink_to(tmp_path / "named")
+    assert write_gitignore(str(tmp_path / ".kanban")) is None
+    assert not (tmp_path / "named").exists()
 
 
 def test_kanbans_own_skill_files_are_refreshed_only_with_force(tmp_path):

@@ -258,6 +258,40 @@ def with_block(existing, block):
     return existing + sep + block
 
 
+def dangling_link(path):
+    """The first symbolic link on the way to `path` (a folder above it, or the file
+    itself) whose target does not exist, as (link, what it names); None when there is
+    none.  Writing through such a link would create the file or folders it names,
+    wherever that is: outside the project as easily as inside it."""
+    path = os.path.abspath(path)
+    head, parts = path, []
+    while True:
+        head, tail = os.path.split(head)
+        if not tail:
+            break
+        parts.append(tail)
+    here = head
+    for part in reversed(parts):
+        here = os.path.join(here, part)
+        if os.path.islink(here):
+            if not os.path.exists(here):
+                return here, os.readlink(here)
+        elif not os.path.lexists(here):
+            return None  # nothing further down exists: nothing to follow
+    return None
+
+
+def refuse_dangling_link(path):
+    """A clear `conflict` before anything is written when `path` leads through a link
+    to nothing (see dangling_link)."""
+    found = dangling_link(path)
+    if found:
+        link, target = found
+        raise KanbanError("conflict", f"{link} is a symbolic link to {target}, which does not exist: kanban "
+                          "creates nothing a link points to, so remove the link or create its target",
+                          path=path, link=link, target=target)
+
+
 def plan(harnesses, project, force=False):
     """[(harness, path, new content or None when left as is, action)]: every check made
     before anything is written."""
@@ -269,6 +303,7 @@ def plan(harnesses, project, force=False):
     for harness in harnesses:
         place, kind = HARNESSES[harness]
         path = os.path.join(project, place)
+        refuse_dangling_link(path)
         real = os.path.realpath(path)
         if real in planned:  # GEMINI.md a link to AGENTS.md (or both to CLAUDE.md): one block serves both
             out.append((harness, path, None, planned[real]))
@@ -294,7 +329,7 @@ def plan(harnesses, project, force=False):
 def write(planned):
     """Write what plan() decided: [{"harness", "path", "action"}].  A path that is a
     symbolic link (AGENTS.md -> CLAUDE.md) is written through: the file it names gets
-    the text and the link stays a link."""
+    the text and the link stays a link.  plan() refused a link to nothing."""
     done = []
     for harness, path, content, action in planned:
         if content is not None:
@@ -332,10 +367,11 @@ GITIGNORE = """# written by kanban init: the board's runtime files stay out of g
 
 
 def write_gitignore(board_dir):
-    """.kanban/.gitignore for the board's runtime files; a user's own file is left alone."""
+    """.kanban/.gitignore for the board's runtime files; a user's own file is left alone,
+    and so is a link to nothing (writing through it would create the file it names)."""
     path = os.path.join(board_dir, ".gitignore")
-    if os.path.exists(path):
-        return path
+    if os.path.lexists(path):
+        return path if os.path.exists(path) else None
     try:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(GITIGNORE)

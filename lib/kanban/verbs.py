@@ -57,23 +57,27 @@ def init(args):
     if args["NAME"] and not args["--harness"]:
         raise usage(f"{args['NAME'][0]!r}: name harnesses after --harness")
     args["--harness"] = [*dict.fromkeys(args["--harness"] + args["NAME"])]  # `list` is a verb here
+    from .skill import ignore_runtime_files, plan, project_folder, refuse_dangling_link, write
+    from .store import locate
+
+    # every file init writes is checked before the board or any file is written: a
+    # symbolic link to nothing on the way to one is refused, not written through.
+    # init's board is KANBAN_DB or ./.kanban/board.db
+    where = os.environ.get("KANBAN_DB") or os.path.join(os.getcwd(), ".kanban", "board.db")
+    board = locate(where)
+    if not board.is_server:
+        folder = os.path.dirname(os.path.abspath(board.target))
+        refuse_dangling_link(board.target)
+        if os.path.basename(folder) == ".kanban":  # where init writes its .gitignore
+            refuse_dangling_link(os.path.join(folder, ".gitignore"))
     planned = None
     if args["--harness"]:
-        from .skill import plan, project_folder
-
-        # every agent file checked before the board or any file is written; init's board is
-        # KANBAN_DB or ./.kanban/board.db
-        where = os.environ.get("KANBAN_DB") or os.path.join(os.getcwd(), ".kanban", "board.db")
         planned = plan(args["--harness"], project_folder(where), force=args["--force"])
     answer = init_board(harness=args["--harness"])
-    from .skill import ignore_runtime_files
-
     ignore = ignore_runtime_files(answer["db"])
     if ignore:
         answer["gitignore"] = ignore
     if planned is not None:
-        from .skill import write
-
         answer["harness_files"] = write(planned)
         answer["skills"] = [f["path"] for f in answer["harness_files"]]
     emit(answer)
