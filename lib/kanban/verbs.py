@@ -58,12 +58,11 @@ def init(args):
         raise usage(f"{args['NAME'][0]!r}: name harnesses after --harness")
     args["--harness"] = [*dict.fromkeys(args["--harness"] + args["NAME"])]  # `list` is a verb here
     from .skill import ignore_runtime_files, plan, project_folder, refuse_dangling_link, write
-    from .store import locate
+    from .store import find_board, locate
 
     # every file init writes is checked before the board or any file is written: a
-    # symbolic link to nothing on the way to one is refused, not written through.
-    # init's board is KANBAN_DB or ./.kanban/board.db
-    where = os.environ.get("KANBAN_DB") or os.path.join(os.getcwd(), ".kanban", "board.db")
+    # symbolic link to nothing on the way to one is refused, not written through
+    where = find_board(create=True)  # KANBAN_DB or ./.kanban/board.db
     board = locate(where)
     if not board.is_server:
         folder = os.path.dirname(os.path.abspath(board.target))
