@@ -170,6 +170,32 @@ def test_init_harness_puts_each_file_where_its_agent_reads(tmp_path):
         assert pattern in ignore.splitlines()
 
 
+def test_each_agents_mcp_setup_is_the_one_its_documentation_gives():
+    """The MCP setup each agent's text shows, checked against the agent's docs (cited in
+    kanban-skill(1)): `codex mcp add NAME -- CMD...` and [mcp_servers.NAME] in
+    config.toml; `gemini mcp add NAME CMD ARGS...` (project scope by default) and
+    mcpServers in settings.json; pi's own MCP client reads mcpServers from
+    ~/.pi/agent/mcp.json or a trusted project's .pi/mcp.json.  pi's text said pi had
+    no MCP client, and Gemini's gave no command."""
+    import json
+    import re
+    import tomllib
+
+    def blocks(text, lang):
+        return re.findall(rf"```{lang}\n(.*?)```", text, re.S)
+
+    server = {"command": "kanban", "args": ["mcp"]}
+    codex = run("skill", "--harness", "codex").out
+    assert "`codex mcp add kanban -- kanban mcp`" in codex and "`.codex/config.toml`" in codex
+    assert [tomllib.loads(b) for b in blocks(codex, "toml")] == [{"mcp_servers": {"kanban": server}}]
+    gemini = run("skill", "--harness", "gemini").out
+    assert "`gemini mcp add kanban kanban mcp`" in gemini and "`-s user`" in gemini
+    assert [json.loads(b) for b in blocks(gemini, "json")] == [{"mcpServers": {"kanban": server}}]
+    pi = run("skill", "--harness", "pi").out
+    assert "`~/.pi/agent/mcp.json`" in pi and "`.pi/mcp.json`" in pi and "no MCP\nclient of its own" not in pi
+    assert [json.loads(b) for b in blocks(pi, "json")] == [{"mcpServers": {"kanban": {**server, "exposure": "direct"}}}]
+
+
 def test_the_skills_word_on_a_missing_token_is_the_error_an_agent_sees(tmp_path):
     """The skill file tells an agent how to tell a forgotten --token from a stale one by
     the error's own words: those words must be what kanban says."""

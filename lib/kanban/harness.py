@@ -11,9 +11,11 @@ MEMBER` on the member's board.
           config.toml; FILE, a TOML copy of them, is written for people to read)
   gemini  gemini --allowed-mcp-server-names kanban -p PROMPT, with
           GEMINI_CLI_SYSTEM_SETTINGS_PATH naming FILE, a settings.json with mcpServers
-  pi      pi -p PROMPT  (pi has no built-in MCP client: it works the board with the
-          kanban command, whose environment the dispatcher sets; FILE is still written
-          for an MCP extension)
+  pi      pi -p PROMPT  (it works the board with the kanban command, whose environment
+          the dispatcher sets: older pi has no MCP client, and current pi's reads its
+          servers only from ~/.pi/agent/mcp.json and a trusted project's .pi/mcp.json,
+          with no flag naming another file; FILE, in that format, is written for people
+          and MCP extensions)
 
 The sources of these flags are cited in kanban-team(1).
 """

@@ -10,9 +10,12 @@ installs it, checked against each agent's own documentation:
   the working folder (https://developers.openai.com/codex/guides/agents-md).
 - gemini: GEMINI.md at the project root, Gemini CLI's context file, loaded from the
   workspace folders and their parents (https://geminicli.com/docs/cli/gemini-md).
-- pi: a project skill, .pi/skills/kanban/SKILL.md; pi requires `description` and a
-  `name` equal to the folder's name
-  (https://github.com/badlogic/pi-mono/blob/main/packages/coding-agent/docs/skills.md).
+- pi: a project skill, .pi/skills/kanban/SKILL.md, with `name` and `description`.
+  Older pi wanted the name equal to the folder's
+  (https://github.com/badlogic/pi-mono/blob/main/packages/coding-agent/docs/skills.md);
+  current pi does not, and loads project skills only once the project is trusted
+  (https://pi.dev/docs/latest/skills, https://pi.dev/docs/latest/configuration).
+  `kanban` in a `kanban/` folder suits both.
 - generic: AGENTS.md, the open format many agents read (https://agents.md).
 
 A SKILL.md under .claude/ or .pi/ is kanban's own file: written when missing,
@@ -63,7 +66,9 @@ same JSON, and the lease token is remembered for you.
 
 Run `kanban` commands in the shell (one command per call) and read the JSON they print.
 With the MCP server configured, the `kanban_*` tools do the same and remember your
-lease token: `codex mcp add kanban -- kanban mcp`, or in `~/.codex/config.toml`:
+lease token: `codex mcp add kanban -- kanban mcp` (it writes `~/.codex/config.toml`),
+or this table in `~/.codex/config.toml`, or in the project's `.codex/config.toml`
+(read only in a trusted project):
 
 ```toml
 [mcp_servers.kanban]
@@ -74,17 +79,30 @@ args = ["mcp"]
     "gemini": """## In Gemini CLI
 
 Run `kanban` commands with the `run_shell_command` tool and read the JSON they print.
-With the MCP server in `.gemini/settings.json`, the `kanban_*` tools do the same and
-remember your lease token:
+With the MCP server configured, the `kanban_*` tools do the same and remember your
+lease token: `gemini mcp add kanban kanban mcp` writes it into the project's
+`.gemini/settings.json` (add `-s user` for `~/.gemini/settings.json`):
 
 ```json
 {"mcpServers": {"kanban": {"command": "kanban", "args": ["mcp"]}}}
 ```
+
+Where folder trust is turned on, an untrusted folder's `.gemini/settings.json` is
+ignored and no MCP server connects: the shell commands still work.
 """,
     "pi": """## In pi
 
-Run `kanban` commands with the `bash` tool and read the JSON they print. pi has no MCP
-client of its own: the shell commands below are the whole interface.
+Run `kanban` commands with the `bash` tool and read the JSON they print: that works in
+every pi. A pi with MCP support (`/mcp` answers) can use the `kanban_*` tools instead,
+which remember your lease token: add the server to `~/.pi/agent/mcp.json`, or to the
+project's `.pi/mcp.json` (read only in a trusted project):
+
+```json
+{"mcpServers": {"kanban": {"command": "kanban", "args": ["mcp"], "exposure": "direct"}}}
+```
+
+`"exposure": "direct"` declares the tools to you; without it pi offers them only to
+codemode scripts. Older pi versions have no MCP client: use the shell commands.
 """,
     "generic": """## Running the commands
 
