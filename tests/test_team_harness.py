@@ -147,3 +147,28 @@ def test_members_that_are_agent_clis_work_their_tasks_over_mcp(kb, tmp_path):
                                       check=True, timeout=60).stdout)
     assert {"created", "linked", "status_changed", "run_started", "run_completed", "completed"} <= set(kinds)
     assert kb("show", follow_up).json["ready"] is True  # its dependency was done by an agent
+
+
+def test_codex_overrides_are_toml_for_any_board_path(tmp_path):
+    """Codex takes the member's server as `-c key=value` overrides whose values are TOML,
+    and a value that does not parse is taken as a plain string.  They were written as
+    JSON strings, which TOML reads alike except past U+FFFF: a board in a folder named
+    with an emoji became a surrogate pair, which TOML refuses, so Codex got the whole
+    quoted text as the command's environment (or no table at all).  Each value, and the
+    member's codex.toml, now reads back as what was meant."""
+    import tomllib
+
+    from kanban import harness
+
+    env = {"KANBAN_DB": str(tmp_path / "\U0001f680 sprint \u00e9t\u00e9" / "board.db"), "KANBAN_AGENT": "r",
+           "KANBAN_TASK_ID": "TASK-1", "KANBAN_LEASE_TOKEN": "7", "KANBAN_TEAM": 'a "quoted"\\team\t\x7f'}
+    argv, _extra = harness.launch("codex", "r\U0001f680", "the prompt", str(tmp_path), env)
+    server = {}
+    assert argv[:2] == ["codex", "exec"] and argv[2:-1:2] == ["-c"] * 3 and argv[-1] == "the prompt"
+    for override in argv[3:-1:2]:
+        key, _, value = override.partition("=")
+        server[key.rsplit(".", 1)[1]] = tomllib.loads("v = " + value)["v"]
+    expected = harness.server_entry("r\U0001f680", env)
+    assert server == expected and server["env"]["KANBAN_DB"] == env["KANBAN_DB"]
+    written = tomllib.loads(Path(harness.config_file("codex", "r\U0001f680", str(tmp_path))).read_text())
+    assert written == {"mcp_servers": {"kanban": expected}}

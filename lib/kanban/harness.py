@@ -36,7 +36,17 @@ def server_entry(member, env):
 
 
 def _toml_string(text):
-    return json.dumps(text)  # a TOML basic string is a JSON string for what we write
+    """A TOML basic string.  Not json.dumps: JSON writes a character past U+FFFF as a
+    surrogate pair (an emoji in a folder's name), which TOML refuses."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch < " " or ch == "\x7f":  # the control characters TOML wants escaped
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def _toml_inline(entry):
