@@ -328,6 +328,16 @@ def test_the_gitignore_is_never_written_through_a_link_to_nothing(tmp_path):
     assert not (tmp_path / "named").exists()
 
 
+@pytest.mark.parametrize("location", ["sqlite:///.kanban/board.db", "file:.kanban/board.db"])
+def test_agent_files_go_beside_a_board_named_by_a_uri(tmp_path, location):
+    """KANBAN_DB=sqlite:///.kanban/board.db made the board in ./.kanban, but the agent
+    files went into a folder named `sqlite:` (the location taken as a path)."""
+    res = run("init", "--harness", "codex", env={"KANBAN_DB": location}, cwd=tmp_path)
+    assert res.rc == 0, res
+    assert res.json["harness_files"][0]["path"] == str(tmp_path / "AGENTS.md")
+    assert (tmp_path / "AGENTS.md").is_file() and sorted(p.name for p in tmp_path.iterdir()) == [".kanban", "AGENTS.md"]
+
+
 def test_kanbans_own_skill_files_are_refreshed_only_with_force(tmp_path):
     assert run("init", "--harness", "claude", cwd=tmp_path).rc == 0
     skill = tmp_path / ".claude" / "skills" / "kanban" / "SKILL.md"

@@ -231,12 +231,14 @@ def text(harness=None):
     return f"{BEGIN}\n\n{body}\n{END}\n"
 
 
-def project_folder(board_path):
-    """Where the agent files go: the folder holding .kanban/, else the working folder."""
-    from .store import is_server
+def project_folder(board):
+    """Where the agent files go: the folder holding .kanban/, else the working folder.
+    `board` is a location as KANBAN_DB takes it (a path, sqlite:///..., file:...)."""
+    from .store import locate
 
-    if not is_server(board_path):
-        folder = os.path.dirname(os.path.abspath(board_path))
+    where = locate(board)
+    if not where.is_server:
+        folder = os.path.dirname(os.path.abspath(where.target))
         if os.path.basename(folder) == ".kanban":
             return os.path.dirname(folder)
     return os.getcwd()
