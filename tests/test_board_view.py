@@ -317,6 +317,22 @@ def test_init_never_writes_through_a_link_to_nothing(tmp_path, link, harness):
         assert outside.read_text().startswith("# mine\n")
 
 
+def test_a_link_where_init_puts_its_temporary_file_is_not_followed(tmp_path):
+    """init writes AGENTS.md.kanban-tmp, then renames it over AGENTS.md.  A link left
+    (or planted) at that name was followed: the file it named, outside the project,
+    got the block, and AGENTS.md became that link.  Now the name is made afresh."""
+    project, outside = tmp_path / "project", tmp_path / "outside"
+    project.mkdir()
+    outside.write_text("precious\n")
+    (project / "AGENTS.md.kanban-tmp").symlink_to(outside)
+    res = run("init", "--harness", "codex", cwd=project)
+    assert res.rc == 0, res
+    assert outside.read_text() == "precious\n"
+    agents = project / "AGENTS.md"
+    assert not agents.is_symlink() and agents.read_text() == run("skill", "--harness", "codex").out
+    assert not os.path.lexists(project / "AGENTS.md.kanban-tmp")
+
+
 def test_the_gitignore_is_never_written_through_a_link_to_nothing(tmp_path):
     """`team start` in a folder without a board writes .kanban/.gitignore as init does:
     a link there to nothing is left alone, not followed."""

@@ -357,7 +357,9 @@ def write(planned):
                 target = os.path.realpath(path)
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 tmp = f"{target}.kanban-tmp"
-                with open(tmp, "w", encoding="utf-8", newline="") as handle:
+                if os.path.lexists(tmp):  # left by a run that died, or planted: never written through
+                    os.unlink(tmp)
+                with open(tmp, "x", encoding="utf-8", newline="") as handle:  # O_EXCL: a new file
                     handle.write(content)
                 if os.path.exists(target):
                     os.chmod(tmp, os.stat(target).st_mode & 0o7777)
@@ -393,7 +395,7 @@ def write_gitignore(board_dir):
     if os.path.lexists(path):
         return path if os.path.exists(path) else None
     try:
-        with open(path, "w", encoding="utf-8") as handle:
+        with open(path, "x", encoding="utf-8") as handle:  # O_EXCL: never through a link
             handle.write(GITIGNORE)
     except OSError:
         return None  # a read-only folder: the board works without it
