@@ -317,6 +317,11 @@ def _lease_end(until, lease=None):
     return until
 
 
+# the fields of a task that create (and create --stdin, beside title) take
+CREATE_FIELDS = frozenset({"body", "priority", "project", "role", "assignee", "goal", "depends_on", "not_before",
+                           "max_attempts", "review", "key", "kind"})
+
+
 class Board:
     """A kanban board: `Board(path).claim(agent="w1")` returns what `kanban claim` prints."""
 
@@ -803,6 +808,9 @@ class Board:
 
     def create(self, title, *, actor=None, **fields):
         """Create one task (fields as in `kanban create`); same --key returns the first."""
+        unknown = set(fields) - CREATE_FIELDS
+        if unknown:  # a misspelt field would otherwise be dropped and the task made without it
+            raise invalid(f"unknown field(s) {', '.join(sorted(unknown))}: one of {', '.join(sorted(CREATE_FIELDS))}")
         spec = dict(fields, title=title)
         actor = self._actor(actor)
         return self._write(lambda: self._create(spec, actor))
@@ -813,8 +821,7 @@ class Board:
         for number, spec in enumerate(specs, 1):
             if not isinstance(spec, dict):
                 raise invalid(f"line {number}: expected a JSON object")
-            unknown = set(spec) - {"title", "body", "priority", "project", "role", "assignee", "goal",
-                                   "depends_on", "not_before", "max_attempts", "review", "key", "kind"}
+            unknown = set(spec) - CREATE_FIELDS - {"title"}
             if unknown:
                 raise invalid(f"line {number}: unknown field(s) {', '.join(sorted(unknown))}")
 
@@ -1951,7 +1958,9 @@ class Board:
             elif name == "max_attempts":
                 value = parse_int(value, "max_attempts", minimum=1)
             elif name == "review":
-                value = int(bool(value))
+                if not isinstance(value, bool):  # "false" would otherwise turn review on
+                    raise invalid("review must be true or false")
+                value = int(value)
             values[name] = value
         return values
 
