@@ -481,6 +481,27 @@ def test_start_until_idle_runs_the_seed_trace(kb, crew, tmp_path):
     assert not (Path(kb.path).parent / "team" / "crew" / "dispatcher.pid").exists()
 
 
+def test_a_stop_with_work_left_says_what_is_left(kb, crew):
+    """--until-idle stops when the dispatcher can do no more: what it leaves (a ready task
+    with no assignee, a review waiting for a person) is named, never a silent exit 0."""
+    kb("team", "tick", crew)
+    lead = {"KANBAN_AGENT": "lead"}
+    loose = kb("create", "Nobody's", env=lead).json["id"]
+    kb("create", "Later", "--assignee", "dev", "--depends-on", loose, env=lead)
+    report = valid(kb("team", "tick", crew).json)
+    assert report["manual"] == [{"task": loose, "agent": None, "message":
+                                 f"{loose} is ready and has no assignee: nothing will run it until it is "
+                                 f"assigned to a member (kanban set {loose} --assignee MEMBER)"}]
+    res = kb("team", "start", crew, "--until-idle", "--format", "json", timeout=120)
+    assert res.rc == 0, res
+    last = valid(json.loads(res.out.splitlines()[-1]))
+    assert last["stopped"] == "idle"
+    assert last["left"] == {"todo": 2, "in_progress": 0, "in_review": 0, "blocked": 0}
+    assert "left on the board: 2 todo" in last["message"]
+    text = kb("team", "start", crew, "--until-idle", timeout=120)
+    assert "has no assignee" in text.out and "left on the board: 2 todo" in text.out.splitlines()[-1]
+
+
 def test_start_prints_text_for_people_and_stops_after_n_ticks(kb, crew):
     res = kb("team", "start", crew, "--ticks", "2")
     assert res.rc == 0, res

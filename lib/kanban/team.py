@@ -39,6 +39,9 @@ MANY_COORDINATORS = ("{file} is invalid — dispatch_mode=coordinator requires e
 MANUAL_MEMBER = "{member} has no command or harness: nothing will run its tasks (it works them by hand)"
 MANUAL_TASK = "{task} is ready for {member}, who has no command or harness: nothing will run it"
 NOT_A_MEMBER_TASK = "{task} is ready for {member}, who is not a member of team {team}: nothing will run it"
+UNASSIGNED_TASK = ("{task} is ready and has no assignee: nothing will run it until it is assigned to a member "
+                   "(kanban set {task} --assignee MEMBER)")
+OPEN = ("todo", "in_progress", "in_review", "blocked")
 MISMATCH = "member with role=coordinator ({member}) does not match top-level coordinator ({top})"
 
 PROMPT = """## Task {id}: {title}
@@ -248,6 +251,9 @@ class Dispatcher:
                 report["manual"].append({"task": task["id"], "agent": task["assignee"],
                                          "message": NOT_A_MEMBER_TASK.format(task=task["id"], member=task["assignee"],
                                                                              team=team.name)})
+            elif task["assignee"] is None:  # the dispatcher routes by assignee: this one waits for a person
+                report["manual"].append({"task": task["id"], "agent": None,
+                                         "message": UNASSIGNED_TASK.format(task=task["id"])})
         return report
 
     def _dispatch(self, task, member, report):
@@ -606,12 +612,27 @@ def start(team, board, *, ticks=None, until_idle=False, fmt="text", out=None):
             os.remove(pid_file)
         except OSError:
             pass
+    left = open_tasks(board)
+    words = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in left.items() if n)
     summary = {"team": team.name, "stopped": reason, "ticks": count,
                "running_members": sorted(str(c[3]) for c in dispatcher.children.values()),
-               "message": f"{team.name}: stopped ({reason}) after {count} tick(s); members keep running, "
-                          "the board keeps their runs"}
+               "left": left,
+               "message": f"{team.name}: stopped ({reason}) after {count} tick(s); "
+                          + (f"left on the board: {words} (kanban board shows them); " if words else
+                             "nothing left on the board; ")
+                          + "members keep running, the board keeps their runs"}
     say(line=summary)
     return summary
+
+
+def open_tasks(board):
+    """{status: how many tasks (not goals)} still open on the board, for the stop summary:
+    a dispatcher that stops idle says what it left, rather than stopping without a word."""
+    left = dict.fromkeys(OPEN, 0)
+    for task in board.list()["tasks"]:
+        if task["kind"] == "task" and task["status"] in left:
+            left[task["status"]] += 1
+    return left
 
 
 def operator_hint(team):
