@@ -207,6 +207,27 @@ def test_once_handles_one_task_and_exit_code_says_when_there_was_none(kb):
     assert [kb("show", t).json["status"] for t in (a, b)] == ["done", "todo"]
 
 
+def test_a_loop_that_stops_names_the_work_it_may_not_take(kb):
+    """Out of work with work left is never silent: ready tasks for another role or
+    agent, and reviews of the loop's own work, are named on stderr."""
+    qa = kb("create", "qa job", "--role", "qa").json["id"]
+    bobs = kb("create", "bob's", "--assignee", "bob").json["id"]
+    kb("create", "later", "--not-before", "+1h")  # not ready: nobody's to take yet
+    res = kb("work", "--agent", "w1", "--exit-code", "--", "true")
+    assert res.rc == 1 and res.out == "", res
+    assert f"left for others: {qa} (needs role qa), {bobs} (assigned to bob)" in res.err
+    mine = kb("create", "mine", "--review").json["id"]
+    res = kb("work", "--agent", "w1", "--", "true")
+    assert res.rc == 0 and f"submitted {mine} for review" in res.err, res
+    assert f"left for others: {qa} (needs role qa), {bobs} (assigned to bob)" in res.err
+    res = kb("review", "--agent", "w1", "--", "true")
+    assert res.rc == 0 and "nothing to do" in res.err, res
+    assert f"left for others: {mine} (its review needs an agent that never held it)" in res.err
+    # nothing left for others: nothing said
+    res = kb("work", "--agent", "w1", "--role", "qa", "--project", "none", "--", "true")
+    assert res.rc == 0 and "left for others" not in res.err, res
+
+
 def test_wait_picks_up_work_that_arrives_later(kb):
     started = time.monotonic()
     proc = spawn(kb, "work", "--agent", "w1", "--wait", "2s", "--", "true")

@@ -266,9 +266,26 @@ class Loop:
                 break
         if not handled:
             self.say("nothing to do" + (f" (waited {self.wait_s:g}s)" if self.wait_s else ""))
-            return EXIT_NOTHING if self.exit_code else 0
-        self.say(f"done: {handled} task(s) handled")
-        return 0
+        else:
+            self.say(f"done: {handled} task(s) handled")
+        if not handled or not self.once:  # --once after a task: the rest is not its business
+            self._say_left()
+        return EXIT_NOTHING if not handled and self.exit_code else 0
+
+    def _say_left(self):
+        """Work this loop may not take, named, so that stopping with work left is never
+        silent: ready tasks for another role or agent, reviews of this agent's own work."""
+        try:
+            left = self.left_for_others()
+        except KanbanError:
+            return  # only a note: the loop's answer stands
+        if left:
+            shown = ", ".join(f"{task} ({why})" for task, why in left[:5])
+            more = f" and {len(left) - 5} more" if len(left) > 5 else ""
+            self.say(f"left for others: {shown}{more}")
+
+    def left_for_others(self):
+        return []
 
     def _next(self):
         """Claim the next task, waiting up to --wait (real time) for one to appear."""
@@ -499,6 +516,15 @@ class Worker(Loop):
     def peek(self):
         return self.board.has_work(self.agent, self.role, self.project)
 
+    def left_for_others(self):
+        left = []
+        for task in self.board.list(ready=True, project=self.project)["tasks"]:
+            if task["assignee"] is not None and task["assignee"] != self.agent:
+                left.append((task["id"], f"assigned to {task['assignee']}"))
+            elif task["role_boundary"] is not None and task["role_boundary"] != self.role:
+                left.append((task["id"], f"needs role {task['role_boundary']}"))
+        return left
+
     def finish(self, task, token, outcome):
         task_id = task["id"]
         if outcome.status == 0:
@@ -538,6 +564,12 @@ class Reviewer(Loop):
     def claim(self):
         # the board offers only tasks this agent never held, so self-review never comes up here
         return self.board.claim_review(self.agent, lease=self.lease)
+
+    def left_for_others(self):
+        tasks = [t["id"] for t in self.board.list(status="in_review")["tasks"]]
+        held = self.board.holders_of(tasks) if tasks else {}
+        return [(task, "its review needs an agent that never held it") for task in tasks
+                if self.agent in held.get(task, ())]
 
     def peek(self):
         # a read: is any task in review without a live review lease?
