@@ -99,3 +99,25 @@ def test_start_detach_status_kill_stop_destroy(kb, tmp_path):
         assert board.team() is None
     assert len(kb("list").json["tasks"]) == 7  # every task stays
     assert kb("create", "anyone may write again", agent="mallory").rc == 0
+
+
+def test_a_team_name_is_found_in_the_boards_kanban_folder_from_a_subfolder(kb, tmp_path):
+    """.kanban/teams/NAME.yaml is the board's, found from below as the board is (git's
+    .git): from a subfolder, by the search and through KANBAN_DB alike."""
+    home = tmp_path / "project"
+    sub = home / "src" / "deep"
+    sub.mkdir(parents=True)
+    teams = home / ".kanban" / "teams"
+    teams.mkdir(parents=True)
+    (teams / "crew.yaml").write_text(json.dumps({
+        "name": "crew", "coordinator": "lead", "members": [{"personality": "lead", "role": "coordinator"}]}))
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "KANBAN_CEILING_DIRECTORIES": str(tmp_path)}
+    assert kb("init", cwd=home, env=dict(env, KANBAN_DB=None)).rc == 0
+    found = kb("team", "validate", "crew", cwd=sub, env=dict(env, KANBAN_DB=None)).json
+    assert found["manifest"] == str(teams / "crew.yaml")
+    assert found["searched"] == [str(sub / "team.yaml"), str(sub / ".kanban" / "teams" / "crew.yaml"),
+                                 str(teams / "crew.yaml"), str(tmp_path / "xdg" / "kanban" / "teams" / "crew.yaml")]
+    named = kb("team", "validate", "crew", cwd=sub, env=dict(env, KANBAN_DB=str(home / ".kanban" / "board.db")))
+    assert named.json["manifest"] == str(teams / "crew.yaml")
+    # another board (the fixture's, with no teams folder): not this project's team
+    assert kb("team", "validate", "crew", cwd=sub).error["code"] == "not_found"

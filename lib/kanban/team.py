@@ -656,9 +656,29 @@ def candidates(name):
     config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     out = [os.path.abspath("team.yaml")]
     if name:
-        out += [os.path.abspath(os.path.join(".kanban", "teams", f"{name}.yaml")),
-                os.path.join(config, "kanban", "teams", f"{name}.yaml")]
+        out.append(os.path.abspath(os.path.join(".kanban", "teams", f"{name}.yaml")))
+        board = _board_folder()
+        if board is not None:  # from a subfolder: the .kanban folder of the board found above, as git's
+            theirs = os.path.join(board, "teams", f"{name}.yaml")
+            if theirs not in out:
+                out.append(theirs)
+        out.append(os.path.join(config, "kanban", "teams", f"{name}.yaml"))
     return out
+
+
+def _board_folder():
+    """The .kanban folder of the board: the one found here or above, or the one KANBAN_DB
+    names a file in; None for a board anywhere else (a server, a file of another folder)."""
+    from .store import find_board, locate
+
+    try:
+        where = locate(find_board())
+    except KanbanError:
+        return None
+    if where.is_server:
+        return None
+    folder = os.path.dirname(os.path.abspath(where.target))
+    return folder if os.path.basename(folder) == ".kanban" else None
 
 
 def find(spec):
