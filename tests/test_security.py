@@ -269,3 +269,25 @@ def test_trust_model_is_documented():
     assert ".SH TRUST MODEL" in page
     section = page.split(".SH TRUST MODEL", 1)[1].split("\n.SH ", 1)[0]
     assert "not a hostile local user" in section and "fencing token" in section
+
+
+def test_token_revoke_takes_the_id_the_token_or_the_agent(kb):
+    """`mcp token add AGENT|list|revoke`: revoke takes the id add printed, the token itself
+    (whose secret must match: a wrong one revokes nothing), or an agent's name (all of its
+    tokens, answered as list answers)."""
+    first = kb("mcp", "token", "add", "alice").json
+    second = kb("mcp", "token", "add", "alice").json
+    bobs = kb("mcp", "token", "add", "bob").json
+    wrong = kb("mcp", "token", "revoke", f"kbt_{bobs['id']}_not-the-secret")
+    assert wrong.rc == 2 and json.loads(wrong.err)["code"] == "not_found" and "not-the-secret" not in wrong.err
+    assert kb("mcp", "token", "list").json["tokens"][2]["active"] is True
+    by_token = kb("mcp", "token", "revoke", bobs["token"])
+    assert by_token.rc == 0 and (by_token.json["id"], by_token.json["active"]) == (bobs["id"], False)
+    assert bobs["token"].split("_")[2] not in by_token.out + by_token.err
+    assert kb("mcp", "token", "revoke", bobs["token"]).json["active"] is False  # twice is once
+    by_agent = kb("mcp", "token", "revoke", "alice")
+    assert by_agent.rc == 0, by_agent
+    assert [(t["id"], t["active"]) for t in by_agent.json["tokens"]] == [(first["id"], False), (second["id"], False)]
+    nobody = kb("mcp", "token", "revoke", "nobody")
+    assert nobody.rc == 2 and json.loads(nobody.err)["code"] == "not_found"
+    assert kb("mcp", "token", "revoke", str(first["id"])).json["id"] == first["id"]  # the id, as before

@@ -2426,7 +2426,16 @@ class Board:
         return self._read(fetch)
 
     def token_revoke(self, token_id, *, actor=None):
-        """Revoke a token by its id (revoking twice is the same as once)."""
+        """Revoke a token by its id, or by the token itself (revoking twice is the same as
+        once); given an agent's name, every active token of that agent: {"tokens": [...]}."""
+        text = str(token_id if token_id is not None else "").strip()
+        if text.startswith(self.TOKEN_PREFIX):  # the secret itself, as `token add` printed it
+            number = text[len(self.TOKEN_PREFIX):].partition("_")[0]
+            if self.token_check(text) is None and not self._revoked_token(text):
+                raise not_found("no such access token (see 'kanban mcp token list')")
+            token_id = number
+        elif text and not text.isdigit() and not text.lstrip("+-").isdigit():
+            return self._token_revoke_agent(_name(text, "agent"), self._actor(actor))
         token_id = parse_int(token_id, "token id", minimum=1)
         actor = self._actor(actor)
 
@@ -2438,6 +2447,31 @@ class Board:
             if rows[0]["revoked_at"] is None:
                 self.db.execute(self.db.sql("revoke_access_token"), (self.now, token_id))
             return self._token_dict(self.db.rows(self.db.sql("access_token"), (token_id,))[0])
+        return self._write(apply)
+
+    def _revoked_token(self, token):
+        """Is `token` a revoked one of this board (its secret matching)?"""
+        import hashlib
+        import hmac
+
+        number, _, secret = token[len(self.TOKEN_PREFIX):].partition("_")
+        if not (number.isascii() and number.isdigit() and len(number) < 19 and secret):
+            return False
+        rows = self._read(lambda: self.db.rows(self.db.sql("access_token_hash"), (int(number),)))
+        given = hashlib.sha256(secret.encode("utf-8", "replace")).hexdigest()
+        return bool(rows) and hmac.compare_digest(given, rows[0]["hash"]) and rows[0]["revoked_at"] is not None
+
+    def _token_revoke_agent(self, agent, actor):
+        def apply():
+            self._token_gate(actor)
+            rows = self.db.rows("SELECT * FROM access_tokens ORDER BY id")
+            mine = [r["id"] for r in rows if r["agent"] == agent]
+            if not mine:
+                raise not_found(f"no access token for agent {agent} (see 'kanban mcp token list')", agent=agent)
+            for token_id in mine:
+                if next(r for r in rows if r["id"] == token_id)["revoked_at"] is None:
+                    self.db.execute(self.db.sql("revoke_access_token"), (self.now, token_id))
+            return {"tokens": [self._token_dict(self.db.rows(self.db.sql("access_token"), (t,))[0]) for t in mine]}
         return self._write(apply)
 
     def token_check(self, token):
