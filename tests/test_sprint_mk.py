@@ -209,6 +209,25 @@ def test_standup_groups_what_changed_by_agent(tmp_path):
     assert run("standup", "--since", "1s", env={**db, "KANBAN_NOW": "4102444800"}).out.startswith("Nothing")
 
 
+def test_standup_since_takes_a_time_as_git_log_does(tmp_path):
+    """--since 2026-12-01 (as git log --since): from that moment, UTC unless it says;
+    a time after now is refused, and so is what is neither a duration nor a time."""
+    db = {"KANBAN_DB": tmp_path / ".kanban" / "board.db"}
+    at = {**db, "KANBAN_NOW": "2026-12-02T10:00:00Z"}
+    assert run("init", env=db).rc == 0
+    run("create", "Yesterday's", "--agent", "w1", env={**db, "KANBAN_NOW": "2026-12-01T10:00:00Z"})
+    run("create", "Today's", "--agent", "w1", env=at)
+    doc = run("standup", "--since", "2026-12-02", "--format", "json", env=at).json
+    assert doc["since"] == "2026-12-02T00:00:00Z"
+    assert [e["title"] for e in doc["agents"]["w1"]] == ["Today's"]
+    both = run("standup", "--since", "2026-12-01T09:00:00+00:00", "--format", "json", env=at).json
+    assert [e["title"] for e in both["agents"]["w1"]] == ["Yesterday's", "Today's"]
+    assert run("standup", "--since", "48h", "--format", "json", env=at).json["since"] == "2026-11-30T10:00:00Z"
+    for bad in ("2026-12-03", "2026-13-45", "nonsense"):
+        res = run("standup", "--since", bad, env=at)
+        assert res.rc == 2 and res.out == "" and '"invalid"' in res.err, (bad, res)
+
+
 def test_a_task_rejected_again_and_again_is_blocked_not_looped_on(tmp_path):
     db = {"KANBAN_DB": tmp_path / ".kanban" / "board.db"}
     assert run("init", env=db).rc == 0

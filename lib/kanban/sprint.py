@@ -280,7 +280,16 @@ def standup(args):
         clock.parse_duration(raw[1:], "--since")
         raise invalid(f"--since {clock._shown(raw)} is a time from now: standup looks back, so for"
                       f" {raw[1:]} ago say {raw[1:]}")
-    since_ms = clock.now_ms() - clock.parse_duration(since, "--since")
+    now = clock.now_ms()
+    try:
+        since_ms = now - clock.parse_duration(since, "--since")
+    except KanbanError:
+        if not any(ch in raw for ch in "-:T"):  # not a time either: the duration's own error
+            raise
+        # a time, as git log --since takes one: 2026-12-01, 2026-12-01T09:00Z (UTC unless it says)
+        since_ms = clock._parse_absolute(raw, "--since", "a duration back (24h, 7d) or an ISO-8601 time")
+        if since_ms > now:
+            raise invalid(f"--since {clock._shown(raw)} is after now ({clock.iso(now)}): standup looks back") from None
     fmt = args["--format"] or "table"
     if fmt not in ("table", "json"):
         raise invalid(f"bad --format {fmt!r}: table or json")
