@@ -22,6 +22,11 @@ CASES = [
     (["list", "--ready=yes"], "kanban list: option --ready takes no value", "write --ready alone"),
     (["claim", "-x"], "kanban claim: unknown option -x", None),
     (["work", "--agent", "w1"], "kanban work: missing the command to run: -- CMD...", None),
+    # the command without its --: said so, not an unknown option of the command's own (-c)
+    (["work", "--agent", "w1", "--once", "sh", "-c", "exit 0"],
+     "kanban work: the command to run goes after --: kanban work ... -- sh", None),
+    (["review", "--agent", "r1", "true"], "kanban review: the command to run goes after --: kanban review ... -- true",
+     None),
     (["reject", "TASK-1", "nope"], "kanban reject: unexpected argument 'nope'", None),
     (["lease", "renew"], "kanban lease: missing ID and --token", None),
     (["mcp", "token"], "kanban mcp: missing subcommand: one of add, list, revoke", None),

@@ -228,6 +228,22 @@ def _together(help_text, argv, options):
     return None
 
 
+def _command_without_dashes(help_text, argv, options):
+    """work, review: a command given without the -- before it (`kanban work --agent w
+    ./do-task`, whose own options would otherwise read as unknown options of kanban's)."""
+    if "--" in argv or " -- " not in help_text:
+        return None
+    values = {i for _name, span in _option_spans(argv, options) for i in span[1:]}
+    for index in range(1, len(argv)):
+        token = argv[index]
+        if index in values or token.startswith("-"):
+            continue
+        if _parses(help_text, argv[:index] + ["--"] + argv[index:]) is not None:
+            return f"the command to run goes after --: kanban {argv[0]} ... -- {token}", None
+        return None
+    return None
+
+
 def usage_error(help_text, argv):
     """The `usage` KanbanError for an argv docopt refused; argv[0] is the verb."""
     from .argv import grammar
@@ -236,7 +252,9 @@ def usage_error(help_text, argv):
     verb = argv[0]
     options, words = grammar(help_text)
     words = set(words) - {verb, "kanban"}
-    found = _option_mistake(help_text, argv, options)
+    found = _command_without_dashes(help_text, argv, options)
+    if found is None:
+        found = _option_mistake(help_text, argv, options)
     if found is None:
         positional, given = _split(argv, options)
         positional = [(i, t) for i, t in positional if t not in words]
