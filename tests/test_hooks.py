@@ -124,6 +124,34 @@ def test_every_post_hook_fires(kb, hooks):
     del tok
 
 
+def test_a_card_moved_by_hand_fires_the_hook_of_the_verb_it_stands_for(kb, hooks):
+    """kanban move records status_changed for most moves; the move is still an unblock,
+    a reopen, a completion or a release, and a post-<verb> hook watching for those
+    must not miss the ones a person made by hand (the event is the one on stdin)."""
+    for verb in ("complete", "block", "unblock", "approve", "cancel", "reopen", "release"):
+        write_hook(hooks.folder, f"post-{verb}", RECORDER)
+    env = dict(hooks.env, KANBAN_AGENT="alice")
+    a = kb("create", "a", env=env).json["id"]
+    for column in ("blocked", "todo", "done", "todo", "in_review", "done", "cancelled"):
+        args = ["move", a, column] + (["--reason", "stuck"] if column == "blocked" else [])
+        assert kb(*args, env=env).rc == 0
+    kb("reopen", a, env=env)
+    kb("claim", a, agent="w1", env=hooks.env)
+    assert kb("move", a, "todo", "--force", env=env).rc == 0
+    got = [(r["name"], r["env"]["KANBAN_EVENT"], r["stdin"]["data"].get("from"), r["stdin"]["data"].get("to"))
+           for r in hooks.records()]
+    assert got == [
+        ("post-block", "blocked", "todo", "blocked"), ("post-unblock", "status_changed", "blocked", "todo"),
+        ("post-complete", "status_changed", "todo", "done"), ("post-reopen", "status_changed", "done", "todo"),
+        ("post-complete", "status_changed", "todo", "in_review"), ("post-approve", "approved", "in_review", "done"),
+        ("post-cancel", "cancelled", "done", "cancelled"),
+        ("post-reopen", "reopened", "cancelled", None), ("post-release", "status_changed", "in_progress", "todo"),
+    ]
+    assert all(r["stdin"]["kind"] == r["env"]["KANBAN_EVENT"] and r["env"]["KANBAN_TASK_ID"] == a
+               for r in hooks.records())
+    assert kb("event", "list", "--kind", "hook_failed").json["events"] == []
+
+
 def test_post_complete_on_done(kb, hooks):
     write_hook(hooks.folder, "post-complete", RECORDER)
     t = kb("create", "t").json["id"]

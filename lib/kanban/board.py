@@ -416,7 +416,7 @@ class Board:
             try:
                 failures += [(event, failure) for failure in hooks.run_post(self.path, event)]
             except Exception as exc:  # noqa: BLE001 - the command has committed: never fail it now
-                failures.append((event, {"hook": f"post-{hooks.HOOK_FOR_EVENT[event['kind']]}",
+                failures.append((event, {"hook": f"post-{hooks.hook_verb(event['kind'], event['data'])}",
                                          "event": event["id"], "reason": f"{type(exc).__name__}: {exc}"}))
         if failures:
             self._record_hook_failures(failures)
@@ -455,7 +455,7 @@ class Board:
         at = self._now
         event_id = self.db.insert(self._insert_event, (
             task_id, kind, actor, at, text or dumps(data or {}, compact=True), at + ttl_ms if ttl_ms else None))
-        if kind in hooks.HOOK_FOR_EVENT:
+        if kind in hooks.HOOK_FOR_EVENT or (kind == "status_changed" and hooks.hook_verb(kind, data)):
             self._fired.append((event_id, task_id, kind, actor, at, data))
         return event_id
 

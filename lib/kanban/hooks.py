@@ -32,6 +32,30 @@ HOOK_FOR_EVENT = {
     "lease_expired": "expire",
 }
 
+CLOSED_STATUSES = ("done", "failed", "cancelled")
+
+
+def hook_verb(kind, data=None):
+    """The post-<verb> hook an event fires, or None.  A card a person moved (kanban move)
+    records status_changed for most moves; the move is still the verb it stands for:
+    blocked -> todo unblocks, a closed task -> todo reopens, a held task -> todo is given
+    back (release), -> done or in_review completes.  (To blocked or cancelled, and an
+    approval, record blocked, cancelled and approved, which fire their own hooks.)"""
+    verb = HOOK_FOR_EVENT.get(kind)
+    if verb is not None or kind != "status_changed" or not data or not data.get("moved"):
+        return verb
+    source, column = data.get("from"), data.get("to")
+    if column in ("done", "in_review"):
+        return "complete"
+    if column == "todo":
+        if source == "blocked":
+            return "unblock"
+        if source in CLOSED_STATUSES:
+            return "reopen"
+        if data.get("lease_ended"):
+            return "release"
+    return None
+
 
 def hooks_dir(db_path):
     named = os.environ.get("KANBAN_HOOKS_DIR")
@@ -272,7 +296,7 @@ def _env(event_kind, task_id, agent, db_path):
 
 def run_post(db_path, event):
     """Run the post-<verb> hooks for one committed event; return the failures."""
-    verb = HOOK_FOR_EVENT.get(event["kind"])
+    verb = hook_verb(event["kind"], event.get("data"))
     if verb is None:
         return []
     paths = find(hooks_dir(db_path), f"post-{verb}")
