@@ -612,14 +612,17 @@ def start(team, board, *, ticks=None, until_idle=False, fmt="text", out=None):
             os.remove(pid_file)
         except OSError:
             pass
-    left = open_tasks(board)
-    words = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in left.items() if n)
+    try:
+        left = open_tasks(board)
+    except KanbanError:  # the board failing now (a server going away) takes nothing from the stop
+        left = None
+    words = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in (left or {}).items() if n)
     summary = {"team": team.name, "stopped": reason, "ticks": count,
                "running_members": sorted(str(c[3]) for c in dispatcher.children.values()),
                "left": left,
                "message": f"{team.name}: stopped ({reason}) after {count} tick(s); "
                           + (f"left on the board: {words} (kanban board shows them); " if words else
-                             "nothing left on the board; ")
+                             "nothing left on the board; " if left is not None else "")
                           + "members keep running, the board keeps their runs"}
     say(line=summary)
     return summary
