@@ -190,7 +190,7 @@ def _columns(values, height):
     return rows, top_value
 
 
-def _with_axis(rows, top_value, first, last, width):
+def _with_axis(rows, top_value, first, last, width, columns=None):
     label = len(str(top_value))
     out = [f"{(str(top_value) if n == 0 else ''):>{label}} ┤{row}" for n, row in enumerate(rows)]
     out.append(f"{'0':>{label}} └" + "─" * width)
@@ -198,8 +198,30 @@ def _with_axis(rows, top_value, first, last, width):
         out.append(" " * (label + 2) + first)
         return out
     gap = max(2, width - len(first) - len(last))
+    if columns is not None and label + 2 + len(first) + gap + len(last) > columns:
+        out.append(" " * (label + 2) + first)  # the last time does not fit beside the first
+        return out
     out.append(" " * (label + 2) + first + " " * gap + last)
     return out
+
+
+def _room(values, columns):
+    """How many samples (one a column) fit beside the y axis in `columns`; None: all."""
+    if columns is None:
+        return None
+    return max(1, columns - len(str(max(values, default=0) or 1)) - 2)
+
+
+def _legend(items, columns):
+    """The legend's keys joined by two spaces, in as many lines as `columns` needs."""
+    lines, line, used = [], [], 0
+    for text, size in items:
+        if line and columns is not None and used + 2 + size > columns:
+            lines.append("  ".join(line))
+            line, used = [], 0
+        used += (2 if line else 0) + size
+        line.append(text)
+    return lines + (["  ".join(line)] if line else [])
 
 
 def _ends(times):
@@ -211,14 +233,18 @@ def _ends(times):
     return tuple(_stamps([times[0], times[-1]]))
 
 
-def text_cfd(data, color=False, height=12):
+def text_cfd(data, color=False, height=12, columns=None):
+    """The charts for a terminal `columns` wide (None: as wide as the data): the latest
+    samples that fit, the titles cut and the legend wrapped to that width."""
     times, series = data["t"], data["series"]
     totals = [sum(series[s][i] for s in STACK) for i in range(len(times))]
     top_value = max(totals, default=0) or 1
+    keep = _room(totals, columns) or len(times)
+    shown = range(max(0, len(times) - keep), len(times))
     rows = []
     for row in range(height, 0, -1):
         line = ""
-        for i in range(len(times)):
+        for i in shown:
             level, below, cell = (row - 0.5) / height * top_value, 0, " "
             for status in STACK:
                 below += series[status][i]
@@ -228,38 +254,53 @@ def text_cfd(data, color=False, height=12):
             line += cell
         rows.append(line)
     out = ["Cumulative flow (tasks by status)"]
-    out += _with_axis(rows, top_value, *_ends(times), len(times))
+    out += _with_axis(rows, top_value, *_ends(times[shown.start:]), len(shown), columns)
     last = {s: series[s][-1] if series[s] else 0 for s in STACK}
-    out.append("  ".join(f"{_paint(GLYPHS[s], s, color)} {s} {last[s]}" for s in reversed(STACK)))
+    out += _legend([(f"{_paint(GLYPHS[s], s, color)} {s} {last[s]}", len(f"x {s} {last[s]}"))
+                    for s in reversed(STACK)], columns)
     return "\n".join(out)
 
 
-def text_burndown(data, color=False, height=8):
+def text_burndown(data, color=False, height=8, columns=None):
+    from .render import fit
+
     out = []
     for goal in data["goals"]:
-        rows, top_value = _columns(goal["remaining"], height)
-        left = goal["remaining"][-1] if goal["remaining"] else 0
-        out.append(f"Burndown {goal['goal']} {goal['title'] or ''}: {left} of "
-                   f"{goal['total'][-1] if goal['total'] else 0} left")
-        out += _with_axis([_paint(r, "in_progress", color) for r in rows], top_value, *_ends(data["t"]),
-                          len(goal["remaining"]))
+        remaining = goal["remaining"]
+        keep = _room(remaining, columns) or len(remaining)
+        remaining, times = remaining[-keep:], data["t"][-keep:]
+        rows, top_value = _columns(remaining, height)
+        left = remaining[-1] if remaining else 0
+        title = (f"Burndown {goal['goal']} {goal['title'] or ''}: {left} of "
+                 f"{goal['total'][-1] if goal['total'] else 0} left")
+        if columns is not None and _width(title) > columns:  # the title cut, the counts kept
+            counts = title[title.rindex(": "):]
+            title = fit(title[: -len(counts)], columns - _width(counts)) + counts
+        out.append(title)
+        out += _with_axis([_paint(r, "in_progress", color) for r in rows], top_value, *_ends(times),
+                          len(remaining), columns)
         out.append("")
     return "\n".join(out).rstrip() if out else "Burndown: no goal has tasks yet"
 
 
-def text_throughput(data, color=False, height=8):
-    days, done = data["days"][-60:], data["done"][-60:]
+def text_throughput(data, color=False, height=8, columns=None):
+    keep = min(60, _room(data["done"][-60:], columns) or 60)
+    days, done = data["days"][-keep:], data["done"][-keep:]
     rows, top_value = _columns(done, height)
     out = [f"Throughput: tasks done per day ({sum(done)} in {len(days)} days)"]
+    if columns is not None and len(out[0]) > columns:
+        out = [f"Done per day ({sum(done)} in {len(days)} days)"]
     out += _with_axis([_paint(r, "done", color) for r in rows], top_value, days[0] if days else "",
-                      days[-1] if days else "", len(days))
+                      days[-1] if days else "", len(days), columns)
     return "\n".join(out)
 
 
-def text_times(data, color=False, width=40):
+def text_times(data, color=False, width=40, columns=None):
     out = [f"Cycle and lead time ({data['sample']} done tasks)"]
     top_value = max(data["cycle"] + data["lead"], default=0) or 1
     label = max(len(b) for b in data["bins"])
+    if columns is not None:  # '  <label> bar value' within the terminal
+        width = max(1, min(width, columns - label - 4 - len(str(top_value))))
     for name, status in (("cycle", "in_progress"), ("lead", "todo")):
         out.append(f"{name} time")
         for bin_label, value in zip(data["bins"], data[name], strict=True):
@@ -267,6 +308,12 @@ def text_times(data, color=False, width=40):
                 bar = "█" * max(1, round(value / top_value * width))
                 out.append(f"  {bin_label:>{label}} {_paint(bar, status, color)} {value}")
     return "\n".join(out)
+
+
+def _width(text):
+    from .render import width
+
+    return width(text)
 
 
 TEXT = {"cfd": text_cfd, "burndown": text_burndown, "throughput": text_throughput, "times": text_times}

@@ -318,8 +318,12 @@ def stats(args):
     if fmt == "json":
         emit(series)
     else:
-        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-        sys.stdout.write(charts.TEXT[name](series, color=color) + "\n")
+        from .boardview import terminal_columns
+        from .render import use_color
+
+        # the board's rules: colour on a terminal unless NO_COLOR or TERM=dumb; as wide as it
+        columns = terminal_columns(sys.stdout) if sys.stdout.isatty() else None
+        sys.stdout.write(charts.TEXT[name](series, color=use_color("auto", sys.stdout), columns=columns) + "\n")
 
 
 def limit(args):
