@@ -71,6 +71,12 @@ def test_options_and_their_values(kb, held):
     assert values(kb, "plan", "apply", "") == [":files"]
     assert values(kb, "work", "--agent", "w1", "--", "") == [":commands"]
     assert values(kb, "help", "workf") == ["workflow"]
+    assert values(kb, "stats", "--chart", "") == ["burndown", "cfd", "throughput", "times"]
+    assert values(kb, "event", "list", "--kind=un") == ["--kind=unblocked", "--kind=unlinked"]
+    assert values(kb, "create", "x", "--kind", "") == ["goal", "task"]
+    assert values(kb, "team", "start", "--format", "") == ["json", "text"]
+    assert values(kb, "set", held["todo"], "--clear", "g") == ["goal"]
+    assert values(kb, "bench", "claim", "--mode", "") == ["api", "cli"]
 
 
 def test_no_board_offers_no_ids(tmp_path):
@@ -160,6 +166,9 @@ def test_completion_in_the_shell(shell, kb, held, tmp_path, name):
     assert f"kanban approve {held['review']}" in s.complete("kanban approve ", want=held["review"])
     # an option's value
     assert "kanban board --format markdown" in s.complete("kanban board --format mar", want="markdown")
+    # values taken from what the verb accepts: a chart's name, an event's kind (not a task's)
+    assert "kanban stats --chart throughput" in s.complete("kanban stats --chart thr", want="throughput")
+    assert "kanban event list --kind claimed" in s.complete("kanban event list --kind clai", want="claimed")
     # a folder ends in /
     (tmp_path / "plans").mkdir()
     assert "kanban plan apply plans/" in s.complete("kanban plan apply pla", want="plans/")

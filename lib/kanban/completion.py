@@ -30,8 +30,9 @@ VALUES = {
     "--kind": ("task", "goal"),
     "--color": ("auto", "always", "never"),
     "--format": ("json", "table"),
+    "--mode": ("cli", "api"),
 }
-FORMATS = {"board": ("table", "markdown", "json"), "standup": ("table", "json")}
+FORMATS = {"board": ("table", "markdown", "json"), "standup": ("table", "json"), "team": ("text", "json")}
 # which tasks a verb (or verb and sub-command) takes as its ID
 TASKS_FOR = {
     "complete": "held", "lease renew": "held", "lease release": "held", "block": "open",
@@ -129,6 +130,18 @@ def _goal_ids():
 def _values(verb, option):
     if option == "--format" and verb in FORMATS:
         return [(v, "") for v in FORMATS[verb]]
+    if option == "--kind" and verb == "event":  # an event's kind, not a task's
+        from .board import EVENT_KINDS
+
+        return [(k, "") for k in EVENT_KINDS]
+    if option == "--chart":
+        from .charts import TEXT
+
+        return [(c, "") for c in TEXT]
+    if option == "--clear":
+        from .board import CLEARABLE
+
+        return [(f, "") for f in CLEARABLE]
     if option in VALUES:
         return [(v, "") for v in VALUES[option]]
     if option == "--harness":
