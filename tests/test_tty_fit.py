@@ -73,3 +73,45 @@ def test_charts_piped_are_whole(pane, history):
     text, rc = p.run("kanban stats --chart throughput --format table | cat", escapes=False)
     assert rc == 0 and "in 60 days" in text, text
     assert widest(text) > 40, text
+
+
+LONG = "Write the parser for the configuration language and its error messages, with tests and docs"
+
+
+@pytest.fixture
+def tasks(kb):
+    """Long, wide (CJK, emoji, combining marks) titles; one held, one blocked with a long reason."""
+    titles = (LONG, "日本語のタイトルを表示する長いタスクの名前です、とても長い",
+              "Ship it 🚀 and celebrate 🎉 with the whole team", "Combining: Zalgo z̷̢a̴l̵g̶o̸ text", "短い")
+    ids = [kb("create", title, "--project", "web").json["id"] for title in titles]
+    kb("claim", ids[0], agent="w1")
+    kb("block", ids[2], "--reason", "waiting for a very long reason that goes on and on, 日本語 and more and more")
+    kb("comment", ids[2], "a comment long enough to run past the edge of any narrow terminal, " * 2, agent="w2")
+    return ids
+
+
+@pytest.mark.parametrize("columns", [60, 80, 120])
+def test_tables_fit_the_terminal(pane, kb, tasks, columns):
+    """The free text of a table (a title, a value, an event's data) is cut to the terminal
+    where that makes the table fit; the other columns stay whole."""
+    p = pane(columns)
+    text, rc = p.run(f"kanban show {tasks[2]} --format table", escapes=False)
+    assert rc == 0 and "Ship it 🚀" in text and "blocked" in text, text
+    assert widest(text) <= columns, text
+    if columns >= 80:  # a few ids, times and names beside the data
+        text, rc = p.run("kanban event list --format table --limit 5", escapes=False)
+        assert rc == 0 and "cursor:" in text and widest(text) <= columns, text
+    if columns >= 120:  # nine columns: the title gives way
+        text, rc = p.run("kanban list --format table", escapes=False)
+        assert rc == 0 and "Write the parser" in text and "in_progress" in text, text
+        assert widest(text) <= columns, text
+        assert widest(p.run("kanban list --format table | cat", escapes=False)[0]) > columns  # piped: whole
+
+
+@pytest.mark.parametrize("columns", [40, 60, 80])
+def test_standup_fits_the_terminal(pane, kb, tasks, columns):
+    p = pane(columns)
+    text, rc = p.run("kanban standup", escapes=False)
+    assert rc == 0 and "w1 (1)" in text and "claimed" in text and "— waiting for" in text, text
+    assert widest(text) <= columns, text
+    assert "Write the" in text  # the titles still show, on a line of their own when narrow

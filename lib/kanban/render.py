@@ -47,44 +47,71 @@ def seconds_text(value):
     return f"{value // 3600}h{(value % 3600) // 60:02d}m"
 
 
-def tasks(tasks_, empty="no tasks"):
+def _widest(text):
+    return max(width(line) for line in text.split("\n"))
+
+
+def _fitted(make, cap, columns, floor=8):
+    """make(cap): a table whose one free-text column is cut to cap display columns.  On a
+    terminal `columns` wide, that column is narrowed (not below floor) where that makes the
+    table's lines fit, as the board's do; else (the other columns are too wide for it
+    anyway), and piped (columns None), as made."""
+    text = make(cap)
+    over = _widest(text) - columns if columns is not None else 0
+    if over > 0 and cap - over >= floor:
+        narrow = make(cap - over)
+        if _widest(narrow) <= columns:
+            return narrow
+    return text
+
+
+def tasks(tasks_, empty="no tasks", columns=None):
     if not tasks_:  # a sentence, not a table of headers alone
         return empty
-    rows = [[t["id"], t["status"], t["priority"], _short(t["title"]), t["project"] or "",
-             t["claimed_by"] or t["assignee"] or "", _when(t["lease_until"]),
-             ",".join(t["depends_on"]), "yes" if t["ready"] else ""] for t in tasks_]
-    return _tabulate(rows, ["id", "status", "pri", "title", "project", "who", "lease until", "deps", "ready"])
+
+    def make(cap):
+        rows = [[t["id"], t["status"], t["priority"], _short(t["title"], cap), t["project"] or "",
+                 t["claimed_by"] or t["assignee"] or "", _when(t["lease_until"]),
+                 ",".join(t["depends_on"]), "yes" if t["ready"] else ""] for t in tasks_]
+        return _tabulate(rows, ["id", "status", "pri", "title", "project", "who", "lease until", "deps", "ready"])
+    return _fitted(make, min(48, max(width(_short(t["title"])) for t in tasks_)), columns)
 
 
-def table(kind, document, empty=None):
-    """The document as a table for people; empty, if given, is what an empty list says."""
+def table(kind, document, empty=None, columns=None):
+    """The document as a table for people; empty, if given, is what an empty list says;
+    columns, the terminal's width where the free text (a title, a value) is cut to fit."""
     if kind == "tasks":
-        return tasks(document["tasks"], empty or "no tasks")
+        return tasks(document["tasks"], empty or "no tasks", columns)
     if kind == "events":
         if not document["events"]:
             return f"{empty or 'no events'}\ncursor: {document['cursor']}"
-        rows = [[e["id"], _when(e["at"]), e["task"] or "", e["kind"], e["actor"] or "",
-                 _short(json.dumps(e["data"], ensure_ascii=False), 60)] for e in document["events"]]
-        return _tabulate(rows, ["id", "at", "task", "kind", "actor", "data"]) + f"\ncursor: {document['cursor']}"
+        data = [_short(json.dumps(e["data"], ensure_ascii=False), 60) for e in document["events"]]
+        return _fitted(lambda cap: _tabulate(
+            [[e["id"], _when(e["at"]), e["task"] or "", e["kind"], e["actor"] or "", fit(d, cap)]
+             for e, d in zip(document["events"], data, strict=True)], ["id", "at", "task", "kind", "actor", "data"]),
+            max(width(d) for d in data), columns) + f"\ncursor: {document['cursor']}"
     if kind == "deps":
         return _tabulate([[document["task"], ",".join(document["depends_on"]) or "-",
                            ",".join(document["dependents"]) or "-"]], ["task", "depends on", "dependents"])
     if kind == "show":
         fields = [(k, v) for k, v in document.items()
                   if k not in ("comments", "runs", "events", "waiting_on", "claimable_by")]
-        text = _tabulate([[k, _short(json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v, 90)]
-                          for k, v in fields], ["field", "value"])
+        values = [_short(json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v, 90)
+                  for _, v in fields]
+        text = _fitted(lambda cap: _tabulate([[k, fit(v, cap)] for (k, _), v in zip(fields, values, strict=True)],
+                                             ["field", "value"]), max(map(width, values)), columns, floor=20)
+        more = []
         waiting = document["waiting_on"]
         if waiting:
-            text += "\n\nwaiting on:\n" + "\n".join("  " + ", ".join(f"{k}={one_line(v)}" for k, v in w.items())
-                                                    for w in waiting)
+            more += ["", "waiting on:"] + ["  " + ", ".join(f"{k}={one_line(v)}" for k, v in w.items())
+                                           for w in waiting]
         if document["comments"]:
-            text += "\n\ncomments:\n" + "\n".join(f"  {_when(c['at'])} {one_line(c['actor'])}: {one_line(c['body'])}"
-                                                  for c in document["comments"])
+            more += ["", "comments:"] + [f"  {_when(c['at'])} {one_line(c['actor'])}: {one_line(c['body'])}"
+                                         for c in document["comments"]]
         if document["events"]:
-            text += "\n\nevents:\n" + "\n".join(f"  {_when(e['at'])} {e['kind']:<22} {one_line(e['actor'])}"
-                                                for e in document["events"])
-        return text
+            more += ["", "events:"] + [f"  {_when(e['at'])} {e['kind']:<22} {one_line(e['actor'])}"
+                                       for e in document["events"]]
+        return "\n".join([text] + [line if columns is None else fit(line, columns) for line in more])
     if kind == "stats":
         rows = [[status, count] for status, count in document["counts"].items()]
         text = _tabulate(rows, ["status", "tasks"])
@@ -530,8 +557,9 @@ def board_markdown(doc, *, show_all=False):
 
 # -- kanban standup ---------------------------------------------------------------------------
 
-def standup_text(doc):
-    """What changed since `since`, grouped by agent, in local time."""
+def standup_text(doc, columns=None):
+    """What changed since `since`, grouped by agent, in local time; on a terminal `columns`
+    wide, each line cut to fit (a title first, then a detail goes to a line of its own)."""
     from . import clock
 
     now = clock.parse_time(doc["until"])
@@ -539,20 +567,32 @@ def standup_text(doc):
     if not doc["agents"]:
         return f"Nothing happened on the board {head}.\n"
     out = [f"What changed {head}, by agent:"]
+    if columns is not None and width(out[0]) > columns:
+        out = [_cut(f"What changed {head}", columns), "by agent:"]
     for agent, events in doc["agents"].items():
-        out += ["", f"{one_line(agent)} ({len(events)})"]
+        out += ["", _cut(f"{one_line(agent)} ({len(events)})", columns)]
         for event in events:
             data = event["data"] or {}
             detail = data.get("summary") or data.get("reason") or data.get("message") or data.get("comment") or ""
             if event["kind"] == "status_changed" and data.get("to"):
                 detail = f"{data.get('from')} -> {data['to']}" + (f": {detail}" if detail else "")
-            title = fit(one_line(event.get("title") or ""), 40)
             kind = event["kind"].replace("_", " ")
-            line = f"  {local_time(event['at'], now)}  {event['task'] or '':<9} {kind:<20} {title}"
-            if detail:
-                line += f"  — {fit(one_line(detail), 60)}"
-            out.append(line.rstrip())
+            line = f"  {local_time(event['at'], now)}  {event['task'] or '':<9} {kind:<20} "
+            title = one_line(event.get("title") or "")
+            if columns is not None and title and columns - width(line) < 12:  # too narrow: a line of its own
+                out.append(line.rstrip())
+                line = " " * 9
+            line += fit(title, 40 if columns is None else min(40, columns - width(line)))
+            detail = f"— {fit(one_line(detail), 60)}" if detail else ""
+            if detail and columns is not None and width(line) + 2 + width(detail) > columns:
+                out += [line.rstrip(), _cut(" " * 9 + detail, columns)]  # the detail under the title
+            else:
+                out.append((line + ("  " + detail if detail else "")).rstrip())
     return "\n".join(out) + "\n"
+
+
+def _cut(line, columns):
+    return line if columns is None else fit(line, columns)
 
 
 # -- kanban plan apply, on a terminal -----------------------------------------------------------

@@ -300,7 +300,8 @@ def standup(args):
 
         emit(doc)
     else:
+        from .boardview import terminal_columns
         from .render import standup_text
 
-        sys.stdout.write(standup_text(doc))
+        sys.stdout.write(standup_text(doc, terminal_columns(sys.stdout) if sys.stdout.isatty() else None))
     return 0

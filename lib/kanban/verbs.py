@@ -39,8 +39,10 @@ def _format(args):
 def _show(args, document, kind, empty=None):
     if _format(args) == "table":
         from . import render
+        from .boardview import terminal_columns
 
-        sys.stdout.write(render.table(kind, document, empty) + "\n")
+        columns = terminal_columns(sys.stdout) if sys.stdout.isatty() else None  # a terminal's width
+        sys.stdout.write(render.table(kind, document, empty, columns) + "\n")
     else:
         emit(document)
 
