@@ -115,3 +115,14 @@ def test_standup_fits_the_terminal(pane, kb, tasks, columns):
     assert rc == 0 and "w1 (1)" in text and "claimed" in text and "— waiting for" in text, text
     assert widest(text) <= columns, text
     assert "Write the" in text  # the titles still show, on a line of their own when narrow
+
+
+@pytest.mark.parametrize("columns", [60, 80])
+def test_help_overview_fits_the_terminal(pane, columns):
+    """`kanban help`, as git's: the summaries wrap under themselves within the terminal."""
+    p = pane(columns)
+    text, rc = p.run("kanban help", escapes=False)
+    assert rc == 0 and "Porcelain: for people and loops" in text and "log-progress" in text, text
+    assert widest(text) <= columns, text
+    piped, rc = p.run("kanban help | cat", escapes=False)  # piped: one line a verb, as before
+    assert rc == 0 and any(len(line) > columns for line in piped.splitlines()), piped

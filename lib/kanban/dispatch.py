@@ -160,9 +160,13 @@ def not_a_verb(root, verb):
 
 def overview(root):
     """`kanban --help`: the verbs grouped as plumbing, porcelain and aliases, with summaries."""
+    import shutil
+
     from .render import command_overview
 
-    return command_overview(USAGE, commands(root), {a: " ".join([v, *lead]) for a, (v, lead) in ALIASES.items()})
+    columns = shutil.get_terminal_size().columns if sys.stdout.isatty() else None  # summaries wrapped to it
+    return command_overview(USAGE, commands(root), {a: " ".join([v, *lead]) for a, (v, lead) in ALIASES.items()},
+                            columns)
 
 
 COMMANDS_USAGE = """usage: kanban commands [--format=json|table]

@@ -147,18 +147,32 @@ COMMAND_GROUPS = (("plumbing", "Plumbing: one JSON document on stdout, one trans
                   ("porcelain", "Porcelain: for people and loops"))
 
 
-def command_overview(usage_line, commands, aliases):
-    """git's `git help`: the verbs grouped, each with its summary."""
+def command_overview(usage_line, commands, aliases, columns=None):
+    """git's `git help`: the verbs grouped, each with its summary; on a terminal `columns`
+    wide, a summary too long for it goes on under itself, as git's option help does."""
+    import textwrap
+
     name_w = max([len(c["name"]) for c in commands] + [len(a) for a in aliases] + [8]) + 3
-    out = [usage_line.rstrip(), ""]
+    room = max(20, (columns or 0) - 3 - name_w)
+
+    def entry(name, summary):
+        wrap = columns is not None and len(summary) > room
+        lines = textwrap.wrap(summary, room, break_on_hyphens=False) if wrap else [summary]
+        return [f"   {name:<{name_w}}{lines[0]}"] + [" " * (3 + name_w) + line for line in lines[1:]]
+    usage = usage_line.rstrip()
+    out = (textwrap.wrap(usage, columns, subsequent_indent=" " * 14, break_on_hyphens=False)
+           if columns is not None and len(usage) > columns else [usage]) + [""]
     for kind, heading in COMMAND_GROUPS:
         out.append(heading)
-        out += [f"   {c['name']:<{name_w}}{c['summary']}" for c in commands if c["kind"] == kind]
+        out += [line for c in commands if c["kind"] == kind for line in entry(c["name"], c["summary"])]
         out.append("")
     out.append("Aliases")
     out += [f"   {name:<{name_w}}{target}" for name, target in sorted(aliases.items())]
-    out += ["", "'kanban help VERB' opens a verb's manual, 'kanban help workflow' the guide to a sprint;",
-            "'kanban commands' lists the verbs as JSON.", ""]
+    footer = ["'kanban help VERB' opens a verb's manual, 'kanban help workflow' the guide to",
+              "a sprint, 'kanban commands' lists the verbs as JSON."]
+    if columns is not None and columns < 80:
+        footer = textwrap.wrap(" ".join(footer), columns, break_on_hyphens=False)
+    out += ["", *footer, ""]
     return "\n".join(out)
 
 
