@@ -126,3 +126,19 @@ def test_help_overview_fits_the_terminal(pane, columns):
     assert widest(text) <= columns, text
     piped, rc = p.run("kanban help | cat", escapes=False)  # piped: one line a verb, as before
     assert rc == 0 and any(len(line) > columns for line in piped.splitlines()), piped
+
+
+def test_board_options_with_a_value_after_a_space(pane, kb):
+    """`board --watch 1` and `board --color never` (the value after a space, as for every
+    other option) were refused ('unexpected argument'): the board takes no operands, so
+    the word is the option's value; alone, --watch is every 2s and --color always."""
+    kb("create", "a task")
+    p = pane(80)
+    text, rc = p.run("kanban board --color never")
+    assert rc == 0 and "a task" in text and not SGR.search(text), text
+    text, rc = p.run("NO_COLOR=1 kanban board --color")
+    assert rc == 0 and SGR.search(text), text
+    text, rc = p.run("timeout -s INT 3 kanban board --watch 1 --no-pager")
+    assert "a task" in text and '"error"' not in text, text
+    text, rc = p.run("kanban board --watch nope")
+    assert rc == 2 and "bad --watch 'nope'" in text, text

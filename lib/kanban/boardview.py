@@ -24,9 +24,17 @@ PIPE_COLUMNS = 120  # piped text is cut to this width unless COLUMNS says otherw
 
 
 def prepare(argv):
-    """`--watch` alone means every 2s and `--color` alone means always, as in git."""
-    return [("--watch=" + DEFAULT_WATCH if a == "--watch" else "--color=always" if a == "--color" else a)
-            for a in argv]
+    """`--watch` alone means every 2s and `--color` alone means always, as in git; the board
+    takes no operands, so a word after either (`--watch 5s`, `--color never`) is its value."""
+    out, rest = [], list(argv)
+    while rest:
+        word = rest.pop(0)
+        if word in ("--watch", "--color"):
+            value = rest.pop(0) if rest and not rest[0].startswith("-") else \
+                DEFAULT_WATCH if word == "--watch" else "always"
+            word = f"{word}={value}"
+        out.append(word)
+    return out
 
 
 def _entry(task, now, worked_by):
