@@ -1,6 +1,7 @@
 """What a person meets at a terminal (tmux), beyond the board: `stats --chart`,
 `list`/`show --format table`, `standup` and `kanban help` keep within the pane's width
 (wide characters counted), and colour follows the board's rules (NO_COLOR, TERM=dumb)."""
+import re
 import shutil
 
 import pytest
@@ -142,3 +143,25 @@ def test_board_options_with_a_value_after_a_space(pane, kb):
     assert "a task" in text and '"error"' not in text, text
     text, rc = p.run("kanban board --watch nope")
     assert rc == 2 and "bad --watch 'nope'" in text, text
+
+
+def test_help_workflow_without_man_is_text(pane, tmp_path):
+    """Where man(1) is missing, `kanban help workflow` printed the page's roff source
+    ('.SH', '.BR kanban (1)', '\\-\\-review'); it prints the page as text."""
+    tools = tmp_path / "tools"  # a PATH with a shell's tools but no man
+    tools.mkdir()
+    for name in ("sh", "head", "cat", "readlink", "dirname"):
+        found = shutil.which(name)
+        if found:
+            (tools / name).symlink_to(found)
+    from conftest import ROOT
+
+    p = pane(60)
+    text, rc = p.run(f"PATH={ROOT / 'bin'}:{tools} kanban help workflow", escapes=False)
+    assert rc == 0 and "reject" in text, text
+    assert not re.search(r"^\.[A-Z]{1,2}\b|\\-|\\f[BIR]|\\\(", text, re.M), text
+    out = tmp_path / "guide.txt"
+    text, rc = p.run(f"PATH={ROOT / 'bin'}:{tools} kanban help workflow > {out}")
+    guide = out.read_text()
+    assert rc == 0 and guide.startswith("NAME\n") and "\nDESCRIPTION\n" in guide, guide[:500]
+    assert "the way kanban(1) is meant to be used" in guide and "--review" in guide

@@ -219,8 +219,10 @@ def help_verb(root, rest):
         local = paths.man_page(page, section)
         if shutil.which("man"):
             os.execvp("man", ["man", local if os.path.exists(local) else page])
-        with open(local, encoding="utf-8") as handle:
-            sys.stdout.write(handle.read())
+        from .roff import plain
+
+        with open(local, encoding="utf-8") as handle:  # no man: the page as text, not its roff source
+            sys.stdout.write(plain(handle.read(), shutil.get_terminal_size().columns if sys.stdout.isatty() else 80))
         return
     if verb in ALIASES:
         verb = ALIASES[verb][0]
