@@ -127,6 +127,8 @@ def test_help_overview_fits_the_terminal(pane, columns):
     assert widest(text) <= columns, text
     piped, rc = p.run("kanban help | cat", escapes=False)  # piped: one line a verb, as before
     assert rc == 0 and any(len(line) > columns for line in piped.splitlines()), piped
+    text, rc = p.run("kanban commands --format table", escapes=False)
+    assert rc == 0 and "claim-next" in text and widest(text) <= columns, text
 
 
 def test_board_options_with_a_value_after_a_space(pane, kb):

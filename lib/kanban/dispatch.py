@@ -197,9 +197,12 @@ def list_commands(root, rest):
         fail(KanbanError("invalid", f"bad --format {fmt!r}: json or table"))
     found = commands(root)
     if fmt == "table":
+        import shutil
+
         from .render import command_table
 
-        sys.stdout.write(command_table(found) + "\n")
+        columns = shutil.get_terminal_size().columns if sys.stdout.isatty() else None  # the summaries cut to it
+        sys.stdout.write(command_table(found, columns) + "\n")
     else:
         emit({"commands": found})
 

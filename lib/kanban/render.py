@@ -176,9 +176,10 @@ def command_overview(usage_line, commands, aliases, columns=None):
     return "\n".join(out)
 
 
-def command_table(commands):
-    rows = [[c["name"], c["kind"], c["summary"], ", ".join(c["aliases"])] for c in commands]
-    return _tabulate(rows, ["verb", "kind", "summary", "aliases"])
+def command_table(commands, columns=None):
+    return _fitted(lambda cap: _tabulate([[c["name"], c["kind"], fit(c["summary"], cap), ", ".join(c["aliases"])]
+                                          for c in commands], ["verb", "kind", "summary", "aliases"]),
+                   max(width(c["summary"]) for c in commands), columns)
 
 
 # -- text on a terminal: escaping, display width, colour ---------------------------------
