@@ -167,3 +167,21 @@ def test_help_workflow_without_man_is_text(pane, tmp_path):
     guide = out.read_text()
     assert rc == 0 and guide.startswith("NAME\n") and "\nDESCRIPTION\n" in guide, guide[:500]
     assert "the way kanban(1) is meant to be used" in guide and "--review" in guide
+
+
+@pytest.mark.parametrize("columns", [60, 80])
+def test_verb_help_fits_the_terminal(pane, columns):
+    """`kanban VERB --help` (and `kanban help VERB` without man): a usage or option line
+    longer than the terminal goes on under itself, at the option's description."""
+    p = pane(columns)
+    for verb in ("sprint", "board", "stats", "create"):
+        text, rc = p.run(f"kanban {verb} --help", escapes=False)
+        assert rc == 0 and text.lstrip().startswith("Usage:") and "Options:" in text, text
+        assert widest(text) <= columns, (verb, text)
+    text, rc = p.run("kanban board --help", escapes=False)
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("  --all "))
+    column = lines[at].index("Every task")
+    assert lines[at + 1].startswith(" " * column) and lines[at + 1][column] != " ", text
+    piped, rc = p.run("kanban board --help | cat", escapes=False)  # piped: as written
+    assert rc == 0 and widest(piped) > columns, piped

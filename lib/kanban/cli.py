@@ -79,7 +79,9 @@ def parse(help_text, argv):
     """docopt (through the shape cache), its exits turned into the `usage` error."""
     head = argv[1:argv.index("--")] if "--" in argv else argv[1:]
     if any(a in ("-h", "--help") for a in head):
-        sys.stdout.write(help_text + "\n")
+        from .render import help_for
+
+        sys.stdout.write(help_for(help_text) + "\n")
         sys.exit(0)
 
     def run_docopt(args):

@@ -236,7 +236,9 @@ def help_verb(root, rest):
     if shutil.which("man") and sys.stdout.isatty():
         target = local if os.path.exists(local) else page
         os.execvp("man", ["man", target])
-    sys.stdout.write(header_of(find_verb(root, verb))[2] + "\n")
+    from .render import help_for
+
+    sys.stdout.write(help_for(header_of(find_verb(root, verb))[2]) + "\n")
 
 
 def run(script):

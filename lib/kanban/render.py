@@ -182,6 +182,40 @@ def command_table(commands, columns=None):
                    max(width(c["summary"]) for c in commands), columns)
 
 
+def help_for(text):
+    """help_text() for standard output: wrapped to the terminal's width when it is one."""
+    import shutil
+    import sys
+
+    try:
+        tty = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return help_text(text, shutil.get_terminal_size().columns if tty else None)
+
+
+def help_text(text, columns=None):
+    """A verb's usage text and options for a terminal `columns` wide: a line too long for
+    it goes on under itself, an option's description under the description, a usage
+    line's words under its first argument; columns None (piped): as written."""
+    import re
+    import textwrap
+
+    if columns is None:
+        return text
+    out = []
+    for line in text.split("\n"):
+        if len(line) <= columns:
+            out.append(line)
+            continue
+        # an option's description column, a usage line's first argument, else the line's indent
+        head = re.match(r"\s*-\S+(?: \S+)?\s{2,}|\s*kanban \S+ |\s*", line).group(0)
+        indent = " " * (len(head) if len(head) < columns // 2 else len(line) - len(line.lstrip()))
+        out += textwrap.wrap(line, columns, subsequent_indent=indent, break_on_hyphens=False,
+                             break_long_words=False) or [line]
+    return "\n".join(out)
+
+
 # -- text on a terminal: escaping, display width, colour ---------------------------------
 
 # bidirectional overrides and isolates reorder what follows them on screen
