@@ -185,3 +185,23 @@ def test_verb_help_fits_the_terminal(pane, columns):
     assert lines[at + 1].startswith(" " * column) and lines[at + 1][column] != " ", text
     piped, rc = p.run("kanban board --help | cat", escapes=False)  # piped: as written
     assert rc == 0 and widest(piped) > columns, piped
+
+
+def test_board_without_its_pager(pane, kb, tmp_path):
+    """A board taller than the terminal goes through the pager; where that pager is not
+    there (no less installed, a PAGER naming nothing) the board was lost behind
+    'sh: less: not found': it is written straight out instead."""
+    for n in range(50):  # taller than the pane's 40 rows
+        kb("create", f"task {n}")
+    tools = tmp_path / "tools"  # a shell's tools but no less
+    tools.mkdir()
+    for name in ("sh", "cat", "readlink", "dirname"):
+        if shutil.which(name):
+            (tools / name).symlink_to(shutil.which(name))
+    from conftest import ROOT
+
+    p = pane(80)
+    for command in (f"PATH={ROOT / 'bin'}:{tools} kanban board --all", "PAGER=no-such-pager kanban board --all",
+                    "PAGER='no-such-pager -R' kanban board --all"):
+        text, rc = p.run(command, escapes=False)
+        assert rc == 0 and "not found" not in text and "task 49" in text, (command, text)

@@ -106,13 +106,26 @@ def _text(doc, fmt, *, columns, color, show_all):
     return "\n".join(render.board_lines(doc, columns=columns, color=color, show_all=show_all)) + "\n"
 
 
+def _runnable(command):
+    """Whether the pager command's program is there: the shell runs it, and a missing
+    one only says 'not found' on stderr, the board lost."""
+    import shlex
+
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return True  # shell syntax of its own: the shell's business
+    program = next((w for w in words if "=" not in w), None)  # past VAR=value
+    return program is None or shutil.which(program) is not None
+
+
 def _page(text, stream):
     """Through the pager when the text is taller than the terminal (KANBAN_PAGER, PAGER,
     else `less` with LESS=FRX, as git does); straight out otherwise."""
     rows = shutil.get_terminal_size((80, 24)).lines
     command = os.environ.get("KANBAN_PAGER", os.environ.get("PAGER", "less"))
-    if text.count("\n") < rows or not command.strip() or command.strip() == "cat":
-        stream.write(text)
+    if text.count("\n") < rows or not command.strip() or command.strip() == "cat" or not _runnable(command):
+        stream.write(text)  # no pager (less is not installed, or PAGER names nothing): straight out
         return
     import subprocess
 
