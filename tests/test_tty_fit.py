@@ -205,3 +205,18 @@ def test_board_without_its_pager(pane, kb, tmp_path):
                     "PAGER='no-such-pager -R' kanban board --all"):
         text, rc = p.run(command, escapes=False)
         assert rc == 0 and "not found" not in text and "task 49" in text, (command, text)
+
+
+def test_watch_on_a_dumb_terminal(pane, kb):
+    """TERM=dumb (an Emacs shell buffer) cannot clear the screen or move the cursor:
+    --watch sent those sequences (garbage there) to redraw in place; it prints one board
+    after another instead, as piped."""
+    kb("create", "a task")
+    p = pane(80)
+    p.type("clear")
+    p.wait_for(lambda s: "clear" not in s)
+    p.type("TERM=dumb kanban board --watch 1")
+    p.wait_for(lambda s: s.count("1 task, 1 todo") >= 3, timeout=20)  # in place, it would stay one
+    p.tmux("send-keys", "-t", "t", "C-c")
+    text, rc = p.run("kanban board --no-pager", escapes=False)  # Ctrl-C gave the shell back
+    assert rc == 0 and "a task" in text, text

@@ -152,8 +152,10 @@ def _page(text, stream):
 
 
 def _watch(read, fmt, interval, *, color, show_all, stream):
-    """Redraw the board in place every `interval` seconds until Ctrl-C."""
-    tty = stream.isatty()
+    """Redraw the board in place every `interval` seconds until Ctrl-C; where the terminal
+    cannot move its cursor (TERM=dumb: an Emacs shell buffer), or piped, one board after
+    another instead."""
+    tty = stream.isatty() and os.environ.get("TERM") != "dumb"
     if tty:
         stream.write("\x1b[?25l\x1b[2J")  # hide the cursor, clear once
     try:
