@@ -115,12 +115,35 @@ def test_commands_help_flag_prints_its_usage():
         assert "--format=F" in res.stdout
 
 
-def test_help_verb_without_a_terminal_prints_its_usage():
+def test_help_verb_without_a_terminal_prints_its_page():
     res = sh("help", "claim")
     assert res.returncode == 0 and "kanban claim" in res.stdout and "--wait" in res.stdout
     res = sh("help", "heartbeat")  # an alias: the verb it stands for
     assert res.returncode == 0 and "kanban lease renew" in res.stdout
     assert_error(sh("help", "no-such-verb"), "usage")
+
+
+def fake_man(tmp_path, body):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "man").write_text("#!/bin/sh\n" + body)
+    (fake / "man").chmod(0o755)
+    return f"{fake}:{os.environ['PATH']}"
+
+
+def test_help_verb_runs_man_into_a_pipe_too(tmp_path):
+    # SPEC §1: `kanban help VERB` opens `man kanban-VERB`; as `git help VERB | cat`, man runs when
+    # stdout is a pipe too (it prints the page without a pager).  It printed the usage text before.
+    res = sh("help", "claim", PATH=fake_man(tmp_path, 'echo "MAN PAGE OF $*"\n'))
+    assert res.returncode == 0 and res.stderr == "", res
+    assert res.stdout.startswith("MAN PAGE OF ") and "kanban-claim" in res.stdout, res.stdout
+
+
+def test_help_verb_prints_the_usage_where_man_fails(tmp_path):
+    # a man that cannot show the page (no groff, no such page): the usage text, never its error
+    res = sh("help", "claim", PATH=fake_man(tmp_path, 'echo "man: no formatter" >&2\nexit 16\n'))
+    assert res.returncode == 0 and res.stderr == "", res
+    assert res.stdout.startswith("Usage:") and "--wait" in res.stdout
 
 
 def test_help_verb_opens_the_man_page_on_a_terminal(tmp_path):

@@ -3,7 +3,7 @@
 - each command file has its header, man page, schema and a test naming it
   (porcelain pages are checked once they exist; `make check` insists on them);
 - every page renders through groff (as `man -l` does) without a warning;
-- `kanban help VERB` prints the usage text when stdout is not a terminal.
+- `kanban help VERB` runs man even into a pipe, and prints the usage text where man cannot.
 
 The examples of every page run in tests/test_doc_examples.py, each command checked
 for the exit status its page gives it.
@@ -338,15 +338,29 @@ def test_options_describes_every_option_of_the_usage(verb):
 
 # -- kanban help -------------------------------------------------------------------------
 
-def _help(*args):
-    proc = subprocess.run([os.path.join(ROOT, "bin", "kanban"), "help", *args], capture_output=True,
-                          text=True, env=_clean_env(), stdin=subprocess.DEVNULL, timeout=60)
-    return proc
+def _help(*args, man=True):
+    """`kanban help ARGS` into a pipe; man=False puts first on PATH a man that cannot show any
+    page (as where groff is missing), so the usage text stands in."""
+    env = _clean_env()
+    if not man:
+        import tempfile
+
+        fake = tempfile.mkdtemp(prefix="kanban-no-man-")
+        with open(os.path.join(fake, "man"), "w", encoding="utf-8") as handle:
+            handle.write("#!/bin/sh\necho 'man: cannot format' >&2\nexit 3\n")
+        os.chmod(os.path.join(fake, "man"), 0o755)
+        env["PATH"] = fake + os.pathsep + env.get("PATH", "")
+    try:
+        return subprocess.run([os.path.join(ROOT, "bin", "kanban"), "help", *args], capture_output=True,
+                              text=True, env=env, stdin=subprocess.DEVNULL, timeout=60)
+    finally:
+        if not man:
+            shutil.rmtree(fake, ignore_errors=True)
 
 
 @pytest.mark.parametrize("verb", sorted(PATHS))
-def test_help_prints_the_usage_when_not_a_terminal(verb):
-    proc = _help(verb)
+def test_help_prints_the_usage_where_man_cannot(verb):
+    proc = _help(verb, man=False)
     assert proc.returncode == 0, proc.stderr
     usage = normalise(usage_lines(read_header(PATHS[verb])[1]))
     shown = normalise(proc.stdout.splitlines())
@@ -358,6 +372,15 @@ def test_help_prints_the_usage_when_not_a_terminal(verb):
 def test_help_of_an_alias_is_the_verbs(alias):
     verb = ALIASES[alias][0]
     assert _help(alias).stdout == _help(verb).stdout != ""
+    assert _help(alias, man=False).stdout == _help(verb, man=False).stdout != ""
+
+
+@pytest.mark.skipif(shutil.which("man") is None, reason="man is not installed")
+def test_help_into_a_pipe_is_the_man_page():
+    """As `git help VERB | cat`: the page, plain (SPEC: `kanban help VERB` opens `man kanban-VERB`)."""
+    proc = _help("claim")
+    assert proc.returncode == 0 and proc.stderr == "", proc
+    assert proc.stdout.split()[0] == "KANBAN-CLAIM(1)" and "SYNOPSIS" in proc.stdout and "--wait" in proc.stdout
 
 
 def test_help_of_an_unknown_verb_is_a_usage_error():

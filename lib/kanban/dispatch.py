@@ -208,7 +208,8 @@ def list_commands(root, rest):
 
 
 def help_verb(root, rest):
-    """`kanban help [VERB|workflow|commands]`: the man page, or the usage text where man is missing."""
+    """`kanban help [VERB|workflow|commands]`: the man page (paged on a terminal, plain into a
+    pipe), or the usage text where man is missing or cannot show it."""
     import shutil
 
     from .cli import fail
@@ -233,12 +234,31 @@ def help_verb(root, rest):
     if find_verb(root, verb) is None:
         fail(not_a_verb(root, verb))
     local = paths.man_page(page)
-    if shutil.which("man") and sys.stdout.isatty():
-        target = local if os.path.exists(local) else page
-        os.execvp("man", ["man", target])
+    target = local if os.path.exists(local) else page
+    if shutil.which("man"):
+        if sys.stdout.isatty():
+            os.execvp("man", ["man", target])
+        text = man_text(target)  # as `git help VERB | cat`: the page, plain, without a pager
+        if text:
+            sys.stdout.write(text)
+            return
     from .render import help_for
 
     sys.stdout.write(help_for(header_of(find_verb(root, verb))[2]) + "\n")
+
+
+def man_text(target):
+    """What `man TARGET` prints into a pipe, or None where man cannot show it (no page, no
+    formatter): then the usage text stands in, and man's complaint is not shown."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["man", target], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, timeout=60, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = done.stdout.decode("utf-8", "replace")
+    return text if done.returncode == 0 and text.strip() else None
 
 
 def run(script):
