@@ -177,6 +177,24 @@ def test_renew_never_shortens(kb):
     assert [e["data"]["lease_until"] for e in renewed] == [iso(3600), iso(9000), iso(11600)]
 
 
+def test_renew_takes_kanban_lease_as_its_lease(kb, claimed):
+    """SPEC §2: `KANBAN_LEASE` (or `--lease`) is the lease.  A renewal without --lease under
+    KANBAN_LEASE renews by it (it took the claim's length and ignored the variable, a bad
+    value too); --lease still wins, and without either the claim's length stays."""
+    tid, tok = claimed["id"], claimed["lease_token"]  # a 10 minute claim at T0
+    res = kb("heartbeat", tid, "--token", tok, agent="w1", env={**at(60), "KANBAN_LEASE": "1h"})
+    assert res.rc == 0 and res.json["lease_until"] == iso(60 + 3600)
+    res = kb("lease", "renew", tid, "--token", tok, "--lease", "2h", agent="w1", env={**at(60), "KANBAN_LEASE": "1h"})
+    assert res.json["lease_until"] == iso(60 + 7200)
+    res = kb("lease", "renew", tid, "--token", tok, agent="w1", env={**at(7200), "KANBAN_LEASE": ""})
+    assert res.json["lease_until"] == iso(7200 + 600)
+    before = kb("show", tid, env=at(7200)).out
+    for bad in ("soon", "-5m", "0"):
+        assert_error(kb("lease", "renew", tid, "--token", tok, agent="w1", env={**at(7200), "KANBAN_LEASE": bad}),
+                     "invalid")
+    assert kb("show", tid, env=at(7200)).out == before
+
+
 def test_heartbeat_and_extend_lease_aliases(kb, claimed):
     tid, tok = claimed["id"], claimed["lease_token"]
     res = kb("heartbeat", tid, "--token", tok, "--lease", "30m", agent="w1", env=at(60))

@@ -141,7 +141,9 @@ def lease(args):
             return
         agent = _agent(args)
         if args["renew"]:
-            emit(board.renew(args["ID"], args["--token"], lease=args["--lease"], agent=agent))
+            # --lease, else KANBAN_LEASE (SPEC §2: the two are the one lease), else the claim's
+            emit(board.renew(args["ID"], args["--token"], lease=env_or(args, "--lease", "KANBAN_LEASE"),
+                             agent=agent))
         else:
             emit(board.release(args["ID"], args["--token"], agent=agent))
 
