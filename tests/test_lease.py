@@ -77,6 +77,28 @@ def test_a_reaped_lease_loses_every_holder_write_block_too(kb, claimed):
     assert kb("block", tid, "--reason", "parked", agent="lead", env=at(601)).json["status"] == "blocked"
 
 
+@pytest.mark.parametrize("taken", [["cancel", "--reason", "dropped"], ["move", "done", "--force"],
+                                   ["move", "blocked", "--reason", "parked", "--force"]])
+def test_a_holder_whose_task_was_closed_under_it_loses_every_write_block_too(kb, claimed, taken):
+    """SPEC §5: every write by a holder, block included, fails lease_lost unless its token is
+    the current one.  A task cancelled, done or blocked by someone else under its holder: the
+    holder's block said conflict ('only todo or in_progress tasks can be blocked') where its
+    complete, renew, release and progress note say lease_lost."""
+    tid, tok = claimed["id"], claimed["lease_token"]
+    kb(taken[0], tid, *taken[1:], agent="lead", env=at(60))
+    before = snapshot(kb, 61)
+    for args in (["complete", tid, "--token", tok],
+                 ["lease", "renew", tid, "--token", tok],
+                 ["lease", "release", tid, "--token", tok],
+                 ["block", tid, "--reason", "r", "--token", tok],
+                 ["event", "log", tid, "--message", "m", "--token", tok]):
+        assert_error(kb(*args, agent="w1", env=at(61)), "lease_lost")
+    assert snapshot(kb, 61) == before
+    # a token that never was this task's, or none, on a closed task: its state refuses it
+    assert_error(kb("block", tid, "--reason", "r", "--token", "999", agent="w1", env=at(61)), "conflict")
+    assert_error(kb("block", tid, "--reason", "r", agent="w1", env=at(61)), "conflict")
+
+
 def test_expired_but_not_yet_reclaimed_lease_is_lost(kb, claimed):
     tid, tok = claimed["id"], claimed["lease_token"]
     before = snapshot(kb, 600)

@@ -1545,6 +1545,11 @@ class Board:
                 self._gate("block", self._actor(agent), row)
                 actor = self._actor(agent)
             else:
+                if token is not None and self._was_token(task, token):
+                    # a holder's write after its task was cancelled, completed or moved on by
+                    # someone else: lease_lost, as complete, renew and release say (SPEC §5)
+                    raise KanbanError("lease_lost", f"the lease on {ref} is gone: the task is now "
+                                      f"{row['status']}", task=ref, status=row["status"])
                 raise conflict(f"{ref} is {row['status']}: only todo or in_progress tasks can be blocked",
                                task=ref, status=row["status"])
             self._end_lease(task, "blocked", reason=reason)
