@@ -428,6 +428,24 @@ def test_init_creates_the_schema_and_errors_are_the_closed_list(tmp_path):
 
 
 @needs_pg
+def test_a_database_that_does_not_exist_is_no_board_not_an_unreachable_server():
+    """A URL naming a database the server does not have: not_found, as a missing board file
+    is (SPEC §3: a named board that does not exist), saying so; it said db_error 'cannot
+    reach the PostgreSQL server', though the server answered."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    name = "kanban_none_" + uuid.uuid4().hex[:12]
+    parts = urlsplit(SERVER)
+    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+    for args in (["list"], ["init"], ["create", "x"]):
+        res = run(*args, env={"KANBAN_DB": url, "KANBAN_AGENT": "w1"})
+        assert res.rc == 2 and res.out == "", res
+        assert res.error["code"] == "not_found", res.error
+        assert name in res.error["error"] and "cannot reach" not in res.error["error"], res.error
+        assert "Traceback" not in res.err
+
+
+@needs_pg
 def test_an_older_board_is_migrated(pg_url):
     from kanban.store.postgres import PG_MIGRATIONS
 

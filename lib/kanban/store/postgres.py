@@ -528,12 +528,21 @@ LOCK_TIMEOUT = "55P03"      # lock_not_available: a row lock waited out KANBAN_B
 UNIQUE = "23505"            # unique_violation: two writers made the same idempotency key at once
 
 
+_MISSING_DATABASE = re.compile(r'database "([^"]+)" does not exist')  # 3D000, in the server's English
+
+
 def _pg_error(exc, url):
     """A PgError -> a KanbanError from the closed list."""
     if isinstance(exc, KanbanError):
         return exc
     shown = display_url(url)
     state = exc.sqlstate or ""
+    missing = _MISSING_DATABASE.search(str(exc)) if state in ("", "3D000") else None
+    if missing:  # the server answered: the board named is not there, as a missing board file
+        name = missing.group(1)
+        return KanbanError("not_found", f"the PostgreSQL server has no database {name}: create it "
+                           f"(createdb {name}), then run 'kanban init'", db=shown,
+                           detail=scrub(str(exc).strip(), url))
     if state in RETRY or state == LOCK_TIMEOUT:
         return KanbanError("busy", "the board stayed locked past KANBAN_BUSY_TIMEOUT", db=shown)
     if state == "25006":
