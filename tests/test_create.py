@@ -235,3 +235,21 @@ def test_stdin_mutual_dependency_is_a_cycle(kb):
     ):
         assert_error(kb("create", "--stdin", input=batch), "cycle")
     assert snapshot(kb) == before
+
+
+def test_stdin_null_review_is_unset_and_bad_values_are_quoted_as_json(kb):
+    """A JSON line's null is unset for every field, review too (it was refused: 'review must be
+    true or false'); a bad value is quoted as its writer wrote it, in JSON (true, null, {"a": 1}),
+    never as Python's True, None, {'a': 1}."""
+    made = kb("create", "--stdin", input='{"title": "n", "review": null}\n').json
+    assert made[0]["review"] is False
+    before = kb("list").out
+    for line, shown in (('{"title": "x", "priority": true}', "bad priority true: "),
+                        ('{"title": "x", "max_attempts": false}', "bad max_attempts false: "),
+                        ('{"title": "x", "depends_on": [null]}', "bad task reference null: "),
+                        ('{"title": "x", "goal": {"a": 1}}', 'bad task reference {"a": 1}: '),
+                        ('{"title": "x", "not_before": true}', "bad not_before true: "),
+                        ('{"title": "x", "review": "yes"}', "review must be true or false, not 'yes'")):
+        doc = assert_error(kb("create", "--stdin", input=line + "\n"), "invalid")
+        assert doc["error"].startswith(shown), (line, doc)
+    assert kb("list").out == before

@@ -230,16 +230,27 @@ def parse_id(text, what="task id"):
     return number
 
 
+def shown(value):
+    """A bad value as an error quotes it: a string quoted, anything else (from a JSON line of
+    create --stdin) as JSON, as its writer wrote it: true, null, 1.5, not Python's True, None."""
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return dumps(value)[:200]
+    except (TypeError, ValueError):
+        return repr(value)
+
+
 def parse_int(text, what, minimum=None):
     if isinstance(text, bool):
-        raise invalid(f"bad {what} {text!r}: expected an integer")
+        raise invalid(f"bad {what} {shown(text)}: expected an integer")
     if isinstance(text, int):
         value = text
     else:
         raw = str(text).strip()
         body = raw[1:] if raw[:1] in "+-" else raw
         if not body.isascii() or not body.isdigit():
-            raise invalid(f"bad {what} {text!r}: expected an integer")
+            raise invalid(f"bad {what} {shown(text)}: expected an integer")
         value = int(raw)
     if abs(value) > 2**62:
         raise invalid(f"{what} {text!r} is out of range")
@@ -718,7 +729,7 @@ class Board:
         if isinstance(ref, str) and ref in keys:
             return keys[ref]
         if isinstance(ref, bool) or not isinstance(ref, (str, int)):
-            raise invalid(f"bad task reference {ref!r}: a task id (TASK-7 or 7) or a key")
+            raise invalid(f"bad task reference {shown(ref)}: a task id (TASK-7 or 7) or a key")
         try:
             return parse_id(ref)
         except KanbanError:
@@ -737,19 +748,22 @@ class Board:
         kind = spec.get("kind")
         kind = "task" if kind is None or kind == "" else kind
         if not isinstance(kind, str) or kind not in ("task", "goal"):
-            raise invalid(f"bad kind {kind!r}: task or goal")
+            raise invalid(f"bad kind {shown(kind)}: task or goal")
         priority = parse_int(spec.get("priority", 0) if spec.get("priority") is not None else 0, "priority")
         project = _name(spec.get("project"), "project")
         role = _name(spec.get("role"), "role")
         assignee = _name(spec.get("assignee"), "assignee")
         key = _name(spec.get("key"), "key")
-        review = spec.get("review", False)
+        review = spec.get("review")
+        review = False if review is None else review  # null is unset, as for every other field
         if not isinstance(review, bool):
-            raise invalid("review must be true or false")
+            raise invalid(f"review must be true or false, not {shown(review)}")
         max_attempts = spec.get("max_attempts")
         if max_attempts is not None:
             max_attempts = parse_int(max_attempts, "max_attempts", minimum=1)
         not_before = spec.get("not_before")
+        if isinstance(not_before, bool) or not isinstance(not_before, (str, int, float, type(None))):
+            raise invalid(f"bad not_before {shown(not_before)}: use ISO-8601, epoch seconds or +10m")
         if not_before is not None:
             not_before = clock.parse_time(not_before, "not_before")
         deps = spec.get("depends_on") or []
