@@ -202,6 +202,20 @@ def test_init_creates_the_board_here_and_is_idempotent(tmp_path):
     assert again["created"] is False and again["db"] == doc["db"]
 
 
+def test_init_where_a_file_is_in_the_way_of_the_folder_says_so(tmp_path):
+    """A file named .kanban (or a file above KANBAN_DB's folder): db_error that names the
+    folder and the file in the way; it said only 'the board cannot be used: File exists'."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / ".kanban").write_text("not a folder\n")
+    doc = assert_error(sh("init", cwd=project), "db_error")
+    assert doc["error"] == (f"cannot make the board's folder {project / '.kanban'}: a file of that name, "
+                            "or of a folder above it, is in the way"), doc
+    doc = assert_error(sh("init", KANBAN_DB=project / ".kanban" / "x" / "board.db"), "db_error")
+    assert "is in the way" in doc["error"], doc
+    assert (project / ".kanban").read_text() == "not a folder\n"
+
+
 def test_board_found_from_a_subfolder(tmp_path):
     project = tmp_path / "proj"
     deep = project / "src" / "pkg"

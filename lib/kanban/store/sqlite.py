@@ -1383,6 +1383,10 @@ def open_board(path, create=False):
         folder = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(folder, mode=0o777, exist_ok=True)  # the umask narrows it
+        except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder must be
+            raise KanbanError("db_error", f"cannot make the board's folder {folder}: a file of that name, "
+                              "or of a folder above it, is in the way", detail=f"{type(exc).__name__}: {exc}",
+                              db=path) from None
         except OSError as exc:
             raise db_error(exc, path) from None
     database = SqliteStore(path, create=create)
