@@ -528,7 +528,12 @@ LOCK_TIMEOUT = "55P03"      # lock_not_available: a row lock waited out KANBAN_B
 UNIQUE = "23505"            # unique_violation: two writers made the same idempotency key at once
 
 
-_MISSING_DATABASE = re.compile(r'database "([^"]+)" does not exist')  # 3D000, in the server's English
+def _missing_database(text):
+    """The name in the server's 'database "NAME" does not exist' (3D000, in its English), or
+    None: libpq reports a failed connection without its SQLSTATE."""
+    _, found, rest = text.partition('database "')
+    name, quote, after = rest.partition('"')
+    return name if found and quote and name and after.startswith(" does not exist") else None
 
 
 def _pg_error(exc, url):
@@ -537,9 +542,8 @@ def _pg_error(exc, url):
         return exc
     shown = display_url(url)
     state = exc.sqlstate or ""
-    missing = _MISSING_DATABASE.search(str(exc)) if state in ("", "3D000") else None
-    if missing:  # the server answered: the board named is not there, as a missing board file
-        name = missing.group(1)
+    name = _missing_database(str(exc)) if state in ("", "3D000") else None
+    if name:  # the server answered: the board named is not there, as a missing board file
         return KanbanError("not_found", f"the PostgreSQL server has no database {name}: create it "
                            f"(createdb {name}), then run 'kanban init'", db=shown,
                            detail=scrub(str(exc).strip(), url))
