@@ -253,3 +253,15 @@ def test_stdin_null_review_is_unset_and_bad_values_are_quoted_as_json(kb):
         doc = assert_error(kb("create", "--stdin", input=line + "\n"), "invalid")
         assert doc["error"].startswith(shown), (line, doc)
     assert kb("list").out == before
+
+
+def test_stdin_line_that_is_not_json_is_named_by_its_line_and_column(kb):
+    """The decoder's own words counted lines within the one line ('line 2 is not JSON:
+    Expecting value: line 1 column 1 (char 0)'): now the input's line, and a column in it."""
+    doc = assert_error(kb("create", "--stdin", input='{"title": "ok"}\nnot json\n'), "invalid")
+    assert doc["error"] == "line 2 is not JSON (expecting value at column 1)" and doc["line"] == 2, doc
+    doc = assert_error(kb("create", "--stdin", input='{"title": "x"\n'), "invalid")
+    assert doc["error"] == "line 1 is not JSON (expecting ',' delimiter at column 15)", doc
+    doc = assert_error(kb("create", "--stdin", input='{"title": "x\n'), "invalid")
+    assert doc["error"] == "line 1 is not JSON (invalid control character at column 13)", doc
+    assert kb("list").json["tasks"] == []

@@ -97,7 +97,11 @@ def create(args):
 
                     specs.append(json.loads(line))
                 except ValueError as exc:
-                    raise invalid(f"line {number} is not JSON: {exc}", line=number) from None
+                    # the decoder's own 'line 1 column 5 (char 4)' counts within this line
+                    # only: said as a column, it cannot be taken for the line of the input
+                    what = getattr(exc, "msg", "").removesuffix(" at")  # 'Unterminated string starting at'
+                    why = f" ({what[:1].lower()}{what[1:]} at column {exc.pos + 1})" if hasattr(exc, "pos") else ""
+                    raise invalid(f"line {number} is not JSON{why}", line=number) from None
                 except RecursionError:
                     raise invalid(f"line {number} is nested too deeply", line=number) from None
             emit(board.create_many(specs, actor=actor))
