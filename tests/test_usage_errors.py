@@ -92,6 +92,10 @@ def test_help_groups_the_verbs_with_their_summaries():
     bare = run()
     assert bare.rc == 1 and bare.out == out
     assert run("help").out == out and run("help", "commands").out == out
+    # `help help` (as `git help help`): the same; it was "'help' is not a kanban command (did you
+    # mean 'help'?)"
+    again = run("help", "help")
+    assert again.rc == 0 and again.out == out and again.err == ""
 
 
 def test_help_workflow_opens_the_guide():

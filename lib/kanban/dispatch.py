@@ -215,7 +215,7 @@ def help_verb(root, rest):
     from .cli import fail
 
     verb = rest[0] if rest else None
-    if verb is None or verb == "commands":
+    if verb is None or verb in ("commands", "help"):  # `help help`, as `git help help`
         sys.stdout.write(overview(root))
         return
     if verb in GUIDES:
