@@ -247,8 +247,8 @@ class Model:
         if t.status == "in_progress":
             self.check_lease(t, token)
             self.held(t, agent)
-        elif t.status != "todo":
-            raise Refusal("conflict")
+        elif t.status != "todo":  # a holder's token of a task since closed: lease_lost, as check_lease
+            raise Refusal("lease_lost" if token is not None and token in t.tokens else "conflict")
         elif token is not None:  # a holder's write: a todo task has no lease for a token to match
             raise Refusal("lease_lost")
         t.status = "blocked"
