@@ -125,3 +125,24 @@ def test_a_bad_duration_names_its_option(kb, args, option):
     res = kb(*args)
     error = assert_error(res, "invalid")
     assert error["error"].startswith(f"bad {option} 'soon'"), error
+
+
+def test_double_dash_ends_the_options_as_in_git(kb):
+    """`--` ends the options (git, POSIX): what follows is a value even when it starts with a
+    dash.  `kanban create -- -x` said "unexpected argument '-x'": docopt takes `--` only
+    where a usage text declares it, and no plumbing verb's does."""
+    made = kb("create", "--priority", "4", "--", "-1 is a title", agent="w1").json
+    assert made["title"] == "-1 is a title" and made["priority"] == 4
+    assert kb("create", "--", "--help", agent="w1").json["title"] == "--help"
+    assert kb("create", "--", "plain", agent="w1").json["title"] == "plain"
+    tid = made["id"]
+    assert kb("comment", tid, "--", "-1 from me", agent="w1").json["body"] == "-1 from me"
+    assert kb("event", "log", tid, "--", "--- half way", agent="w1").json["data"]["message"] == "--- half way"
+    assert [t["id"] for t in kb("search", "--", "-1", agent="w1").json["tasks"]] == [tid]
+    assert kb("show", "--", tid).json["id"] == tid
+    before = kb("list").out
+    doc = assert_error(kb("create", "--", agent="w1"), "usage")
+    assert doc["error"] == "kanban create: missing TITLE", doc
+    doc = assert_error(kb("create", "--", "-a", "-b", agent="w1"), "usage")
+    assert doc["error"] == "kanban create: unexpected arguments '-a', '-b'", doc
+    assert kb("list").out == before

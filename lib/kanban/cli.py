@@ -94,13 +94,40 @@ def parse(help_text, argv):
 
     from .argv import parse as cached_parse
 
+    given, swapped = _end_of_options(help_text, argv)
     try:
-        return cached_parse(help_text, argv, run_docopt)
+        args = cached_parse(help_text, given, run_docopt)
     except _Refused:
         # say what is wrong with the real arguments, never the cache's placeholders
         from .diagnose import usage_error
 
-        raise usage_error(help_text, argv) from None
+        # (a `--` that ends nothing, as in `create --`, is left out: 'missing TITLE')
+        raise usage_error(help_text, argv[:-1] if swapped is not None and argv[-1] == "--" else argv) from None
+    if not swapped:
+        return args
+    back = swapped.get
+    return {key: ([back(v, v) if isinstance(v, str) else v for v in value] if isinstance(value, list)
+                  else back(value, value) if isinstance(value, str) else value)
+            for key, value in args.items()}
+
+
+def _end_of_options(help_text, argv):
+    """`--` ends the options, as in git and every POSIX tool: `kanban create -- -x` makes a
+    task titled '-x'.  docopt knows `--` only where the usage text declares it (work's
+    `-- CMD...`); elsewhere the `--` goes, and each word after it that looks like an option
+    is given to the parser as a stand-in that cannot be one, swapped back in its answer.
+    -> (argv for the parser, {stand-in: word}, or None when there is nothing to do)."""
+    if "--" not in argv[1:] or " -- " in f" {usage_section(help_text)} ".replace("[--]", " -- "):
+        return argv, None  # no `--`, or the usage text's own (work's `-- CMD...`): docopt's
+    cut = argv.index("--", 1)
+    given, swapped = argv[:cut], {}
+    for word in argv[cut + 1:]:
+        if word.startswith("-"):
+            stand_in = f"@kanban-word-{len(swapped)}@"
+            swapped[stand_in] = word
+            word = stand_in
+        given.append(word)
+    return given, swapped
 
 
 class _Refused(Exception):
