@@ -23,7 +23,7 @@ load test_helper
   done
 }
 
-@test "kanban help VERB prints its usage when stdout is not a terminal" {
+@test "kanban help VERB prints its page when stdout is not a terminal" {
   run kanban help claim
   [ "$status" -eq 0 ]
   [[ "$output" == *"kanban claim"* ]]

@@ -77,3 +77,11 @@ JSONL
   [ "$(kanban show TASK-1 | json_get title)" = "$title" ]
   [ ! -e pwned ]
 }
+
+@test "-- ends the options: a title may start with a dash" {
+  run kanban create -- -1 is a title
+  [ "$status" -eq 2 ]
+  run kanban create -- "-1 is a title"
+  [ "$status" -eq 0 ]
+  [ "$(printf '%s' "$output" | json_get title)" = "-1 is a title" ]
+}
