@@ -28,6 +28,9 @@ def snapshot(kb, seconds=0):
 
 def test_each_column(kb):
     task = kb("create", "a card", env=at(0)).json["id"]
+    # without a reason: invalid, saying what is missing (it said only 'reason is required')
+    doc = assert_error(kb("move", task, "blocked", agent="alice", env=at(1)), "invalid")
+    assert doc["error"] == "a card moved to blocked needs a reason: pass --reason", doc
     moved(kb("move", task, "blocked", "--reason", "waiting on legal", agent="alice", env=at(1)), "blocked", "todo")
     assert kb("show", task, env=at(1)).json["reason"] == "waiting on legal"
     moved(kb("move", task, "todo", agent="alice", env=at(2)), "todo", "blocked")

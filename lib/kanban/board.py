@@ -1661,6 +1661,8 @@ class Board:
             near = nearest(column, self.MOVE_COLUMNS)
             raise invalid(f"unknown column {column!r}: one of {', '.join(self.MOVE_COLUMNS)}",
                           hint=f"did you mean {near!r}?" if near else None)
+        if column == "blocked" and reason is None:  # as block's 'missing --reason', in words
+            raise invalid("a card moved to blocked needs a reason: pass --reason")
         reason = _text(reason, "reason", required=column == "blocked", limit=100_000)
         actor = self._actor(actor)
 
