@@ -1,6 +1,8 @@
 """Hooks (SPEC §7): post-<verb> after the commit, pre-complete before it; never on stdout."""
 import json
 import os
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -231,7 +233,6 @@ def test_a_hook_outlives_a_killed_command_by_no_more_than_its_timeout(kb, hooks,
     KANBAN_HOOK_TIMEOUT but the hook's own watchdog, which kills it (and what it started
     in its group) a second after the timeout, instead of letting it run on for good."""
     import signal
-    import subprocess
 
     pids = tmp_path / "pids"
     write_hook(hooks.folder, hook, f"#!/bin/sh\nsleep 60 &\necho $$ $! > '{pids}.tmp'\nmv '{pids}.tmp' '{pids}'\n"
@@ -300,6 +301,40 @@ sys.exit(1)
     res = kb("complete", t, "--token", tok, "--no-verify", agent="w1", env=hooks.env)
     assert res.rc == 0 and one_json_document(res)["status"] == "done"
     assert len(hooks.records()) == 1
+
+
+def test_a_pre_complete_refusal_is_one_json_line_on_stderr(kb, hooks):
+    """Any error is one JSON line on stderr (SPEC 3): a refusing pre-complete hook's own
+    output is in the error's `detail`, not printed before it; a hook that lets the
+    completion go on has its output passed on as any hook's."""
+    write_hook(hooks.folder, "pre-complete",
+               "#!/bin/sh\necho 'NOISE-ON-STDOUT'\necho '3 tests failed' >&2\nexit 1\n")
+    t = kb("create", "t").json["id"]
+    tok = kb("claim", agent="w1").json["lease_token"]
+    res = kb("complete", t, "--token", tok, agent="w1")
+    doc = assert_error(res, "hook_rejected")
+    assert res.err.count("\n") == 1 and json.loads(res.err) == doc, res.err
+    assert "3 tests failed" in doc["detail"] and "NOISE-ON-STDOUT" in doc["detail"]
+    write_hook(hooks.folder, "pre-complete", "#!/bin/sh\necho 'checks passed' >&2\n")
+    res = kb("complete", t, "--token", tok, agent="w1")
+    assert res.rc == 0 and one_json_document(res)["status"] == "done"
+    assert "checks passed" in res.err
+
+
+@pytest.mark.skipif(not shutil.which("script"), reason="script(1) is not installed (util-linux)")
+def test_a_pre_complete_hook_shows_its_output_live_on_a_terminal(kb, hooks, tmp_path):
+    """At a terminal a person sees a pre-complete hook's output as it comes (a test run
+    can take minutes), then the refusal."""
+    write_hook(hooks.folder, "pre-complete", "#!/bin/sh\necho 'running the tests' >&2\nexit 1\n")
+    t = kb("create", "t").json["id"]
+    tok = kb("claim", agent="w1").json["lease_token"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KANBAN_")}
+    env.update(KANBAN_DB=str(kb.path), KANBAN_AGENT="w1")
+    command = f"{KANBAN} complete {t} --token {tok}"
+    proc = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True, text=True, env=env,
+                          timeout=60)
+    screen = proc.stdout.replace("\r", "")
+    assert "running the tests" in screen and screen.index("running the tests") < screen.index('"hook_rejected"')
 
 
 def test_pre_complete_that_passes(kb, hooks):

@@ -141,29 +141,55 @@ DRAIN_SECONDS = 0.1
 
 class _Output:
     """A hook's stdout and stderr, passed on to the command's stderr up to OUTPUT_LIMIT;
-    the end of it is kept for the error detail."""
+    the end of it is kept for the error detail.  hold=True: what would be passed on is
+    kept instead, for release() (a pre-complete hook's, shown only if it lets the
+    completion go on: a refusal's stderr is its one JSON line, the output in `detail`)."""
 
-    def __init__(self):
+    def __init__(self, hold=False):
         import codecs
 
         self.shown = 0
         self.dropped = 0
         self.tail = b""
+        self.held = [] if hold else None
         self.decoder = codecs.getincrementaldecoder("utf-8")("replace")  # bytes that are not text
+
+    def _show(self, data):
+        if self.held is None:
+            _write_stderr(data)
+        else:
+            self.held.append(data)
 
     def add(self, chunk):
         room = OUTPUT_LIMIT - self.shown
         if room > 0:
-            _write_stderr(self.decoder.decode(chunk[:room]).encode("utf-8"))
+            self._show(self.decoder.decode(chunk[:room]).encode("utf-8"))
             self.shown += min(room, len(chunk))
         self.dropped += max(0, len(chunk) - max(room, 0))
         self.tail = (self.tail + chunk)[-4000:]
 
     def finish(self, path):
-        _write_stderr(self.decoder.decode(b"", final=True).encode("utf-8"))
+        self._show(self.decoder.decode(b"", final=True).encode("utf-8"))
         if self.dropped:
-            _warn(f"{path} wrote {self.shown + self.dropped} bytes; only the first {self.shown} are shown")
+            note = f"{path} wrote {self.shown + self.dropped} bytes; only the first {self.shown} are shown"
+            if self.held is None:
+                _warn(note)
+            else:
+                self.held.append(f"kanban: warning: {note}\n".encode())
         return self.tail.decode("utf-8", "replace")
+
+    def release(self):
+        """Pass on what was held."""
+        if self.held:
+            _write_stderr(b"".join(self.held))
+        self.held = None
+
+
+def _stderr_is_a_terminal():
+    try:
+        return os.isatty(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _write_stderr(data):
@@ -229,7 +255,7 @@ def _executable(path):
     return os.access(path, os.X_OK) and (start[:2] == b"#!" or start == b"\x7fELF")
 
 
-def _run(path, payload, env_extra):
+def _run(path, payload, env_extra, output=None):
     """Run one hook in a session of its own; returns (exit status, or None when it timed
     out, the end of its output).  The hook reads the payload from a file (it may never
     read it), and its output comes through a pipe the command reads, in time and size
@@ -255,7 +281,7 @@ def _run(path, payload, env_extra):
         return 127, f"cannot run {path}: {exc}"
     finally:
         os.close(write_end)
-    output = _Output()
+    output = output or _Output()
     deadline = time.monotonic() + seconds
     status = None
     try:
@@ -315,8 +341,14 @@ def run_pre_complete(db_path, task, agent, summary):
     paths = find(hooks_dir(db_path), "pre-complete")
     for path in paths:
         payload = dumps({"kind": "complete", "task": task, "actor": agent, "summary": summary})
-        status, err = _run(path, payload.encode(), _env("complete", task["id"], agent, db_path))
-        if status != 0:
+        # for a program reading the command's stderr, a refusal is its one JSON line (the
+        # hook's output goes in `detail`): the output waits for the hook's verdict.  A
+        # person at a terminal sees it as it comes
+        output = _Output(hold=not _stderr_is_a_terminal())
+        status, err = _run(path, payload.encode(), _env("complete", task["id"], agent, db_path), output)
+        if status == 0:
+            output.release()
+        else:
             raise KanbanError(
                 "hook_rejected",
                 f"pre-complete hook {os.path.basename(path)} refused the completion"
