@@ -141,3 +141,51 @@ def test_a_work_loop_started_while_the_server_is_down_waits_for_it(cluster, boar
     assert loop.returncode == 0, err
     assert "cannot reach the PostgreSQL server: trying again" in err
     assert board("show", task).json["status"] == "done"
+
+
+@pytest.mark.skipif(not pgbouncer.find(), reason="pgbouncer is not installed (Debian: apt-get install pgbouncer)")
+def test_whether_a_commit_stood_is_asked_again_through_a_pooler_while_the_server_comes_back(cluster, board,
+                                                                                           monkeypatch):
+    """A session lost during its COMMIT asks a new one whether the transaction committed
+    (txid_status).  Through PgBouncer the new session is the pooler's, made at once even
+    while the server is still down; the question then fails ('server login has been
+    failing') and must be asked again until KANBAN_BUSY_TIMEOUT, not end the command with
+    db_error: a soak's `kanban review` loop exited so after a server restart."""
+    import threading
+
+    from kanban.store.postgres import PgStore
+
+    schema = board.env["KANBAN_DB"].rsplit("%3D", 1)[1]
+    monkeypatch.setenv("KANBAN_PG_HELPER", "0")
+    monkeypatch.setenv("KANBAN_BUSY_TIMEOUT", "20s")
+    with pgbouncer.running(cluster.url, schema, pool=2) as pooled:
+        store = PgStore(pooled)
+        try:
+            xid = store.write(lambda: store.conn.execute("SELECT txid_current()").fetchone()[0])
+            cluster.stop_server("fast")
+            back = threading.Timer(3.0, cluster.start_server)
+            back.start()
+            try:
+                store._reconnect(time.monotonic() + 20)  # the pooler lets a client in, server or not
+                # another client's query makes the pooler try the server, and fail: for
+                # server_login_retry it then fails every query that needs a server at once
+                other = threading.Thread(target=_query_through, args=(pooled,), daemon=True)
+                other.start()
+                time.sleep(0.5)
+                assert store._committed(xid, time.monotonic() + 20) is True
+            finally:
+                back.join()
+        finally:
+            store.close()
+            if cluster.postmaster() is None:
+                cluster.start_server()
+
+
+def _query_through(url):
+    import psycopg
+
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error:
+        pass

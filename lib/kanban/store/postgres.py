@@ -859,6 +859,12 @@ class PgStore(Store):
             try:
                 status = self.conn.execute("SELECT txid_status(%s)", (int(xid),)).fetchone()[0]
             except PgError as exc:
+                # through a pooler the new session is the pooler's: it may be made while the
+                # server is still on its way back, and the question fail ('server login has
+                # been failing'); ask again on another, as a write does, until the deadline
+                if _lost(exc, self.conn) and time.monotonic() < deadline:
+                    self._reconnect(deadline)
+                    continue
                 raise _pg_error(exc, self.path) from None
             if status in ("committed", "aborted"):
                 return status == "committed"
