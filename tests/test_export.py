@@ -195,17 +195,23 @@ TIMES = {"tasks": {"lease_until", "not_before", "started_at", "finished_at", "cr
          "wip_limits": {"created_at", "updated_at"}, "access_tokens": {"created_at", "revoked_at"}}
 
 
-@pytest.fixture(params=backends())
-def empty_board(request, tmp_path):
-    """A new, empty board on this test's backend (the import's target)."""
-    if request.param == "sqlite":
-        yield new_board(str(tmp_path / "target.db"))
+def empty_board_on(backend, folder):
+    """A new, empty board on `backend` (a SQLite file in `folder`, or a Postgres schema of
+    its own, dropped afterwards): a fixture's body, to `yield from`."""
+    if backend == "sqlite":
+        yield new_board(str(folder / "target.db"))
         return
     schema, url = new_pg_schema()
     try:
         yield new_board(url)
     finally:
         drop_pg_schemas(schema)
+
+
+@pytest.fixture(params=backends())
+def empty_board(request, tmp_path):
+    """A new, empty board on this test's backend (the import's target)."""
+    yield from empty_board_on(request.param, tmp_path)
 
 
 def test_import_refuses_a_time_outside_the_years_1_to_9999_and_places_nothing(tmp_path, empty_board):

@@ -15,6 +15,7 @@ import sqlite3
 import invariants
 import pytest
 from conftest import PG_SERVER, T0, assert_error, backends, drop_pg_schemas, new_pg_schema, run
+from test_export import empty_board_on, export, new_board
 from test_schemas import validate
 
 
@@ -96,17 +97,6 @@ def busy_board(db):
     assert set(statuses.values()) == {"todo", "in_progress", "in_review", "blocked", "done", "failed", "cancelled"}
     assert statuses[ids["goal"]] == "todo" and statuses[ids["done_goal"]] == "done", statuses
     return {name: int(task_id.split("-")[1]) for name, task_id in ids.items()}
-
-
-def export(db):
-    res = run("export", env={"KANBAN_DB": db})
-    assert res.rc == 0, res
-    return res.out
-
-
-def new_board(db):
-    assert run("init", env={"KANBAN_DB": db}).rc == 0, db
-    return db
 
 
 def content(db):
@@ -314,14 +304,7 @@ def source(tmp_path_factory):
 def target(request, tmp_path_factory):
     """An empty board of each backend, for every broken file in turn: each is refused and
     leaves the board as it was, so the next one finds it empty again."""
-    if request.param == "sqlite":
-        yield new_board(str(tmp_path_factory.mktemp("target") / "target.db"))
-        return
-    schema, url = new_pg_schema()
-    try:
-        yield new_board(url)
-    finally:
-        drop_pg_schemas(schema)
+    yield from empty_board_on(request.param, tmp_path_factory.mktemp("target"))
 
 
 def test_the_unbroken_file_imports(source, tmp_path):

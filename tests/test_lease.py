@@ -77,6 +77,16 @@ def test_a_reaped_lease_loses_every_holder_write_block_too(kb, claimed):
     assert kb("block", tid, "--reason", "parked", agent="lead", env=at(601)).json["status"] == "blocked"
 
 
+def holder_writes(tid, tok):
+    """Every write a holder makes with its token (SPEC 5: each fails with lease_lost
+    unless the token is the current one and the lease has not expired)."""
+    return (["complete", tid, "--token", tok],
+            ["lease", "renew", tid, "--token", tok],
+            ["lease", "release", tid, "--token", tok],
+            ["block", tid, "--reason", "r", "--token", tok],
+            ["event", "log", tid, "--message", "m", "--token", tok])
+
+
 @pytest.mark.parametrize("taken", [["cancel", "--reason", "dropped"], ["move", "done", "--force"],
                                    ["move", "blocked", "--reason", "parked", "--force"]])
 def test_a_holder_whose_task_was_closed_under_it_loses_every_write_block_too(kb, claimed, taken):
@@ -87,11 +97,7 @@ def test_a_holder_whose_task_was_closed_under_it_loses_every_write_block_too(kb,
     tid, tok = claimed["id"], claimed["lease_token"]
     kb(taken[0], tid, *taken[1:], agent="lead", env=at(60))
     before = snapshot(kb, 61)
-    for args in (["complete", tid, "--token", tok],
-                 ["lease", "renew", tid, "--token", tok],
-                 ["lease", "release", tid, "--token", tok],
-                 ["block", tid, "--reason", "r", "--token", tok],
-                 ["event", "log", tid, "--message", "m", "--token", tok]):
+    for args in holder_writes(tid, tok):
         assert_error(kb(*args, agent="w1", env=at(61)), "lease_lost")
     assert snapshot(kb, 61) == before
     # a token that never was this task's, or none, on a closed task: its state refuses it
@@ -102,11 +108,7 @@ def test_a_holder_whose_task_was_closed_under_it_loses_every_write_block_too(kb,
 def test_expired_but_not_yet_reclaimed_lease_is_lost(kb, claimed):
     tid, tok = claimed["id"], claimed["lease_token"]
     before = snapshot(kb, 600)
-    for args in (["complete", tid, "--token", tok],
-                 ["lease", "renew", tid, "--token", tok],
-                 ["lease", "release", tid, "--token", tok],
-                 ["block", tid, "--reason", "r", "--token", tok],
-                 ["event", "log", tid, "--message", "m", "--token", tok]):
+    for args in holder_writes(tid, tok):
         assert_error(kb(*args, agent="w1", env=at(600)), "lease_lost")
     assert snapshot(kb, 600) == before
 
