@@ -66,8 +66,12 @@ def hooks_dir(db_path):
     return os.path.join(os.path.dirname(os.path.abspath(db_path)), "hooks.d")
 
 
+def _warning(message):
+    return f"kanban: warning: {message}\n"
+
+
 def _warn(message):
-    sys.stderr.write(f"kanban: warning: {message}\n")
+    sys.stderr.write(_warning(message))
 
 
 def _unsafe(path, info):
@@ -175,7 +179,7 @@ class _Output:
             if self.held is None:
                 _warn(note)
             else:
-                self.held.append(f"kanban: warning: {note}\n".encode())
+                self.held.append(_warning(note).encode())
         return self.tail.decode("utf-8", "replace")
 
     def release(self):
