@@ -28,41 +28,12 @@ from urllib.parse import urlsplit, urlunsplit
 from ..errors import KanbanError
 from ..extras import require
 from . import SCHEMA_VERSION, Store, busy_timeout_ms, helper
-from .queries import POSTGRES
+from .queries import POSTGRES, task_events
 
 psycopg = None  # the driver, imported when a call connects directly (see "the wire" below)
 
-# task_events: every event, and each task status change as status_changed {from, to,
-# event} (migration 4); `data` is the SQL of a status change's data (migration 12 writes
-# it as SQLite's json_object does)
-_TASK_EVENTS = """    WITH steps AS (
-        SELECT id, task_id, kind, actor, at, expires_at,
-               CASE
-                 WHEN (data::jsonb ->> 'to') IS NOT NULL THEN (data::jsonb ->> 'to')
-                 WHEN kind = 'created' THEN 'todo'
-                 WHEN kind IN ('claimed', 'released', 'lease_expired')
-                      AND coalesce((data::jsonb ->> 'review') = 'true', false) THEN NULL
-                 WHEN kind = 'claimed' THEN 'in_progress'
-                 WHEN kind = 'lease_expired' AND lead(kind) OVER w = 'failed' THEN NULL
-                 WHEN kind IN ('released', 'lease_expired', 'rejected', 'unblocked', 'reopened') THEN 'todo'
-                 WHEN kind IN ('completed', 'approved') THEN 'done'
-                 WHEN kind = 'submitted_for_review' THEN 'in_review'
-                 WHEN kind IN ('blocked', 'cancelled', 'failed') THEN kind
-               END AS status
-          FROM events
-        WINDOW w AS (PARTITION BY task_id ORDER BY id)
-    ),
-    changes AS (
-        SELECT id, task_id, kind, actor, at, expires_at, status,
-               lag(status) OVER (PARTITION BY task_id ORDER BY id) AS previous
-          FROM steps WHERE status IS NOT NULL
-    )
-    SELECT id, task_id, kind, actor, at, data, expires_at FROM events
-    UNION ALL
-    SELECT id, task_id, 'status_changed', actor, at,
-DATA      FROM changes
-     WHERE kind NOT IN ('created', 'status_changed') AND previous IS NOT NULL AND previous <> status;
-"""
+# task_events (queries.task_events): migration 4 writes a status change's data with
+# jsonb_build_object, migration 12 as SQLite's json_object does
 _STATUS_CHANGE_JSONB = ("           jsonb_build_object('from', previous, 'to', status, 'event', kind)::text,"
                         " expires_at\n")
 _STATUS_CHANGE_JSON = ("           '{\"from\":' || to_json(previous)::text || ',\"to\":' || to_json(status)::text\n"
@@ -70,7 +41,7 @@ _STATUS_CHANGE_JSON = ("           '{\"from\":' || to_json(previous)::text || ',
 
 
 def _task_events(data):
-    return _TASK_EVENTS.replace("DATA", data)
+    return task_events("(data::jsonb ->> 'to')", "coalesce((data::jsonb ->> 'review') = 'true', false)", data)
 
 
 # Each entry takes a Postgres board from version i to i+1, as sqlite.MIGRATIONS does for

@@ -15,6 +15,46 @@ each other's rows).  A read-only transaction cannot lock: where one read serves 
 the locking form has its own name (`task_for_update` beside `task`).
 """
 
+# The task_events view's query (migration 4, made again by later migrations): every
+# event, and each task status change as a status_changed event {from, to, event}.  The
+# dialects differ in three expressions only: `to` (an event's data.to), `review` (is it
+# a claim for review) and `data` (the status change's data, with its trailing
+# expires_at).  task_events() fills them in; each migration's SQL is the text it shipped
+_TASK_EVENTS = """    WITH steps AS (
+        SELECT id, task_id, kind, actor, at, expires_at,
+               CASE
+                 WHEN {to} IS NOT NULL THEN {to}
+                 WHEN kind = 'created' THEN 'todo'
+                 WHEN kind IN ('claimed', 'released', 'lease_expired')
+                      AND {review} THEN NULL
+                 WHEN kind = 'claimed' THEN 'in_progress'
+                 WHEN kind = 'lease_expired' AND lead(kind) OVER w = 'failed' THEN NULL
+                 WHEN kind IN ('released', 'lease_expired', 'rejected', 'unblocked', 'reopened') THEN 'todo'
+                 WHEN kind IN ('completed', 'approved') THEN 'done'
+                 WHEN kind = 'submitted_for_review' THEN 'in_review'
+                 WHEN kind IN ('blocked', 'cancelled', 'failed') THEN kind
+               END AS status
+          FROM events
+        WINDOW w AS (PARTITION BY task_id ORDER BY id)
+    ),
+    changes AS (
+        SELECT id, task_id, kind, actor, at, expires_at, status,
+               lag(status) OVER (PARTITION BY task_id ORDER BY id) AS previous
+          FROM steps WHERE status IS NOT NULL
+    )
+    SELECT id, task_id, kind, actor, at, data, expires_at FROM events
+    UNION ALL
+    SELECT id, task_id, 'status_changed', actor, at,
+{data}      FROM changes
+     WHERE kind NOT IN ('created', 'status_changed') AND previous IS NOT NULL AND previous <> status;
+"""
+
+
+def task_events(to, review, data):
+    """The task_events view's query in one dialect (see _TASK_EVENTS)."""
+    return _TASK_EVENTS.format(to=to, review=review, data=data)
+
+
 # the columns a task answer is made from, in the order board.py's _task_dict unpacks them;
 # `ready` is computed by the database itself
 TASK_COLUMNS = ("id", "kind", "title", "body", "status", "priority", "project", "role_boundary",

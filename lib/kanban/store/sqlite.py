@@ -18,7 +18,7 @@ import apsw
 from .. import clock
 from ..errors import KanbanError, invalid
 from . import SCHEMA_VERSION, Store, busy_timeout_ms
-from .queries import SQLITE
+from .queries import SQLITE, task_events
 
 # The board's own mark in the file header (PRAGMA application_id): "Kanb".  A file
 # without it is a board only if it is an older board, known by its tables.
@@ -27,37 +27,9 @@ BOARD_TABLES = {"meta", "tasks", "deps", "events"}
 
 # the task_events view as migration 4 made it; migration 9 makes it again (it rebuilds
 # the events table the view reads)
-_TASK_EVENTS_VIEW = """
-    CREATE VIEW task_events AS
-    WITH steps AS (
-        SELECT id, task_id, kind, actor, at, expires_at,
-               CASE
-                 WHEN json_extract(data, '$.to') IS NOT NULL THEN json_extract(data, '$.to')
-                 WHEN kind = 'created' THEN 'todo'
-                 WHEN kind IN ('claimed', 'released', 'lease_expired')
-                      AND coalesce(json_extract(data, '$.review'), 0) THEN NULL
-                 WHEN kind = 'claimed' THEN 'in_progress'
-                 WHEN kind = 'lease_expired' AND lead(kind) OVER w = 'failed' THEN NULL
-                 WHEN kind IN ('released', 'lease_expired', 'rejected', 'unblocked', 'reopened') THEN 'todo'
-                 WHEN kind IN ('completed', 'approved') THEN 'done'
-                 WHEN kind = 'submitted_for_review' THEN 'in_review'
-                 WHEN kind IN ('blocked', 'cancelled', 'failed') THEN kind
-               END AS status
-          FROM events
-        WINDOW w AS (PARTITION BY task_id ORDER BY id)
-    ),
-    changes AS (
-        SELECT id, task_id, kind, actor, at, expires_at, status,
-               lag(status) OVER (PARTITION BY task_id ORDER BY id) AS previous
-          FROM steps WHERE status IS NOT NULL
-    )
-    SELECT id, task_id, kind, actor, at, data, expires_at FROM events
-    UNION ALL
-    SELECT id, task_id, 'status_changed', actor, at,
-           json_object('from', previous, 'to', status, 'event', kind), expires_at
-      FROM changes
-     WHERE kind NOT IN ('created', 'status_changed') AND previous IS NOT NULL AND previous <> status;
-"""
+_TASK_EVENTS_VIEW = "\n    CREATE VIEW task_events AS\n" + task_events(
+    "json_extract(data, '$.to')", "coalesce(json_extract(data, '$.review'), 0)",
+    "           json_object('from', previous, 'to', status, 'event', kind), expires_at\n")
 
 # Each entry takes the schema from version i to i+1.  Never edit a shipped entry:
 # add a new one, so boards made by older releases migrate forward.
