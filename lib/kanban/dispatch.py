@@ -160,13 +160,10 @@ def not_a_verb(root, verb):
 
 def overview(root):
     """`kanban --help`: the verbs grouped as plumbing, porcelain and aliases, with summaries."""
-    import shutil
+    from .render import command_overview, tty_columns
 
-    from .render import command_overview
-
-    columns = shutil.get_terminal_size().columns if sys.stdout.isatty() else None  # summaries wrapped to it
     return command_overview(USAGE, commands(root), {a: " ".join([v, *lead]) for a, (v, lead) in ALIASES.items()},
-                            columns)
+                            tty_columns())  # summaries wrapped to a terminal's width
 
 
 COMMANDS_USAGE = """usage: kanban commands [--format=json|table]
@@ -197,12 +194,9 @@ def list_commands(root, rest):
         fail(KanbanError("invalid", f"bad --format {fmt!r}: json or table"))
     found = commands(root)
     if fmt == "table":
-        import shutil
+        from .render import command_table, tty_columns
 
-        from .render import command_table
-
-        columns = shutil.get_terminal_size().columns if sys.stdout.isatty() else None  # the summaries cut to it
-        sys.stdout.write(command_table(found, columns) + "\n")
+        sys.stdout.write(command_table(found, tty_columns()) + "\n")  # the summaries cut to a terminal's width
     else:
         emit({"commands": found})
 
@@ -223,10 +217,11 @@ def help_verb(root, rest):
         local = paths.man_page(page, section)
         if shutil.which("man"):
             os.execvp("man", ["man", local if os.path.exists(local) else page])
+        from .render import tty_columns
         from .roff import plain
 
         with open(local, encoding="utf-8") as handle:  # no man: the page as text, not its roff source
-            sys.stdout.write(plain(handle.read(), shutil.get_terminal_size().columns if sys.stdout.isatty() else 80))
+            sys.stdout.write(plain(handle.read(), tty_columns() or 80))
         return
     if verb in ALIASES:
         verb = ALIASES[verb][0]

@@ -182,16 +182,22 @@ def command_table(commands, columns=None):
                    max(width(c["summary"]) for c in commands), columns)
 
 
-def help_for(text):
-    """help_text() for standard output: wrapped to the terminal's width when it is one."""
+def tty_columns(stream=None):
+    """The width of the terminal `stream` (standard output) is, or None when it is not
+    one (piped): what the people's tables, help and charts are fitted to."""
     import shutil
     import sys
 
     try:
-        tty = sys.stdout.isatty()
+        tty = (stream or sys.stdout).isatty()
     except (AttributeError, ValueError):
         tty = False
-    return help_text(text, shutil.get_terminal_size().columns if tty else None)
+    return shutil.get_terminal_size((80, 24)).columns if tty else None
+
+
+def help_for(text):
+    """help_text() for standard output: wrapped to the terminal's width when it is one."""
+    return help_text(text, tty_columns())
 
 
 def help_text(text, columns=None):

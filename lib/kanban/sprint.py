@@ -300,8 +300,7 @@ def standup(args):
 
         emit(doc)
     else:
-        from .boardview import terminal_columns
-        from .render import standup_text
+        from .render import standup_text, tty_columns
 
-        sys.stdout.write(standup_text(doc, terminal_columns(sys.stdout) if sys.stdout.isatty() else None))
+        sys.stdout.write(standup_text(doc, tty_columns()))
     return 0

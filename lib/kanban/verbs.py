@@ -39,10 +39,8 @@ def _format(args):
 def _show(args, document, kind, empty=None):
     if _format(args) == "table":
         from . import render
-        from .boardview import terminal_columns
 
-        columns = terminal_columns(sys.stdout) if sys.stdout.isatty() else None  # a terminal's width
-        sys.stdout.write(render.table(kind, document, empty, columns) + "\n")
+        sys.stdout.write(render.table(kind, document, empty, render.tty_columns()) + "\n")
     else:
         emit(document)
 
@@ -326,12 +324,10 @@ def stats(args):
     if fmt == "json":
         emit(series)
     else:
-        from .boardview import terminal_columns
-        from .render import use_color
+        from .render import tty_columns, use_color
 
         # the board's rules: colour on a terminal unless NO_COLOR or TERM=dumb; as wide as it
-        columns = terminal_columns(sys.stdout) if sys.stdout.isatty() else None
-        sys.stdout.write(charts.TEXT[name](series, color=use_color("auto", sys.stdout), columns=columns) + "\n")
+        sys.stdout.write(charts.TEXT[name](series, color=use_color("auto", sys.stdout), columns=tty_columns()) + "\n")
 
 
 def limit(args):
