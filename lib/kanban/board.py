@@ -2452,7 +2452,7 @@ class Board:
         text = str(token_id if token_id is not None else "").strip()
         if text.startswith(self.TOKEN_PREFIX):  # the secret itself, as `token add` printed it
             number = text[len(self.TOKEN_PREFIX):].partition("_")[0]
-            if self.token_check(text) is None and not self._revoked_token(text):
+            if self._token_row(text) is None:  # (a revoked one too: revoking twice is once)
                 raise not_found("no such access token (see 'kanban mcp token list')")
             token_id = number
         elif text and not text.isdigit() and not text.lstrip("+-").isdigit():
@@ -2470,33 +2470,29 @@ class Board:
             return self._token_dict(self.db.rows(self.db.sql("access_token"), (token_id,))[0])
         return self._write(apply)
 
-    def _revoked_token(self, token):
-        """Is `token` a revoked one of this board (its secret matching)?"""
-        import hashlib
-        import hmac
-
-        number, _, secret = token[len(self.TOKEN_PREFIX):].partition("_")
-        if not (number.isascii() and number.isdigit() and len(number) < 19 and secret):
-            return False
-        rows = self._read(lambda: self.db.rows(self.db.sql("access_token_hash"), (int(number),)))
-        given = hashlib.sha256(secret.encode("utf-8", "replace")).hexdigest()
-        return bool(rows) and hmac.compare_digest(given, rows[0]["hash"]) and rows[0]["revoked_at"] is not None
-
     def _token_revoke_agent(self, agent, actor):
         def apply():
             self._token_gate(actor)
-            rows = self.db.rows("SELECT * FROM access_tokens ORDER BY id")
-            mine = [r["id"] for r in rows if r["agent"] == agent]
+            mine = [r for r in self.db.rows("SELECT * FROM access_tokens ORDER BY id") if r["agent"] == agent]
             if not mine:
                 raise not_found(f"no access token for agent {agent} (see 'kanban mcp token list')", agent=agent)
-            for token_id in mine:
-                if next(r for r in rows if r["id"] == token_id)["revoked_at"] is None:
-                    self.db.execute(self.db.sql("revoke_access_token"), (self.now, token_id))
-            return {"tokens": [self._token_dict(self.db.rows(self.db.sql("access_token"), (t,))[0]) for t in mine]}
+            for row in mine:
+                if row["revoked_at"] is None:
+                    self.db.execute(self.db.sql("revoke_access_token"), (self.now, row["id"]))
+            return {"tokens": [self._token_dict(self.db.rows(self.db.sql("access_token"), (r["id"],))[0])
+                               for r in mine]}
         return self._write(apply)
 
     def token_check(self, token):
         """The agent a bearer token acts as, or None (malformed, unknown, revoked)."""
+        row = self._token_row(token)
+        if row is None or row["revoked_at"] is not None:
+            return None
+        return row["agent"]
+
+    def _token_row(self, token):
+        """The access_tokens row whose secret `token` holds (revoked or not), or None
+        (malformed, unknown, a wrong secret)."""
         import hashlib
         import hmac
 
@@ -2510,9 +2506,7 @@ class Board:
             row = found[0] if found else None
         stored = row["hash"] if row is not None else "0" * 64
         matches = hmac.compare_digest(given, stored)  # constant time, whatever matched before
-        if row is None or not matches or row["revoked_at"] is not None:
-            return None
-        return row["agent"]
+        return row if row is not None and matches else None
 
     # -- who is calling -------------------------------------------------------------------
 
