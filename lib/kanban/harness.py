@@ -86,10 +86,4 @@ def launch(harness, member, prompt, folder, env):
 
 def _write(path, text):
     """Write a member's config readable by its owner only (it names the board and its lease)."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    if os.path.lexists(tmp):  # left by a process that died: never written through
-        os.unlink(tmp)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    paths.replace_file(path, text, mode=0o600)

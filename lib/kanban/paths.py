@@ -27,6 +27,24 @@ LIB = os.path.dirname(PACKAGE)
 ROOT = PACKAGE if os.path.isdir(os.path.join(PACKAGE, "libexec")) else os.path.dirname(LIB)
 
 
+def replace_file(path, text, *, mode=None, tmp=None):
+    """Put `text` (UTF-8) at `path` at once: written to a new temporary file beside it
+    (`tmp`; PATH.PID.tmp by default), then renamed over it.  Whatever stands at the
+    temporary name (left by a process that died, or a link planted there) is removed
+    first and the file is created anew (O_EXCL), so nothing is ever written through a
+    link found there.  mode: the new file's (umask aside), else that of the file it
+    replaces, else the default."""
+    tmp = tmp or f"{path}.{os.getpid()}.tmp"
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(text.encode("utf-8"))
+    if mode is None and os.path.exists(path):
+        os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+    os.replace(tmp, path)
+
+
 def exec_path():
     """The plumbing folder (`kanban --exec-path`); KANBAN_EXEC_PATH overrides it."""
     return os.environ.get("KANBAN_EXEC_PATH") or os.path.join(ROOT, "libexec")

@@ -25,6 +25,7 @@ updates that block in place; every byte outside it stays as it was.
 """
 import os
 
+from . import paths
 from .errors import KanbanError
 
 # harness -> (file relative to the project, "own" file or a "block" in the user's file)
@@ -356,14 +357,7 @@ def write(planned):
             try:
                 target = os.path.realpath(path)
                 os.makedirs(os.path.dirname(target), exist_ok=True)
-                tmp = f"{target}.kanban-tmp"
-                if os.path.lexists(tmp):  # left by a run that died, or planted: never written through
-                    os.unlink(tmp)
-                with open(tmp, "x", encoding="utf-8", newline="") as handle:  # O_EXCL: a new file
-                    handle.write(content)
-                if os.path.exists(target):
-                    os.chmod(tmp, os.stat(target).st_mode & 0o7777)
-                os.replace(tmp, target)
+                paths.replace_file(target, content, tmp=f"{target}.kanban-tmp")
             except OSError as exc:
                 raise KanbanError("db_error", f"cannot write {path}: {exc.strerror}", path=path) from None
         done.append({"harness": harness, "path": path, "action": action})

@@ -385,10 +385,7 @@ def _write_json(path, document):
     import json
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(document, handle)
-    os.replace(tmp, path)
+    paths.replace_file(path, json.dumps(document))
 
 
 def _read_json(path, default):
