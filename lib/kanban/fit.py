@@ -40,10 +40,10 @@ its tasks settles the goal.
 """
 import json
 
+from .board import CLOSED, STATUSES
+from .board import task_ref as ref
 from .errors import KanbanError
 
-STATUSES = ("todo", "in_progress", "in_review", "blocked", "done", "failed", "cancelled")
-CLOSED = ("done", "failed", "cancelled")
 HOLDS = ("in_progress", "in_review")
 LEASE = ("claimed_by", "lease_until", "lease_token", "lease_ms")
 INTEGERS = ("id", "priority", "review", "goal_id", "lease_until", "lease_token", "lease_ms", "attempts",
@@ -58,10 +58,6 @@ LEAST = {"id": 1, "goal_id": 1, "lease_token": 1, "lease_ms": 1, "max_attempts":
 ID_COUNTERS = ("tasks", "events", "comments", "runs")
 # the other tables whose rows belong to a task: (table, column)
 TASK_OF = (("comments", "task_id"), ("runs", "task_id"), ("holders", "task_id"), ("events", "task_id"))
-
-
-def ref(task_id):
-    return f"TASK-{task_id}"
 
 
 def _words(names, last="and"):

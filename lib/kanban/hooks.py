@@ -32,9 +32,6 @@ HOOK_FOR_EVENT = {
     "lease_expired": "expire",
 }
 
-CLOSED_STATUSES = ("done", "failed", "cancelled")
-
-
 def hook_verb(kind, data=None):
     """The post-<verb> hook an event fires, or None.  A card a person moved (kanban move)
     records status_changed for most moves; the move is still the verb it stands for:
@@ -50,7 +47,9 @@ def hook_verb(kind, data=None):
     if column == "todo":
         if source == "blocked":
             return "unblock"
-        if source in CLOSED_STATUSES:
+        from .board import CLOSED  # (here: board imports this module)
+
+        if source in CLOSED:
             return "reopen"
         if data.get("lease_ended"):
             return "release"

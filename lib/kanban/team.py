@@ -41,7 +41,6 @@ MANUAL_TASK = "{task} is ready for {member}, who has no command or harness: noth
 NOT_A_MEMBER_TASK = "{task} is ready for {member}, who is not a member of team {team}: nothing will run it"
 UNASSIGNED_TASK = ("{task} is ready and has no assignee: nothing will run it until it is assigned to a member "
                    "(kanban set {task} --assignee MEMBER)")
-OPEN = ("todo", "in_progress", "in_review", "blocked")
 MISMATCH = "member with role=coordinator ({member}) does not match top-level coordinator ({top})"
 
 PROMPT = """## Task {id}: {title}
@@ -628,6 +627,8 @@ def start(team, board, *, ticks=None, until_idle=False, fmt="text", out=None):
 def open_tasks(board):
     """{status: how many tasks (not goals)} still open on the board, for the stop summary:
     a dispatcher that stops idle says what it left, rather than stopping without a word."""
+    from .board import OPEN
+
     left = dict.fromkeys(OPEN, 0)
     for task in board.list()["tasks"]:
         if task["kind"] == "task" and task["status"] in left:
