@@ -292,13 +292,19 @@ def pragma(conn, name):
     return None
 
 
-def _size(folder):
-    """The engine's WAL file size at the end (how far it grew), in bytes."""
+def _wal(folder):
+    """The engine's WAL file (the flush loop's flush-wal too), or None."""
     for root, _dirs, files in os.walk(folder):
         for name in files:
-            if name.endswith("-wal"):  # (the flush loop's file too: flush-wal)
-                return os.path.getsize(os.path.join(root, name))
+            if name.endswith("-wal"):
+                return os.path.join(root, name)
     return None
+
+
+def _size(folder):
+    """The engine's WAL file size at the end (how far it grew), in bytes."""
+    path = _wal(folder)
+    return os.path.getsize(path) if path else None
 
 
 WAL_MAGIC = (0x377F0682, 0x377F0683)  # a SQLite WAL's first word (big-endian), by its checksum order
@@ -355,16 +361,14 @@ def wal_pages(path):
 def _wal_frames(folder):
     """The WAL's frames per commit at the end of the run, and which b-trees they were
     pages of (each name's share of a commit), or None without a WAL of SQLite's."""
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            if name.endswith("-wal"):
-                found = wal_pages(os.path.join(root, name))
-                if found and found[0]:
-                    commits, frames, pages = found
-                    return {"wal_frames_per_commit": round(frames / commits, 2),
-                            "wal_pages_per_commit": {str(k): round(v / commits, 2) for k, v in
-                                                     sorted(pages.items(), key=lambda kv: -kv[1])}}
-    return None
+    path = _wal(folder)
+    found = wal_pages(path) if path else None
+    if not found or not found[0]:
+        return None
+    commits, frames, pages = found
+    return {"wal_frames_per_commit": round(frames / commits, 2),
+            "wal_pages_per_commit": {str(k): round(v / commits, 2) for k, v in
+                                     sorted(pages.items(), key=lambda kv: -kv[1])}}
 
 
 def main(argv):
